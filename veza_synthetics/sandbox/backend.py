@@ -1,0 +1,375 @@
+"""The sandbox's backend API, written to veza-contract.md (JWT auth, PostgreSQL, Redis)."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from email.utils import formatdate
+
+import jwt
+import psycopg
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from psycopg_pool import AsyncConnectionPool
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+ACCESS_LIFETIME_S = 3600
+REFRESH_LIFETIME_S = 7 * 24 * 3600
+SKEW_S = 600  # auth.clock_skew: the backend's clock runs 10 min ahead
+
+SEARCH_FAST = ("SELECT id, title, artist, duration_s, stream_name FROM tracks "
+               "WHERE lower(title) LIKE lower(%s) || '%%' ORDER BY id LIMIT 20")
+# db.slow_queries: no index, and a plan that costs ~150 ms per call
+SEARCH_SLOW = ("WITH slow AS (SELECT pg_sleep(0.15)) SELECT id, title, artist, duration_s, stream_name "
+               "FROM tracks, slow WHERE lower(title) LIKE '%%' || lower(%s) || '%%' ORDER BY id LIMIT 20")
+
+
+def password_hash(password: str, salt: str) -> str:
+    return hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), 1000).hex()
+
+
+def sign_stream(name: str, expires: int, secret: str) -> str:
+    return hmac.new(secret.encode(), f"{name}:{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def ok(data, status: int = 200, message: str = "ok") -> JSONResponse:
+    return JSONResponse({"success": True, "data": data, "message": message}, status_code=status)
+
+
+def error(text: str, status: int, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"success": False, "error": text}, status_code=status, headers=headers)
+
+
+class Backend:
+    def __init__(self, state):
+        self.s = state
+        self.started = time.time()
+        self.pool: AsyncConnectionPool | None = None
+        self.redis: aioredis.Redis | None = None
+        reg = self.registry = CollectorRegistry()
+        self.requests = Counter("http_requests_total", "HTTP requests", ["method", "endpoint", "status"], registry=reg)
+        self.duration = Histogram("http_request_duration_seconds", "HTTP request duration", ["method", "endpoint"],
+                                  registry=reg, buckets=(.005, .01, .025, .05, .1, .2, .3, .5, 1, 2.5, 5, 10))
+        self.active_sessions = Gauge("veza_active_sessions", "Sessions in Redis", registry=reg)
+        self.auth_failures = Counter("veza_auth_failures_total", "Authentication failures", ["reason"], registry=reg)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def open(self) -> None:
+        self.pool = AsyncConnectionPool(self.s.app_dsn, min_size=4, max_size=8, timeout=2, open=False,
+                                        check=AsyncConnectionPool.check_connection,
+                                        kwargs={"connect_timeout": 2})
+        await self.pool.open(wait=True, timeout=10)
+        self.redis = aioredis.Redis(host="127.0.0.1", port=self.s.redis_port, password=self.s.redis_password,
+                                    socket_timeout=1, socket_connect_timeout=1)
+
+    async def close(self) -> None:
+        if self.pool:
+            await self.pool.close(timeout=2)
+        if self.redis:
+            await self.redis.aclose()
+
+    def now(self) -> float:
+        return time.time() + (SKEW_S if self.s.faults.on("auth.clock_skew") else 0)
+
+    # -- middleware: request id, Date, metrics, API faults ----------------------------
+    def asgi(self):
+        app = Starlette(routes=self.routes())
+
+        async def middleware(scope, receive, send):
+            if scope["type"] != "http":
+                return await app(scope, receive, send)
+            path = scope["path"]
+            headers = dict(scope["headers"])
+            request_id = headers.get(b"x-request-id", b"").decode() or uuid.uuid4().hex
+            status_holder = {"status": 500}
+            started = time.perf_counter()
+
+            async def send_wrapper(message):
+                if message["type"] == "http.response.start":
+                    status_holder["status"] = message["status"]
+                    message.setdefault("headers", [])
+                    message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode()),
+                                          (b"date", formatdate(self.now(), usegmt=True).encode())]
+                await send(message)
+
+            try:
+                faults = self.s.faults
+                if path.startswith("/api/"):
+                    if faults.on("perf.latency"):
+                        await asyncio.sleep(0.4)
+                    if faults.one_in("perf.hang", 10):
+                        await asyncio.sleep(30)
+                    if faults.one_in("perf.errors", 20):
+                        await error("Internal server error", 500)(scope, receive, send_wrapper)
+                        return
+                await app(scope, receive, send_wrapper)
+            finally:
+                endpoint = self._endpoint(scope, app)
+                if endpoint != "/metrics":
+                    self.requests.labels(scope["method"], endpoint, str(status_holder["status"])).inc()
+                    self.duration.labels(scope["method"], endpoint).observe(time.perf_counter() - started)
+
+        return middleware
+
+    @staticmethod
+    def _endpoint(scope, app) -> str:
+        for route in app.routes:
+            match, _ = route.matches(scope)
+            if match.name == "FULL":
+                return route.path
+        return "other"
+
+    def routes(self):
+        return [
+            Route("/health", self.health),
+            Route("/ready", self.ready),
+            Route("/metrics", self.metrics),
+            Route("/api/v1/auth/login", self.login, methods=["POST"]),
+            Route("/api/v1/auth/refresh", self.refresh, methods=["POST"]),
+            Route("/auth/refresh", self.refresh, methods=["POST"]),
+            Route("/api/v1/auth/logout", self.logout, methods=["POST"]),
+            Route("/api/v1/auth/me", self.me),
+            Route("/api/v1/admin/stats", self.admin_stats),
+            Route("/api/v1/tracks", self.tracks),
+            Route("/api/v1/tracks/{id:int}", self.track),
+            Route("/api/v1/tracks/{id:int}/stream-url", self.stream_url),
+            Route("/api/v1/search", self.search),
+            Route("/api/v1/playlists", self.create_playlist, methods=["POST"]),
+            Route("/api/v1/playlists/{id:int}", self.delete_playlist, methods=["DELETE"]),
+        ]
+
+    # -- health ------------------------------------------------------------------------
+    async def _component_status(self) -> tuple[str, str]:
+        async def db():
+            async with self.pool.connection(timeout=1) as conn:
+                await conn.execute("SELECT 1")
+
+        async def rds():
+            await self.redis.ping()
+
+        results = []
+        for probe in (db, rds):
+            try:
+                await asyncio.wait_for(probe(), 1.5)
+                results.append("ok")
+            except Exception as exc:  # the health endpoint reports any failure as text
+                results.append(f"error: {type(exc).__name__}: {str(exc)[:120]}")
+        return results[0], results[1]
+
+    async def health(self, request: Request):
+        database, redis_status = await self._component_status()
+        healthy = database == "ok" and redis_status == "ok"
+        body = {"status": "healthy" if healthy else "unhealthy", "service": "veza-backend-api", "version": "sandbox",
+                "timestamp": int(self.now()), "uptime_s": round(time.time() - self.started, 1),
+                "database": database, "redis": redis_status,
+                "components": {"database_connected": database == "ok", "redis_available": redis_status == "ok"}}
+        return JSONResponse(body, status_code=200 if healthy else 503)
+
+    async def ready(self, request: Request):
+        database, redis_status = await self._component_status()
+        if database == "ok" and redis_status == "ok":
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not_ready", "reason": f"database {database}; redis {redis_status}"}, 503)
+
+    async def metrics(self, request: Request):
+        try:
+            self.active_sessions.set(len(await self.redis.keys("veza:session:*")))
+        except Exception:  # Redis down: the gauge keeps its last value
+            pass
+        return Response(generate_latest(self.registry), media_type="text/plain; version=0.0.4")
+
+    # -- auth --------------------------------------------------------------------------
+    def _tokens(self, user: dict, sid: str) -> dict:
+        now = int(self.now())
+        lifetime = 2 if self.s.faults.on("auth.short_ttl") else ACCESS_LIFETIME_S
+        claims = {"user_id": user["id"], "username": user["username"], "role": user["role"], "sid": sid,
+                  "iat": now, "exp": now + lifetime}
+        access = jwt.encode(claims, self.s.jwt_secret, algorithm="HS256")
+        refresh = jwt.encode({"user_id": user["id"], "sid": sid, "typ": "refresh", "iat": now,
+                              "exp": now + REFRESH_LIFETIME_S}, self.s.jwt_secret, algorithm="HS256")
+        return {"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
+                "expires_in": ACCESS_LIFETIME_S}
+
+    def _session_ttl(self) -> int:
+        return 1 if self.s.faults.on("auth.session_eviction") else REFRESH_LIFETIME_S
+
+    async def login(self, request: Request):
+        try:
+            body = await request.json()
+            email, password = str(body["email"]), str(body["password"])
+        except Exception:
+            return error("email and password are required", 400)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT id, username, email, role, password_hash, salt FROM users WHERE email = %s",
+                                     (email,))
+            row = await cur.fetchone()
+        if row is None or not hmac.compare_digest(row[4], password_hash(password, row[5])):
+            self.auth_failures.labels("invalid_credentials").inc()
+            return error("invalid email or password", 401)
+        user = {"id": row[0], "username": row[1], "email": row[2], "role": row[3]}
+        sid = uuid.uuid4().hex
+        await self.redis.set(f"veza:session:{sid}", json.dumps({"user_id": user["id"], "created_at": int(time.time())}),
+                             ex=self._session_ttl())
+        return ok({**self._tokens(user, sid), "user": user})
+
+    def _decode(self, token: str, key: str | None = None) -> dict:
+        return jwt.decode(token, key or self.s.jwt_secret, algorithms=["HS256"],
+                          options={"verify_iat": False, "verify_exp": False})
+
+    async def refresh(self, request: Request):
+        token = None
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            token = auth[7:]
+        else:
+            try:
+                token = (await request.json()).get("refresh_token")
+            except Exception:
+                token = None
+        if not token:
+            return error("refresh_token is required", 400)
+        try:
+            claims = self._decode(token)
+            if claims.get("typ") != "refresh" or claims["exp"] < self.now():
+                raise jwt.InvalidTokenError("not a live refresh token")
+        except jwt.InvalidTokenError:
+            self.auth_failures.labels("invalid_refresh").inc()
+            return error("Invalid refresh token", 401)
+        if self.s.faults.on("auth.refresh_broken"):
+            self.auth_failures.labels("invalid_refresh").inc()
+            return error("Invalid refresh token", 401)
+        if not await self.redis.exists(f"veza:session:{claims['sid']}"):
+            return error("session expired", 401)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT id, username, email, role FROM users WHERE id = %s", (claims["user_id"],))
+            row = await cur.fetchone()
+        user = {"id": row[0], "username": row[1], "email": row[2], "role": row[3]}
+        tokens = self._tokens(user, claims["sid"])
+        return ok({"access_token": tokens["access_token"], "expires_in": tokens["expires_in"]})
+
+    async def logout(self, request: Request):
+        try:
+            claims = self._decode((await request.json())["refresh_token"])
+        except Exception:
+            return error("Invalid refresh token", 401)
+        await self.redis.delete(f"veza:session:{claims['sid']}")
+        return ok(None, message="logged out")
+
+    async def _authenticate(self, request: Request) -> dict | JSONResponse:
+        auth = request.headers.get("authorization", "")
+        if not auth.lower().startswith("bearer "):
+            return error("Authorization header required", 401)
+        key = self.s.jwt_secret + ":rotated" if self.s.faults.on("auth.reject_tokens") else None
+        try:
+            claims = self._decode(auth[7:], key)
+        except jwt.InvalidTokenError as exc:
+            self.auth_failures.labels("invalid_token").inc()
+            return error(f"Invalid token: {exc}", 401)
+        if claims.get("typ") == "refresh":
+            return error("Invalid token: refresh token used as access token", 401)
+        if claims["exp"] < self.now():
+            self.auth_failures.labels("expired").inc()
+            return error("token expired", 401)
+        if not await self.redis.exists(f"veza:session:{claims['sid']}"):
+            self.auth_failures.labels("session_expired").inc()
+            return error("session expired", 401)
+        if self.s.faults.on("auth.forbidden") and claims["role"] != "admin":
+            return error("Insufficient permissions", 403)
+        return claims
+
+    async def me(self, request: Request):
+        claims = await self._authenticate(request)
+        if isinstance(claims, JSONResponse):
+            return claims
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT id, username, email, role FROM users WHERE id = %s", (claims["user_id"],))
+            row = await cur.fetchone()
+        return ok({"id": row[0], "username": row[1], "email": row[2], "role": row[3]})
+
+    async def admin_stats(self, request: Request):
+        claims = await self._authenticate(request)
+        if isinstance(claims, JSONResponse):
+            return claims
+        if claims["role"] != "admin":
+            return error("Insufficient permissions", 403)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM tracks)")
+            users, tracks = await cur.fetchone()
+        return ok({"users": users, "tracks": tracks})
+
+    # -- data --------------------------------------------------------------------------
+    @staticmethod
+    def _track(row) -> dict:
+        return {"id": row[0], "title": row[1], "artist": row[2], "duration_s": row[3], "stream_name": row[4],
+                "qualities": ["high", "medium", "low", "mobile"]}
+
+    async def tracks(self, request: Request):
+        limit = max(1, min(int(request.query_params.get("limit", 20)), 100))
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT id, title, artist, duration_s, stream_name FROM tracks ORDER BY id LIMIT %s",
+                                     (limit,))
+            return ok([self._track(r) for r in await cur.fetchall()])
+
+    async def track(self, request: Request):
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT id, title, artist, duration_s, stream_name FROM tracks WHERE id = %s",
+                                     (request.path_params["id"],))
+            row = await cur.fetchone()
+        return ok(self._track(row)) if row else error("track not found", 404)
+
+    async def stream_url(self, request: Request):
+        claims = await self._authenticate(request)
+        if isinstance(claims, JSONResponse):
+            return claims
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT stream_name FROM tracks WHERE id = %s", (request.path_params["id"],))
+            row = await cur.fetchone()
+        if row is None:
+            return error("track not found", 404)
+        quality = request.query_params.get("quality", "medium")
+        expires = int(time.time()) + 300
+        sig = sign_stream(row[0], expires, self.s.stream_secret)
+        url = f"{self.s.stream_url}/stream/{row[0]}?expires={expires}&sig={sig}&quality={quality}"
+        return ok({"url": url, "expires": expires})
+
+    async def search(self, request: Request):
+        text = request.query_params.get("q", "")
+        sql = SEARCH_SLOW if self.s.faults.on("db.slow_queries") else SEARCH_FAST
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(sql, (text,))
+            return ok([self._track(r) for r in await cur.fetchall()])
+
+    async def create_playlist(self, request: Request):
+        claims = await self._authenticate(request)
+        if isinstance(claims, JSONResponse):
+            return claims
+        try:
+            name = str((await request.json())["name"])
+        except Exception:
+            return error("name is required", 400)
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute("INSERT INTO playlists (owner_id, name) VALUES (%s, %s) RETURNING id",
+                                         (claims["user_id"], name))
+                (pid,) = await cur.fetchone()
+        except psycopg.errors.UniqueViolation:
+            if self.s.faults.on("db.constraint_violation"):
+                return error("Internal server error", 500)
+            return error("playlist already exists", 409)
+        return ok({"id": pid, "name": name}, status=201)
+
+    async def delete_playlist(self, request: Request):
+        claims = await self._authenticate(request)
+        if isinstance(claims, JSONResponse):
+            return claims
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("DELETE FROM playlists WHERE id = %s AND owner_id = %s",
+                                     (request.path_params["id"], claims["user_id"]))
+            deleted = cur.rowcount
+        return Response(status_code=204) if deleted else error("playlist not found", 404)

@@ -1,0 +1,125 @@
+"""The sandbox's chat server: WebSocket JSON frames per veza-contract.md, /health and /metrics."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from http import HTTPStatus
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request
+
+from .processes import LOOPBACK
+
+
+class Chat:
+    def __init__(self, state):
+        self.s = state
+        self.port = 0
+        self.conversations: dict[str, set[ServerConnection]] = {}
+        self.connections: set[ServerConnection] = set()
+        self._server: Server | None = None
+        reg = self.registry = CollectorRegistry()
+        self.connections_gauge = Gauge("veza_chat_connections", "Open WebSocket connections", registry=reg)
+        self.messages = Counter("veza_chat_messages_total", "Messages broadcast", registry=reg)
+
+    async def start(self) -> None:
+        self._server = await serve(self.handler, LOOPBACK, self.port, process_request=self.process_request,
+                                   ping_interval=30, ping_timeout=20, close_timeout=2)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 3)
+
+    def _token(self, request: Request) -> str | None:
+        query = parse_qs(urlsplit(request.path).query)
+        if "token" in query:
+            return query["token"][0]
+        auth = request.headers.get("Authorization", "")
+        return auth[7:] if auth.lower().startswith("bearer ") else None
+
+    async def process_request(self, connection: ServerConnection, request: Request):
+        path = urlsplit(request.path).path
+        if path == "/health":
+            body = {"status": "healthy", "service": "veza-chat-server", "connections": len(self.connections)}
+            return connection.respond(HTTPStatus.OK, json.dumps(body) + "\n")
+        if path == "/metrics":
+            if self.s.faults.on("infra.target_down"):
+                await asyncio.sleep(5)  # the scrape times out: the target stops answering
+            self.connections_gauge.set(len(self.connections))
+            response = connection.respond(HTTPStatus.OK, generate_latest(self.registry).decode())
+            response.headers["Content-Type"] = "text/plain; version=0.0.4"
+            return response
+        if path != "/chat":
+            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+        token = self._token(request)
+        if not token:
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "Authorization required\n")
+        try:
+            claims = jwt.decode(token, self.s.jwt_secret, algorithms=["HS256"], options={"verify_iat": False})
+        except jwt.InvalidTokenError:
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "Invalid token\n")
+        connection.username = claims.get("username", "?")
+        return None
+
+    async def handler(self, ws: ServerConnection) -> None:
+        self.connections.add(ws)
+        faults = self.s.faults
+        try:
+            await ws.send(json.dumps({"type": "ActionConfirmed", "action": "connected", "success": True}))
+            if faults.on("ws.drop_connections"):
+                asyncio.get_running_loop().call_later(2, ws.transport.abort)
+            if faults.on("ws.no_heartbeat"):
+                ws.transport.pause_reading()  # neither ping frames nor Ping messages get an answer
+            async for raw in ws:
+                await self._on_frame(ws, raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.connections.discard(ws)
+            for members in self.conversations.values():
+                members.discard(ws)
+
+    async def _on_frame(self, ws: ServerConnection, raw) -> None:
+        try:
+            frame = json.loads(raw)
+            kind = frame["type"]
+        except (ValueError, KeyError, TypeError):
+            await ws.send(json.dumps({"type": "Error", "message": "invalid frame: expected JSON with a type"}))
+            return
+        if kind == "Ping":
+            await ws.send(json.dumps({"type": "Pong"}))
+        elif kind == "JoinConversation" and frame.get("conversation_id"):
+            self.conversations.setdefault(str(frame["conversation_id"]), set()).add(ws)
+            await ws.send(json.dumps({"type": "ActionConfirmed", "action": "joined_conversation", "success": True}))
+        elif kind == "SendMessage" and frame.get("conversation_id") in self.conversations:
+            message_id = uuid.uuid4().hex
+            await ws.send(json.dumps({"type": "ActionConfirmed", "action": "message_sent", "message_id": message_id}))
+            broadcast = {"type": "NewMessage", "conversation_id": frame["conversation_id"], "message_id": message_id,
+                         "author": getattr(ws, "username", "?"), "content": frame.get("content", ""),
+                         "client_msg_id": frame.get("client_msg_id"), "sent_at": time.time()}
+            if self.s.faults.one_in("ws.drop_messages", 10):
+                return
+            members = list(self.conversations[frame["conversation_id"]])
+            if self.s.faults.on("ws.latency"):
+                asyncio.get_running_loop().call_later(0.3, lambda: asyncio.ensure_future(self._broadcast(members, broadcast)))
+            else:
+                await self._broadcast(members, broadcast)
+        else:
+            await ws.send(json.dumps({"type": "Error", "message": f"unsupported or incomplete frame: {kind}"}))
+
+    async def _broadcast(self, members, broadcast: dict) -> None:
+        self.messages.inc()
+        text = json.dumps(broadcast)
+        for member in members:
+            with contextlib.suppress(ConnectionClosed):
+                await member.send(text)

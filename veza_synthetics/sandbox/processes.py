@@ -1,0 +1,186 @@
+"""The sandbox's real servers: PostgreSQL, Redis and Prometheus as child processes.
+
+Each one owns a folder under the sandbox's temp dir, listens on 127.0.0.1 on a free
+port, and can be stopped and started again (the infra.*_down faults do that).
+"""
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from ..errors import SetupError
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen | None = None, name: str = "") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SetupError(f"sandbox: {name} exited with code {proc.returncode} at start")
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SetupError(f"sandbox: {name} did not listen on port {port} within {timeout_s:.0f} s")
+
+
+def find_binary(name: str, hint: str) -> str:
+    path = shutil.which(name)
+    if not path:
+        raise SetupError(f"sandbox: '{name}' not found. {hint}")
+    return path
+
+
+def _stop(proc: subprocess.Popen | None, timeout_s: float = 5) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout_s)
+
+
+class Postgres:
+    """A private PostgreSQL 13+ cluster; as root it runs as the `postgres` user (initdb refuses root)."""
+
+    def __init__(self, workdir: Path, superuser_password: str):
+        self.bindir = self._bindir()
+        self.datadir = workdir / "pgdata"
+        self.port = free_port()
+        self.password = superuser_password
+        self._as_postgres = os.geteuid() == 0
+
+    @staticmethod
+    def _bindir() -> Path:
+        candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
+        for path in [*reversed(candidates), *(os.path.dirname(p) for p in [shutil.which("initdb")] if p)]:
+            if Path(path, "initdb").exists() and Path(path, "pg_ctl").exists():
+                return Path(path)
+        raise SetupError("sandbox: PostgreSQL server binaries (initdb, pg_ctl) not found. "
+                         "Install them: `make setup` (apt-get install postgresql postgresql-contrib)")
+
+    def _run(self, *args: str, timeout_s: float = 60) -> None:
+        cmd = [str(self.bindir / args[0]), *args[1:]]
+        if self._as_postgres:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+        if result.returncode != 0:
+            raise SetupError(f"sandbox: {args[0]} failed: {(result.stderr or result.stdout).strip()[-500:]}")
+
+    def init(self) -> None:
+        self.datadir.mkdir(mode=0o700)
+        pwfile = self.datadir.parent / "pgpass.txt"
+        pwfile.write_text(self.password)
+        if self._as_postgres:
+            pg = pwd.getpwnam("postgres")
+            os.chown(self.datadir, pg.pw_uid, pg.pw_gid)
+            os.chown(pwfile, pg.pw_uid, pg.pw_gid)
+        try:
+            self._run("initdb", "-D", str(self.datadir), "-U", "postgres", "--auth-local=trust",
+                      "--auth-host=scram-sha-256", f"--pwfile={pwfile}", "--no-sync", "-E", "UTF8")
+        finally:
+            pwfile.unlink()
+
+    def start(self) -> None:
+        opts = (f"-p {self.port} -k {self.datadir} -c listen_addresses={LOOPBACK} "
+                "-c shared_preload_libraries=pg_stat_statements -c fsync=off -c max_connections=40 "
+                "-c superuser_reserved_connections=3 -c pg_stat_statements.track=all")
+        self._run("pg_ctl", "-D", str(self.datadir), "-o", opts, "-l", str(self.datadir / "server.log"),
+                  "-w", "-t", "30", "start")
+
+    def stop(self) -> None:
+        if (self.datadir / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "-t", "30", "stop")
+
+    @property
+    def socket_dsn(self) -> str:
+        """Superuser connection over the Unix socket (trust): the sandbox's own control path."""
+        return f"host={self.datadir} port={self.port} user=postgres dbname=postgres"
+
+
+class Redis:
+    """A private redis-server with a password, no persistence, and sessions kept from eviction."""
+
+    def __init__(self, workdir: Path, password: str):
+        self.binary = find_binary("redis-server", "Install it: `make setup` (apt-get install redis-server)")
+        self.dir = workdir / "redis"
+        self.dir.mkdir()
+        self.port = free_port()
+        self.password = password
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        conf = self.dir / "redis.conf"
+        conf.write_text(
+            f"port {self.port}\nbind {LOOPBACK}\ndir {self.dir}\nsave \"\"\nappendonly no\n"
+            f"maxmemory 64mb\nmaxmemory-policy noeviction\nrequirepass {self.password}\n"
+        )
+        conf.chmod(0o600)
+        self.proc = subprocess.Popen([self.binary, str(conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_for_port(self.port, 10, self.proc, "redis-server")
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        self.proc = None
+
+
+class Prometheus:
+    """Prometheus scraping the sandbox every second, with the veza_alerts rule group."""
+
+    def __init__(self, workdir: Path, binary: str):
+        self.binary = binary
+        self.dir = workdir / "prometheus"
+        self.dir.mkdir()
+        self.port = free_port()
+        self.rules = self.dir / "rules.yml"
+        self.proc: subprocess.Popen | None = None
+
+    @staticmethod
+    def available() -> str | None:
+        return shutil.which("prometheus")
+
+    def configure(self, targets: dict[str, int], rules_text: str) -> None:
+        jobs = "".join(
+            f"  - job_name: {job}\n    static_configs:\n      - targets: ['{LOOPBACK}:{port}']\n"
+            for job, port in targets.items()
+        )
+        (self.dir / "prometheus.yml").write_text(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n"
+            f"rule_files:\n  - {self.rules}\nscrape_configs:\n{jobs}"
+        )
+        self.rules.write_text(rules_text)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.binary, f"--config.file={self.dir / 'prometheus.yml'}", f"--storage.tsdb.path={self.dir / 'data'}",
+             f"--web.listen-address={LOOPBACK}:{self.port}", "--web.enable-lifecycle", "--log.level=warn"],
+            stdout=subprocess.DEVNULL, stderr=open(self.dir / "prometheus.log", "wb"), start_new_session=True,
+        )
+        wait_for_port(self.port, 15, self.proc, "prometheus")
+
+    def reload(self, rules_text: str) -> None:
+        """Swap the rule file and reload (SIGHUP), as an operator's deploy would."""
+        self.rules.write_text(rules_text)
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(1)
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        self.proc = None

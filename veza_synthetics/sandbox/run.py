@@ -1,0 +1,34 @@
+"""Run the sandbox in the foreground until SIGINT/SIGTERM (`veza-synth sandbox up`)."""
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from .stack import Sandbox
+
+
+async def serve(inject: list[str], profile_out: Path | None, base_profile: Path | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    sandbox = Sandbox(base_profile=base_profile)
+    await sandbox.start(inject)
+    try:
+        if profile_out:
+            sandbox.write_profile(profile_out)
+        p = sandbox.profile()
+        lines = [f"  backend     {p['backend']['url']}", f"  chat        {p['chat']['url']}",
+                 f"  stream      {p['stream']['url']}", f"  postgres    {p['postgres']['host']}:{p['postgres']['port']}",
+                 f"  redis       {p['redis']['url']}", f"  prometheus  {p.get('prometheus', {}).get('url', '(not installed)')}",
+                 f"  admin       {p['sandbox']['admin_url']}/faults",
+                 f"  faults on   {', '.join(sorted(sandbox.state.faults.active)) or 'none'}"]
+        if profile_out:
+            lines.append(f"  profile     {profile_out}  (pytest --env {profile_out})")
+        print("veza sandbox ready:\n" + "\n".join(lines), flush=True)
+        await stop.wait()
+    finally:
+        await sandbox.stop()
+        print("veza sandbox stopped", file=sys.stderr, flush=True)

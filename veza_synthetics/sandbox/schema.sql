@@ -1,0 +1,36 @@
+-- The sandbox's Veza database: schema and seed data (run in veza_db as its owner).
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+
+CREATE TABLE users (
+    id serial PRIMARY KEY,
+    username text NOT NULL UNIQUE,
+    email text NOT NULL UNIQUE,
+    role text NOT NULL DEFAULT 'user',
+    password_hash text NOT NULL,
+    salt text NOT NULL
+);
+
+CREATE TABLE tracks (
+    id serial PRIMARY KEY,
+    title text NOT NULL,
+    artist text NOT NULL,
+    duration_s real NOT NULL,
+    stream_name text NOT NULL
+);
+
+CREATE TABLE playlists (
+    id serial PRIMARY KEY,
+    owner_id integer NOT NULL,
+    name text NOT NULL,
+    CONSTRAINT playlists_owner_fk FOREIGN KEY (owner_id) REFERENCES users (id),
+    CONSTRAINT playlists_owner_name_key UNIQUE (owner_id, name)
+);
+
+INSERT INTO tracks (title, artist, duration_s, stream_name)
+SELECT 'Track ' || g || ' ' || md5(g::text), 'Artist ' || (g % 997), 120 + (g % 240), 'canary'
+FROM generate_series(1, 50000) AS g;
+
+INSERT INTO tracks (title, artist, duration_s, stream_name) VALUES ('Veza Canary', 'Veza', 20.0, 'canary');
+
+CREATE INDEX tracks_title_idx ON tracks (lower(title) text_pattern_ops);
+ANALYZE;

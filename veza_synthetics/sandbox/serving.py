@@ -1,0 +1,60 @@
+"""Serve an ASGI app with uvicorn inside the sandbox's event loop, stoppable and restartable."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+
+import uvicorn
+
+from .processes import LOOPBACK
+
+
+class _QuietServer(uvicorn.Server):
+    """The sandbox process owns the signals; several servers share one loop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+class AppServer:
+    def __init__(self, name: str, app, port: int = 0):
+        self.name = name
+        self.app = app
+        self.port = port
+        self._server: _QuietServer | None = None
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((LOOPBACK, self.port))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app, log_level="critical", access_log=False, lifespan="off",
+                                date_header=False, timeout_graceful_shutdown=1)
+        logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
+        self._server = _QuietServer(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.should_exit = True
+        self._server.force_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._task, 5)
+        self._server = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"

@@ -1,0 +1,327 @@
+"""The sandbox: a whole reference Veza stack on loopback, with a switch for every fault.
+
+Real PostgreSQL, Redis and Prometheus as child processes; the backend API, the chat
+server, the stream server, a node-metrics exporter and the admin (fault switch) API
+served from this process's event loop, each on its own port.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+import tomli_w
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ..catalog import load as load_catalog
+from ..errors import SetupError
+from . import faults as fault_ids
+from .backend import Backend, password_hash
+from .chat import Chat
+from .faults import Faults
+from .node import NodeExporter
+from .processes import LOOPBACK, Postgres, Prometheus, Redis
+from .proxy import DelayProxy
+from .serving import AppServer
+from .stream import StreamServer
+
+SYNTHETIC_EMAIL = "synthetic@veza.local"
+ADMIN_EMAIL = "admin@veza.local"
+RULES = """groups:
+  - name: veza_alerts
+    rules:
+      - alert: HighErrorRate
+        expr: rate(http_requests_total{status=~"5.."}[5m]) > 0.1
+        for: 2m
+        labels: {severity: critical}
+        annotations: {summary: "Taux d'erreur élevé", description: "Le taux d'erreur HTTP 5xx est supérieur à 10%"}
+      - alert: HighResponseTime
+        expr: histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[5m]))) > 0.2
+        for: 5m
+        labels: {severity: warning}
+      - alert: ErrorRateAboveOnePercent
+        expr: sum(rate(http_requests_total{status=~"5.."}[5m])) / sum(rate(http_requests_total[5m])) > 0.01
+        for: 5m
+        labels: {severity: warning}
+      - alert: HighCPU
+        expr: 100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m]))) > 80
+        for: 5m
+        labels: {severity: warning}
+      - alert: HighMemory
+        expr: 100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes) > 85
+        for: 5m
+        labels: {severity: warning}
+      - alert: DiskAlmostFull
+        expr: 100 * (1 - node_filesystem_avail_bytes / node_filesystem_size_bytes) > 90
+        for: 5m
+        labels: {severity: warning}
+"""
+NO_RULES = "groups: []\n"
+
+
+@dataclass
+class SandboxState:
+    """What the sandbox's services share: secrets, addresses and the fault switchboard."""
+    faults: Faults = field(default_factory=Faults)
+    jwt_secret: str = field(default_factory=lambda: secrets.token_hex(16))
+    stream_secret: str = field(default_factory=lambda: secrets.token_hex(16))
+    pg_password: str = field(default_factory=lambda: secrets.token_hex(12))
+    app_password: str = field(default_factory=lambda: secrets.token_hex(12))
+    redis_password: str = field(default_factory=lambda: secrets.token_hex(12))
+    user_password: str = field(default_factory=lambda: secrets.token_hex(12))
+    admin_password: str = field(default_factory=lambda: secrets.token_hex(12))
+    app_dsn: str = ""
+    redis_port: int = 0
+    stream_url: str = ""
+
+
+class Sandbox:
+    def __init__(self, base_profile: Path | None = None, with_prometheus: bool = True):
+        self.base_profile = base_profile
+        self.state = SandboxState()
+        self.workdir: Path | None = None
+        self.pg: Postgres | None = None
+        self.redis: Redis | None = None
+        self.prometheus: Prometheus | None = None
+        self.pg_proxy: DelayProxy | None = None
+        self.backend: Backend | None = None
+        self.chat: Chat | None = None
+        self.servers: dict[str, AppServer] = {}
+        self._held: list[psycopg.AsyncConnection] = []
+        self._switch_lock = asyncio.Lock()
+        self._prometheus_binary = Prometheus.available() if with_prometheus else None
+
+    # -- start / stop ---------------------------------------------------------------------
+    async def start(self, inject: list[str] = ()) -> None:
+        fault_ids.validate(list(inject))
+        try:
+            await self._start()
+            for fault in inject:
+                await self.switch(fault, True)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        s = self.state
+        self.workdir = Path(tempfile.mkdtemp(prefix="veza-sandbox-"))
+        self.workdir.chmod(0o755)  # the postgres user must reach its data dir
+        self.pg = Postgres(self.workdir, s.pg_password)
+        self.redis = Redis(self.workdir, s.redis_password)
+        await asyncio.to_thread(self.pg.init)
+        await asyncio.to_thread(self.pg.start)
+        await asyncio.to_thread(self.redis.start)
+        await self._seed()
+        s.redis_port = self.redis.port
+        s.app_dsn = f"host={LOOPBACK} port={self.pg.port} dbname=veza_db user=veza_user password={s.app_password}"
+        self.pg_proxy = DelayProxy(self.pg.port, lambda: 3.0 if s.faults.on("db.slow_connect") else 0.0)
+        await self.pg_proxy.start()
+
+        stream = StreamServer(s)
+        self.servers["stream"] = AppServer("stream", stream.asgi())
+        await self.servers["stream"].start()
+        s.stream_url = self.servers["stream"].url
+        self.backend = Backend(s)
+        await self.backend.open()
+        self.servers["backend"] = AppServer("backend", self.backend.asgi())
+        self.servers["node"] = AppServer("node", NodeExporter(s).asgi())
+        self.servers["admin"] = AppServer("admin", self.admin_asgi())
+        for name in ("backend", "node", "admin"):
+            await self.servers[name].start()
+        self.chat = Chat(s)
+        await self.chat.start()
+        if self._prometheus_binary:
+            await self._start_prometheus()
+
+    async def _seed(self) -> None:
+        s = self.state
+        async with await psycopg.AsyncConnection.connect(self.pg.socket_dsn, autocommit=True) as conn:
+            await conn.execute(f"CREATE ROLE veza_user LOGIN PASSWORD '{s.app_password}'")
+            await conn.execute("CREATE DATABASE veza_db OWNER veza_user")
+        async with await psycopg.AsyncConnection.connect(self.pg.socket_dsn.replace("dbname=postgres", "dbname=veza_db"),
+                                                         autocommit=True) as conn:
+            await conn.execute("CREATE EXTENSION pg_stat_statements")
+            await conn.execute("SET ROLE veza_user")
+            await conn.execute(Path(__file__).with_name("schema.sql").read_text().replace(
+                "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;", ""))
+            for username, email, role, password in (("synthetic", SYNTHETIC_EMAIL, "user", s.user_password),
+                                                    ("admin", ADMIN_EMAIL, "admin", s.admin_password)):
+                salt = secrets.token_hex(8)
+                await conn.execute("INSERT INTO users (username, email, role, password_hash, salt) "
+                                   "VALUES (%s, %s, %s, %s, %s)", (username, email, role, password_hash(password, salt), salt))
+            await conn.execute("RESET ROLE")
+            await conn.execute("SELECT pg_stat_statements_reset()")
+
+    async def _start_prometheus(self) -> None:
+        self.prometheus = Prometheus(self.workdir, self._prometheus_binary)
+        targets = {"veza-backend": self.servers["backend"].port, "veza-chat": self.chat.port,
+                   "veza-stream": self.servers["stream"].port, "node": self.servers["node"].port}
+        self.prometheus.configure(targets, RULES)
+        await asyncio.to_thread(self.prometheus.start)
+        # Ready means every target scraped twice, so rate() over a few seconds has data.
+        url = f"http://{LOOPBACK}:{self.prometheus.port}/api/v1/query"
+        deadline = time.monotonic() + 30
+        async with httpx.AsyncClient(timeout=2) as client:
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+                    data = (await client.get(url, params={"query": "count(count_over_time(up[1m]) >= 2)"})).json()
+                    result = data["data"]["result"]
+                    if result and int(result[0]["value"][1]) == len(targets):
+                        return
+                await asyncio.sleep(0.25)
+        raise SetupError("sandbox: Prometheus did not scrape every target within 30 s")
+
+    async def stop(self) -> None:
+        steps = [self._release_held]
+        if self.chat:
+            steps.append(self.chat.stop)
+        steps += [server.stop for server in self.servers.values()]
+        if self.backend:
+            steps.append(self.backend.close)
+        if self.pg_proxy:
+            steps.append(self.pg_proxy.stop)
+        for step in steps:
+            with contextlib.suppress(Exception):
+                await step()
+        for proc in (self.prometheus, self.redis, self.pg):
+            if proc is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(proc.stop)
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    # -- faults ---------------------------------------------------------------------------
+    async def set_faults(self, wanted: list[str]) -> None:
+        fault_ids.validate(wanted)
+        for fault in sorted(self.state.faults.active - set(wanted)):
+            await self.switch(fault, False)
+        for fault in wanted:
+            await self.switch(fault, True)
+
+    async def switch(self, fault: str, on: bool) -> None:
+        fault_ids.validate([fault])
+        async with self._switch_lock:
+            if (fault in self.state.faults.active) == on:
+                return
+            if on:
+                self.state.faults.active.add(fault)
+            hook = getattr(self, "_on_" + fault.replace(".", "_"), None)
+            if hook:
+                await hook(on)
+            if not on:
+                self.state.faults.active.discard(fault)
+
+    async def _sql(self, *statements: str) -> None:
+        async with await psycopg.AsyncConnection.connect(self.pg.socket_dsn.replace("dbname=postgres", "dbname=veza_db"),
+                                                         autocommit=True) as conn:
+            for statement in statements:
+                await conn.execute(statement)
+
+    async def _on_db_pool_exhausted(self, on: bool) -> None:
+        if not on:
+            return await self._release_held()
+        while True:  # hold ordinary connections until PostgreSQL refuses the next one
+            try:
+                conn = await psycopg.AsyncConnection.connect(self.state.app_dsn, connect_timeout=3,
+                                                             application_name="sandbox-pool-exhaustion")
+            except psycopg.OperationalError:
+                return
+            self._held.append(conn)
+
+    async def _release_held(self) -> None:
+        held, self._held = self._held, []
+        for conn in held:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def _on_db_invalid_constraint(self, on: bool) -> None:
+        if on:
+            await self._sql("ALTER TABLE playlists DROP CONSTRAINT playlists_owner_fk",
+                            "INSERT INTO playlists (owner_id, name) VALUES (999999, 'orphan of a deleted user')",
+                            "ALTER TABLE playlists ADD CONSTRAINT playlists_owner_fk FOREIGN KEY (owner_id) "
+                            "REFERENCES users (id) NOT VALID")
+        else:
+            await self._sql("DELETE FROM playlists WHERE owner_id NOT IN (SELECT id FROM users)",
+                            "ALTER TABLE playlists VALIDATE CONSTRAINT playlists_owner_fk")
+
+    async def _on_db_slow_queries(self, on: bool) -> None:
+        await self._sql("DROP INDEX IF EXISTS tracks_title_idx" if on else
+                        "CREATE INDEX IF NOT EXISTS tracks_title_idx ON tracks (lower(title) text_pattern_ops)")
+
+    async def _on_infra_redis_down(self, on: bool) -> None:
+        await asyncio.to_thread(self.redis.stop if on else self.redis.start)
+
+    async def _on_infra_postgres_down(self, on: bool) -> None:
+        if on:
+            await self._release_held()
+        await asyncio.to_thread(self.pg.stop if on else self.pg.start)
+
+    async def _on_infra_stream_down(self, on: bool) -> None:
+        await (self.servers["stream"].stop() if on else self.servers["stream"].start())
+
+    async def _on_infra_rules_missing(self, on: bool) -> None:
+        if self.prometheus:
+            self.prometheus.reload(NO_RULES if on else RULES)
+            await asyncio.sleep(0.5)
+
+    # -- admin API (its own port, never on a Veza-facing path) -----------------------------
+    def admin_asgi(self):
+        known = sorted(load_catalog().faults)
+
+        async def faults(request: Request):
+            if request.method == "PUT":
+                try:
+                    await self.set_faults(list((await request.json())["active"]))
+                except SetupError as exc:
+                    return JSONResponse({"error": str(exc)}, 404)
+                except (ValueError, KeyError, TypeError):
+                    return JSONResponse({"error": 'expected {"active": [fault ids]}'}, 400)
+            return JSONResponse({"active": sorted(self.state.faults.active), "known": known})
+
+        async def one(request: Request):
+            try:
+                await self.switch(request.path_params["fault"], request.method == "POST")
+            except SetupError as exc:
+                return JSONResponse({"error": str(exc)}, 404)
+            return JSONResponse({"active": sorted(self.state.faults.active)})
+
+        return Starlette(routes=[Route("/faults", faults, methods=["GET", "PUT"]),
+                                 Route("/faults/{fault}", one, methods=["POST", "DELETE"])])
+
+    # -- the profile it publishes ------------------------------------------------------------
+    def profile(self) -> dict:
+        s = self.state
+        profile = {
+            "name": "sandbox", "kind": "sandbox", "allow": "writes",
+            "backend": {"url": self.servers["backend"].url},
+            "chat": {"url": f"ws://{LOOPBACK}:{self.chat.port}/chat", "health_url": f"http://{LOOPBACK}:{self.chat.port}/health"},
+            "stream": {"url": s.stream_url, "secret": s.stream_secret},
+            "postgres": {"host": LOOPBACK, "port": self.pg_proxy.port, "dbname": "veza_db", "user": "postgres",
+                         "password": s.pg_password},
+            "redis": {"url": f"redis://{LOOPBACK}:{self.redis.port}/0", "password": s.redis_password},
+            "accounts": {"user_email": SYNTHETIC_EMAIL, "user_password": s.user_password,
+                         "admin_email": ADMIN_EMAIL, "admin_password": s.admin_password},
+            "sandbox": {"admin_url": self.servers["admin"].url},
+        }
+        if self.prometheus:
+            profile["prometheus"] = {"url": f"http://{LOOPBACK}:{self.prometheus.port}"}
+        if self.base_profile:
+            profile["extends"] = str(self.base_profile)
+        return profile
+
+    def write_profile(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(tomli_w.dumps(self.profile()))
+        tmp.chmod(0o600)
+        tmp.replace(path)

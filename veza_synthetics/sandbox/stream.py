@@ -1,0 +1,113 @@
+"""The sandbox's stream server: signed progressive MP3 with Range support, and its faults."""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from . import audio
+from .backend import sign_stream
+
+CHUNK = 16 * 1024
+
+
+class StreamServer:
+    def __init__(self, state):
+        self.s = state
+        self.files = {key: path.read_bytes() for key, path in audio.canary_files().items()}
+        reg = self.registry = CollectorRegistry()
+        self.requests = Counter("http_requests_total", "HTTP requests", ["method", "endpoint", "status"], registry=reg)
+        self.bytes_sent = Counter("veza_stream_bytes_total", "Audio bytes sent", registry=reg)
+
+    def asgi(self):
+        return Starlette(routes=[
+            Route("/stream/{name}", self.stream),
+            Route("/info/{name}", self.info),
+            Route("/health", self.health),
+            Route("/health/detailed", self.health_detailed),
+            Route("/metrics", self.metrics),
+        ])
+
+    def _served(self, quality: str) -> tuple[bytes, int]:
+        kbps = audio.DEGRADED_KBPS if self.s.faults.on("stream.low_bitrate") else audio.QUALITIES[quality]
+        return self.files[(kbps, self.s.faults.on("stream.silence_gap"))], kbps
+
+    def _count(self, endpoint: str, status: int) -> None:
+        self.requests.labels("GET", endpoint, str(status)).inc()
+
+    async def stream(self, request: Request):
+        name, q = request.path_params["name"], request.query_params
+        if name != "canary":
+            self._count("/stream/{name}", 404)
+            return JSONResponse({"error": "stream not found"}, 404)
+        try:
+            expires = int(q.get("expires", ""))
+        except ValueError:
+            expires = 0
+        if not hmac.compare_digest(q.get("sig", ""), sign_stream(name, expires, self.s.stream_secret)):
+            self._count("/stream/{name}", 403)
+            return JSONResponse({"error": "Invalid signature"}, 403)
+        if expires < time.time():
+            self._count("/stream/{name}", 403)
+            return JSONResponse({"error": "URL expired"}, 403)
+        quality = q.get("quality", "medium")
+        if quality not in audio.QUALITIES:
+            self._count("/stream/{name}", 400)
+            return JSONResponse({"error": f"unknown quality {quality}"}, 400)
+        body, kbps = self._served(quality)
+        start, status, headers = 0, 200, {"Accept-Ranges": "bytes"}
+        if "range" in request.headers:
+            try:
+                first, last = request.headers["range"].removeprefix("bytes=").split("-")
+                start, end = int(first), int(last) if last else len(body) - 1
+                if not 0 <= start <= end < len(body):
+                    raise ValueError
+            except ValueError:
+                self._count("/stream/{name}", 416)
+                return Response(status_code=416, headers={"Content-Range": f"bytes */{len(body)}"})
+            body = body[:end + 1]
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{len(self._served(quality)[0])}"
+        if self.s.faults.on("stream.slow_start"):
+            await asyncio.sleep(3)
+        self._count("/stream/{name}", status)
+        return StreamingResponse(self._chunks(body, start, kbps), status_code=status, media_type="audio/mpeg",
+                                 headers={**headers, "Content-Length": str(len(body) - start)})
+
+    async def _chunks(self, body: bytes, start: int, kbps: int):
+        faults = self.s.faults
+        cut_at = int(len(body) * 0.6) if faults.on("stream.truncate") else None
+        bytes_per_s = kbps * 1000 / 8 * 0.7
+        began = time.monotonic()
+        sent = 0
+        for offset in range(start, len(body), CHUNK):
+            if cut_at is not None and offset >= cut_at:
+                raise ConnectionAbortedError("stream.truncate: connection closed mid-body")
+            chunk = body[offset:offset + CHUNK]
+            if faults.on("stream.throttle"):
+                due = began + sent / bytes_per_s
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+            sent += len(chunk)
+            self.bytes_sent.inc(len(chunk))
+            yield chunk
+
+    async def info(self, request: Request):
+        if request.path_params["name"] != "canary":
+            return JSONResponse({"error": "stream not found"}, 404)
+        return JSONResponse({"name": "canary", "duration_s": audio.DURATION_S, "sample_rate": audio.SAMPLE_RATE,
+                             "channels": 2, "qualities": audio.QUALITIES})
+
+    async def health(self, request: Request):
+        return JSONResponse({"status": "healthy", "service": "veza-stream-server"})
+
+    async def health_detailed(self, request: Request):
+        return JSONResponse({"status": "Healthy", "checks": {"canary": {"status": "Healthy", "files": len(self.files)}}})
+
+    async def metrics(self, request: Request):
+        return PlainTextResponse(generate_latest(self.registry).decode(), media_type="text/plain; version=0.0.4")
