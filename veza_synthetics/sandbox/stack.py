@@ -37,6 +37,7 @@ from .stream import StreamServer
 
 SYNTHETIC_EMAIL = "synthetic@veza.local"
 ADMIN_EMAIL = "admin@veza.local"
+CANARY_TRACK_ID = 50001  # schema.sql inserts it after the 50,000 seed tracks
 RULES = """groups:
   - name: veza_alerts
     rules:
@@ -306,7 +307,7 @@ class Sandbox:
             "name": "sandbox", "kind": "sandbox", "allow": "writes",
             "backend": {"url": self.servers["backend"].url},
             "chat": {"url": f"ws://{LOOPBACK}:{self.chat.port}/chat", "health_url": f"http://{LOOPBACK}:{self.chat.port}/health"},
-            "stream": {"url": s.stream_url, "secret": s.stream_secret},
+            "stream": {"url": s.stream_url, "secret": s.stream_secret, "canary_track_id": CANARY_TRACK_ID},
             "postgres": {"host": LOOPBACK, "port": self.pg_proxy.port, "dbname": "veza_db", "user": "postgres",
                          "password": s.pg_password},
             "redis": {"url": f"redis://{LOOPBACK}:{self.redis.port}/0", "password": s.redis_password},

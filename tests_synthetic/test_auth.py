@@ -1,0 +1,8 @@
+"""Guide section 1: 401/403 errors, expired JWTs, lost sessions."""
+import pytest
+
+pytestmark = pytest.mark.auth
+
+
+def test_symptom(symptom, diagnose):
+    diagnose(symptom)

@@ -1,0 +1,14 @@
+"""Guide section 2: connection timeouts, constraint errors, degraded performance."""
+import pytest
+
+pytestmark = pytest.mark.database
+
+
+def test_symptom(symptom, diagnose):
+    diagnose(symptom)
+
+
+@pytest.mark.writes
+def test_symptom_writes(symptom, diagnose):
+    """The same symptoms, probed with synthetic writes that clean up after themselves."""
+    diagnose(symptom)

@@ -1,0 +1,8 @@
+"""Is every service up, and is the monitoring that should page us working? (health_check.sh)"""
+import pytest
+
+pytestmark = pytest.mark.health
+
+
+def test_symptom(symptom, diagnose):
+    diagnose(symptom)

@@ -1,0 +1,122 @@
+"""Authentication: 401/403 on valid credentials, token lifetime and skew, sessions that vanish."""
+from __future__ import annotations
+
+import time
+
+from ..probes import auth, redis
+from . import check
+
+SESSION_SAFE_POLICIES = ("noeviction",)
+
+
+def _login(v, target, admin: bool = False):
+    result = target.login(admin)
+    if not v.record(result):
+        return None
+    who = "admin" if admin else "synthetic user"
+    status = result.measurements["status"]
+    if not v.require(status == 200, f"login of the {who} answered {status}: {result.evidence.get('error')}"):
+        return None
+    return result.handle
+
+
+@check("auth.http_401_403")
+def http_401_403(v, target, attempt):
+    base, timeout = target.profile["backend"]["url"], target.timeout("request")
+    session = _login(v, target)
+    if session is None:
+        return
+    me = auth.request(base, "GET", auth.ME, timeout, token=session.access_token)
+    if v.record(me):
+        v.require(me.measurements["status"] == 200,
+                  f"me with a fresh token answered {me.measurements['status']}: {me.evidence.get('error')}")
+        v.evidence["me"] = me.evidence
+    forbidden = auth.request(base, "GET", "/api/v1/admin/stats", timeout, token=session.access_token)
+    if v.record(forbidden):
+        status = forbidden.measurements["status"]
+        v.require(status == 403, f"admin call by a non-admin answered {status}, expected 403"
+                  + (" (authorization not enforced)" if status == 200 else f": {forbidden.evidence.get('error')}"))
+    if target.profile["accounts"]["admin_email"]:
+        admin = _login(v, target, admin=True)
+        if admin is not None:
+            stats = auth.request(base, "GET", "/api/v1/admin/stats", timeout, token=admin.access_token)
+            if v.record(stats):
+                v.require(stats.measurements["status"] == 200,
+                          f"admin call by the admin answered {stats.measurements['status']}: {stats.evidence.get('error')}")
+            auth.logout(base, admin, timeout)
+    auth.logout(base, session, timeout)
+
+
+@check("auth.jwt_expired")
+def jwt_expired(v, target, attempt):
+    base, timeout = target.profile["backend"]["url"], target.timeout("request")
+    session = _login(v, target)
+    if session is None:
+        return
+    claims = auth.claims(session.access_token)
+    v.evidence["access_claims"] = claims
+    if not v.require("exp" in claims and "iat" in claims, "access token has no exp/iat claims"):
+        return
+    expected = target.profile["auth"]["expires_in_s"] or session.expires_in
+    lifetime = claims["exp"] - claims["iat"]
+    tolerance = v.thresholds["lifetime_error_s"].fail
+    v.against("lifetime_error_s", abs(lifetime - expected),
+              text=f"token lifetime {lifetime} s {'!=' if abs(lifetime - expected) >= tolerance else '='} "
+                   f"expires_in {expected} s (tolerance {tolerance:g} s)")
+    skews = {"iat vs local clock": claims["iat"] - session.received_at}
+    if session.server_date is not None:
+        skews["server Date vs local clock"] = session.server_date - session.received_at
+    worst = max(skews, key=lambda k: abs(skews[k]))
+    v.measurements["skews_s"] = {k: round(s, 1) for k, s in skews.items()}
+    v.against("clock_skew_s", abs(skews[worst]), label=f"clock skew ({worst})")
+    refreshed = auth.refresh(base, session, timeout)
+    if v.record(refreshed):
+        status = refreshed.measurements["status"]
+        if v.require(status == 200 and refreshed.handle,
+                     f"refresh answered {status}: {refreshed.evidence.get('error')}"):
+            new_claims = refreshed.evidence.get("access_claims", {})
+            v.require(new_claims.get("exp", 0) >= claims["exp"],
+                      f"refreshed token exp {new_claims.get('exp')} is earlier than the old {claims['exp']}")
+            me = auth.request(base, "GET", auth.ME, timeout, token=refreshed.handle)
+            if v.record(me):
+                v.require(me.measurements["status"] == 200,
+                          f"refreshed token rejected by me: {me.measurements['status']} {me.evidence.get('error')}")
+    auth.logout(base, session, timeout)
+
+
+@check("auth.session_lost")
+def session_lost(v, target, attempt):
+    p = target.profile
+    base, timeout, hold = p["backend"]["url"], target.timeout("request"), p["holds"]["session_s"]
+    session = _login(v, target)
+    if session is None:
+        return
+    claims = auth.claims(session.access_token)
+    watch_redis = p.has("redis") and p["auth"]["session_store"] == "redis"
+    before = redis.inspect(p["redis"]["url"], p["redis"]["password"], target.timeout("connect"), claims.get("sid")) \
+        if watch_redis else None
+    time.sleep(hold)
+    me = auth.request(base, "GET", auth.ME, timeout, token=session.access_token)
+    if v.record(me):
+        v.require(me.measurements["status"] == 200,
+                  f"session gone after {hold:g} s: me answered {me.measurements['status']} {me.evidence.get('error')!r}")
+    refreshed = auth.refresh(base, session, timeout)
+    if v.record(refreshed):
+        v.require(refreshed.measurements["status"] == 200,
+                  f"refresh after {hold:g} s answered {refreshed.measurements['status']} {refreshed.evidence.get('error')!r}")
+    if watch_redis and v.record(before):
+        after = redis.inspect(p["redis"]["url"], p["redis"]["password"], target.timeout("connect"), claims.get("sid"))
+        if v.record(after):
+            refresh_claims = auth.claims(session.refresh_token)
+            lifetime = refresh_claims.get("exp", 0) - refresh_claims.get("iat", 0)
+            ttl = after.measurements["session_ttl_s"]
+            if lifetime > 0:
+                v.against("session_ttl_ratio", max(ttl, 0) / lifetime,
+                          text=f"session key TTL {ttl} s vs refresh lifetime {lifetime} s"
+                               + (" (key missing)" if ttl == -2 else ""))
+            policy, maxmemory = after.measurements["maxmemory_policy"], after.measurements["maxmemory"]
+            v.require(maxmemory == 0 or policy in SESSION_SAFE_POLICIES,
+                      f"maxmemory-policy {policy} with maxmemory {maxmemory} can evict sessions")
+            v.against("evicted_keys_delta", after.measurements["evicted_keys"] - before.measurements["evicted_keys"],
+                      label="evicted keys during the hold")
+    auth.logout(base, session, timeout)

@@ -1,0 +1,126 @@
+"""Database: connection timeouts and saturation, constraint errors, degraded query performance."""
+from __future__ import annotations
+
+import time
+import uuid
+
+from ..probes import auth, http, percentile, postgres
+from . import check
+
+
+def _no_database(v, target) -> bool:
+    if not target.profile.has("postgres"):
+        v.missing("no PostgreSQL in this profile")
+        return True
+    return False
+
+
+@check("db.connection_timeout")
+def connection_timeout(v, target, attempt):
+    if _no_database(v, target):
+        return
+    cfg, timeout = target.profile["postgres"], target.timeout("connect")
+    connects = postgres.connect_times(cfg, target.profile["sampling"]["db_connects"], timeout)
+    v.record(connects)
+    m = connects.measurements
+    v.require(m["connect_failures"] == 0, f"{m['connect_failures']}/{m['connect_attempts']} connects failed: "
+              + "; ".join(connects.evidence["connect_errors"][:2]))
+    v.against("connect_p95_ms", m["connect_p95_ms"], label="connect p95")
+    state = postgres.inspect(cfg, timeout, {"saturation": postgres.SATURATION, "activity": postgres.ACTIVITY})
+    if v.record(state):
+        row = state.evidence["saturation"][0]
+        pct = 100 * row["used"] / max(row["usable"], 1)
+        v.against("connections_used_pct", pct, text=f"connections used {row['used']}/{row['usable']} ({pct:.0f} %)"
+                  f" {'>=' if pct >= v.thresholds['connections_used_pct'].fail else '<'} "
+                  f"{v.thresholds['connections_used_pct'].fail:g} %")
+
+
+@check("db.constraint_errors")
+def constraint_errors(v, target, attempt):
+    if _no_database(v, target):
+        return
+    state = postgres.inspect(target.profile["postgres"], target.timeout("connect"), {"not_valid": postgres.NOT_VALID})
+    if v.record(state):
+        bad = state.evidence["not_valid"]
+        v.against("not_valid_constraints", len(bad), text=f"NOT VALID constraints {len(bad)}"
+                  + (": " + ", ".join(f"{c['table_name']}.{c['constraint_name']}" for c in bad) if bad else ""))
+
+
+@check("db.constraint_errors", writes=True)
+def constraint_errors_writes(v, target, attempt):
+    """A duplicate is a 409, never a 500; the synthetic playlist is always deleted."""
+    base, timeout = target.profile["backend"]["url"], target.timeout("request")
+    token = target.token(attempt)
+    if not v.require(token is not None, f"login failed: {target.session(attempt).error or target.session(attempt).evidence}"):
+        return
+    name = f"veza-synthetics {uuid.uuid4().hex[:8]}"
+    first = auth.request(base, "POST", "/api/v1/playlists", timeout, token=token, json_body={"name": name})
+    if not v.record(first):
+        return
+    created = first.handle[1].get("data") or {} if first.measurements["status"] == 201 else {}
+    try:
+        if not v.require(first.measurements["status"] == 201,
+                         f"create playlist answered {first.measurements['status']}: {first.evidence.get('error')}"):
+            return
+        again = auth.request(base, "POST", "/api/v1/playlists", timeout, token=token, json_body={"name": name})
+        if v.record(again):
+            status = again.measurements["status"]
+            v.require(status == 409, f"duplicate playlist answered {status} {again.evidence.get('error')!r}, expected 409")
+            v.evidence["duplicate"] = again.evidence
+    finally:
+        if created.get("id"):
+            deleted = auth.request(base, "DELETE", f"/api/v1/playlists/{created['id']}", timeout, token=token)
+            if v.record(deleted):
+                v.require(deleted.measurements["status"] == 204,
+                          f"delete playlist answered {deleted.measurements['status']}, expected 204")
+
+
+def _statements(target):
+    return postgres.inspect(target.profile["postgres"], target.timeout("connect"), {"statements": postgres.STATEMENTS})
+
+
+@check("db.degraded_performance")
+def degraded_performance(v, target, attempt):
+    if _no_database(v, target):
+        return
+    p = target.profile
+    before = _statements(target)
+    searches = []
+    for i in range(p["sampling"]["search_calls"]):
+        result = http.fetch(f"{p['backend']['url']}/api/v1/search?q=Track%20{i + 1}", target.timeout("request"))
+        if not v.record(result):
+            break
+        searches.append(result.measurements["latency_ms"])
+    v.against("search_p95_ms", percentile(searches, 95), label="API search p95")
+    after = postgres.inspect(p["postgres"], target.timeout("connect"), {
+        "statements": postgres.STATEMENTS, "long_running": postgres.LONG_RUNNING,
+        "cache": postgres.CACHE_HIT, "table_sizes": postgres.TABLE_SIZES})
+    if not (v.record(before) and v.record(after)):
+        return
+    earlier = {r["queryid"]: r for r in before.evidence["statements"]}
+    window = []
+    for row in after.evidence["statements"]:
+        old = earlier.get(row["queryid"], {"calls": 0, "total_exec_time": 0.0})
+        calls = row["calls"] - old["calls"]
+        if calls >= 3:
+            window.append({"query": row["query"], "calls": calls,
+                           "mean_ms": round((row["total_exec_time"] - old["total_exec_time"]) / calls, 2)})
+    window.sort(key=lambda r: r["mean_ms"], reverse=True)
+    v.evidence["queries_during_check"] = window[:10]
+    v.evidence["top_by_mean_exec_time"] = sorted(
+        ({"query": r["query"], "calls": r["calls"], "mean_exec_time_ms": round(r["mean_exec_time"], 2)}
+         for r in after.evidence["statements"]), key=lambda r: r["mean_exec_time_ms"], reverse=True)[:10]
+    v.evidence["table_sizes"] = after.evidence["table_sizes"]
+    v.evidence["long_running"] = after.evidence["long_running"]
+    if window:
+        v.against("frequent_query_mean_ms", window[0]["mean_ms"],
+                  text=f"frequent query mean {window[0]['mean_ms']:.0f} ms "
+                       f"{'>=' if window[0]['mean_ms'] >= v.thresholds['frequent_query_mean_ms'].fail else '<'} "
+                       f"{v.thresholds['frequent_query_mean_ms'].fail:g} ms ({window[0]['query'][:70]!r})")
+    else:
+        v.missing("pg_stat_statements: no query ran 3 times during the check")
+    active = [r["seconds"] for r in after.evidence["long_running"] if r["state"] == "active" and r["seconds"] is not None]
+    v.against("longest_active_s", max(active, default=0.0), label="longest active query")
+    cache = after.evidence["cache"][0] if after.evidence["cache"] else None
+    if cache and cache["blks_hit"] + cache["blks_read"]:
+        v.against("cache_hit_pct", 100 * cache["blks_hit"] / (cache["blks_hit"] + cache["blks_read"]), label="cache hit ratio")

@@ -1,0 +1,85 @@
+"""Performance: sampled response times, timeouts and 5xx; resource saturation from node metrics."""
+from __future__ import annotations
+
+from ..probes import prometheus
+from . import check
+
+
+def _sample(v, target, attempt):
+    result = target.http_sample(attempt)
+    v.record(result)
+    return result if not result.error else None
+
+
+def _prometheus_figure(v, target, label: str, expr: str, scale: float = 1.0, unit: str = "") -> None:
+    """Prometheus's own view, reported beside the sample; missing data is said, not hidden."""
+    p = target.profile
+    if not p.has("prometheus"):
+        return
+    result = prometheus.query(p["prometheus"]["url"], expr, target.timeout("request"))
+    if result.error or not result.handle:
+        v.missing(f"Prometheus {label}: not enough data" + (f" ({result.error})" if result.error else ""))
+        return
+    v.measurements[f"prometheus_{label.replace(' ', '_')}"] = round(result.handle[0]["value"] * scale, 3)
+    v.note(f"Prometheus {label}: {result.handle[0]['value'] * scale:.3g}{unit} over {p['prometheus']['rate_window']}")
+
+
+@check("perf.high_response_time")
+def high_response_time(v, target, attempt):
+    result = _sample(v, target, attempt)
+    if result is None:
+        return
+    for name, stats in result.evidence["per_endpoint"].items():
+        v.measurements[f"{name}_p50_ms"], v.measurements[f"{name}_p99_ms"] = stats["p50_ms"], stats["p99_ms"]
+        v.against("p95_ms", stats["p95_ms"], label=f"{name} p95")
+    window = target.profile["prometheus"]["rate_window"]
+    _prometheus_figure(v, target, "p95", f"histogram_quantile(0.95, sum by (le) "
+                       f"(rate(http_request_duration_seconds_bucket[{window}])))", 1000, " ms")
+
+
+@check("perf.frequent_timeouts")
+def frequent_timeouts(v, target, attempt):
+    result = _sample(v, target, attempt)
+    if result is None:
+        return
+    m = result.measurements
+    v.against("timeouts", m["timeouts"], text=f"timeouts {m['timeouts']}/{m['requests']}")
+    v.against("timeout_pct", m["timeout_pct"], label="timeout share")
+
+
+@check("perf.error_rate")
+def error_rate(v, target, attempt):
+    result = _sample(v, target, attempt)
+    if result is None:
+        return
+    m = result.measurements
+    v.against("error_pct", m["error_pct"], text=f"5xx {m['errors_5xx']}/{m['requests']} ({m['error_pct']:.1f} %) "
+              f"{'>=' if m['error_pct'] >= v.thresholds['error_pct'].fail else '<'} {v.thresholds['error_pct'].fail:g} %")
+    window = target.profile["prometheus"]["rate_window"]
+    _prometheus_figure(v, target, "5xx ratio", f'sum(rate(http_requests_total{{status=~"5.."}}[{window}])) '
+                       f"/ sum(rate(http_requests_total[{window}]))", 100, " %")
+
+
+SATURATION = {
+    "cpu_pct": "100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{{mode=\"idle\"}}[{w}])))",
+    "memory_pct": "100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)",
+    "disk_pct": "100 * (1 - node_filesystem_avail_bytes{{mountpoint=\"/\"}} / node_filesystem_size_bytes{{mountpoint=\"/\"}})",
+}
+
+
+@check("perf.resource_saturation")
+def resource_saturation(v, target, attempt):
+    p = target.profile
+    if not p.has("prometheus"):
+        v.missing("no Prometheus in this profile: node metrics unavailable")
+        return
+    for name, template in SATURATION.items():
+        result = prometheus.query(p["prometheus"]["url"], template.format(w=p["prometheus"]["rate_window"]),
+                                  target.timeout("request"))
+        if not v.record(result):
+            continue
+        if not result.handle:
+            v.missing(f"{name}: not enough data (no node metrics series yet)")
+            continue
+        for series in result.handle:
+            v.against(name, series["value"], label=f"{name.split('_')[0]} {series['labels'].get('instance', '?')}")

@@ -1,0 +1,70 @@
+"""Streaming: one timed download of the canary serves cuts, quality and buffering."""
+from __future__ import annotations
+
+from . import check
+
+
+def _download(v, target, attempt):
+    if not target.profile.has("stream"):
+        v.missing("no stream server in this profile")
+        return None
+    result = target.stream_download(attempt)
+    v.record(result)
+    return result.measurements if not result.error else None
+
+
+@check("stream.audio_cut")
+def audio_cut(v, target, attempt):
+    m = _download(v, target, attempt)
+    if m is None:
+        return
+    ev = v.evidence["stream"]
+    v.require(ev["decode_error"] is None, f"decode error: {ev['decode_error']}")
+    if m["content_length"] is not None:
+        missing = m["content_length"] - m["bytes"]
+        v.against("missing_bytes", missing, text=f"received {m['bytes']} of {m['content_length']} bytes"
+                  + (f" ({ev['transfer_error']})" if ev["transfer_error"] else ""))
+    if "decoded_s" in m and m["track_s"]:
+        v.against("missing_audio_s", m["track_s"] - m["decoded_s"],
+                  text=f"decoded {m['decoded_s']:.2f} s of a {m['track_s']:g} s track")
+    if "longest_gap_ms" in m:
+        gaps = ev["silence_gaps"]
+        v.against("longest_gap_ms", m["longest_gap_ms"], label="longest silence gap",
+                  text=None if not gaps else f"silence gap {m['longest_gap_ms']} ms at {gaps[0]['at_s']} s "
+                  f"{'>=' if m['longest_gap_ms'] >= v.thresholds['longest_gap_ms'].fail else '<'} "
+                  f"{v.thresholds['longest_gap_ms'].fail:g} ms")
+
+
+@check("stream.quality_degraded")
+def quality_degraded(v, target, attempt):
+    m = _download(v, target, attempt)
+    if m is None or "delivered_kbps" not in m:
+        if m is not None:
+            v.missing("nothing decoded: no quality to measure")
+        return
+    deviation = 100 * abs(m["delivered_kbps"] - m["nominal_kbps"]) / m["nominal_kbps"]
+    v.against("bitrate_deviation_pct", deviation,
+              text=f"bitrate {m['delivered_kbps']:.0f} kbps vs {m['nominal_kbps']} kbps requested ({deviation:.0f} % "
+                   f"{'>=' if deviation >= v.thresholds['bitrate_deviation_pct'].fail else '<'} "
+                   f"{v.thresholds['bitrate_deviation_pct'].fail:g} %)")
+    v.against("sample_rate_hz", m["sample_rate_hz"], label="sample rate")
+    v.against("clipped_pct", m["clipped_pct"], label="clipped samples")
+
+
+@check("stream.excessive_buffering")
+def excessive_buffering(v, target, attempt):
+    m = _download(v, target, attempt)
+    if m is None:
+        return
+    v.against("ttfb_s", m.get("ttfb_s"), label="time to first byte")
+    if m.get("startup_s") is None and "decoded_s" in m:
+        v.require(False, "playback never started: less than 2 s of audio arrived")
+    v.against("startup_s", m.get("startup_s"), label="startup")
+    stalls = m.get("stalls", 0)
+    v.against("rebuffer_pct", m.get("rebuffer_pct"), label="rebuffer ratio",
+              text=None if m.get("rebuffer_pct") is None else
+              f"rebuffer ratio {m['rebuffer_pct']:.2f} % ({stalls} stalls, {m['stall_s']:.1f} s) "
+              f"{'>=' if m['rebuffer_pct'] >= v.thresholds['rebuffer_pct'].fail else '<'} {v.thresholds['rebuffer_pct'].fail:g} %")
+    v.against("speed_ratio", m.get("speed_ratio"), label="download speed / bitrate", text=None if m.get("speed_ratio") is None
+              else f"download speed / bitrate {m['speed_ratio']:.2f} "
+                   f"{'<' if m['speed_ratio'] < v.thresholds['speed_ratio'].fail else '>='} {v.thresholds['speed_ratio'].fail:g}")

@@ -1,0 +1,57 @@
+"""WebSocket chat: disconnects, lost messages, delivery latency (two real clients)."""
+from __future__ import annotations
+
+from ..probes import websocket
+from . import check
+
+
+def _token(v, target, attempt):
+    if target.profile["chat"]["auth"] != "token":
+        return None
+    token = target.token(attempt)
+    v.require(token is not None, f"login failed, no token for the chat: {target.session(attempt).error}")
+    return token
+
+
+@check("ws.disconnects")
+def disconnects(v, target, attempt):
+    p = target.profile
+    token = _token(v, target, attempt)
+    result = websocket.hold(p["chat"]["url"], token, p["holds"]["ws_idle_s"], target.timeout("ws"))
+    if not v.record(result):
+        return
+    m = result.measurements
+    v.against("handshake_ms", m["handshake_ms"], label="handshake")
+    v.require(not m.get("unanswered"), "; ".join(result.evidence["events"]) + f" (after {m['pings_answered']} pongs)")
+    code = m["close_code"]
+    v.require(code not in websocket.ABNORMAL and code is not None,
+              f"close code {code} (abnormal) after {m.get('held_s', 'less than the hold')} s of {m['hold_s']:g} s: "
+              + "; ".join(result.evidence["events"]))
+
+
+@check("ws.message_loss")
+def message_loss(v, target, attempt):
+    if not target.profile["chat"]["broadcast"]:
+        v.note("this profile's chat variant does not broadcast NewMessage: loss is measured all the same")
+    _token(v, target, attempt)
+    result = target.chat_delivery(attempt)
+    if not v.record(result):
+        return
+    m, ev = result.measurements, result.evidence
+    for name, numbers in (("lost", ev["missing_numbers"]), ("duplicated", ev["duplicated_numbers"]),
+                          ("reordered", ev["reordered_numbers"])):
+        v.against(name, m[name], text=f"{name} {m[name]}/{m['sent']} messages" + (f" (#{numbers[:10]})" if numbers else ""))
+
+
+@check("ws.high_latency")
+def high_latency(v, target, attempt):
+    _token(v, target, attempt)
+    result = target.chat_delivery(attempt)
+    if not v.record(result):
+        return
+    m = result.measurements
+    v.measurements.update({k: m[k] for k in ("delivery_p50_ms", "delivery_max_ms", "app_pong_p50_ms")})
+    if m["received"] == 0:
+        v.missing("no message reached client B: latency cannot be measured (see ws.message_loss)")
+        return
+    v.against("delivery_p95_ms", m["delivery_p95_ms"], label="A-to-B delivery p95")

@@ -1,0 +1,73 @@
+"""`veza-synth`: the sandbox, the suite run with its reports, and the detection matrix."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from .errors import SetupError
+
+
+def _sandbox_up(args) -> int:
+    from .profile import ENV_DIR
+    from .sandbox import faults
+    from .sandbox.run import serve
+    inject = [f.strip() for f in (args.inject or "").split(",") if f.strip()]
+    faults.validate(inject)
+    base = Path(args.base_profile) if args.base_profile else ENV_DIR / "sandbox.toml"
+    asyncio.run(serve(inject, Path(args.profile_out) if args.profile_out else None, base))
+    return 0
+
+
+def _run(args, extra: list[str]) -> int:
+    """pytest with the report options; exit 0 all passed, 1 a check failed, 2 could not start."""
+    import pytest
+    cmd = ["tests_synthetic", "-p", "no:cacheprovider"]
+    if args.env:
+        cmd += ["--env", args.env]
+    if args.markers:
+        cmd += ["-m", args.markers]
+    if args.location:
+        cmd += ["--location", args.location]
+    if args.inject:
+        cmd += ["--inject", args.inject]
+    code = pytest.main(cmd + extra)
+    return {0: 0, 1: 1, 5: 1}.get(int(code), 2)
+
+
+def _matrix(args) -> int:
+    from .matrix import render
+    print(render(Path(args.results) if args.results else None))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="veza-synth", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sandbox = sub.add_parser("sandbox", help="the reference Veza stack").add_subparsers(dest="action", required=True)
+    up = sandbox.add_parser("up", help="start the sandbox in the foreground until Ctrl-C")
+    up.add_argument("--inject", default="", help="fault ids to switch on, comma-separated")
+    up.add_argument("--profile-out", help="write an environment profile pointing at the sandbox here")
+    up.add_argument("--base-profile", help="the profile the written one extends (default: fixtures/environments/sandbox.toml)")
+    run = sub.add_parser("run", help="run the suite and write the reports")
+    run.add_argument("--env")
+    run.add_argument("-m", dest="markers")
+    run.add_argument("--location")
+    run.add_argument("--inject")
+    matrix = sub.add_parser("matrix", help="print the detection matrix (faults x checks)")
+    matrix.add_argument("results", nargs="?", help="a results.json or a run folder: show the last measured outcomes")
+    args, extra = parser.parse_known_args(argv)
+    try:
+        if args.command == "sandbox":
+            return _sandbox_up(args)
+        if args.command == "run":
+            return _run(args, extra)
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        return _matrix(args)
+    except SetupError as exc:
+        print(f"veza-synth: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

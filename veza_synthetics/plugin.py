@@ -1,0 +1,231 @@
+"""The pytest plugin: --env/--inject options, the sandbox's lifecycle, symptom parametrization,
+safety skips, confirm-before-fail verdicts, and the run's report files.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from . import catalog as catalog_mod
+from . import redact
+from . import report as reports
+from .checks import CHECKS
+from .errors import SetupError
+from .profile import ENV_DIR, Profile, load as load_profile
+from .sandbox import faults as fault_ids
+from .sandbox.process import SandboxProcess
+from .target import Target
+from .verdict import Verdict
+
+PROFILE_VAR = "VEZA_SYNTH_PROFILE"  # the resolved profile's path, handed to xdist workers
+RESULT_KEY = "veza_result"
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("veza", "veza-synthetics")
+    group.addoption("--env", default=None, help="environment profile: a name in fixtures/environments or a .toml path "
+                    "(default: $VEZA_ENV, else the sandbox)")
+    group.addoption("--inject", default="", help="sandbox only: fault ids to switch on, comma-separated")
+    group.addoption("--location", default=None, help="label of where this run runs (default: the profile's)")
+    group.addoption("--reports-dir", default="reports", help="folder for the run folders (default: reports)")
+    group.addoption("--keep-reports", type=int, default=20, help="how many run folders to keep (default: 20)")
+
+
+def _runs_checks(config) -> bool:
+    """The plugin only acts on runs that collect tests_synthetic (not on the project's own tests)."""
+    return any("tests_synthetic" in os.path.abspath(str(a)) for a in config.args)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    config.addinivalue_line("markers", "writes: creates synthetic data (with cleanup); skipped where the profile is read-only")
+    config.addinivalue_line("markers", "destructive: would change the target's state; never run outside the sandbox")
+    config.veza = None
+    if not _runs_checks(config):
+        return
+    if hasattr(config, "workerinput"):
+        config.veza = RunState(load_profile(config.workerinput[PROFILE_VAR]), config)
+        return
+    try:
+        config.veza = RunState.start(config)
+    except SetupError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_configure_node(node):
+    """xdist: the workers use the controller's profile (and so its one sandbox)."""
+    node.workerinput[PROFILE_VAR] = node.config.veza.profile_path
+
+
+def pytest_unconfigure(config):
+    state = getattr(config, "veza", None)
+    if state is not None and not hasattr(config, "workerinput"):
+        state.finish()
+
+
+class RunState:
+    """Everything the run knows: the profile, the sandbox it may own, the results, the report folder."""
+
+    def __init__(self, profile: Profile, config, profile_path: str = ""):
+        self.profile = profile
+        self.profile_path = profile_path or profile.source
+        self.config = config
+        self.sandbox: SandboxProcess | None = None
+        self.faults: list[str] = []
+        self.results: list[dict] = []
+        self.started_at = time.time()
+        self.location = config.getoption("--location") or profile["location"]
+        self.report_dir = None
+        redact.register(*profile.secrets())
+
+    @classmethod
+    def start(cls, config) -> "RunState":
+        env = config.getoption("--env") or os.environ.get("VEZA_ENV") or "sandbox"
+        faults = [f.strip() for f in config.getoption("--inject").split(",") if f.strip()]
+        fault_ids.validate(faults)
+        sandbox = None
+        if env == "sandbox":
+            sandbox = SandboxProcess(inject=faults, base_profile=ENV_DIR / "sandbox.toml")
+            path = sandbox.start()
+        else:
+            if faults:
+                raise SetupError("--inject switches sandbox faults: it needs --env sandbox (the default)")
+            path = str(env)
+        try:
+            profile = load_profile(path)
+        except SetupError:
+            if sandbox:
+                sandbox.stop()
+            raise
+        state = cls(profile, config, path)
+        state.sandbox, state.faults = sandbox, faults
+        state.faults = faults or state.sandbox_faults()
+        state.report_dir = reports.prepare_dir(config, profile.name)
+        return state
+
+    def sandbox_faults(self) -> list[str]:
+        admin = self.profile["sandbox"]["admin_url"]
+        if not admin:
+            return []
+        try:
+            import httpx
+            return httpx.get(f"{admin}/faults", timeout=2).json()["active"]
+        except Exception:
+            return []
+
+    def finish(self) -> None:
+        try:
+            if self.report_dir is not None:
+                reports.write_all(self)
+        finally:
+            if self.sandbox:
+                self.sandbox.stop()
+
+
+# -- parametrization and safety ----------------------------------------------------------
+def pytest_generate_tests(metafunc):
+    """`symptom` is parametrized from the catalog: the module's category, writes or not."""
+    if "symptom" not in metafunc.fixturenames:
+        return
+    categories = {m.name for m in metafunc.definition.iter_markers()} & set(catalog_mod.CATEGORIES)
+    writes = metafunc.definition.get_closest_marker("writes") is not None
+    ids = [s.id for s in catalog_mod.load().symptoms.values()
+           if s.category in categories and (s.id, writes) in CHECKS]
+    metafunc.parametrize("symptom", ids, ids=ids)
+
+
+def pytest_runtest_setup(item):
+    state = item.config.veza
+    if state is None:
+        return
+    if item.get_closest_marker("writes") and not state.profile.allows_writes:
+        pytest.skip(f"skipped for safety: profile '{state.profile.name}' forbids writes")
+    if item.get_closest_marker("destructive") and state.profile["kind"] != "sandbox":
+        pytest.skip(f"skipped for safety: destructive tests never run against '{state.profile.name}'")
+
+
+@pytest.fixture(scope="session")
+def target(pytestconfig) -> Target:
+    if pytestconfig.veza is None:
+        pytest.skip("synthetic checks run from tests_synthetic/")
+    return Target(pytestconfig.veza.profile)
+
+
+@pytest.fixture
+def diagnose(request, target):
+    """Run the symptom's check; confirm a failure with one re-measurement; fail with the diagnosis."""
+    def run(symptom_id: str) -> Verdict:
+        writes = request.node.get_closest_marker("writes") is not None
+        symptom = catalog_mod.load().symptoms[symptom_id]
+        attempts = []
+        started = time.perf_counter()
+        for attempt in (1, 2):
+            verdict = Verdict.for_symptom(symptom, target.profile.threshold_overrides(symptom_id))
+            try:
+                CHECKS[(symptom_id, writes)](verdict, target, attempt)
+            except Exception as exc:  # a bug or an unforeseen answer: said plainly, as a failure
+                verdict.require(False, f"check could not complete: {type(exc).__name__}: {exc}")
+            attempts.append(verdict)
+            if verdict.outcome != "failed":
+                break
+        final = attempts[-1]
+        if len(attempts) == 2 and final.outcome != "failed":
+            final.note(f"first measurement failed ({attempts[0].summary()}); the re-measurement did not confirm it")
+        record = reports.result_record(symptom, final, attempts, writes, time.perf_counter() - started)
+        request.node.user_properties.append((RESULT_KEY, json.dumps(record)))
+        reports.attach(request, record)
+        if final.outcome == "failed":
+            pytest.fail(reports.failure_text(record), pytrace=False)
+        if final.outcome == "no_data":
+            pytest.skip(record["summary"])
+        return final
+    return run
+
+
+# -- collecting results on the controller --------------------------------------------------
+_STATE: dict = {}
+
+
+def pytest_runtest_logreport(report):
+    state = _STATE.get("state")
+    if state is None:
+        return
+    for key, value in report.user_properties:
+        if key == RESULT_KEY and report.when == "call":
+            state.results.append(json.loads(value))
+    if report.when == "setup" and report.skipped and "skipped for safety" in str(report.longrepr):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        sid = report.nodeid.split("[")[-1].rstrip("]")
+        state.results.append(reports.skipped_record(sid, report.nodeid, reason.removeprefix("Skipped: ")))
+
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    _STATE["state"] = getattr(session.config, "veza", None)
+
+
+def pytest_report_header(config):
+    state = getattr(config, "veza", None)
+    if state is None or hasattr(config, "workerinput"):
+        return None
+    p = state.profile
+    lines = [f"veza env: {p.name} ({p['allow']}) location: {state.location}  faults: {', '.join(state.faults) or 'none'}"]
+    lines += [f"  {name}: {url}" for name, url in p.endpoints().items()]
+    if not p.allows_writes:
+        lines.append("  tests marked 'writes' are skipped for safety (read-only profile)")
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    state = getattr(config, "veza", None)
+    if state is None or hasattr(config, "workerinput"):
+        return
+    terminalreporter.section("veza-synthetics")
+    for line in reports.terminal_lines(state.results):
+        terminalreporter.write_line(line)
+    if state.report_dir is not None:
+        terminalreporter.write_line(f"reports: {state.report_dir}")

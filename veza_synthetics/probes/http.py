@@ -1,0 +1,89 @@
+"""HTTP probe: one request with its timing, or a bounded-concurrency sample of many."""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import httpx
+
+from . import Result, describe, spread
+
+
+def fetch(url: str, timeout_s: float, headers: dict | None = None) -> Result:
+    """GET one URL: status, latency, JSON body when there is one."""
+    started = time.perf_counter()
+    try:
+        with httpx.Client(timeout=timeout_s, verify=True) as client:
+            response = client.get(url, headers=headers)
+    except Exception as exc:  # every network failure becomes the probe's error, never a traceback
+        return Result("http", url, {"latency_ms": round((time.perf_counter() - started) * 1000, 1)},
+                      error=describe(exc, timeout_s))
+    latency = round((time.perf_counter() - started) * 1000, 1)
+    evidence = {"status": response.status_code, "content_type": response.headers.get("content-type", "")}
+    try:
+        evidence["body"] = response.json()
+    except ValueError:
+        evidence["body_excerpt"] = response.text[:300]
+    return Result("http", url, {"status": response.status_code, "latency_ms": latency}, evidence)
+
+
+async def _sample(base_url: str, endpoints: dict[str, str], headers: dict, requests: int, concurrency: int,
+                  timeout_s: float) -> list[dict]:
+    names = list(endpoints)
+    semaphore = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits) as client:
+        async def one(i: int) -> dict:
+            name = names[i % len(names)]
+            request_id = f"veza-synth-{uuid.uuid4().hex[:12]}"
+            async with semaphore:
+                started = time.perf_counter()
+                try:
+                    response = await client.get(endpoints[name], headers={**headers, "X-Request-ID": request_id})
+                    outcome = {"status": response.status_code,
+                               "request_id": response.headers.get("x-request-id", request_id)}
+                except httpx.TimeoutException:
+                    outcome = {"status": None, "timeout": True, "request_id": request_id}
+                except httpx.HTTPError as exc:
+                    outcome = {"status": None, "error": describe(exc, timeout_s), "request_id": request_id}
+                return {"endpoint": name, "ms": (time.perf_counter() - started) * 1000, **outcome}
+
+        return await asyncio.gather(*(one(i) for i in range(requests)))
+
+
+def sample(base_url: str, endpoints: dict[str, str], headers: dict, requests: int, concurrency: int,
+           timeout_s: float) -> Result:
+    """Spread `requests` GETs over the endpoints, at most `concurrency` at once, each bounded by timeout_s."""
+    records = asyncio.run(_sample(base_url, endpoints, headers, requests, concurrency, timeout_s))
+    per_endpoint = {}
+    for name, path in endpoints.items():
+        mine = [r for r in records if r["endpoint"] == name]
+        answered = [r["ms"] for r in mine if r.get("status") is not None]
+        per_endpoint[name] = {"path": path, **spread(answered),
+                              "timeouts": sum(1 for r in mine if r.get("timeout")),
+                              "errors_5xx": sum(1 for r in mine if (r.get("status") or 0) >= 500),
+                              "failed_connections": sum(1 for r in mine if r.get("error"))}
+    total = len(records)
+    timeouts = sum(1 for r in records if r.get("timeout"))
+    errors = sum(1 for r in records if (r.get("status") or 0) >= 500)
+    unreachable = [r["error"] for r in records if r.get("error")]
+    slowest = sorted(records, key=lambda r: r["ms"], reverse=True)[:5]
+    measurements = {"requests": total, "timeouts": timeouts, "timeout_pct": round(100 * timeouts / total, 2),
+                    "errors_5xx": errors, "error_pct": round(100 * errors / total, 2)}
+    evidence = {"per_endpoint": per_endpoint,
+                "slowest": [{"endpoint": r["endpoint"], "ms": round(r["ms"], 1), "status": r.get("status"),
+                             "timeout": bool(r.get("timeout")), "x_request_id": r["request_id"]} for r in slowest],
+                "status_counts": _count(str(r.get("status")) for r in records)}
+    error = None
+    if unreachable and len(unreachable) == total:
+        error = unreachable[0]
+    return Result("http", base_url, measurements, evidence, error)
+
+
+def _count(values) -> dict:
+    out: dict = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out

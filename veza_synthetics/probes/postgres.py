@@ -1,0 +1,79 @@
+"""PostgreSQL probe: connect times, saturation, statement statistics, constraints: read-only SQL only."""
+from __future__ import annotations
+
+import time
+
+import psycopg
+
+from . import Result, describe, spread
+
+SATURATION = """
+SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS used,
+       current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int AS usable"""
+ACTIVITY = """
+SELECT coalesce(state, '?') AS state, coalesce(application_name, '') AS application, coalesce(wait_event_type, '') AS wait,
+       count(*) AS connections
+FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1, 2, 3 ORDER BY 4 DESC LIMIT 15"""
+LONG_RUNNING = """
+SELECT pid, state, round(extract(epoch FROM now() - query_start)::numeric, 1)::float AS seconds, left(query, 120) AS query
+FROM pg_stat_activity WHERE state IN ('active', 'idle in transaction') AND pid <> pg_backend_pid()
+  AND backend_type = 'client backend' ORDER BY seconds DESC NULLS LAST LIMIT 5"""
+STATEMENTS = """
+SELECT queryid, left(query, 160) AS query, calls, total_exec_time, mean_exec_time
+FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND userid <> (SELECT oid FROM pg_roles WHERE rolname = current_user)"""
+CACHE_HIT = "SELECT blks_hit, blks_read FROM pg_stat_database WHERE datname = current_database()"
+NOT_VALID = """
+SELECT conrelid::regclass::text AS table_name, conname AS constraint_name, contype::text AS type
+FROM pg_constraint WHERE NOT convalidated"""
+TABLE_SIZES = """
+SELECT schemaname || '.' || relname AS table_name, pg_size_pretty(pg_total_relation_size(relid)) AS size,
+       n_live_tup AS rows, seq_scan, seq_tup_read, idx_scan
+FROM pg_stat_user_tables ORDER BY pg_total_relation_size(relid) DESC LIMIT 10"""
+
+
+def target(cfg: dict) -> str:
+    return f"{cfg['host']}:{cfg['port']}/{cfg['dbname']}"
+
+
+def connect(cfg: dict, timeout_s: float) -> psycopg.Connection:
+    """A read-only session: even a mistaken write from this connection is refused by PostgreSQL."""
+    conn = psycopg.connect(host=cfg["host"], port=cfg["port"], dbname=cfg["dbname"], user=cfg["user"],
+                           password=cfg["password"] or None, sslmode=cfg["sslmode"], connect_timeout=max(1, int(timeout_s)),
+                           application_name="veza-synthetics", autocommit=True,
+                           options=f"-c default_transaction_read_only=on -c statement_timeout={int(timeout_s * 1000)}")
+    return conn
+
+
+def rows(conn: psycopg.Connection, sql: str) -> list[dict]:
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        cur.execute(sql)
+        return [dict(r) for r in cur.fetchall()]
+
+
+def connect_times(cfg: dict, attempts: int, timeout_s: float) -> Result:
+    """Fresh connect + auth + SELECT 1, `attempts` times: what a new application connection costs."""
+    times, errors = [], []
+    for _ in range(attempts):
+        started = time.perf_counter()
+        try:
+            with connect(cfg, timeout_s) as conn:
+                conn.execute("SELECT 1")
+            times.append((time.perf_counter() - started) * 1000)
+        except Exception as exc:
+            errors.append(f"{describe(exc, timeout_s)} after {(time.perf_counter() - started) * 1000:.0f} ms")
+    stats = spread(times)
+    result = Result("postgres", target(cfg), {"connect_attempts": attempts, "connect_failures": len(errors),
+                                              "connect_p95_ms": stats["p95_ms"]},
+                    {"connect_ms": stats, "connect_errors": errors[:3]})
+    return result
+
+
+def inspect(cfg: dict, timeout_s: float, queries: dict[str, str]) -> Result:
+    """Run named read-only queries on one connection; the evidence holds their rows."""
+    try:
+        with connect(cfg, timeout_s) as conn:
+            evidence = {name: rows(conn, sql) for name, sql in queries.items()}
+    except Exception as exc:
+        return Result("postgres", target(cfg), error=describe(exc, timeout_s))
+    return Result("postgres", target(cfg), {}, evidence)

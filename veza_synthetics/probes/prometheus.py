@@ -1,0 +1,51 @@
+"""Prometheus probe: readiness, targets, rules, alerts and instant queries over the HTTP API."""
+from __future__ import annotations
+
+import math
+
+import httpx
+
+from . import Result, describe
+
+
+def _get(client: httpx.Client, path: str, **params) -> dict:
+    response = client.get(path, params=params or None)
+    response.raise_for_status()
+    body = response.json()
+    if body.get("status") != "success":
+        raise ValueError(f"{path}: status {body.get('status')}: {body.get('error')}")
+    return body["data"]
+
+
+def overview(url: str, timeout_s: float) -> Result:
+    """Ready?, every scrape target's health, the rule groups, the firing alerts."""
+    try:
+        with httpx.Client(base_url=url, timeout=timeout_s) as client:
+            ready = client.get("/-/ready").status_code == 200
+            targets = _get(client, "/api/v1/targets")["activeTargets"]
+            groups = _get(client, "/api/v1/rules")["groups"]
+            alerts = _get(client, "/api/v1/alerts")["alerts"]
+    except Exception as exc:
+        return Result("prometheus", url, error=describe(exc, timeout_s))
+    down = [{"job": t["labels"].get("job"), "instance": t["labels"].get("instance"), "health": t["health"],
+             "last_error": t.get("lastError", "")} for t in targets if t["health"] != "up"]
+    rules = {g["name"]: sorted(r["name"] for r in g["rules"]) for g in groups}
+    firing = [{"alert": a["labels"].get("alertname"), "severity": a["labels"].get("severity"), "state": a["state"]}
+              for a in alerts if a["state"] == "firing"]
+    return Result("prometheus", url, {"ready": ready, "targets": len(targets), "targets_down": len(down)},
+                  {"targets_down": down, "rule_groups": rules, "firing_alerts": firing})
+
+
+def query(url: str, expr: str, timeout_s: float) -> Result:
+    """An instant query: a list of {labels, value}; NaN values dropped (not data)."""
+    try:
+        with httpx.Client(base_url=url, timeout=timeout_s) as client:
+            data = _get(client, "/api/v1/query", query=expr)
+    except Exception as exc:
+        return Result("prometheus", url, error=describe(exc, timeout_s))
+    series = []
+    for item in data.get("result", []):
+        value = float(item["value"][1])
+        if not math.isnan(value):
+            series.append({"labels": item["metric"], "value": value})
+    return Result("prometheus", url, {"series": len(series)}, {"query": expr, "series": series}, handle=series)

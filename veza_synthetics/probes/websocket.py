@@ -1,0 +1,161 @@
+"""WebSocket probe: handshake, idle hold with pings, close codes; two-client delivery with latency."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from . import Result, describe, spread
+
+ABNORMAL = {1006, 1011}
+
+
+def _connect(url: str, token: str | None, timeout_s: float):
+    full = f"{url}{'&' if '?' in url else '?'}token={token}" if token else url
+    return connect(full, open_timeout=timeout_s, close_timeout=timeout_s, ping_interval=None, max_queue=None)
+
+
+def _close_code(ws) -> int | None:
+    return ws.close_code if ws.close_code is not None else None
+
+
+async def _recv_type(ws, kind: str, timeout_s: float) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), max(0.01, deadline - time.monotonic())))
+        if frame.get("type") == kind:
+            return frame
+
+
+async def _hold(url: str, token: str | None, hold_s: float, timeout_s: float) -> Result:
+    m: dict = {"hold_s": hold_s}
+    events: list[str] = []
+    started = time.perf_counter()
+    try:
+        ws = await _connect(url, token, timeout_s)
+    except InvalidStatus as exc:
+        return Result("websocket", url, error=f"handshake refused: HTTP {exc.response.status_code}")
+    except Exception as exc:
+        return Result("websocket", url, error=f"handshake failed: {describe(exc, timeout_s)}")
+    m["handshake_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    rtts = []
+    try:
+        await _recv_type(ws, "ActionConfirmed", timeout_s)
+        sent = time.perf_counter()
+        await ws.send(json.dumps({"type": "Ping"}))
+        await _recv_type(ws, "Pong", timeout_s)
+        m["app_pong_ms"] = round((time.perf_counter() - sent) * 1000, 2)
+        held_from = time.monotonic()
+        while time.monotonic() - held_from < hold_s:
+            sent = time.perf_counter()
+            await asyncio.wait_for(await ws.ping(), timeout_s)
+            rtts.append((time.perf_counter() - sent) * 1000)
+            await asyncio.sleep(min(1.0, max(0.0, hold_s - (time.monotonic() - held_from))))
+        m["held_s"] = round(time.monotonic() - held_from, 2)
+        await ws.close()
+        events.append("orderly close sent")
+    except ConnectionClosed as exc:
+        events.append(f"closed by peer: {exc}")
+    except (asyncio.TimeoutError, TimeoutError):
+        events.append(f"no answer within {timeout_s:g} s (ping frame or Ping message)")
+        m["unanswered"] = True
+        await ws.close()
+    m["close_code"] = _close_code(ws)
+    m["ping_rtt_max_ms"] = round(max(rtts), 2) if rtts else None
+    m["pings_answered"] = len(rtts)
+    return Result("websocket", url, m, {"events": events, "ping_rtt_ms": spread(rtts)})
+
+
+def hold(url: str, token: str | None, hold_s: float, timeout_s: float) -> Result:
+    """Open, answer-check with Ping/Pong and ping frames for hold_s, close; bounded by timeouts."""
+    return asyncio.run(asyncio.wait_for(_hold(url, token, hold_s, timeout_s), hold_s + 4 * timeout_s + 5))
+
+
+def count_delivery(sent: list[int], received: list[int]) -> dict:
+    """Lost, duplicated and reordered numbers of what B received out of what A sent."""
+    seen, duplicated, reordered, highest = set(), [], [], -1
+    for n in received:
+        if n in seen:
+            duplicated.append(n)
+            continue
+        seen.add(n)
+        if n < highest:
+            reordered.append(n)
+        highest = max(highest, n)
+    lost = [n for n in sent if n not in seen]
+    return {"lost": lost, "duplicated": duplicated, "reordered": reordered}
+
+
+async def _delivery(url: str, token: str | None, messages: int, timeout_s: float, gap_s: float) -> Result:
+    run = uuid.uuid4().hex[:8]
+    conversation = str(uuid.uuid4())
+    try:
+        a = await _connect(url, token, timeout_s)
+        b = await _connect(url, token, timeout_s)
+    except Exception as exc:
+        return Result("websocket", url, error=f"handshake failed: {describe(exc, timeout_s)}")
+    sent_at: dict[int, float] = {}
+    arrivals: list[tuple[int, float]] = []
+    frames: list[str] = []
+
+    async def receive_b():
+        async for raw in b:
+            frame = json.loads(raw)
+            cid = str(frame.get("client_msg_id") or "")
+            if frame.get("type") == "NewMessage" and cid.startswith(run):
+                arrivals.append((int(cid.split("-")[1]), time.perf_counter()))
+                if len(arrivals) >= messages:
+                    return
+
+    events = []
+    try:
+        for ws in (a, b):
+            await _recv_type(ws, "ActionConfirmed", timeout_s)
+            await ws.send(json.dumps({"type": "JoinConversation", "conversation_id": conversation}))
+            await _recv_type(ws, "ActionConfirmed", timeout_s)
+        receiver = asyncio.create_task(receive_b())
+        pongs = []
+        for i in range(messages):
+            sent_at[i] = time.perf_counter()
+            await a.send(json.dumps({"type": "SendMessage", "conversation_id": conversation,
+                                     "content": f"synthetic #{i}", "client_msg_id": f"{run}-{i}"}))
+            await asyncio.sleep(gap_s)
+        for _ in range(5):
+            t0 = time.perf_counter()
+            await a.send(json.dumps({"type": "Ping"}))
+            await _recv_type(a, "Pong", timeout_s)
+            pongs.append((time.perf_counter() - t0) * 1000)
+        try:
+            await asyncio.wait_for(receiver, timeout_s)
+        except (asyncio.TimeoutError, TimeoutError):
+            events.append(f"B still missing messages {timeout_s:g} s after the last send")
+    except ConnectionClosed as exc:
+        events.append(f"connection closed: {exc}")
+        pongs = locals().get("pongs", [])
+    except (asyncio.TimeoutError, TimeoutError):
+        events.append(f"no answer within {timeout_s:g} s")
+        pongs = locals().get("pongs", [])
+    finally:
+        for ws in (a, b):
+            await ws.close()
+    latencies = [(t - sent_at[n]) * 1000 for n, t in arrivals if n in sent_at]
+    counts = count_delivery(list(range(messages)), [n for n, _ in arrivals])
+    lat = spread(latencies)
+    measurements = {"sent": messages, "received": len(arrivals), "lost": len(counts["lost"]),
+                    "duplicated": len(counts["duplicated"]), "reordered": len(counts["reordered"]),
+                    "delivery_p50_ms": lat["p50_ms"], "delivery_p95_ms": lat["p95_ms"], "delivery_max_ms": lat["max_ms"],
+                    "app_pong_p50_ms": spread(pongs)["p50_ms"]}
+    evidence = {"missing_numbers": counts["lost"][:50], "duplicated_numbers": counts["duplicated"][:50],
+                "reordered_numbers": counts["reordered"][:50], "events": events,
+                "latencies_ms": [round(x, 2) for x in latencies]}
+    return Result("websocket", url, measurements, evidence)
+
+
+def delivery(url: str, token: str | None, messages: int, timeout_s: float, gap_s: float = 0.01) -> Result:
+    """Two clients in one new conversation; A sends numbered messages; what B gets, and how fast."""
+    budget = messages * (gap_s + 0.01) + 4 * timeout_s + 10
+    return asyncio.run(asyncio.wait_for(_delivery(url, token, messages, timeout_s, gap_s), budget))

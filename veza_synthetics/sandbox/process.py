@@ -1,0 +1,67 @@
+"""The sandbox as a child process: started once per run (by pytest's controller or a test), stopped at the end."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from ..errors import SetupError
+
+START_TIMEOUT_S = 120  # the first start encodes the canary MP3s (~8 s); later ones take a few seconds
+
+
+class SandboxProcess:
+    def __init__(self, inject: list[str] = (), base_profile: Path | None = None):
+        self.inject = list(inject)
+        self.base_profile = base_profile
+        self.dir = Path(tempfile.mkdtemp(prefix="veza-sandbox-run-"))
+        self.profile_path = self.dir / "profile.toml"
+        self.log_path = self.dir / "sandbox.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> str:
+        cmd = [sys.executable, "-m", "veza_synthetics", "sandbox", "up", "--profile-out", str(self.profile_path)]
+        if self.inject:
+            cmd += ["--inject", ",".join(self.inject)]
+        if self.base_profile:
+            cmd += ["--base-profile", str(self.base_profile)]
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self.profile_path.exists():
+            if self.proc.poll() is not None:
+                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-3:]
+                self.stop()
+                raise SetupError("the sandbox could not start: " + " | ".join(tail))
+            if time.monotonic() > deadline:
+                self.stop()
+                raise SetupError(f"the sandbox did not start within {START_TIMEOUT_S} s (log: {self.log_path})")
+            time.sleep(0.1)
+        return str(self.profile_path)
+
+    def admin_url(self) -> str:
+        import tomllib
+        return tomllib.loads(self.profile_path.read_text())["sandbox"]["admin_url"]
+
+    def set_faults(self, faults: list[str]) -> list[str]:
+        response = httpx.put(f"{self.admin_url()}/faults", json={"active": faults}, timeout=60)
+        if response.status_code != 200:
+            raise SetupError(response.json().get("error", response.text))
+        return response.json()["active"]
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        shutil.rmtree(self.dir, ignore_errors=True)
