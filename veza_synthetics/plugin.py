@@ -151,7 +151,9 @@ def pytest_runtest_setup(item):
 def target(pytestconfig) -> Target:
     if pytestconfig.veza is None:
         pytest.skip("synthetic checks run from tests_synthetic/")
-    return Target(pytestconfig.veza.profile)
+    target = Target(pytestconfig.veza.profile)
+    yield target
+    target.close()
 
 
 @pytest.fixture

@@ -21,6 +21,8 @@ class Target:
     def __init__(self, profile: Profile):
         self.profile = profile
         self._memo: dict = {}
+        self._sessions: list[auth.Session] = []
+        self.last_login: Result | None = None
 
     def timeout(self, kind: str) -> float:
         return self.profile["timeouts"][f"{kind}_s"]
@@ -37,23 +39,34 @@ class Target:
         return auth.login(self.profile["backend"]["url"], acc[f"{who}_email"], acc[f"{who}_password"],
                           self.timeout("request"))
 
-    def session(self, attempt: int = 1) -> Result:
-        return self.shared("session", attempt, self.login)
+    def fresh_session(self) -> Result:
+        """A login of its own for each consumer, so a short token or session lifetime only fails the
+        checks that judge lifetimes; every such session is logged out by close()."""
+        result = self.login()
+        if isinstance(result.handle, auth.Session):
+            self._sessions.append(result.handle)
+        return result
 
-    def token(self, attempt: int = 1) -> str | None:
-        result = self.session(attempt)
+    def token(self) -> str | None:
+        result = self.fresh_session()
+        self.last_login = result
         return result.handle.access_token if isinstance(result.handle, auth.Session) else None
+
+    def close(self) -> None:
+        for session in self._sessions:
+            auth.logout(self.profile["backend"]["url"], session, self.timeout("request"))
+        self._sessions.clear()
 
     # -- shared measurements --------------------------------------------------------------
     def chat_delivery(self, attempt: int) -> Result:
         chat = self.profile["chat"]
-        token = self.token(attempt) if chat["auth"] == "token" else None
+        token = self.token() if chat["auth"] == "token" else None
         return self.shared("chat", attempt, lambda: websocket.delivery(
             chat["url"], token, self.profile["sampling"]["chat_messages"], self.timeout("ws")))
 
     def http_sample(self, attempt: int) -> Result:
         backend, sampling = self.profile["backend"], self.profile["sampling"]
-        token = self.token(attempt)
+        token = self.token()
         endpoints = {"health": backend["health_path"], "tracks": "/api/v1/tracks?limit=20",
                      "search": "/api/v1/search?q=Track%201", "me": "/api/v1/auth/me"}
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -69,7 +82,7 @@ class Target:
             return f"{cfg['url']}/stream/{cfg['canary']}?expires={expires}&sig={sig}&quality={cfg['quality']}", None
         result = auth.request(self.profile["backend"]["url"], "GET",
                               f"/api/v1/tracks/{cfg['canary_track_id']}/stream-url?quality={cfg['quality']}",
-                              self.timeout("request"), token=self.token(attempt))
+                              self.timeout("request"), token=self.token())
         if result.error or result.measurements.get("status") != 200:
             return None, result
         return (result.handle[1].get("data") or {}).get("url"), None

@@ -50,8 +50,8 @@ def constraint_errors(v, target, attempt):
 def constraint_errors_writes(v, target, attempt):
     """A duplicate is a 409, never a 500; the synthetic playlist is always deleted."""
     base, timeout = target.profile["backend"]["url"], target.timeout("request")
-    token = target.token(attempt)
-    if not v.require(token is not None, f"login failed: {target.session(attempt).error or target.session(attempt).evidence}"):
+    token = target.token()
+    if not v.require(token is not None, f"login failed: {target.last_login.error or target.last_login.evidence}"):
         return
     name = f"veza-synthetics {uuid.uuid4().hex[:8]}"
     first = auth.request(base, "POST", "/api/v1/playlists", timeout, token=token, json_body={"name": name})

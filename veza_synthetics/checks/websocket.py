@@ -8,8 +8,8 @@ from . import check
 def _token(v, target, attempt):
     if target.profile["chat"]["auth"] != "token":
         return None
-    token = target.token(attempt)
-    v.require(token is not None, f"login failed, no token for the chat: {target.session(attempt).error}")
+    token = target.token()
+    v.require(token is not None, f"login failed, no token for the chat: {target.last_login.error or target.last_login.evidence}")
     return token
 
 
@@ -33,7 +33,6 @@ def disconnects(v, target, attempt):
 def message_loss(v, target, attempt):
     if not target.profile["chat"]["broadcast"]:
         v.note("this profile's chat variant does not broadcast NewMessage: loss is measured all the same")
-    _token(v, target, attempt)
     result = target.chat_delivery(attempt)
     if not v.record(result):
         return
@@ -45,7 +44,6 @@ def message_loss(v, target, attempt):
 
 @check("ws.high_latency")
 def high_latency(v, target, attempt):
-    _token(v, target, attempt)
     result = target.chat_delivery(attempt)
     if not v.record(result):
         return

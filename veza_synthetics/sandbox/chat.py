@@ -13,6 +13,7 @@ import jwt
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Opcode
 from websockets.http11 import Request
 
 from .processes import LOOPBACK
@@ -79,7 +80,7 @@ class Chat:
             if faults.on("ws.drop_connections"):
                 asyncio.get_running_loop().call_later(2, ws.transport.abort)
             if faults.on("ws.no_heartbeat"):
-                ws.transport.pause_reading()  # neither ping frames nor Ping messages get an answer
+                self._mute_pings(ws)
             async for raw in ws:
                 await self._on_frame(ws, raw)
         except ConnectionClosed:
@@ -89,6 +90,16 @@ class Chat:
             for members in self.conversations.values():
                 members.discard(ws)
 
+    @staticmethod
+    def _mute_pings(ws: ServerConnection) -> None:
+        """ws.no_heartbeat: ping frames go unanswered; every other frame is still served."""
+        receive = ws.protocol.recv_frame
+
+        def recv_frame(frame):
+            if frame.opcode is not Opcode.PING:
+                receive(frame)
+        ws.protocol.recv_frame = recv_frame
+
     async def _on_frame(self, ws: ServerConnection, raw) -> None:
         try:
             frame = json.loads(raw)
@@ -97,6 +108,8 @@ class Chat:
             await ws.send(json.dumps({"type": "Error", "message": "invalid frame: expected JSON with a type"}))
             return
         if kind == "Ping":
+            if self.s.faults.on("ws.no_heartbeat"):
+                return
             await ws.send(json.dumps({"type": "Pong"}))
         elif kind == "JoinConversation" and frame.get("conversation_id"):
             self.conversations.setdefault(str(frame["conversation_id"]), set()).add(ws)

@@ -1,0 +1,19 @@
+"""The project's own tests: one sandbox for the session, switched between faults."""
+import pytest
+
+from veza_synthetics.profile import ENV_DIR
+from veza_synthetics.sandbox.process import SandboxProcess
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    proc = SandboxProcess(base_profile=ENV_DIR / "sandbox.toml")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox_profile(sandbox):
+    from veza_synthetics.profile import load
+    return load(str(sandbox.profile_path))
