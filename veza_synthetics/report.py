@@ -47,7 +47,7 @@ def result_record(symptom: Symptom, final: Verdict, attempts: list[Verdict], wri
         "id": symptom.id, "category": symptom.category, "variant": "writes" if writes else "read-only",
         "title_fr": symptom.title_fr, "title_en": symptom.title_en,
         "outcome": "skipped" if outcome == "no_data" else outcome,
-        "summary": final.summary(), "conditions": [{"text": c.text, "level": c.level} for c in final.conditions],
+        "summary": final.summary(), "conditions": [{"text": c.text, "level": c.level, "threshold": c.name} for c in final.conditions],
         "measurements": final.measurements, "thresholds": final.thresholds_table(), "evidence": final.evidence,
         "notes": final.notes, "not_measured": final.no_data,
         "attempts": [{"outcome": a.outcome, "summary": a.summary(), "measurements": a.measurements} for a in attempts],
@@ -69,7 +69,8 @@ def skipped_record(symptom_id: str, nodeid: str, reason: str) -> dict:
 def failure_text(record: dict) -> str:
     """What pytest prints for a failed check: the verdict, the numbers, the evidence, the remedies."""
     lines = [record["summary"], "", "Conditions:"]
-    lines += [f"  [{c['level'].upper()}] {c['text']}" for c in record["conditions"]]
+    lines += [f"  [{c['level'].upper()}] {c['text']}" for c in record["conditions"]
+              if c["level"] != "passed" or c.get("threshold")]  # a plain requirement that held says nothing
     if len(record["attempts"]) == 2:
         lines.append(f"Confirmed by a second measurement: {record['attempts'][0]['summary']}")
     lines += ["", "Measurements: " + json.dumps(record["measurements"], default=str)[:1500]]
@@ -98,7 +99,8 @@ def attach(request, record: dict) -> None:
 def html_block(record: dict) -> str:
     esc = html.escape
     colour = {"passed": "#1a7f37", "degraded": "#9a6700", "failed": "#cf222e"}.get(record["outcome"], "#57606a")
-    conditions = "".join(f"<li><b>{esc(c['level'])}</b> {esc(c['text'])}</li>" for c in record["conditions"])
+    conditions = "".join(f"<li><b>{esc(c['level'])}</b> {esc(c['text'])}</li>" for c in record["conditions"]
+                         if c["level"] != "passed" or c.get("threshold"))
     evidence = esc(json.dumps({k: v for k, v in record["evidence"].items()}, indent=1, default=str)[:6000])
     rb = record["runbook"]
     return redact.text(

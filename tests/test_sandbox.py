@@ -1,0 +1,141 @@
+"""The sandbox honours veza-contract.md, and a fault really changes what crosses the wire."""
+import asyncio
+import json
+import socket
+import time
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from websockets.asyncio.client import connect
+
+from veza_synthetics.probes import auth
+from veza_synthetics.profile import ENV_DIR
+from veza_synthetics.sandbox.process import SandboxProcess
+from veza_synthetics.target import Target
+
+
+@pytest.fixture(scope="module")
+def target(sandbox_profile):
+    t = Target(sandbox_profile)
+    yield t
+    t.close()
+
+
+@pytest.fixture(scope="module")
+def api(sandbox_profile):
+    with httpx.Client(base_url=sandbox_profile["backend"]["url"], timeout=5) as client:
+        yield client
+
+
+def test_backend_health_ready_and_metrics(api):
+    health = api.get("/health").json()
+    assert health["status"] == "healthy" and health["components"] == {"database_connected": True, "redis_available": True}
+    assert api.get("/ready").json() == {"status": "ready"}
+    names = {f.name for f in text_string_to_metric_families(api.get("/metrics").text)}
+    assert {"http_requests", "http_request_duration_seconds", "veza_active_sessions"} <= names
+    assert api.get("/health", headers={"X-Request-ID": "abc"}).headers["x-request-id"] == "abc"
+
+
+def test_auth_cycle_and_status_codes(api, target, sandbox_profile):
+    session = target.fresh_session().handle
+    headers = {"Authorization": f"Bearer {session.access_token}"}
+    assert api.get("/api/v1/auth/me", headers=headers).json()["data"]["username"] == "synthetic"
+    assert api.get("/api/v1/auth/me").status_code == 401
+    assert api.get("/api/v1/admin/stats", headers=headers).status_code == 403
+    refreshed = api.post("/api/v1/auth/refresh", json={"refresh_token": session.refresh_token})
+    assert refreshed.status_code == 200 and refreshed.json()["data"]["expires_in"] == 3600
+    guide_form = api.post("/auth/refresh", headers={"Authorization": f"Bearer {session.refresh_token}"})
+    assert guide_form.status_code == 200
+    wrong = api.post("/api/v1/auth/login", json={"email": "synthetic@veza.local", "password": "wrong"})
+    assert wrong.status_code == 401 and wrong.json() == {"success": False, "error": "invalid email or password"}
+    assert api.post("/api/v1/auth/logout", json={"refresh_token": session.refresh_token}).status_code == 200
+    assert api.get("/api/v1/auth/me", headers=headers).json()["error"] == "session expired"
+
+
+def test_playlists_conflict_and_delete(api, target):
+    headers = {"Authorization": f"Bearer {target.token()}"}
+    created = api.post("/api/v1/playlists", json={"name": "contract"}, headers=headers)
+    assert created.status_code == 201
+    assert api.post("/api/v1/playlists", json={"name": "contract"}, headers=headers).status_code == 409
+    assert api.delete(f"/api/v1/playlists/{created.json()['data']['id']}", headers=headers).status_code == 204
+
+
+def test_stream_signature_range_and_info(target, sandbox_profile):
+    url, _ = target.stream_url(1)
+    with httpx.Client(timeout=5) as client:
+        full = client.get(url)
+        assert full.status_code == 200 and full.headers["content-type"] == "audio/mpeg"
+        assert int(full.headers["content-length"]) == len(full.content)
+        part = client.get(url, headers={"Range": "bytes=1000-1999"})
+        assert part.status_code == 206 and part.content == full.content[1000:2000]
+        assert part.headers["content-range"] == f"bytes 1000-1999/{len(full.content)}"
+        assert client.get(url.replace("sig=", "sig=00")).status_code == 403
+        info = client.get(f"{sandbox_profile['stream']['url']}/info/canary").json()
+        assert info["qualities"] == {"high": 320, "medium": 192, "low": 128, "mobile": 96}
+
+
+def test_chat_broadcasts_between_two_clients(target, sandbox_profile):
+    async def scenario():
+        url = f"{sandbox_profile['chat']['url']}?token={target.token()}"
+        async with connect(url) as a, connect(url) as b:
+            for ws in (a, b):
+                assert json.loads(await ws.recv())["action"] == "connected"
+                await ws.send(json.dumps({"type": "JoinConversation", "conversation_id": "c1"}))
+                assert json.loads(await ws.recv())["action"] == "joined_conversation"
+            await a.send(json.dumps({"type": "SendMessage", "conversation_id": "c1", "content": "hi", "client_msg_id": "m1"}))
+            got = json.loads(await asyncio.wait_for(b.recv(), 3))
+            assert got["type"] == "NewMessage" and got["client_msg_id"] == "m1"
+            await a.send("not json")
+            assert json.loads(await asyncio.wait_for(a.recv(), 3))["type"] in ("ActionConfirmed", "NewMessage", "Error")
+    asyncio.run(scenario())
+
+
+def test_chat_refuses_a_missing_token(sandbox_profile):
+    with httpx.Client(timeout=3) as client:
+        assert client.get(sandbox_profile["chat"]["url"].replace("ws://", "http://")).status_code == 401
+
+
+@pytest.mark.parametrize("fault,effect", [
+    ("perf.latency", "slow"), ("perf.errors", "errors"), ("stream.throttle", "throttled"),
+])
+def test_fault_changes_the_wire_and_switching_off_restores_it(sandbox, sandbox_profile, target, fault, effect):
+    base = sandbox_profile["backend"]["url"]
+
+    def observe():
+        if effect == "slow":
+            started = time.perf_counter()
+            httpx.get(f"{base}/api/v1/tracks?limit=1", timeout=5)
+            return time.perf_counter() - started >= 0.4
+        if effect == "errors":
+            return any(httpx.get(f"{base}/api/v1/tracks?limit=1", timeout=5).status_code == 500 for _ in range(40))
+        url, _ = target.stream_url(1)
+        started = time.perf_counter()
+        body = httpx.get(url, timeout=60).content
+        return len(body) * 8 / 192_000 / (time.perf_counter() - started) < 1.0  # media s per wall s
+
+    sandbox.set_faults([fault])
+    try:
+        assert observe(), f"{fault} did not change the wire"
+    finally:
+        sandbox.set_faults([])
+    assert not observe(), f"switching {fault} off did not restore the healthy behaviour"
+
+
+def test_unknown_fault_is_refused_by_the_admin_api(sandbox):
+    with pytest.raises(Exception, match="unknown fault id"):
+        sandbox.set_faults(["no.such_fault"])
+
+
+def test_stop_leaves_nothing_behind_and_two_run_side_by_side(sandbox_profile):
+    second = SandboxProcess(base_profile=ENV_DIR / "sandbox.toml")
+    second.start()
+    from veza_synthetics.profile import load
+    other = load(str(second.profile_path))
+    assert other["backend"]["url"] != sandbox_profile["backend"]["url"]
+    port = int(other["backend"]["url"].rsplit(":", 1)[1])
+    workdir = second.dir
+    second.stop()
+    assert second.proc.poll() is not None and not workdir.exists()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()

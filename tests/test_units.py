@@ -1,0 +1,195 @@
+"""Unit tests on controlled inputs: catalog, profiles, verdicts, redaction, JWT claims, probe maths."""
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from veza_synthetics import catalog, profile, redact
+from veza_synthetics.errors import SetupError
+from veza_synthetics.probes import auth, percentile, stream, websocket
+from veza_synthetics.sandbox import faults
+from veza_synthetics.verdict import Verdict
+
+
+# -- catalog --------------------------------------------------------------------------
+def test_catalog_has_every_check_and_fault_of_the_reference():
+    cat = catalog.load()
+    assert len(cat.symptoms) == 18 and len(cat.faults) == 31
+    assert {s.category for s in cat.symptoms.values()} == set(catalog.CATEGORIES)
+
+
+def test_catalog_rejects_a_broken_entry():
+    raw = {"sections": {"auth": {"title_fr": "x", "title_en": "x", "solutions": "x", "prevention": "x"}},
+           "checks": [{"id": "auth.x", "section": "auth", "title_fr": "x", "title_en": "x", "measures": "x",
+                       "thresholds": {"t": {"fail": 1, "bad_when": "sideways", "source": "s"}}}], "faults": {}}
+    with pytest.raises(SetupError, match="bad_when"):
+        catalog.parse(raw)
+    raw["checks"][0]["thresholds"] = {}
+    raw["faults"] = {"f": {"does": "x", "must_fail": ["auth.nope"]}}
+    with pytest.raises(SetupError, match="unknown check 'auth.nope'"):
+        catalog.parse(raw)
+
+
+def test_every_check_has_a_test_and_a_fault():
+    from veza_synthetics.checks import CHECKS
+    cat = catalog.load()
+    registered = {sid for sid, _ in CHECKS}
+    assert registered == set(cat.symptoms)
+    proven = {sid for f in cat.faults.values() for sid in f.must_fail}
+    assert proven == set(cat.symptoms), f"checks no fault proves: {set(cat.symptoms) - proven}"
+
+
+def test_every_marker_is_registered():
+    import configparser
+    ini = configparser.ConfigParser()
+    ini.read("pytest.ini")
+    markers = {line.split(":")[0].strip() for line in ini["pytest"]["markers"].strip().splitlines()}
+    assert set(catalog.CATEGORIES) <= markers
+
+
+def test_unknown_fault_is_one_clear_error():
+    with pytest.raises(SetupError, match="unknown fault id.*nope.*Known faults"):
+        faults.validate(["stream.truncate", "nope"])
+
+
+# -- profiles -------------------------------------------------------------------------
+def write(tmp_path, text):
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_production_without_variables_lists_what_it_needs(monkeypatch):
+    for var in ("VEZA_BACKEND_URL", "VEZA_SYNTHETIC_PASSWORD"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(SetupError) as err:
+        profile.load("production")
+    assert "VEZA_BACKEND_URL (for backend.url)" in str(err.value)
+    assert "VEZA_SYNTHETIC_PASSWORD" in str(err.value)
+
+
+def test_production_is_read_only(monkeypatch):
+    for var in profile.VAR.findall((profile.ENV_DIR / "production.toml").read_text()):
+        monkeypatch.setenv(var, "http://x" if "URL" in var else "value")
+    assert not profile.load("production").allows_writes
+    assert profile.load("staging").allows_writes
+
+
+@pytest.mark.parametrize("text,error", [
+    ("[backend]\nurl = 3\n", "'backend.url' must be str"),
+    ("[backend]\nnope = 1\n", "unknown setting 'backend.nope'"),
+    ("allow = 'everything'\n", "'allow' must be one of"),
+    ("[timeouts]\nrequest_s = 0\n", "'timeouts.request_s' must be > 0"),
+    ("[accounts]\nuser_password = 'hunter2'\n", "literal secret"),
+    ("[thresholds.'perf.high_response_time']\np95_ms = {fail = 'x'}\n", "must be {warn = N, fail = N}"),
+    ("[thresholds.'perf.nope']\np95_ms = {fail = 1}\n", "unknown check 'perf.nope'"),
+    ("not toml [", "not valid TOML"),
+])
+def test_bad_profiles_get_one_clear_error(tmp_path, text, error):
+    with pytest.raises(SetupError, match=error.replace("{", r"\{").replace("}", r"\}").replace("'", ".")):
+        profile.load(write(tmp_path, text))
+
+
+def test_set_but_empty_variable_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("VEZA_EMPTY", "")
+    with pytest.raises(SetupError, match="VEZA_EMPTY .for backend.url, set but empty"):
+        profile.load(write(tmp_path, "[backend]\nurl = '${VEZA_EMPTY}'\n"))
+
+
+def test_threshold_override_changes_the_verdict(tmp_path):
+    p = profile.load(write(tmp_path, "[thresholds.'perf.high_response_time']\np95_ms = {fail = 500}\n"))
+    symptom = catalog.load().symptoms["perf.high_response_time"]
+    v = Verdict.for_symptom(symptom, p.threshold_overrides("perf.high_response_time"))
+    v.against("p95_ms", 350, label="p95")
+    assert v.outcome == "passed"
+
+
+# -- verdicts -------------------------------------------------------------------------
+def verdict(sid):
+    return Verdict.for_symptom(catalog.load().symptoms[sid])
+
+
+@pytest.mark.parametrize("value,outcome", [(199.9, "passed"), (200, "degraded"), (999, "degraded"), (1000, "failed")])
+def test_warn_and_fail_boundaries(value, outcome):
+    v = verdict("db.connection_timeout")
+    v.against("connect_p95_ms", value, label="connect p95")
+    assert v.outcome == outcome
+
+
+def test_failure_reads_like_a_condition_with_its_value():
+    v = verdict("perf.high_response_time")
+    v.against("p95_ms", 350, label="search p95")
+    assert v.summary() == "perf.high_response_time: search p95 350 ms >= 200 ms"
+
+
+def test_nothing_measured_is_no_data_never_a_pass():
+    v = verdict("perf.resource_saturation")
+    v.missing("cpu_pct: not enough data")
+    assert v.outcome == "no_data" and "not enough data" in v.summary()
+
+
+def test_below_thresholds_fail_under_the_level():
+    v = verdict("stream.excessive_buffering")
+    v.against("speed_ratio", 0.7, label="speed")
+    assert v.outcome == "failed"
+
+
+# -- redaction and JWT ----------------------------------------------------------------
+def test_redaction_masks_tokens_signatures_and_known_secrets():
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyX2lkIjoxfQ.c2lnbmF0dXJl"
+    redact.register("s3cret-value")
+    text = f"Bearer {token} url?expires=1&sig=abcdef0123 password=s3cret-value {{\"refresh_token\": \"xyz\"}}"
+    out = redact.text(text)
+    for leaked in (token, "abcdef0123", "s3cret-value", "xyz"):
+        assert leaked not in out
+
+
+def test_claims_are_decoded_without_the_signature():
+    payload = base64.urlsafe_b64encode(json.dumps({"iat": 10, "exp": 3610}).encode()).rstrip(b"=").decode()
+    assert auth.claims(f"h.{payload}.sig") == {"iat": 10, "exp": 3610}
+    assert auth.claims("not a jwt") == {}
+
+
+# -- probe maths ----------------------------------------------------------------------
+def test_percentiles_interpolate_like_numpy():
+    values = [1, 2, 3, 4, 100]
+    for q in (50, 95, 99):
+        assert percentile(values, q) == pytest.approx(np.percentile(values, q))
+    assert percentile([], 95) is None
+
+
+def test_delivery_counting_finds_lost_duplicated_reordered():
+    counts = websocket.count_delivery(list(range(6)), [0, 2, 1, 2, 4])
+    assert counts == {"lost": [3, 5], "duplicated": [2], "reordered": [1]}
+
+
+def test_player_without_stall():
+    arrivals = [(0.1 * i, 1.0 * i) for i in range(1, 21)]  # 10 s of media per s of wall time
+    result = stream.simulate_player(arrivals, 20.0)
+    assert result["startup_s"] == pytest.approx(0.2) and result["stalls"] == []
+
+
+def test_player_with_one_stall():
+    arrivals = [(0.5, 4.0), (6.0, 4.0), (9.0, 20.0)]  # data stops at 4 s of media until 9 s of wall time
+    result = stream.simulate_player(arrivals, 20.0)
+    assert result["startup_s"] == 0.5
+    assert len(result["stalls"]) == 1 and result["stalls"][0]["at_s"] == pytest.approx(4.5)
+    assert result["stall_s"] == pytest.approx(4.5)
+
+
+def test_player_slower_than_bitrate_keeps_stalling():
+    arrivals = [(t / 0.7, float(t)) for t in np.arange(0.5, 20.5, 0.5)]  # 0.7 x real time
+    result = stream.simulate_player(arrivals, 20.0)
+    assert len(result["stalls"]) >= 2 and result["rebuffer_pct"] > 1
+
+
+def test_silence_detection_finds_the_gap_and_only_it():
+    rate = 44100
+    t = np.arange(rate * 4) / rate
+    tone = 0.3 * np.sin(2 * np.pi * 440 * t)
+    pcm = np.stack([tone, tone], axis=1)
+    assert stream.silence_gaps(pcm, rate) == []
+    pcm[int(1.5 * rate):int(1.8 * rate)] = 0
+    gaps = stream.silence_gaps(pcm, rate)
+    assert len(gaps) == 1 and 280 <= gaps[0]["ms"] <= 320 and gaps[0]["at_s"] == pytest.approx(1.5, abs=0.03)
