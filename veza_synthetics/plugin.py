@@ -29,6 +29,7 @@ def pytest_addoption(parser):
     group.addoption("--env", default=None, help="environment profile: a name in fixtures/environments or a .toml path "
                     "(default: $VEZA_ENV, else the sandbox)")
     group.addoption("--inject", default="", help="sandbox only: fault ids to switch on, comma-separated")
+    group.addoption("--symptoms", default="", help="run only these check ids, comma-separated (default: all)")
     group.addoption("--location", default=None, help="label of where this run runs (default: the profile's)")
     group.addoption("--reports-dir", default="reports", help="folder for the run folders (default: reports)")
     group.addoption("--keep-reports", type=int, default=20, help="how many run folders to keep (default: 20)")
@@ -86,6 +87,10 @@ class RunState:
         env = config.getoption("--env") or os.environ.get("VEZA_ENV") or "sandbox"
         faults = [f.strip() for f in config.getoption("--inject").split(",") if f.strip()]
         fault_ids.validate(faults)
+        wanted = {s.strip() for s in config.getoption("--symptoms").split(",") if s.strip()}
+        unknown = wanted - set(catalog_mod.load().symptoms)
+        if unknown:
+            raise SetupError(f"--symptoms: unknown check id(s): {', '.join(sorted(unknown))}")
         sandbox = None
         if env == "sandbox":
             sandbox = SandboxProcess(inject=faults, base_profile=ENV_DIR / "sandbox.toml")
@@ -135,6 +140,22 @@ def pytest_generate_tests(metafunc):
     ids = [s.id for s in catalog_mod.load().symptoms.values()
            if s.category in categories and (s.id, writes) in CHECKS]
     metafunc.parametrize("symptom", ids, ids=ids)
+
+
+def pytest_collection_modifyitems(config, items):
+    wanted = {s.strip() for s in config.getoption("--symptoms").split(",") if s.strip()}
+    if not wanted or config.veza is None:
+        return
+
+    def symptom_of(item):
+        callspec = getattr(item, "callspec", None)
+        return callspec.params.get("symptom") if callspec else None
+
+    keep = [i for i in items if symptom_of(i) in wanted]
+    deselected = [i for i in items if i not in keep]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = keep
 
 
 def pytest_runtest_setup(item):

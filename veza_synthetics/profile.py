@@ -26,7 +26,7 @@ DEFAULTS: dict = {
     "redis": {"url": "", "password": ""},
     "prometheus": {"url": "", "rate_window": "5m"},
     "accounts": {"user_email": "", "user_password": "", "admin_email": "", "admin_password": ""},
-    "timeouts": {"connect_s": 3.0, "request_s": 5.0, "stream_s": 90.0, "ws_s": 5.0},
+    "timeouts": {"connect_s": 3.0, "request_s": 5.0, "stream_read_s": 10.0, "stream_s": 90.0, "ws_s": 5.0},
     "holds": {"session_s": 5.0, "ws_idle_s": 60.0},
     "sampling": {"requests": 200, "concurrency": 8, "chat_messages": 50, "db_connects": 5, "search_calls": 10},
     "auth": {"expires_in_s": 0, "session_store": "redis"},
@@ -118,7 +118,7 @@ def _check_types(data: dict, source: str) -> None:
         raise SetupError(f"profile {source}: 'kind' must be one of {KINDS}, not {data['kind']!r}")
     if data["allow"] not in ALLOWS:
         raise SetupError(f"profile {source}: 'allow' must be one of {ALLOWS}, not {data['allow']!r}")
-    for name in ("connect_s", "request_s", "stream_s", "ws_s"):
+    for name in DEFAULTS["timeouts"]:
         if data["timeouts"][name] <= 0:
             raise SetupError(f"profile {source}: 'timeouts.{name}' must be > 0 (every network call is bounded)")
     symptoms = load_catalog().symptoms

@@ -101,6 +101,6 @@ class Target:
                 return Result("stream", failure.target, failure.measurements, failure.evidence,
                               error=f"could not get a signed stream URL: {failure.error or failure.evidence}")
             quality = self.profile["stream"]["quality"]
-            dl = stream.download(url, self.timeout("request"), self.timeout("stream"))
+            dl = stream.download(url, self.timeout("connect"), self.timeout("stream_read"), self.timeout("stream"))
             return stream.analyse(dl, url, CONTRACT_KBPS[quality], self.track_duration() or 0.0)
         return self.shared("stream", attempt, measure)

@@ -6,9 +6,14 @@ from . import check
 
 
 def _sample(v, target, attempt):
+    if target.token() is None:
+        v.require(False, f"login failed, the sample cannot call me: {target.last_login.error or target.last_login.evidence}")
     result = target.http_sample(attempt)
-    v.record(result)
-    return result if not result.error else None
+    if not v.record(result):
+        return None
+    m = result.measurements
+    v.require(m["not_json"] == 0, f"bad response: {m['not_json']}/{m['requests']} answers were not JSON")
+    return result
 
 
 def _prometheus_figure(v, target, label: str, expr: str, scale: float = 1.0, unit: str = "") -> None:

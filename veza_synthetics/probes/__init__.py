@@ -26,6 +26,8 @@ def describe(exc: BaseException, timeout_s: float | None = None) -> str:
     name = type(exc).__name__
     text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else name
     lowered = f"{name} {text}".lower()
+    if "invalid response" in lowered or "protocol error" in lowered:
+        return f"bad response: {text}"
     if isinstance(exc, ssl.SSLError) or "certificate" in lowered or "ssl" in lowered:
         return f"TLS error: {text}"
     if "timeout" in lowered or "timed out" in lowered:

@@ -43,6 +43,7 @@ async def _sample(base_url: str, endpoints: dict[str, str], headers: dict, reque
                 try:
                     response = await client.get(endpoints[name], headers={**headers, "X-Request-ID": request_id})
                     outcome = {"status": response.status_code,
+                               "json": "json" in response.headers.get("content-type", ""),
                                "request_id": response.headers.get("x-request-id", request_id)}
                 except httpx.TimeoutException:
                     outcome = {"status": None, "timeout": True, "request_id": request_id}
@@ -69,9 +70,10 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict, requests: in
     timeouts = sum(1 for r in records if r.get("timeout"))
     errors = sum(1 for r in records if (r.get("status") or 0) >= 500)
     unreachable = [r["error"] for r in records if r.get("error")]
+    not_json = [r for r in records if r.get("status") is not None and not r.get("json")]
     slowest = sorted(records, key=lambda r: r["ms"], reverse=True)[:5]
     measurements = {"requests": total, "timeouts": timeouts, "timeout_pct": round(100 * timeouts / total, 2),
-                    "errors_5xx": errors, "error_pct": round(100 * errors / total, 2)}
+                    "errors_5xx": errors, "error_pct": round(100 * errors / total, 2), "not_json": len(not_json)}
     evidence = {"per_endpoint": per_endpoint,
                 "slowest": [{"endpoint": r["endpoint"], "ms": round(r["ms"], 1), "status": r.get("status"),
                              "timeout": bool(r.get("timeout")), "x_request_id": r["request_id"]} for r in slowest],
@@ -79,6 +81,8 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict, requests: in
     error = None
     if unreachable and len(unreachable) == total:
         error = unreachable[0]
+    elif len(not_json) == total:
+        error = f"bad response: every answer was {not_json[0]['status']} without JSON (the API answers JSON)"
     return Result("http", base_url, measurements, evidence, error)
 
 

@@ -30,12 +30,15 @@ class Download:
     error: str | None = None
 
 
-def download(url: str, timeout_s: float, max_s: float) -> Download:
+def download(url: str, connect_s: float, read_s: float, max_s: float) -> Download:
+    """GET the stream, timing every chunk. A player waits read_s for each byte (a slow start is a
+    measurement, not an error); max_s bounds the whole download."""
     out = Download()
+    timeout_s = read_s
     chunks = []
     started = time.perf_counter()
     try:
-        with httpx.Client(timeout=timeout_s) as client, client.stream("GET", url) as response:
+        with httpx.Client(timeout=httpx.Timeout(read_s, connect=connect_s)) as client, client.stream("GET", url) as response:
             out.status = response.status_code
             out.headers = {k: v for k, v in response.headers.items() if k in ("content-type", "content-length", "accept-ranges")}
             if "content-length" in response.headers:

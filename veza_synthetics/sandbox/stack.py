@@ -152,6 +152,7 @@ class Sandbox:
         async with await psycopg.AsyncConnection.connect(self.pg.socket_dsn.replace("dbname=postgres", "dbname=veza_db"),
                                                          autocommit=True) as conn:
             await conn.execute("CREATE EXTENSION pg_stat_statements")
+            await conn.execute("CREATE EXTENSION pg_prewarm")
             await conn.execute("SET ROLE veza_user")
             await conn.execute(Path(__file__).with_name("schema.sql").read_text().replace(
                 "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;", ""))
@@ -267,6 +268,9 @@ class Sandbox:
         if on:
             await self._release_held()
         await asyncio.to_thread(self.pg.stop if on else self.pg.start)
+        if not on:  # what an operator does after a restart: warm the cache back up
+            await self._sql("SELECT pg_prewarm(c.oid::regclass) FROM pg_class c "
+                            "WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'i')")
 
     async def _on_infra_stream_down(self, on: bool) -> None:
         await (self.servers["stream"].stop() if on else self.servers["stream"].start())
