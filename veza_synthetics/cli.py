@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import configparser
 import asyncio
+import json
+import re
 import sys
 from pathlib import Path
 
@@ -20,9 +23,27 @@ def _sandbox_up(args) -> int:
     return 0
 
 
+PYTEST_INI = Path(__file__).resolve().parents[1] / "pytest.ini"
+
+
+def registered_markers() -> set[str]:
+    ini = configparser.ConfigParser()
+    ini.read(PYTEST_INI)
+    return {line.split(":")[0].strip() for line in ini["pytest"]["markers"].strip().splitlines()}
+
+
+def _check_markers(expression: str) -> None:
+    known = registered_markers()
+    unknown = set(re.findall(r"[A-Za-z_]\w*", expression)) - known - {"and", "or", "not"}
+    if unknown:
+        raise SetupError(f"-m: unknown marker(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+
+
 def _run(args, extra: list[str]) -> int:
     """pytest with the report options; exit 0 all passed, 1 a check failed, 2 could not start."""
     import pytest
+    if args.markers:
+        _check_markers(args.markers)
     cmd = ["tests_synthetic", "-p", "no:cacheprovider"]
     if args.env:
         cmd += ["--env", args.env]
@@ -32,8 +53,21 @@ def _run(args, extra: list[str]) -> int:
         cmd += ["--location", args.location]
     if args.inject:
         cmd += ["--inject", args.inject]
-    code = pytest.main(cmd + extra)
-    return {0: 0, 1: 1, 5: 1}.get(int(code), 2)
+    if args.pushgateway:
+        cmd += ["--pushgateway", args.pushgateway]
+    reports_dir = Path(args.reports_dir)
+    code = int(pytest.main(cmd + ["--reports-dir", str(reports_dir)] + extra))
+    if code == 5:
+        print("veza-synth: no check selected", file=sys.stderr)
+        return 2
+    if code not in (0, 1):
+        return 2
+    if code == 0 and args.fail_on_degraded:
+        run = json.loads((reports_dir / "latest" / "results.json").read_text())
+        if any(c["outcome"] == "degraded" for c in run["checks"]):
+            print("veza-synth: degraded checks and --fail-on-degraded", file=sys.stderr)
+            return 1
+    return code
 
 
 def _matrix(args) -> int:
@@ -55,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("-m", dest="markers")
     run.add_argument("--location")
     run.add_argument("--inject")
+    run.add_argument("--pushgateway", help="Pushgateway URL for one gauge set per check")
+    run.add_argument("--reports-dir", default="reports")
+    run.add_argument("--fail-on-degraded", action="store_true", help="exit 1 on degraded checks too")
     matrix = sub.add_parser("matrix", help="print the detection matrix (faults x checks)")
     matrix.add_argument("results", nargs="?", help="a results.json or a run folder: show the last measured outcomes")
     args, extra = parser.parse_known_args(argv)

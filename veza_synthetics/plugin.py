@@ -31,6 +31,7 @@ def pytest_addoption(parser):
     group.addoption("--inject", default="", help="sandbox only: fault ids to switch on, comma-separated")
     group.addoption("--symptoms", default="", help="run only these check ids, comma-separated (default: all)")
     group.addoption("--location", default=None, help="label of where this run runs (default: the profile's)")
+    group.addoption("--pushgateway", default=None, help="push one gauge set per check to this Prometheus Pushgateway URL")
     group.addoption("--reports-dir", default="reports", help="folder for the run folders (default: reports)")
     group.addoption("--keep-reports", type=int, default=20, help="how many run folders to keep (default: 20)")
 
@@ -42,8 +43,6 @@ def _runs_checks(config) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
-    config.addinivalue_line("markers", "writes: creates synthetic data (with cleanup); skipped where the profile is read-only")
-    config.addinivalue_line("markers", "destructive: would change the target's state; never run outside the sandbox")
     config.veza = None
     if not _runs_checks(config):
         return
@@ -125,6 +124,9 @@ class RunState:
         try:
             if self.report_dir is not None:
                 reports.write_all(self)
+            gateway = self.config.getoption("--pushgateway")
+            if gateway:
+                reports.push(gateway, self)
         finally:
             if self.sandbox:
                 self.sandbox.stop()
@@ -198,14 +200,26 @@ def diagnose(request, target):
         if len(attempts) == 2 and final.outcome != "failed":
             final.note(f"first measurement failed ({attempts[0].summary()}); the re-measurement did not confirm it")
         record = reports.result_record(symptom, final, attempts, writes, time.perf_counter() - started)
-        request.node.user_properties.append((RESULT_KEY, json.dumps(record)))
-        reports.attach(request, record)
+        request.node.user_properties += [("symptom", symptom_id), ("outcome", record["outcome"]),
+                                         *((k, v) for k, v in record["measurements"].items()
+                                           if isinstance(v, (int, float, str))),
+                                         (RESULT_KEY, json.dumps(record))]
+        reports.attach(request, record, symptom)
         if final.outcome == "failed":
             pytest.fail(reports.failure_text(record), pytrace=False)
         if final.outcome == "no_data":
             pytest.skip(record["summary"])
         return final
     return run
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Hand the check's HTML block to pytest-html (whose wrapper runs outside this one)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and getattr(item, "veza_extras", None):
+        report.extras = [*getattr(report, "extras", []), *item.veza_extras]
 
 
 # -- collecting results on the controller --------------------------------------------------
@@ -228,7 +242,22 @@ def pytest_runtest_logreport(report):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session):
-    _STATE["state"] = getattr(session.config, "veza", None)
+    state = _STATE["state"] = getattr(session.config, "veza", None)
+    if state is not None and not hasattr(session.config, "workerinput"):
+        from pytest_metadata.plugin import metadata_key
+        metadata = session.config.stash[metadata_key]
+        for noisy in ("Packages", "Plugins", "Platform", "Python"):
+            metadata.pop(noisy, None)
+        metadata.update(reports.html_metadata(state))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session):
+    state = _STATE.get("state")
+    if state is not None and not hasattr(session.config, "workerinput"):
+        from pytest_metadata.plugin import metadata_key
+        safety = [r["id"] for r in state.results if r.get("skipped_for_safety")]
+        session.config.stash[metadata_key]["Skipped for safety"] = ", ".join(safety) or "none"
 
 
 def pytest_report_header(config):
@@ -241,6 +270,12 @@ def pytest_report_header(config):
     if not p.allows_writes:
         lines.append("  tests marked 'writes' are skipped for safety (read-only profile)")
     return lines
+
+
+def pytest_html_report_title(report):
+    state = _STATE.get("state")
+    if state is not None:
+        report.title = f"Veza synthetic checks: {state.profile.name} ({state.location})"
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 from . import __version__, redact
+from .charts import for_record as charts_for
 from .catalog import Symptom
 from .verdict import Verdict
 
@@ -31,6 +32,8 @@ def prepare_dir(config, env_name: str) -> Path:
         config.option.self_contained_html = True
     if not getattr(config.option, "xmlpath", None):
         config.option.xmlpath = str(folder / "junit.xml")
+    if hasattr(config.option, "allure_report_dir") and not config.option.allure_report_dir:
+        config.option.allure_report_dir = str(folder / "allure-results")
     _prune(root, config.getoption("--keep-reports"))
     return folder
 
@@ -73,27 +76,38 @@ def failure_text(record: dict) -> str:
               if c["level"] != "passed" or c.get("threshold")]  # a plain requirement that held says nothing
     if len(record["attempts"]) == 2:
         lines.append(f"Confirmed by a second measurement: {record['attempts'][0]['summary']}")
-    lines += ["", "Measurements: " + json.dumps(record["measurements"], default=str)[:1500]]
+    lines += ["", f"Guide: {record['runbook']['section']}", "Solutions:"]
+    lines += [f"  {line}" for line in record["runbook"]["solutions"].splitlines()]
+    lines += ["Prévention:"] + [f"  {line}" for line in record["runbook"]["prevention"].splitlines()]
     evidence = {k: v for k, v in record["evidence"].items() if k != "stream" or not isinstance(v, dict)}
     stream = record["evidence"].get("stream")
     if isinstance(stream, dict):
         evidence["stream"] = {k: v for k, v in stream.items() if k != "timeline"}
-    lines += ["Evidence: " + json.dumps(evidence, default=str)[:3000], "",
-              f"Guide: {record['runbook']['section']}", "Solutions:"]
-    lines += [f"  {line}" for line in record["runbook"]["solutions"].splitlines()]
-    lines += ["Prévention:"] + [f"  {line}" for line in record["runbook"]["prevention"].splitlines()]
+    lines += ["", "Measurements: " + json.dumps(record["measurements"], default=str)[:1500],
+              "Evidence: " + json.dumps(evidence, default=str)[:3000]]
     return redact.text("\n".join(lines))
 
 
-def attach(request, record: dict) -> None:
-    """pytest-html extras: the verdict, measurements, evidence and remedies, readable without clicking."""
-    try:
-        import pytest_html
-    except ImportError:
-        return
-    extras = getattr(request.node, "extras", [])
-    extras.append(pytest_html.extras.html(html_block(record)))
-    request.node.extras = extras
+def attach(request, record: dict, symptom: Symptom) -> None:
+    """The verdict, measurements, evidence, charts and remedies: into pytest-html extras and Allure."""
+    import allure
+    import pytest_html
+    charts = charts_for(record)
+    request.node.veza_extras = [pytest_html.extras.html(html_block(record) + "".join(svg for _, svg in charts))]
+    allure.dynamic.epic(record["category"])
+    allure.dynamic.story(f"{record['id']} — {record['title_en']}")
+    allure.dynamic.title(f"{record['id']} ({record['variant']})")
+    allure.dynamic.severity(symptom.section.severity)
+    allure.dynamic.description(record["summary"])
+    for number, attempt in enumerate(record["attempts"], 1):
+        with allure.step(f"measurement {number}: {attempt['outcome']}: {attempt['summary']}"):
+            allure.attach(json.dumps(attempt["measurements"], indent=1, default=str), "measurements",
+                          allure.attachment_type.JSON)
+    allure.attach(json.dumps(record["evidence"], indent=1, default=str), "evidence", allure.attachment_type.JSON)
+    allure.attach(f"{record['runbook']['section']}\n\nSolutions:\n{record['runbook']['solutions']}\n\n"
+                  f"Prévention:\n{record['runbook']['prevention']}", "runbook", allure.attachment_type.TEXT)
+    for name, svg in charts:
+        allure.attach(svg, name, allure.attachment_type.SVG)
 
 
 def html_block(record: dict) -> str:
@@ -111,6 +125,15 @@ def html_block(record: dict) -> str:
         f"<h4>Prévention</h4><pre>{esc(rb.get('prevention', ''))}</pre>"
         f"<details><summary>Measurements and evidence</summary><pre>"
         f"{esc(json.dumps(record['measurements'], indent=1, default=str))}</pre><pre>{evidence}</pre></details></div>")
+
+
+def html_metadata(state) -> dict:
+    """The HTML report's Environment table: what ran, where, against what (no secrets)."""
+    p = state.profile
+    return {"Environment": f"{p.name} ({p['allow']})", "Location": state.location,
+            "Endpoints": p.endpoints(), "Faults injected": ", ".join(state.faults) or "none",
+            "Started": dt.datetime.fromtimestamp(state.started_at, dt.timezone.utc).isoformat(timespec="seconds"),
+            "Suite": f"veza-synthetics {__version__} ({_git_commit() or 'no git'})"}
 
 
 def terminal_lines(results: list[dict]) -> list[str]:
@@ -169,3 +192,41 @@ def summary_markdown(run: dict, folder: Path) -> str:
               f"{c['summary'].split(': ', 1)[-1].replace('|', '/')} |" for c in checks]
     lines += ["", f"Full report: {folder / 'report.html'}"]
     return "\n".join(lines) + "\n"
+
+
+def push(gateway: str, state) -> None:
+    """One gauge set per check to a Pushgateway, so Prometheus keeps the history and can alert."""
+    from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+    registry = CollectorRegistry()
+    labels = ["symptom", "variant"]
+    success = Gauge("veza_synthetic_check_success", "1 passed or degraded, 0 failed", labels, registry=registry)
+    degraded = Gauge("veza_synthetic_check_degraded", "1 when a warn level was crossed", labels, registry=registry)
+    duration = Gauge("veza_synthetic_check_duration_seconds", "time the check took", labels, registry=registry)
+    value = Gauge("veza_synthetic_check_value", "the check's key measurement", [*labels, "measurement"], registry=registry)
+    for r in state.results:
+        if r["outcome"] == "skipped":
+            continue
+        key = (r["id"], r["variant"])
+        success.labels(*key).set(0 if r["outcome"] == "failed" else 1)
+        degraded.labels(*key).set(1 if r["outcome"] == "degraded" else 0)
+        duration.labels(*key).set(r["duration_s"])
+        judged = [c for c in r["conditions"] if c.get("threshold")]
+        if judged and isinstance(r["measurements"].get(judged[0]["threshold"]), (int, float)):
+            value.labels(*key, judged[0]["threshold"]).set(r["measurements"][judged[0]["threshold"]])
+    try:
+        push_to_gateway(gateway, job="veza_synthetics", registry=registry, timeout=10,
+                        grouping_key={"env": state.profile.name, "location": state.location})
+    except OSError as exc:
+        print(f"veza-synthetics: push to {redact.text(gateway)} failed: {exc}")
+
+
+def failed_ids(results_path: str) -> str:
+    run = json.loads(Path(results_path).read_text())
+    return ", ".join(sorted({c["id"] for c in run["checks"] if c["outcome"] == "failed"})) or "none"
+
+
+if __name__ == "__main__":  # `python -m veza_synthetics.report failed-ids results.json` (the nightly's issue title)
+    import sys
+    if len(sys.argv) != 3 or sys.argv[1] != "failed-ids":
+        raise SystemExit("usage: python -m veza_synthetics.report failed-ids RESULTS_JSON")
+    print(failed_ids(sys.argv[2]))

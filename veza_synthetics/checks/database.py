@@ -75,7 +75,7 @@ def constraint_errors_writes(v, target, attempt):
                           f"delete playlist answered {deleted.measurements['status']}, expected 204")
 
 
-MIN_BLOCKS = 50  # fewer block reads in the window than this: the hit ratio says nothing
+MIN_BLOCKS = 100  # fewer block reads in the window than this: the hit ratio says nothing
 
 
 def _statements(target):

@@ -22,6 +22,8 @@ from starlette.routing import Route
 ACCESS_LIFETIME_S = 3600
 REFRESH_LIFETIME_S = 7 * 24 * 3600
 SKEW_S = 600  # auth.clock_skew: the backend's clock runs 10 min ahead
+# What any user does without changing data: not counted as writes by the safety recorder.
+SESSION_PATHS = {"/api/v1/auth/login", "/api/v1/auth/refresh", "/auth/refresh", "/api/v1/auth/logout"}
 
 SEARCH_FAST = ("SELECT id, title, artist, duration_s, stream_name FROM tracks "
                "WHERE lower(title) LIKE lower(%s) || '%%' ORDER BY id LIMIT 20")
@@ -98,11 +100,13 @@ class Backend:
                                           (b"date", formatdate(self.now(), usegmt=True).encode())]
                 await send(message)
 
+            if scope["method"] not in ("GET", "HEAD", "OPTIONS") and path not in SESSION_PATHS:
+                self.s.write_requests.append(f"{scope['method']} {path}")
             try:
                 faults = self.s.faults
                 if path.startswith("/api/"):
                     if faults.on("perf.latency"):
-                        await asyncio.sleep(0.4)
+                        await asyncio.sleep(faults.param("perf.latency"))
                     if faults.one_in("perf.hang", 10):
                         await asyncio.sleep(30)
                     if faults.one_in("perf.errors", 20):

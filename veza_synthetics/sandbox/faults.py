@@ -8,6 +8,10 @@ from ..catalog import load as load_catalog
 from ..errors import SetupError
 
 
+# The size of the faults that have one (catalog values); the benchmarks vary them.
+DEFAULT_PARAMS = {"perf.latency": 0.4, "ws.latency": 0.3, "stream.throttle": 0.7}
+
+
 def validate(fault_ids: list[str]) -> list[str]:
     known = load_catalog().faults
     unknown = [f for f in fault_ids if f not in known]
@@ -19,9 +23,18 @@ def validate(fault_ids: list[str]) -> list[str]:
 class Faults:
     def __init__(self) -> None:
         self.active: set[str] = set()
+        self.once: set[str] = set()  # faults that fire for one request, then switch themselves off
         self._counters: dict[str, itertools.count] = defaultdict(lambda: itertools.count(1))
+        self.params: dict[str, float] = dict(DEFAULT_PARAMS)
+
+    def param(self, fault_id: str) -> float:
+        return self.params[fault_id]
 
     def on(self, fault_id: str) -> bool:
+        if fault_id in self.once:
+            self.once.discard(fault_id)
+            self.active.discard(fault_id)
+            return True
         return fault_id in self.active
 
     def one_in(self, fault_id: str, n: int) -> bool:

@@ -50,11 +50,20 @@ class SandboxProcess:
         import tomllib
         return tomllib.loads(self.profile_path.read_text())["sandbox"]["admin_url"]
 
-    def set_faults(self, faults: list[str]) -> list[str]:
-        response = httpx.put(f"{self.admin_url()}/faults", json={"active": faults}, timeout=60)
+    def set_faults(self, faults: list[str], params: dict[str, float] | None = None) -> list[str]:
+        response = httpx.put(f"{self.admin_url()}/faults", json={"active": faults, "params": params or {}}, timeout=60)
         if response.status_code != 200:
             raise SetupError(response.json().get("error", response.text))
         return response.json()["active"]
+
+    def fire_once(self, fault: str) -> None:
+        """Switch a fault on for a single request: a network blip."""
+        response = httpx.post(f"{self.admin_url()}/faults/{fault}", params={"once": "1"}, timeout=10)
+        if response.status_code != 200:
+            raise SetupError(response.json().get("error", response.text))
+
+    def writes(self) -> dict:
+        return httpx.get(f"{self.admin_url()}/writes", timeout=10).json()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

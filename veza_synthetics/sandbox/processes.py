@@ -100,13 +100,39 @@ class Postgres:
     def start(self) -> None:
         opts = (f"-p {self.port} -k {self.datadir} -c listen_addresses={LOOPBACK} "
                 "-c shared_preload_libraries=pg_stat_statements -c fsync=off -c max_connections=40 "
-                "-c superuser_reserved_connections=3 -c pg_stat_statements.track=all")
+                "-c superuser_reserved_connections=3 -c pg_stat_statements.track=all "
+                f"-c log_statement=mod -c log_line_prefix=@%a@")
         self._run("pg_ctl", "-D", str(self.datadir), "-o", opts, "-l", str(self.datadir / "server.log"),
                   "-w", "-t", "30", "start")
 
     def stop(self) -> None:
         if (self.datadir / "postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "-t", "30", "stop")
+
+    def pids(self) -> list[int]:
+        """The postmaster and its children (backends, background workers)."""
+        try:
+            postmaster = int((self.datadir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return []
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == postmaster:
+                children.append(int(stat.parent.name))
+        return [postmaster, *children]
+
+    def suite_writes(self, application: str = "veza-synthetics") -> list[str]:
+        """Statements other than reads (log_statement=mod) sent by the suite's connections."""
+        log = self.datadir / "server.log"
+        if not log.exists():
+            return []
+        marker = f"@{application}@"
+        return [line.split("statement:", 1)[1].strip() for line in log.read_text(errors="replace").splitlines()
+                if line.startswith(marker) and "statement:" in line]
 
     @property
     def socket_dsn(self) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import shutil
 import tempfile
@@ -84,7 +85,7 @@ class SandboxState:
     app_dsn: str = ""
     redis_port: int = 0
     stream_url: str = ""
-
+    write_requests: list = field(default_factory=list)  # the safety recorder: non-GET API calls
 
 class Sandbox:
     def __init__(self, base_profile: Path | None = None, with_prometheus: bool = True):
@@ -99,6 +100,7 @@ class Sandbox:
         self.chat: Chat | None = None
         self.servers: dict[str, AppServer] = {}
         self._held: list[psycopg.AsyncConnection] = []
+        self.timings: dict[str, float] = {}  # start phases, seconds (the benchmarks read them)
         self._switch_lock = asyncio.Lock()
         self._prometheus_binary = Prometheus.available() if with_prometheus else None
 
@@ -119,10 +121,12 @@ class Sandbox:
         self.workdir.chmod(0o755)  # the postgres user must reach its data dir
         self.pg = Postgres(self.workdir, s.pg_password)
         self.redis = Redis(self.workdir, s.redis_password)
+        mark = time.monotonic()
         await asyncio.to_thread(self.pg.init)
         await asyncio.to_thread(self.pg.start)
         await asyncio.to_thread(self.redis.start)
         await self._seed()
+        mark = self._timed("postgres_and_redis", mark)
         s.redis_port = self.redis.port
         s.app_dsn = f"host={LOOPBACK} port={self.pg.port} dbname=veza_db user=veza_user password={s.app_password}"
         self.pg_proxy = DelayProxy(self.pg.port, lambda: 3.0 if s.faults.on("db.slow_connect") else 0.0)
@@ -135,14 +139,28 @@ class Sandbox:
         self.backend = Backend(s)
         await self.backend.open()
         self.servers["backend"] = AppServer("backend", self.backend.asgi())
-        self.servers["node"] = AppServer("node", NodeExporter(s).asgi())
+        self.servers["node"] = AppServer("node", NodeExporter(s, self.stack_pids).asgi())
         self.servers["admin"] = AppServer("admin", self.admin_asgi())
         for name in ("backend", "node", "admin"):
             await self.servers[name].start()
         self.chat = Chat(s)
         await self.chat.start()
+        mark = self._timed("services", mark)
         if self._prometheus_binary:
             await self._start_prometheus()
+            self._timed("prometheus_first_scrapes", mark)
+
+    def _timed(self, phase: str, since: float) -> float:
+        now = time.monotonic()
+        self.timings[phase] = round(now - since, 3)
+        return now
+
+    def stack_pids(self) -> list[int]:
+        """The processes that make up this Veza stack: this one, its servers, PostgreSQL's backends."""
+        pids = [os.getpid()] + [p.proc.pid for p in (self.redis, self.prometheus) if p and p.proc]
+        if self.pg is not None:
+            pids += self.pg.pids()
+        return pids
 
     async def _seed(self) -> None:
         s = self.state
@@ -269,8 +287,8 @@ class Sandbox:
             await self._release_held()
         await asyncio.to_thread(self.pg.stop if on else self.pg.start)
         if not on:  # what an operator does after a restart: warm the cache back up
-            await self._sql("SELECT pg_prewarm(c.oid::regclass) FROM pg_class c "
-                            "WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'i')")
+            await self._sql("SELECT pg_prewarm(c.oid::regclass) FROM pg_class c WHERE c.relkind IN ('r', 'i') "
+                            "AND c.relnamespace IN ('public'::regnamespace, 'pg_catalog'::regnamespace)")
 
     async def _on_infra_stream_down(self, on: bool) -> None:
         await (self.servers["stream"].stop() if on else self.servers["stream"].start())
@@ -287,21 +305,43 @@ class Sandbox:
         async def faults(request: Request):
             if request.method == "PUT":
                 try:
-                    await self.set_faults(list((await request.json())["active"]))
+                    body = await request.json()
+                    params = {k: float(v) for k, v in body.get("params", {}).items()}
+                    unknown = set(params) - set(fault_ids.DEFAULT_PARAMS)
+                    if unknown:
+                        return JSONResponse({"error": f"faults without a size: {sorted(unknown)}; sized faults: "
+                                                      f"{sorted(fault_ids.DEFAULT_PARAMS)}"}, 400)
+                    self.state.faults.params = {**fault_ids.DEFAULT_PARAMS, **params}
+                    await self.set_faults(list(body["active"]))
                 except SetupError as exc:
                     return JSONResponse({"error": str(exc)}, 404)
                 except (ValueError, KeyError, TypeError):
                     return JSONResponse({"error": 'expected {"active": [fault ids]}'}, 400)
-            return JSONResponse({"active": sorted(self.state.faults.active), "known": known})
+            return JSONResponse({"active": sorted(self.state.faults.active), "known": known,
+                                 "params": self.state.faults.params, "started_in_s": self.timings})
 
         async def one(request: Request):
+            fault = request.path_params["fault"]
+            if request.query_params.get("once") and request.method == "POST":
+                if hasattr(self, "_on_" + fault.replace(".", "_")):
+                    return JSONResponse({"error": f"{fault} switches a whole server: it cannot fire once"}, 400)
+                if fault not in load_catalog().faults:
+                    return JSONResponse({"error": f"unknown fault id: {fault}"}, 404)
+                self.state.faults.active.add(fault)
+                self.state.faults.once.add(fault)
+                return JSONResponse({"active": sorted(self.state.faults.active), "once": sorted(self.state.faults.once)})
             try:
-                await self.switch(request.path_params["fault"], request.method == "POST")
+                await self.switch(fault, request.method == "POST")
             except SetupError as exc:
                 return JSONResponse({"error": str(exc)}, 404)
             return JSONResponse({"active": sorted(self.state.faults.active)})
 
-        return Starlette(routes=[Route("/faults", faults, methods=["GET", "PUT"]),
+        async def writes(request: Request):
+            """Every write the suite made: API requests that change data, SQL that is not a read."""
+            return JSONResponse({"http": list(self.state.write_requests), "sql": self.pg.suite_writes()})
+
+        return Starlette(routes=[Route("/writes", writes),
+                                 Route("/faults", faults, methods=["GET", "PUT"]),
                                  Route("/faults/{fault}", one, methods=["POST", "DELETE"])])
 
     # -- the profile it publishes ------------------------------------------------------------

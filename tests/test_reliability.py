@@ -1,0 +1,103 @@
+"""The suite keeps its head: blips are confirmed away, persistent faults fail every time, runs
+don't interfere, healthy runs raise no false alarm, and measured figures match injected ones."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from veza_synthetics.target import Target
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def suite(profile, reports: Path, *args: str, timeout: int = 300) -> tuple[subprocess.CompletedProcess, dict]:
+    run = subprocess.run([sys.executable, "-m", "pytest", "tests_synthetic", "--env", str(profile), "-p",
+                          "no:cacheprovider", "-q", "--reports-dir", str(reports), *args],
+                         cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    return run, json.loads((reports / "latest" / "results.json").read_text())
+
+
+def outcome(results: dict, sid: str) -> dict:
+    return next(c for c in results["checks"] if c["id"] == sid)
+
+
+def test_a_single_blip_is_confirmed_away(sandbox, tmp_path):
+    sandbox.fire_once("stream.truncate")
+    run, results = suite(sandbox.profile_path, tmp_path, "--symptoms", "stream.audio_cut")
+    check = outcome(results, "stream.audio_cut")
+    assert check["outcome"] == "passed", check["summary"]
+    assert [a["outcome"] for a in check["attempts"]] == ["failed", "passed"]
+    assert any("did not confirm" in note for note in check["notes"])
+
+
+def test_a_persistent_fault_fails_every_time(sandbox, tmp_path):
+    sandbox.set_faults(["stream.truncate"])
+    try:
+        for i in range(2):
+            run, results = suite(sandbox.profile_path, tmp_path / str(i), "--symptoms", "stream.audio_cut")
+            check = outcome(results, "stream.audio_cut")
+            assert check["outcome"] == "failed" and [a["outcome"] for a in check["attempts"]] == ["failed", "failed"]
+    finally:
+        sandbox.set_faults([])
+
+
+def test_healthy_runs_raise_no_false_alarm(sandbox, sandbox_profile, tmp_path):
+    """Five healthy runs in a row and one under -n 2: zero failed, zero degraded; the load stays bounded."""
+    metrics_url = f"{sandbox_profile['backend']['url']}/metrics"
+
+    def requests_served() -> float:
+        text = httpx.get(metrics_url, timeout=5).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("http_requests_total{"))
+
+    for i, extra in enumerate([(), (), (), (), (), ("-n", "2", "--dist", "loadfile")]):
+        before = requests_served()
+        run, results = suite(sandbox.profile_path, tmp_path / str(i), *extra)
+        served = requests_served() - before
+        bad = [f"{c['id']}: {c['outcome']}: {c['summary']}" for c in results["checks"] if c["outcome"] != "passed"]
+        assert not bad and run.returncode == 0, f"run {i + 1} {extra}: {bad}"
+        assert served <= 320, f"one run sent {served:.0f} API requests (documented: about 200 sampled + 100)"
+
+
+def test_two_concurrent_runs_do_not_interfere(tmp_path):
+    """Two runs at once, each with its own sandbox: distinct ports, distinct report folders, both green."""
+    runs = [subprocess.Popen([sys.executable, "-m", "pytest", "tests_synthetic", "-p", "no:cacheprovider", "-q",
+                              "-m", "health or auth", "--reports-dir", str(tmp_path)], cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [proc.communicate(timeout=300)[0] for proc in runs]
+    assert [proc.returncode for proc in runs] == [0, 0], outputs
+    folders = [p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink()]
+    assert len(folders) == 2 and all((f / "results.json").exists() for f in folders)
+
+
+@pytest.fixture
+def target(sandbox_profile):
+    t = Target(sandbox_profile)
+    yield t
+    t.close()
+
+
+@pytest.mark.parametrize("fault,measure,injected,tolerance", [
+    ("ws.latency", lambda t: t.chat_delivery(1).measurements["delivery_p50_ms"], 300.0, 0.10),
+    ("stream.throttle", lambda t: t.stream_download(1).measurements["speed_ratio"], 0.7, 0.10),
+])
+def test_measured_figures_match_the_injected_ones(sandbox, target, fault, measure, injected, tolerance):
+    sandbox.set_faults([fault])
+    try:
+        measured = measure(target)
+    finally:
+        sandbox.set_faults([])
+    assert abs(measured - injected) <= tolerance * injected, f"{fault}: measured {measured} vs injected {injected}"
+
+
+def test_measured_api_latency_matches_the_injected_delay(sandbox, target):
+    baseline = target.http_sample(1).evidence["per_endpoint"]["tracks"]["p50_ms"]
+    sandbox.set_faults(["perf.latency"])
+    try:
+        slowed = target.http_sample(2).evidence["per_endpoint"]["tracks"]["p50_ms"]
+    finally:
+        sandbox.set_faults([])
+    assert abs((slowed - baseline) - 400) <= 40, f"added latency measured {slowed - baseline:.0f} ms vs 400 ms"

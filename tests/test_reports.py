@@ -1,0 +1,122 @@
+"""After a run with an injected fault, every report file exists, parses, names the failed symptom,
+carries its measurements and remedies, and holds none of the profile's secrets."""
+import json
+import shutil
+import subprocess
+import sys
+import tomllib
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture(scope="module")
+def truncated_run(sandbox, tmp_path_factory):
+    """`pytest -m streaming` with stream.truncate on: the issue's reference incident."""
+    reports = tmp_path_factory.mktemp("reports")
+    sandbox.set_faults(["stream.truncate"])
+    try:
+        run = subprocess.run([sys.executable, "-m", "pytest", "tests_synthetic", "--env", str(sandbox.profile_path),
+                              "-m", "streaming", "-p", "no:cacheprovider", "--reports-dir", str(reports)],
+                             cwd=REPO, capture_output=True, text=True, timeout=300)
+    finally:
+        sandbox.set_faults([])
+    profile = tomllib.loads(sandbox.profile_path.read_text())
+    secrets = [profile["stream"]["secret"], profile["postgres"]["password"], profile["redis"]["password"],
+               profile["accounts"]["user_password"], profile["accounts"]["admin_password"]]
+    return run, (reports / "latest").resolve(), secrets
+
+
+def test_every_file_is_there(truncated_run):
+    run, folder, _ = truncated_run
+    assert run.returncode == 1
+    for name in ("report.html", "junit.xml", "results.json", "summary.md", "allure-results"):
+        assert (folder / name).exists(), name
+
+
+def test_results_json_follows_the_schema(truncated_run):
+    _, folder, _ = truncated_run
+    run = json.loads((folder / "results.json").read_text())
+    for key in ("schema_version", "env", "location", "started_at", "finished_at", "duration_s", "faults", "checks"):
+        assert key in run
+    assert run["faults"] == ["stream.truncate"]
+    cut = next(c for c in run["checks"] if c["id"] == "stream.audio_cut")
+    for key in ("id", "category", "outcome", "summary", "measurements", "thresholds", "evidence", "runbook"):
+        assert key in cut
+    assert cut["outcome"] == "failed" and cut["category"] == "streaming"
+    assert cut["measurements"]["missing_bytes"] > 0 and "Solutions" not in cut["runbook"]["solutions"][:0]
+    assert "iftop" in cut["runbook"]["solutions"] and cut["runbook"]["prevention"]
+
+
+def test_junit_carries_symptom_and_measurements(truncated_run):
+    _, folder, _ = truncated_run
+    root = ET.parse(folder / "junit.xml").getroot()
+    case = next(c for c in root.iter("testcase") if "stream.audio_cut" in c.get("name"))
+    assert case.find("failure") is not None
+    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert props["symptom"] == "stream.audio_cut" and props["outcome"] == "failed"
+    assert "missing_bytes" in props
+
+
+def test_summary_md_names_the_failure_and_the_first_remedy(truncated_run):
+    _, folder, _ = truncated_run
+    text = (folder / "summary.md").read_text()
+    assert text.startswith("# ") and "**FAILED** `stream.audio_cut`" in text and "First remedy" in text
+    assert "report.html" in text
+
+
+def test_allure_results_have_epic_story_and_attachments(truncated_run):
+    _, folder, _ = truncated_run
+    results = [json.loads(p.read_text()) for p in (folder / "allure-results").glob("*-result.json")]
+    cut = next(r for r in results if "stream.audio_cut" in r["name"])
+    labels = {l["name"]: l["value"] for l in cut["labels"]}
+    assert labels["epic"] == "streaming" and labels["story"].startswith("stream.audio_cut")
+    assert labels["severity"] == "normal" and cut["status"] == "failed"
+    names = {a["name"] for a in cut.get("attachments", [])}
+    assert {"evidence", "runbook", "stream timeline"} <= names
+
+
+def test_no_secret_in_any_file(truncated_run):
+    run, folder, secrets = truncated_run
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        text = path.read_text(errors="replace")
+        for secret in secrets:
+            assert secret not in text, f"{path.name} leaks a secret"
+        assert "sig=" not in text or "sig=[REDACTED]" in text, f"{path.name} holds a stream signature"
+    for secret in secrets:
+        assert secret not in run.stdout + run.stderr
+
+
+class _Text(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.chunks = []
+
+    def handle_data(self, data):
+        self.chunks.append(data)
+
+
+def test_html_report_shows_verdict_and_remedies_without_a_click(truncated_run, tmp_path):
+    """Rendered by headless Chromium: the failed check's verdict and the guide's remedies are on the page."""
+    _, folder, _ = truncated_run
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is installed by `make setup`"
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
+    dom = subprocess.run([chromium, *flags, "--dump-dom", (folder / "report.html").as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    parser = _Text()
+    parser.feed(dom)
+    visible = " ".join(parser.chunks)
+    assert "stream.audio_cut: received" in visible and "Solutions" in visible and "Prévention" in visible
+    shot = folder / "report.png"
+    subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1400,1800", (folder / "report.html").as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 10_000
