@@ -1,2 +1,2 @@
-# The plugin and the fixtures: all logic lives in veza_synthetics (see plugin.py).
-pytest_plugins = ["veza_synthetics.plugin"]
+# Hooks (options, sandbox, parametrization, reports) and fixtures; the logic lives in veza_synthetics.
+pytest_plugins = ["veza_synthetics.plugin", "fixtures.suite"]

@@ -133,9 +133,21 @@ def test_stop_leaves_nothing_behind_and_two_run_side_by_side(sandbox_profile):
     from veza_synthetics.profile import load
     other = load(str(second.profile_path))
     assert other["backend"]["url"] != sandbox_profile["backend"]["url"]
-    port = int(other["backend"]["url"].rsplit(":", 1)[1])
+    ports = [int(other["backend"]["url"].rsplit(":", 1)[1]), other["postgres"]["port"],
+             int(other["redis"]["url"].rsplit(":", 1)[1].split("/")[0]), int(other["prometheus"]["url"].rsplit(":", 1)[1])]
     workdir = second.dir
     second.stop()
     assert second.proc.poll() is not None and not workdir.exists()
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    for port in ports:
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_a_missing_binary_is_one_clear_error(tmp_path):
+    import subprocess
+    import sys
+    run = subprocess.run([sys.executable, "-m", "veza_synthetics", "sandbox", "up"], capture_output=True, text=True,
+                         timeout=120, env={"PATH": str(tmp_path), "HOME": str(tmp_path)})
+    assert run.returncode == 2
+    assert "'redis-server' not found" in run.stderr and "make setup" in run.stderr
+    assert "Traceback" not in run.stderr

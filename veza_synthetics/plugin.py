@@ -17,11 +17,9 @@ from .errors import SetupError
 from .profile import ENV_DIR, Profile, load as load_profile
 from .sandbox import faults as fault_ids
 from .sandbox.process import SandboxProcess
-from .target import Target
-from .verdict import Verdict
 
 PROFILE_VAR = "VEZA_SYNTH_PROFILE"  # the resolved profile's path, handed to xdist workers
-RESULT_KEY = "veza_result"
+RESULT_KEY = "veza_result"  # the check's record, carried from workers to the controller
 
 
 def pytest_addoption(parser):
@@ -168,49 +166,6 @@ def pytest_runtest_setup(item):
         pytest.skip(f"skipped for safety: profile '{state.profile.name}' forbids writes")
     if item.get_closest_marker("destructive") and state.profile["kind"] != "sandbox":
         pytest.skip(f"skipped for safety: destructive tests never run against '{state.profile.name}'")
-
-
-@pytest.fixture(scope="session")
-def target(pytestconfig) -> Target:
-    if pytestconfig.veza is None:
-        pytest.skip("synthetic checks run from tests_synthetic/")
-    target = Target(pytestconfig.veza.profile)
-    yield target
-    target.close()
-
-
-@pytest.fixture
-def diagnose(request, target):
-    """Run the symptom's check; confirm a failure with one re-measurement; fail with the diagnosis."""
-    def run(symptom_id: str) -> Verdict:
-        writes = request.node.get_closest_marker("writes") is not None
-        symptom = catalog_mod.load().symptoms[symptom_id]
-        attempts = []
-        started = time.perf_counter()
-        for attempt in (1, 2):
-            verdict = Verdict.for_symptom(symptom, target.profile.threshold_overrides(symptom_id))
-            try:
-                CHECKS[(symptom_id, writes)](verdict, target, attempt)
-            except Exception as exc:  # a bug or an unforeseen answer: said plainly, as a failure
-                verdict.require(False, f"check could not complete: {type(exc).__name__}: {exc}")
-            attempts.append(verdict)
-            if verdict.outcome != "failed":
-                break
-        final = attempts[-1]
-        if len(attempts) == 2 and final.outcome != "failed":
-            final.note(f"first measurement failed ({attempts[0].summary()}); the re-measurement did not confirm it")
-        record = reports.result_record(symptom, final, attempts, writes, time.perf_counter() - started)
-        request.node.user_properties += [("symptom", symptom_id), ("outcome", record["outcome"]),
-                                         *((k, v) for k, v in record["measurements"].items()
-                                           if isinstance(v, (int, float, str))),
-                                         (RESULT_KEY, json.dumps(record))]
-        reports.attach(request, record, symptom)
-        if final.outcome == "failed":
-            pytest.fail(reports.failure_text(record), pytrace=False)
-        if final.outcome == "no_data":
-            pytest.skip(record["summary"])
-        return final
-    return run
 
 
 @pytest.hookimpl(hookwrapper=True)

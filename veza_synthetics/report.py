@@ -73,7 +73,7 @@ def failure_text(record: dict) -> str:
     """What pytest prints for a failed check: the verdict, the numbers, the evidence, the remedies."""
     lines = [record["summary"], "", "Conditions:"]
     lines += [f"  [{c['level'].upper()}] {c['text']}" for c in record["conditions"]
-              if c["level"] != "passed" or c.get("threshold")]  # a plain requirement that held says nothing
+              if c["text"]]
     if len(record["attempts"]) == 2:
         lines.append(f"Confirmed by a second measurement: {record['attempts'][0]['summary']}")
     lines += ["", f"Guide: {record['runbook']['section']}", "Solutions:"]
@@ -114,7 +114,7 @@ def html_block(record: dict) -> str:
     esc = html.escape
     colour = {"passed": "#1a7f37", "degraded": "#9a6700", "failed": "#cf222e"}.get(record["outcome"], "#57606a")
     conditions = "".join(f"<li><b>{esc(c['level'])}</b> {esc(c['text'])}</li>" for c in record["conditions"]
-                         if c["level"] != "passed" or c.get("threshold"))
+                         if c["text"])
     evidence = esc(json.dumps({k: v for k, v in record["evidence"].items()}, indent=1, default=str)[:6000])
     rb = record["runbook"]
     return redact.text(

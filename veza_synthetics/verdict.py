@@ -49,8 +49,13 @@ class Verdict:
             return False
         return True
 
-    def against(self, name: str, value: float | None, label: str | None = None, text: str | None = None) -> None:
-        """Compare a measurement with the threshold `name`; None means the probe could not measure it."""
+    def against(self, name: str, value: float | None, label: str | None = None, text: str | None = None,
+                detail: str | None = None) -> None:
+        """Compare a measurement with the threshold `name`; None means the probe could not measure it.
+
+        The condition reads "label value op level" (Gatus style), `detail` in parentheses after it;
+        `text` replaces the whole wording where a comparison reads better otherwise.
+        """
         threshold = self.thresholds[name]
         label = label or name
         if value is None:
@@ -66,11 +71,13 @@ class Verdict:
                 text = f"{label} {_fmt(value)}{unit} {ok_op} {_fmt(bound)}{unit}"
             else:
                 text = f"{label} {_fmt(value)}{unit} {threshold.operator} {_fmt(bound)}{unit}"
+            if detail:
+                text += f" ({detail})"
         self.conditions.append(Condition(text=text, level=level, name=name, value=value))
 
-    def require(self, ok: bool, text: str) -> bool:
-        """A plain requirement: `text` describes what was seen when it does not hold."""
-        self.conditions.append(Condition(text=text, level="passed" if ok else "failed"))
+    def require(self, ok: bool, text: str, ok_text: str = "") -> bool:
+        """A plain requirement: `text` says what was seen when it does not hold, `ok_text` when it does."""
+        self.conditions.append(Condition(text=text if not ok else ok_text, level="passed" if ok else "failed"))
         return ok
 
     def note(self, text: str) -> None:
@@ -93,7 +100,7 @@ class Verdict:
         if outcome == "no_data":
             return f"{self.symptom.id}: not enough data: " + ("; ".join(self.no_data) or "nothing measured")
         shown = [c.text for c in self.conditions if c.level == outcome] if outcome != "passed" else \
-            [c.text for c in self.conditions if c.name][:3]
+            [c.text for c in self.conditions if c.text][:4]
         return f"{self.symptom.id}: " + ("; ".join(shown) or "all conditions hold")
 
     def thresholds_table(self) -> dict:

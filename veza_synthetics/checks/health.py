@@ -25,16 +25,18 @@ def services(v, target, attempt):
         v.evidence[label] = result.evidence
         v.require(result.measurements["status"] == 200 and status == want,
                   f"{label} HTTP {result.measurements['status']} status {status or '?'!r} != {want!r}"
-                  + (f" ({body.get('reason') or body.get('database') or ''})" if status != want else ""))
+                  + (f" ({body.get('reason') or body.get('database') or ''})" if status != want else ""),
+                  ok_text=f"{label} {want} in {result.measurements['latency_ms']:.0f} ms")
     if p.has("postgres"):
         result = postgres.inspect(p["postgres"], target.timeout("connect"),
                                   {"pg_stat_activity_count": "SELECT count(*) AS connections FROM pg_stat_activity"})
         if v.record(result):
-            v.require(True, "PostgreSQL answers")
+            count = result.evidence["pg_stat_activity_count"][0]["connections"]
+            v.require(True, "", ok_text=f"PostgreSQL answers ({count} in pg_stat_activity)")
     if p.has("redis"):
         result = redis.inspect(p["redis"]["url"], p["redis"]["password"], target.timeout("connect"))
         if v.record(result):
-            v.require(True, f"Redis PING {result.measurements['ping_ms']} ms")
+            v.require(True, "", ok_text=f"Redis PING {result.measurements['ping_ms']} ms")
 
 
 @check("health.monitoring")

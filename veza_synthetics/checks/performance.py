@@ -58,8 +58,7 @@ def error_rate(v, target, attempt):
     if result is None:
         return
     m = result.measurements
-    v.against("error_pct", m["error_pct"], text=f"5xx {m['errors_5xx']}/{m['requests']} ({m['error_pct']:.1f} %) "
-              f"{'>=' if m['error_pct'] >= v.thresholds['error_pct'].fail else '<'} {v.thresholds['error_pct'].fail:g} %")
+    v.against("error_pct", m["error_pct"], label="5xx share", detail=f"{m['errors_5xx']}/{m['requests']}")
     window = target.profile["prometheus"]["rate_window"]
     _prometheus_figure(v, target, "5xx ratio", f'sum(rate(http_requests_total{{status=~"5.."}}[{window}])) '
                        f"/ sum(rate(http_requests_total[{window}]))", 100, " %")

@@ -9,7 +9,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from . import Result, describe
+from . import Result, describe, tls
 
 LOGIN, REFRESH, LOGOUT, ME = "/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/auth/logout", "/api/v1/auth/me"
 
@@ -54,7 +54,7 @@ def request(base_url: str, method: str, path: str, timeout_s: float, token: str 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     started = time.perf_counter()
     try:
-        with httpx.Client(base_url=base_url, timeout=timeout_s) as client:
+        with httpx.Client(base_url=base_url, timeout=timeout_s, verify=tls()) as client:
             response = client.request(method, path, headers=headers, json=json_body)
     except Exception as exc:
         return Result("auth", f"{method} {path}", error=describe(exc, timeout_s))

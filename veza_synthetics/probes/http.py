@@ -7,14 +7,14 @@ import uuid
 
 import httpx
 
-from . import Result, describe, spread
+from . import Result, describe, spread, tls
 
 
 def fetch(url: str, timeout_s: float, headers: dict | None = None) -> Result:
     """GET one URL: status, latency, JSON body when there is one."""
     started = time.perf_counter()
     try:
-        with httpx.Client(timeout=timeout_s, verify=True) as client:
+        with httpx.Client(timeout=timeout_s, verify=tls()) as client:
             response = client.get(url, headers=headers)
     except Exception as exc:  # every network failure becomes the probe's error, never a traceback
         return Result("http", url, {"latency_ms": round((time.perf_counter() - started) * 1000, 1)},
@@ -34,7 +34,7 @@ async def _sample(base_url: str, endpoints: dict[str, str], headers: dict, reque
     semaphore = asyncio.Semaphore(concurrency)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
-    async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits, verify=tls()) as client:
         async def one(i: int) -> dict:
             name = names[i % len(names)]
             request_id = f"veza-synth-{uuid.uuid4().hex[:12]}"

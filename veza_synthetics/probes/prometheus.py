@@ -5,7 +5,7 @@ import math
 
 import httpx
 
-from . import Result, describe
+from . import Result, describe, tls
 
 
 def _get(client: httpx.Client, path: str, **params) -> dict:
@@ -20,7 +20,7 @@ def _get(client: httpx.Client, path: str, **params) -> dict:
 def overview(url: str, timeout_s: float) -> Result:
     """Ready?, every scrape target's health, the rule groups, the firing alerts."""
     try:
-        with httpx.Client(base_url=url, timeout=timeout_s) as client:
+        with httpx.Client(base_url=url, timeout=timeout_s, verify=tls()) as client:
             ready = client.get("/-/ready").status_code == 200
             targets = _get(client, "/api/v1/targets")["activeTargets"]
             groups = _get(client, "/api/v1/rules")["groups"]
@@ -39,7 +39,7 @@ def overview(url: str, timeout_s: float) -> Result:
 def query(url: str, expr: str, timeout_s: float) -> Result:
     """An instant query: a list of {labels, value}; NaN values dropped (not data)."""
     try:
-        with httpx.Client(base_url=url, timeout=timeout_s) as client:
+        with httpx.Client(base_url=url, timeout=timeout_s, verify=tls()) as client:
             data = _get(client, "/api/v1/query", query=expr)
     except Exception as exc:
         return Result("prometheus", url, error=describe(exc, timeout_s))

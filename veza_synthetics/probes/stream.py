@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import soundfile as sf
 
-from . import Result, describe
+from . import Result, describe, tls
 
 SILENCE_DBFS = -60.0
 WINDOW_MS = 20
@@ -38,7 +38,7 @@ def download(url: str, connect_s: float, read_s: float, max_s: float) -> Downloa
     chunks = []
     started = time.perf_counter()
     try:
-        with httpx.Client(timeout=httpx.Timeout(read_s, connect=connect_s)) as client, client.stream("GET", url) as response:
+        with httpx.Client(timeout=httpx.Timeout(read_s, connect=connect_s), verify=tls()) as client, client.stream("GET", url) as response:
             out.status = response.status_code
             out.headers = {k: v for k, v in response.headers.items() if k in ("content-type", "content-length", "accept-ranges")}
             if "content-length" in response.headers:
