@@ -190,3 +190,30 @@ def test_silence_detection_finds_the_gap_and_only_it():
     pcm[int(1.5 * rate):int(1.8 * rate)] = 0
     gaps = stream.silence_gaps(pcm, rate)
     assert len(gaps) == 1 and 280 <= gaps[0]["ms"] <= 320 and gaps[0]["at_s"] == pytest.approx(1.5, abs=0.03)
+
+
+# -- the matrix command ---------------------------------------------------------------
+def test_matrix_prints_every_fault_against_every_check(tmp_path):
+    from veza_synthetics.matrix import HEALTHY, render
+    cat = catalog.load()
+    text = render()
+    for fault in [HEALTHY, *cat.faults]:
+        assert any(line.startswith(fault + " ") for line in text.splitlines()), fault
+    for sid in cat.symptoms:
+        assert sid in text
+    measured = {"stream.truncate": {"stream.audio_cut": "passed", "health.services": "passed"}}
+    (tmp_path / "m.json").write_text(json.dumps(measured))
+    row = next(line for line in render(tmp_path / "m.json").splitlines() if line.startswith("stream.truncate"))
+    assert ".!" in row, "a must-fail check that passed is marked against the expectation"
+
+
+def test_production_without_variables_cannot_start(tmp_path):
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VEZA_")}
+    run = subprocess.run([sys.executable, "-m", "veza_synthetics", "run", "--env", "production",
+                          "--reports-dir", str(tmp_path)], capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 2
+    assert "missing environment variable(s): VEZA_BACKEND_URL" in run.stdout + run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
