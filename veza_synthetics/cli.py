@@ -19,7 +19,8 @@ def _sandbox_up(args) -> int:
     inject = [f.strip() for f in (args.inject or "").split(",") if f.strip()]
     faults.validate(inject)
     base = Path(args.base_profile) if args.base_profile else ENV_DIR / "sandbox.toml"
-    asyncio.run(serve(inject, Path(args.profile_out) if args.profile_out else None, base))
+    asyncio.run(serve(inject, Path(args.profile_out) if args.profile_out else None, base,
+                      wait_prometheus=not args.no_wait_prometheus))
     return 0
 
 
@@ -83,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     up = sandbox.add_parser("up", help="start the sandbox in the foreground until Ctrl-C")
     up.add_argument("--inject", default="", help="fault ids to switch on, comma-separated")
     up.add_argument("--profile-out", help="write an environment profile pointing at the sandbox here")
+    up.add_argument("--no-wait-prometheus", action="store_true",
+                    help="ready before Prometheus's first scrapes (for runs without health/performance checks)")
     up.add_argument("--base-profile", help="the profile the written one extends (default: fixtures/environments/sandbox.toml)")
     run = sub.add_parser("run", help="run the suite and write the reports")
     run.add_argument("--env")

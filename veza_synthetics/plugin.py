@@ -64,6 +64,16 @@ def pytest_unconfigure(config):
         state.finish()
 
 
+def _may_select(config, markers: set[str]) -> bool:
+    """Could the -m expression select a check of these categories? (Without -m: yes.)"""
+    from _pytest.mark.expression import Expression
+    expression = config.getoption("markexpr")
+    if not expression:
+        return True
+    compiled = Expression.compile(expression)
+    return any(compiled.evaluate(lambda name, category=category, **_: name == category) for category in markers)
+
+
 class RunState:
     """Everything the run knows: the profile, the sandbox it may own, the results, the report folder."""
 
@@ -90,7 +100,8 @@ class RunState:
             raise SetupError(f"--symptoms: unknown check id(s): {', '.join(sorted(unknown))}")
         sandbox = None
         if env == "sandbox":
-            sandbox = SandboxProcess(inject=faults, base_profile=ENV_DIR / "sandbox.toml")
+            sandbox = SandboxProcess(inject=faults, base_profile=ENV_DIR / "sandbox.toml",
+                                     wait_prometheus=_may_select(config, {"health", "performance"}))
             path = sandbox.start()
         else:
             if faults:

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from . import __version__, redact
@@ -55,6 +56,7 @@ def result_record(symptom: Symptom, final: Verdict, attempts: list[Verdict], wri
         "notes": final.notes, "not_measured": final.no_data,
         "attempts": [{"outcome": a.outcome, "summary": a.summary(), "measurements": a.measurements} for a in attempts],
         "runbook": symptom.runbook(), "duration_s": round(duration_s, 3),
+        "finished_at": round(time.time(), 3),
     }
     return redact.data(record)
 

@@ -18,8 +18,9 @@ START_TIMEOUT_S = 120  # the first start encodes the canary MP3s (~8 s); later o
 
 
 class SandboxProcess:
-    def __init__(self, inject: list[str] = (), base_profile: Path | None = None):
+    def __init__(self, inject: list[str] = (), base_profile: Path | None = None, wait_prometheus: bool = True):
         self.inject = list(inject)
+        self.wait_prometheus = wait_prometheus
         self.base_profile = base_profile
         self.dir = Path(tempfile.mkdtemp(prefix="veza-sandbox-run-"))
         self.profile_path = self.dir / "profile.toml"
@@ -32,6 +33,8 @@ class SandboxProcess:
             cmd += ["--inject", ",".join(self.inject)]
         if self.base_profile:
             cmd += ["--base-profile", str(self.base_profile)]
+        if not self.wait_prometheus:
+            cmd.append("--no-wait-prometheus")
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -9,12 +9,13 @@ from pathlib import Path
 from .stack import Sandbox
 
 
-async def serve(inject: list[str], profile_out: Path | None, base_profile: Path | None) -> None:
+async def serve(inject: list[str], profile_out: Path | None, base_profile: Path | None,
+                wait_prometheus: bool = True) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    sandbox = Sandbox(base_profile=base_profile)
+    sandbox = Sandbox(base_profile=base_profile, wait_prometheus=wait_prometheus)
     await sandbox.start(inject)
     try:
         if profile_out:

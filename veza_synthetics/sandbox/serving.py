@@ -30,6 +30,7 @@ class AppServer:
     async def start(self) -> None:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted sockets inherit it
         sock.bind((LOOPBACK, self.port))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="critical", access_log=False, lifespan="off",
