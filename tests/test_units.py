@@ -136,9 +136,11 @@ def test_below_thresholds_fail_under_the_level():
 def test_redaction_masks_tokens_signatures_and_known_secrets():
     token = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyX2lkIjoxfQ.c2lnbmF0dXJl"
     redact.register("s3cret-value")
-    text = f"Bearer {token} url?expires=1&sig=abcdef0123 password=s3cret-value {{\"refresh_token\": \"xyz\"}}"
+    text = (f"Bearer {token} url?expires=1&sig=abcdef0123 password=s3cret-value {{\"refresh_token\": \"xyz\"}} "
+            "redis://monitor:hunter22@cache:6379/0")
     out = redact.text(text)
-    for leaked in (token, "abcdef0123", "s3cret-value", "xyz"):
+    assert "redis://monitor:[REDACTED]@cache:6379/0" in out
+    for leaked in (token, "abcdef0123", "s3cret-value", "xyz", "hunter22"):
         assert leaked not in out
 
 

@@ -1,5 +1,6 @@
-"""The pytest plugin: --env/--inject options, the sandbox's lifecycle, symptom parametrization,
-safety skips, confirm-before-fail verdicts, and the run's report files.
+"""The pytest hooks: --env/--inject/--symptoms options, the sandbox's lifecycle, symptom
+parametrization, safety skips, and collecting results for the run's report files.
+(The fixtures the checks use are in fixtures/suite.py; a check's run is in diagnosis.py.)
 """
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import os
 import time
 
+import httpx
 import pytest
 
 from . import catalog as catalog_mod
@@ -32,6 +34,10 @@ def pytest_addoption(parser):
     group.addoption("--pushgateway", default=None, help="push one gauge set per check to this Prometheus Pushgateway URL")
     group.addoption("--reports-dir", default="reports", help="folder for the run folders (default: reports)")
     group.addoption("--keep-reports", type=int, default=20, help="how many run folders to keep (default: 20)")
+
+
+def _option_list(config, name: str) -> list[str]:
+    return [item.strip() for item in (config.getoption(name) or "").split(",") if item.strip()]
 
 
 def _runs_checks(config) -> bool:
@@ -92,10 +98,8 @@ class RunState:
     @classmethod
     def start(cls, config) -> "RunState":
         env = config.getoption("--env") or os.environ.get("VEZA_ENV") or "sandbox"
-        faults = [f.strip() for f in config.getoption("--inject").split(",") if f.strip()]
-        fault_ids.validate(faults)
-        wanted = {s.strip() for s in config.getoption("--symptoms").split(",") if s.strip()}
-        unknown = wanted - set(catalog_mod.load().symptoms)
+        faults = fault_ids.validate(_option_list(config, "--inject"))
+        unknown = set(_option_list(config, "--symptoms")) - set(catalog_mod.load().symptoms)
         if unknown:
             raise SetupError(f"--symptoms: unknown check id(s): {', '.join(sorted(unknown))}")
         sandbox = None
@@ -114,19 +118,19 @@ class RunState:
                 sandbox.stop()
             raise
         state = cls(profile, config, path)
-        state.sandbox, state.faults = sandbox, faults
+        state.sandbox = sandbox
         state.faults = faults or state.sandbox_faults()
         state.report_dir = reports.prepare_dir(config, profile.name)
         return state
 
     def sandbox_faults(self) -> list[str]:
+        """Faults already on in a sandbox this run did not start (the matrix switches them)."""
         admin = self.profile["sandbox"]["admin_url"]
         if not admin:
             return []
         try:
-            import httpx
             return httpx.get(f"{admin}/faults", timeout=2).json()["active"]
-        except Exception:
+        except (httpx.HTTPError, ValueError, KeyError):
             return []
 
     def finish(self) -> None:
@@ -154,7 +158,7 @@ def pytest_generate_tests(metafunc):
 
 
 def pytest_collection_modifyitems(config, items):
-    wanted = {s.strip() for s in config.getoption("--symptoms").split(",") if s.strip()}
+    wanted = set(_option_list(config, "--symptoms"))
     if not wanted or config.veza is None:
         return
 
@@ -203,7 +207,6 @@ def pytest_runtest_logreport(report):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         sid = report.nodeid.split("[")[-1].rstrip("]")
         state.results.append(reports.skipped_record(sid, report.nodeid, reason.removeprefix("Skipped: ")))
-
 
 
 @pytest.hookimpl(tryfirst=True)

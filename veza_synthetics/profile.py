@@ -67,7 +67,7 @@ class Profile:
         return self.data["thresholds"].get(symptom_id, {})
 
     def endpoints(self) -> dict[str, str]:
-        """Target addresses for reports (no credentials)."""
+        """Target addresses for reports (credentials in URLs are redacted by the report writers)."""
         pg = self.data["postgres"]
         out = {s: self.data[s]["url"] for s in ("backend", "chat", "stream", "redis", "prometheus") if self.data[s]["url"]}
         if pg["host"]:

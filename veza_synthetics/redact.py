@@ -6,6 +6,7 @@ import re
 MASK = "[REDACTED]"
 _known: set[str] = set()
 PATTERNS = [
+    re.compile(r"(://[^:/@\s]*:)[^@/\s]+(?=@)"),                               # user:password@ in URLs
     re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"),       # JWT
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),                        # Authorization: Bearer
     re.compile(r"(?i)((?:sig|token|password|secret)=)[^&\s\"']+"),             # query strings, DSNs

@@ -133,7 +133,7 @@ def html_metadata(state) -> dict:
     """The HTML report's Environment table: what ran, where, against what (no secrets)."""
     p = state.profile
     return {"Environment": f"{p.name} ({p['allow']})", "Location": state.location,
-            "Endpoints": p.endpoints(), "Faults injected": ", ".join(state.faults) or "none",
+            "Endpoints": redact.data(p.endpoints()), "Faults injected": ", ".join(state.faults) or "none",
             "Started": dt.datetime.fromtimestamp(state.started_at, dt.timezone.utc).isoformat(timespec="seconds"),
             "Suite": f"veza-synthetics {__version__} ({_git_commit() or 'no git'})"}
 

@@ -248,6 +248,14 @@ class Sandbox:
             if not on:
                 self.state.faults.active.discard(fault)
 
+    def fire_once(self, fault: str) -> None:
+        """A blip: the fault acts on one request, then switches itself off."""
+        fault_ids.validate([fault])
+        if hasattr(self, "_on_" + fault.replace(".", "_")):
+            raise SetupError(f"{fault} switches a whole server: it cannot fire once")
+        self.state.faults.active.add(fault)
+        self.state.faults.once.add(fault)
+
     async def _sql(self, *statements: str) -> None:
         async with await psycopg.AsyncConnection.connect(self.pg.socket_dsn.replace("dbname=postgres", "dbname=veza_db"),
                                                          autocommit=True) as conn:
@@ -327,20 +335,15 @@ class Sandbox:
                                  "params": self.state.faults.params, "started_in_s": self.timings})
 
         async def one(request: Request):
-            fault = request.path_params["fault"]
-            if request.query_params.get("once") and request.method == "POST":
-                if hasattr(self, "_on_" + fault.replace(".", "_")):
-                    return JSONResponse({"error": f"{fault} switches a whole server: it cannot fire once"}, 400)
-                if fault not in load_catalog().faults:
-                    return JSONResponse({"error": f"unknown fault id: {fault}"}, 404)
-                self.state.faults.active.add(fault)
-                self.state.faults.once.add(fault)
-                return JSONResponse({"active": sorted(self.state.faults.active), "once": sorted(self.state.faults.once)})
+            fault, on = request.path_params["fault"], request.method == "POST"
             try:
-                await self.switch(fault, request.method == "POST")
+                if on and request.query_params.get("once"):
+                    self.fire_once(fault)
+                else:
+                    await self.switch(fault, on)
             except SetupError as exc:
                 return JSONResponse({"error": str(exc)}, 404)
-            return JSONResponse({"active": sorted(self.state.faults.active)})
+            return JSONResponse({"active": sorted(self.state.faults.active), "once": sorted(self.state.faults.once)})
 
         async def writes(request: Request):
             """Every write the suite made: API requests that change data, SQL that is not a read."""
