@@ -29,8 +29,10 @@ def connection_timeout(v, target, attempt):
     state = postgres.inspect(cfg, timeout, {"saturation": postgres.SATURATION, "activity": postgres.ACTIVITY})
     if v.record(state):
         row = state.evidence["saturation"][0]
-        pct = 100 * row["used"] / max(row["usable"], 1)
-        v.against("connections_used_pct", pct, label="connections used", detail=f"{row['used']}/{row['usable']}")
+        pct = 100 * row["used"] / max(row["max_connections"], 1)
+        v.against("connections_used_pct", pct, label="connections used",
+                  detail=f"{row['used']}/{row['max_connections']}, {row['reserved']} reserved for superusers")
+        v.evidence["pg_stat_activity_grouped"] = state.evidence["activity"]
 
 
 @check("db.constraint_errors")

@@ -23,9 +23,11 @@ def services(v, target, attempt):
         body = result.evidence.get("body") if isinstance(result.evidence.get("body"), dict) else {}
         status = str(body.get("status", "")).lower()
         v.evidence[label] = result.evidence
+        broken = "; ".join(f"{k} {body[k]}" for k in ("database", "redis", "reason")
+                           if isinstance(body.get(k), str) and body[k] != "ok")
         v.require(result.measurements["status"] == 200 and status == want,
                   f"{label} HTTP {result.measurements['status']} status {status or '?'!r} != {want!r}"
-                  + (f" ({body.get('reason') or body.get('database') or ''})" if status != want else ""),
+                  + (f" ({broken})" if broken else ""),
                   ok_text=f"{label} {want} in {result.measurements['latency_ms']:.0f} ms")
     if p.has("postgres"):
         result = postgres.inspect(p["postgres"], target.timeout("connect"),

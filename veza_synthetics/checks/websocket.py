@@ -22,11 +22,13 @@ def disconnects(v, target, attempt):
         return
     m = result.measurements
     v.against("handshake_ms", m["handshake_ms"], label="handshake")
-    v.require(not m.get("unanswered"), "; ".join(result.evidence["events"]) + f" (after {m['pings_answered']} pongs)")
+    v.require(not m.get("unanswered"), "; ".join(result.evidence["events"]) + f" (after {m['pings_answered']} pongs)",
+              ok_text=f"held {m.get('held_s', 0):g} s idle, Pong in {m.get('app_pong_ms', 0):.1f} ms, "
+                      f"{m['pings_answered']} pings answered")
     code = m["close_code"]
     v.require(code not in websocket.ABNORMAL and code is not None,
-              f"close code {code} (abnormal) after {m.get('held_s', 'less than the hold')} s of {m['hold_s']:g} s: "
-              + "; ".join(result.evidence["events"]))
+              f"close code {code} (abnormal) after {m['open_s']:g} s open, hold {m['hold_s']:g} s: "
+              + "; ".join(result.evidence["events"]), ok_text=f"close code {code}")
 
 
 @check("ws.message_loss")

@@ -9,7 +9,8 @@ from . import Result, describe, spread
 
 SATURATION = """
 SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS used,
-       current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int AS usable"""
+       current_setting('max_connections')::int AS max_connections,
+       current_setting('superuser_reserved_connections')::int AS reserved"""
 ACTIVITY = """
 SELECT coalesce(state, '?') AS state, coalesce(application_name, '') AS application, coalesce(wait_event_type, '') AS wait,
        count(*) AS connections

@@ -43,14 +43,17 @@ async def _hold(url: str, token: str | None, hold_s: float, timeout_s: float) ->
         return Result("websocket", url, error=f"handshake failed: {describe(exc, timeout_s)}")
     m["handshake_ms"] = round((time.perf_counter() - started) * 1000, 1)
     rtts = []
+    waiting_for = "the connected frame"
     try:
         await _recv_type(ws, "ActionConfirmed", timeout_s)
+        waiting_for = "a Pong to the Ping message"
         sent = time.perf_counter()
         await ws.send(json.dumps({"type": "Ping"}))
         await _recv_type(ws, "Pong", timeout_s)
         m["app_pong_ms"] = round((time.perf_counter() - sent) * 1000, 2)
         held_from = time.monotonic()
         while time.monotonic() - held_from < hold_s:
+            waiting_for = f"a pong to ping frame #{len(rtts) + 1}"
             sent = time.perf_counter()
             await asyncio.wait_for(await ws.ping(), timeout_s)
             rtts.append((time.perf_counter() - sent) * 1000)
@@ -61,10 +64,11 @@ async def _hold(url: str, token: str | None, hold_s: float, timeout_s: float) ->
     except ConnectionClosed as exc:
         events.append(f"closed by peer: {exc}")
     except (asyncio.TimeoutError, TimeoutError):
-        events.append(f"no answer within {timeout_s:g} s (ping frame or Ping message)")
+        events.append(f"no answer within {timeout_s:g} s: waited for {waiting_for}")
         m["unanswered"] = True
         await ws.close()
     m["close_code"] = _close_code(ws)
+    m["open_s"] = round(time.perf_counter() - started, 2)
     m["ping_rtt_max_ms"] = round(max(rtts), 2) if rtts else None
     m["pings_answered"] = len(rtts)
     return Result("websocket", url, m, {"events": events, "ping_rtt_ms": spread(rtts)})
