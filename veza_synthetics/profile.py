@@ -21,7 +21,7 @@ DEFAULTS: dict = {
     "backend": {"url": "", "health_path": "/health", "ready_path": "/ready"},
     "chat": {"url": "", "health_url": "", "auth": "token", "broadcast": True},
     "stream": {"url": "", "secret": "", "canary_track_id": 0, "canary": "canary", "quality": "medium",
-               "content_type_required": True},
+               "content_type_required": True},  # False for the variant that omits it
     "postgres": {"host": "", "port": 5432, "dbname": "veza_db", "user": "", "password": "", "sslmode": "prefer"},
     "redis": {"url": "", "password": ""},
     "prometheus": {"url": "", "rate_window": "5m"},

@@ -44,6 +44,9 @@ def quality_degraded(v, target, attempt):
     v.against("bitrate_deviation_pct", deviation, label="bitrate deviation",
               detail=f"{m['delivered_kbps']:.0f} kbps delivered, {m['nominal_kbps']} kbps requested")
     v.against("sample_rate_hz", m["sample_rate_hz"], label="sample rate")
+    if target.profile["stream"]["content_type_required"]:
+        v.require(m["content_type"].startswith("audio/"), f"Content-Type {m['content_type'] or 'missing'!r}, "
+                  "players need audio/mpeg", ok_text=f"Content-Type {m['content_type']}")
     v.against("clipped_pct", m["clipped_pct"], label="clipped samples")
 
 
