@@ -66,12 +66,17 @@ class Target:
 
     def http_sample(self, attempt: int) -> Result:
         backend, sampling = self.profile["backend"], self.profile["sampling"]
-        token = self.token()
         endpoints = {"health": backend["health_path"], "tracks": "/api/v1/tracks?limit=20",
                      "search": "/api/v1/search?q=Track%201", "me": "/api/v1/auth/me"}
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return self.shared("http", attempt, lambda: http.sample(
-            backend["url"], endpoints, headers, sampling["requests"], sampling["concurrency"], self.timeout("request")))
+
+        def measure() -> Result:
+            token = self.token()
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            result = http.sample(backend["url"], endpoints, headers, sampling["requests"], sampling["concurrency"],
+                                 self.timeout("request"))
+            result.evidence["login"] = "ok" if token else str(self.last_login.error or self.last_login.evidence)
+            return result
+        return self.shared("http", attempt, measure)
 
     def stream_url(self, attempt: int) -> tuple[str | None, Result | None]:
         """A signed canary URL: signed locally with the profile's secret, else asked of the backend."""
