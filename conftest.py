@@ -1,2 +1,2 @@
-# Hooks (options, sandbox, parametrization, reports) and fixtures; the logic lives in veza_synthetics.
-pytest_plugins = ["veza_synthetics.plugin", "fixtures.suite"]
+"""Nothing to load here: the suite is a pytest plugin (entry point `veza_synthetics`, see plugin.py),
+so its options, markers and fixtures exist wherever the package is installed."""

@@ -82,8 +82,7 @@ def accuracy(sandbox: SandboxProcess, profile: Profile) -> list[dict]:
     """Injected fault size against the figure the suite measures. The API delay is measured one
     request at a time against a baseline taken just before, so the sandbox's own queueing
     under concurrency does not blur it."""
-    serial = Profile(data={**profile.data, "sampling": {**profile["sampling"], "requests": 40, "concurrency": 1}},
-                     source=profile.source)
+    serial = profile.with_changes("sampling", requests=40, concurrency=1)
     target = Target(serial)
 
     def tracks_p50(attempt: int) -> float:
@@ -116,7 +115,7 @@ def accuracy(sandbox: SandboxProcess, profile: Profile) -> list[dict]:
 def overhead(profile: Profile) -> dict:
     """The sampler against curl and a bare httpx client on one cheap URL (the stream server's
     /health, no database behind it), so the figures are the client's, not the sandbox's."""
-    url = f"{profile['stream']['url']}/health"
+    url = f"{profile.stream.url}/health"
     n = 200
     curl = []
     for _ in range(n):
@@ -128,11 +127,11 @@ def overhead(profile: Profile) -> dict:
             started = time.perf_counter()
             client.get(url)
             bare.append((time.perf_counter() - started) * 1000)
-    sampled = http_probe.sample(profile["stream"]["url"], {"health": "/health"}, {}, n, 1, 5)
+    sampled = http_probe.sample(profile.stream.url, {"health": "/health"}, {}, n, 1, 5)
     sampler_p50 = sampled.evidence["per_endpoint"]["health"]["p50_ms"]
-    concurrency = profile["sampling"]["concurrency"]
+    concurrency = profile.sampling.concurrency
     started = time.perf_counter()
-    http_probe.sample(profile["stream"]["url"], {"health": "/health"}, {}, 2000, concurrency, 5)
+    http_probe.sample(profile.stream.url, {"health": "/health"}, {}, 2000, concurrency, 5)
     throughput = 2000 / (time.perf_counter() - started)
     return {"url": "stream /health", "curl_p50_ms": round(statistics.median(curl), 2),
             "httpx_p50_ms": round(statistics.median(bare), 2), "sampler_p50_ms": sampler_p50,
@@ -144,8 +143,7 @@ def overhead(profile: Profile) -> dict:
 def scale(profile: Profile) -> list[dict]:
     rows = []
     for factor in (1, 4, 16):
-        sampling = {**profile["sampling"], "requests": 200 * factor, "chat_messages": 50 * factor}
-        scaled = Profile(data={**profile.data, "sampling": sampling}, source=profile.source)
+        scaled = profile.with_changes("sampling", requests=200 * factor, chat_messages=50 * factor)
         target = Target(scaled)
         started = time.perf_counter()
         target.http_sample(1)
@@ -154,8 +152,8 @@ def scale(profile: Profile) -> list[dict]:
         target.chat_delivery(1)
         chat_s = time.perf_counter() - started
         target.close()
-        rows.append({"factor": factor, "requests": sampling["requests"], "http_s": round(http_s, 2),
-                     "chat_messages": sampling["chat_messages"], "chat_s": round(chat_s, 2)})
+        rows.append({"factor": factor, "requests": scaled.sampling.requests, "http_s": round(http_s, 2),
+                     "chat_messages": scaled.sampling.chat_messages, "chat_s": round(chat_s, 2)})
     return rows
 
 
@@ -180,7 +178,7 @@ def main() -> int:
     try:
         profile = load(str(sandbox.profile_path))
         result = {
-            "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
             "run_time": run_time(sandbox),
             "accuracy": accuracy(sandbox, profile),

@@ -60,14 +60,14 @@ def test_workflows_call_only_tested_commands():
     for name, script in _run_scripts():
         for line in script.splitlines():
             if "veza-synth" in line:
-                assert ".venv/bin/veza-synth run" in line, (name, line)
+                assert ".venv/bin/veza-synth run" in line or ".venv/bin/veza-synth failed-ids" in line, (name, line)
             if "args+=(" in line or "args=(" in line:
                 flags = set(re.findall(r"(--[a-z-]+|-m)\b", line))
                 assert flags <= ALLOWED_RUN_FLAGS, (name, flags)
             if line.strip().startswith("make "):
                 assert line.strip() in ("make test", "make venv"), (name, line)
-            if "veza_synthetics.report" in line:
-                assert "failed-ids" in line
+            if "failed-ids" in line:
+                assert ".venv/bin/veza-synth failed-ids reports/latest/results.json" in line, (name, line)
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,7 @@ def test_gate_exit_codes(sandbox, tmp_path):
         sandbox.set_faults([])
     assert failed.returncode == 1, failed.stdout[-2000:]
     results = json.loads((tmp_path / "latest" / "results.json").read_text())
-    assert subprocess.run([sys.executable, "-m", "veza_synthetics.report", "failed-ids",
+    assert subprocess.run([*VEZA_SYNTH, "failed-ids",
                            str(tmp_path / "latest" / "results.json")], capture_output=True, text=True).stdout.strip() \
         == "health.monitoring"
     assert any(c["id"] == "health.monitoring" and c["outcome"] == "failed" for c in results["checks"])

@@ -46,7 +46,7 @@ def test_a_persistent_fault_fails_every_time(sandbox, tmp_path):
 
 def test_healthy_runs_raise_no_false_alarm(sandbox, sandbox_profile, tmp_path):
     """Five healthy runs in a row and one under -n 2: zero failed, zero degraded; the load stays bounded."""
-    metrics_url = f"{sandbox_profile['backend']['url']}/metrics"
+    metrics_url = f"{sandbox_profile.backend.url}/metrics"
 
     def requests_served() -> float:
         text = httpx.get(metrics_url, timeout=5).text

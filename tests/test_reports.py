@@ -47,8 +47,12 @@ def test_results_json_follows_the_schema(truncated_run):
         assert key in run
     assert run["faults"] == ["stream.truncate"]
     cut = next(c for c in run["checks"] if c["id"] == "stream.audio_cut")
-    for key in ("id", "category", "outcome", "summary", "measurements", "thresholds", "evidence", "runbook"):
+    for key in ("id", "category", "outcome", "summary", "conditions", "errors", "measurements", "thresholds",
+                "evidence", "runbook", "attempts"):
         assert key in cut
+    assert run["schema_version"] == 2 and cut["errors"] == []  # the probe measured: a condition failed
+    assert cut["measurements"]["stream.bytes"] < cut["measurements"]["stream.content_length"]  # keyed by step
+    assert set(cut["evidence"]) == {"stream"}
     assert cut["outcome"] == "failed" and cut["category"] == "streaming"
     assert cut["measurements"]["missing_bytes"] > 0 and "Solutions" not in cut["runbook"]["solutions"][:0]
     assert "iftop" in cut["runbook"]["solutions"] and cut["runbook"]["prevention"]
@@ -75,7 +79,7 @@ def test_allure_results_have_epic_story_and_attachments(truncated_run):
     _, folder, _ = truncated_run
     results = [json.loads(p.read_text()) for p in (folder / "allure-results").glob("*-result.json")]
     cut = next(r for r in results if "stream.audio_cut" in r["name"])
-    labels = {l["name"]: l["value"] for l in cut["labels"]}
+    labels = {label["name"]: label["value"] for label in cut["labels"]}
     assert labels["epic"] == "streaming" and labels["story"].startswith("stream.audio_cut")
     assert labels["severity"] == "normal" and cut["status"] == "failed"
     names = {a["name"] for a in cut.get("attachments", [])}

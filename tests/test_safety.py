@@ -26,6 +26,18 @@ def test_the_redis_probe_only_reads():
     assert calls <= {"from_url", "Redis", "ping", "info", "ttl"}, calls
 
 
+def test_the_redis_fixture_refuses_writes():
+    from veza_synthetics.fixtures import ReadOnlyRedis
+    assert not ReadOnlyRedis.READS & {"set", "delete", "flushdb", "flushall", "expire", "config_set", "eval"}
+    readonly = ReadOnlyRedis(client=None)  # refused before any client is touched
+    for command in ("set", "flushdb", "delete"):
+        try:
+            getattr(readonly, command)
+        except PermissionError:
+            continue
+        raise AssertionError(f"{command} was not refused")
+
+
 def test_postgres_sessions_are_read_only_with_a_statement_timeout():
     source = (LIBRARY / "probes" / "postgres.py").read_text()
     assert "default_transaction_read_only=on" in source and "statement_timeout=" in source

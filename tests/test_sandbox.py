@@ -9,7 +9,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
-from veza_synthetics.probes import auth
 from veza_synthetics.profile import ENV_DIR
 from veza_synthetics.sandbox.process import SandboxProcess
 from veza_synthetics.target import Target
@@ -24,7 +23,7 @@ def target(sandbox_profile):
 
 @pytest.fixture(scope="module")
 def api(sandbox_profile):
-    with httpx.Client(base_url=sandbox_profile["backend"]["url"], timeout=5) as client:
+    with httpx.Client(base_url=sandbox_profile.backend.url, timeout=5) as client:
         yield client
 
 
@@ -38,7 +37,7 @@ def test_backend_health_ready_and_metrics(api):
 
 
 def test_auth_cycle_and_status_codes(api, target, sandbox_profile):
-    session = target.fresh_session().handle
+    session = target.login().session
     headers = {"Authorization": f"Bearer {session.access_token}"}
     assert api.get("/api/v1/auth/me", headers=headers).json()["data"]["username"] == "synthetic"
     assert api.get("/api/v1/auth/me").status_code == 401
@@ -62,7 +61,7 @@ def test_playlists_conflict_and_delete(api, target):
 
 
 def test_stream_signature_range_and_info(target, sandbox_profile):
-    url, _ = target.stream_url(1)
+    url, _ = target.stream_url()
     with httpx.Client(timeout=5) as client:
         full = client.get(url)
         assert full.status_code == 200 and full.headers["content-type"] == "audio/mpeg"
@@ -71,13 +70,13 @@ def test_stream_signature_range_and_info(target, sandbox_profile):
         assert part.status_code == 206 and part.content == full.content[1000:2000]
         assert part.headers["content-range"] == f"bytes 1000-1999/{len(full.content)}"
         assert client.get(url.replace("sig=", "sig=00")).status_code == 403
-        info = client.get(f"{sandbox_profile['stream']['url']}/info/canary").json()
+        info = client.get(f"{sandbox_profile.stream.url}/info/canary").json()
         assert info["qualities"] == {"high": 320, "medium": 192, "low": 128, "mobile": 96}
 
 
 def test_chat_broadcasts_between_two_clients(target, sandbox_profile):
     async def scenario():
-        url = f"{sandbox_profile['chat']['url']}?token={target.token()}"
+        url = f"{sandbox_profile.chat.url}?token={target.token()}"
         async with connect(url) as a, connect(url) as b:
             for ws in (a, b):
                 assert json.loads(await ws.recv())["action"] == "connected"
@@ -93,14 +92,14 @@ def test_chat_broadcasts_between_two_clients(target, sandbox_profile):
 
 def test_chat_refuses_a_missing_token(sandbox_profile):
     with httpx.Client(timeout=3) as client:
-        assert client.get(sandbox_profile["chat"]["url"].replace("ws://", "http://")).status_code == 401
+        assert client.get(sandbox_profile.chat.url.replace("ws://", "http://")).status_code == 401
 
 
 @pytest.mark.parametrize("fault,effect", [
     ("perf.latency", "slow"), ("perf.errors", "errors"), ("stream.throttle", "throttled"),
 ])
 def test_fault_changes_the_wire_and_switching_off_restores_it(sandbox, sandbox_profile, target, fault, effect):
-    base = sandbox_profile["backend"]["url"]
+    base = sandbox_profile.backend.url
 
     def observe():
         if effect == "slow":
@@ -109,7 +108,7 @@ def test_fault_changes_the_wire_and_switching_off_restores_it(sandbox, sandbox_p
             return time.perf_counter() - started >= 0.4
         if effect == "errors":
             return any(httpx.get(f"{base}/api/v1/tracks?limit=1", timeout=5).status_code == 500 for _ in range(40))
-        url, _ = target.stream_url(1)
+        url, _ = target.stream_url()
         started = time.perf_counter()
         body = httpx.get(url, timeout=60).content
         return len(body) * 8 / 192_000 / (time.perf_counter() - started) < 1.0  # media s per wall s
@@ -132,8 +131,8 @@ def test_stop_leaves_nothing_behind_and_two_run_side_by_side(sandbox_profile):
     second.start()
     from veza_synthetics.profile import load
     other = load(str(second.profile_path))
-    assert other["backend"]["url"] != sandbox_profile["backend"]["url"]
-    ports = [int(other["backend"]["url"].rsplit(":", 1)[1]), other["postgres"]["port"],
+    assert other.backend.url != sandbox_profile.backend.url
+    ports = [int(other.backend.url.rsplit(":", 1)[1]), other["postgres"]["port"],
              int(other["redis"]["url"].rsplit(":", 1)[1].split("/")[0]), int(other["prometheus"]["url"].rsplit(":", 1)[1])]
     workdir = second.dir
     second.stop()

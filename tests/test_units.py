@@ -13,14 +13,32 @@ from veza_synthetics.verdict import Verdict
 
 
 # -- catalog --------------------------------------------------------------------------
-def test_catalog_has_every_check_and_fault_of_the_reference():
+def test_catalog_covers_every_category_of_the_guide():
     cat = catalog.load()
-    assert len(cat.symptoms) == 18 and len(cat.faults) == 31
     assert {s.category for s in cat.symptoms.values()} == set(catalog.CATEGORIES)
+    assert set(cat.fault_sizes()) <= set(cat.faults)
+
+
+def test_every_runbook_entry_is_text_as_the_guide_wrote_it():
+    for symptom in catalog.load().symptoms.values():
+        runbook = symptom.runbook()
+        assert isinstance(runbook["solutions"], str) and isinstance(runbook["prevention"], str)
+        assert all(isinstance(line, str) for line in runbook["diagnostics"]), (symptom.id, runbook["diagnostics"])
+    section = catalog.load().sections["auth"]
+    assert 'curl -X POST http://localhost:8080/auth/refresh -H "Authorization: Bearer <token>"' in section.diagnostics
+
+
+def test_an_unquoted_runbook_line_is_refused():
+    import yaml
+    raw = yaml.safe_load(catalog.CATALOG_PATH.read_text())
+    raw["sections"]["auth"]["diagnostics"] = yaml.safe_load('- curl -H "Authorization: Bearer <token>"\n- x: y')
+    with pytest.raises(SetupError, match="diagnostics must be a list of strings"):
+        catalog.parse(raw)
 
 
 def test_catalog_rejects_a_broken_entry():
-    raw = {"sections": {"auth": {"title_fr": "x", "title_en": "x", "solutions": "x", "prevention": "x", "severity": "critical"}},
+    raw = {"check_modules": [], "sections": {"auth": {"title_fr": "x", "title_en": "x", "solutions": "x", "prevention": "x",
+                                                      "severity": "critical"}},
            "checks": [{"id": "auth.x", "section": "auth", "title_fr": "x", "title_en": "x", "measures": "x",
                        "thresholds": {"t": {"fail": 1, "bad_when": "sideways", "source": "s"}}}], "faults": {}}
     with pytest.raises(SetupError, match="bad_when"):
@@ -32,17 +50,12 @@ def test_catalog_rejects_a_broken_entry():
 
 
 def test_every_check_has_a_test_and_a_fault():
-    from veza_synthetics.checks import CHECKS
+    from veza_synthetics.checks import registered as registered_checks
     cat = catalog.load()
-    registered = {sid for sid, _ in CHECKS}
+    registered = {sid for sid, _ in registered_checks()}
     assert registered == set(cat.symptoms)
     proven = {sid for f in cat.faults.values() for sid in f.must_fail}
     assert proven == set(cat.symptoms), f"checks no fault proves: {set(cat.symptoms) - proven}"
-
-
-def test_every_marker_is_registered():
-    from veza_synthetics.cli import registered_markers
-    assert set(catalog.CATEGORIES) | {"writes", "destructive"} <= registered_markers()
 
 
 def test_unknown_fault_is_one_clear_error():
@@ -112,6 +125,30 @@ def test_warn_and_fail_boundaries(value, outcome):
     v = verdict("db.connection_timeout")
     v.against("connect_p95_ms", value, label="connect p95")
     assert v.outcome == outcome
+
+
+def test_measurements_are_kept_by_step_and_errors_apart_from_conditions():
+    from veza_synthetics.probes import Result
+    v = verdict("auth.http_401_403")
+    assert v.record("me", Result("auth", "GET /me", {"status": 200}, {"status": 200}))
+    assert not v.record("forbidden", Result("auth", "GET /admin", {}, error="timeout after 2 s"))
+    v.require(True, "", ok_text="me 200")
+    assert v.measurements == {"me.status": 200} and set(v.evidence) == {"me"}
+    assert [e.step for e in v.errors] == ["forbidden"] and all(c.level == "passed" for c in v.conditions)
+    assert v.outcome == "failed" and "could not evaluate forbidden: timeout after 2 s" in v.summary()
+    with pytest.raises(ValueError, match="recorded twice"):
+        v.record("me", Result("auth", "GET /me", {"status": 401}))
+
+
+def test_results_of_schema_1_read_as_schema_2():
+    from veza_synthetics.record import SCHEMA_VERSION, upgrade
+    old = {"schema_version": 1, "checks": [{"id": "auth.jwt_expired", "outcome": "failed", "measurements": {"status": 401},
+                                            "attempts": [{"outcome": "failed", "measurements": {}}]}]}
+    new = upgrade(old)
+    assert new["schema_version"] == SCHEMA_VERSION == 2 and new["upgraded_from"] == 1
+    assert new["checks"][0]["errors"] == [] and new["checks"][0]["attempts"][0]["errors"] == []
+    with pytest.raises(ValueError, match="newer"):
+        upgrade({"schema_version": 99, "checks": []})
 
 
 def test_failure_reads_like_a_condition_with_its_value():

@@ -4,11 +4,11 @@ import pytest
 pytestmark = pytest.mark.database
 
 
-def test_symptom(symptom, diagnose):
-    diagnose(symptom)
+def test_symptom(symptom, veza_diagnose):
+    veza_diagnose(symptom)
 
 
 @pytest.mark.writes
-def test_symptom_writes(symptom, diagnose):
+def test_symptom_writes(symptom, veza_diagnose):
     """The same symptoms, probed with synthetic writes that clean up after themselves."""
-    diagnose(symptom)
+    veza_diagnose(symptom)

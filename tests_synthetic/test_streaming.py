@@ -4,5 +4,5 @@ import pytest
 pytestmark = pytest.mark.streaming
 
 
-def test_symptom(symptom, diagnose):
-    diagnose(symptom)
+def test_symptom(symptom, veza_diagnose):
+    veza_diagnose(symptom)

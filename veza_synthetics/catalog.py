@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from .errors import SetupError
 
 CATALOG_PATH = Path(__file__).with_name("catalog.yaml")
+CATALOG_VAR = "VEZA_CATALOG"  # a team's own catalog (a copy of this one, extended) replaces it
 CATEGORIES = ("health", "auth", "database", "websocket", "streaming", "performance")
 BACKEND_USERS = ("auth.*", "db.constraint_errors", "db.degraded_performance", "ws.*", "stream.*", "perf.*")
 
@@ -61,7 +64,7 @@ class Symptom:
     measures: str
     thresholds: dict[str, Threshold] = field(default_factory=dict)
 
-    def runbook(self) -> dict:
+    def runbook(self) -> dict[str, Any]:
         return {
             "section": self.section.title_fr,
             "solutions": self.section.solutions.strip(),
@@ -76,12 +79,31 @@ class Fault:
     does: str
     must_fail: tuple[str, ...]
     may_fail: tuple[str, ...]  # check ids or patterns, groups expanded
+    size: float | None = None  # the fault's default strength, where it has one
 
 
 @dataclass(frozen=True)
 class Catalog:
     symptoms: dict[str, Symptom]
     faults: dict[str, Fault]
+    sections: dict[str, Section]
+    check_modules: tuple[str, ...]
+
+    def markers(self) -> dict[str, str]:
+        """The pytest markers: one per category (from its section's title), plus writes and destructive."""
+        categories = {c: next((s.title_en for s in self.sections.values() if s.key == c), c) for c in CATEGORIES}
+        return {**categories,
+                "writes": "creates synthetic data (with cleanup); skipped where the profile is read-only",
+                "destructive": "would change the target's state; never run outside the sandbox"}
+
+    def validate_faults(self, fault_ids: list[str]) -> list[str]:
+        unknown = [f for f in fault_ids if f not in self.faults]
+        if unknown:
+            raise SetupError(f"unknown fault id(s): {', '.join(unknown)}. Known faults: {', '.join(sorted(self.faults))}")
+        return fault_ids
+
+    def fault_sizes(self) -> dict[str, float]:
+        return {f.id: f.size for f in self.faults.values() if f.size is not None}
 
     def by_category(self, category: str) -> list[Symptom]:
         return [s for s in self.symptoms.values() if s.category == category]
@@ -95,7 +117,7 @@ class Catalog:
         return allowed
 
 
-def _require(mapping: dict, key: str, where: str):
+def _require(mapping: dict[str, Any], key: str, where: str) -> Any:
     if key not in mapping:
         raise SetupError(f"catalog: {where} has no '{key}'")
     return mapping[key]
@@ -105,18 +127,18 @@ def _expand_group(name: str) -> tuple[str, ...]:
     return {"any": ("*",), "backend users": BACKEND_USERS}.get(name, (name,))
 
 
-def parse(raw: dict, source: str = "catalog") -> Catalog:
+def parse(raw: Any, source: str = "catalog") -> Catalog:
     if not isinstance(raw, dict):
         raise SetupError(f"{source}: expected a mapping at the top level")
-    sections = {}
+    sections: dict[str, Section] = {}
     for key, body in _require(raw, "sections", source).items():
         sections[key] = Section(
             key=key,
             title_fr=_require(body, "title_fr", f"section {key}"),
             title_en=_require(body, "title_en", f"section {key}"),
-            solutions=_require(body, "solutions", f"section {key}"),
-            prevention=_require(body, "prevention", f"section {key}"),
-            diagnostics=tuple(body.get("diagnostics", ())),
+            solutions=_strings([_require(body, "solutions", f"section {key}")], f"section {key}.solutions")[0],
+            prevention=_strings([_require(body, "prevention", f"section {key}")], f"section {key}.prevention")[0],
+            diagnostics=_strings(body.get("diagnostics", ()), f"section {key}.diagnostics"),
             severity=_require(body, "severity", f"section {key}"),
         )
     symptoms: dict[str, Symptom] = {}
@@ -128,7 +150,7 @@ def parse(raw: dict, source: str = "catalog") -> Catalog:
         if section_key not in sections:
             raise SetupError(f"{source}: check {sid} names unknown section '{section_key}'")
         category = section_key if section_key in CATEGORIES else "health"
-        thresholds = {}
+        thresholds: dict[str, Threshold] = {}
         for name, spec in (entry.get("thresholds") or {}).items():
             if spec.get("bad_when") not in ("above", "below"):
                 raise SetupError(f"{source}: {sid}.{name}.bad_when must be 'above' or 'below'")
@@ -151,19 +173,36 @@ def parse(raw: dict, source: str = "catalog") -> Catalog:
             measures=_require(entry, "measures", sid),
             thresholds=thresholds,
         )
-    faults = {}
+    faults: dict[str, Fault] = {}
     for fid, body in _require(raw, "faults", source).items():
         must = tuple(_require(body, "must_fail", f"fault {fid}"))
         for sid in must:
             if sid not in symptoms:
                 raise SetupError(f"{source}: fault {fid} must fail unknown check '{sid}'")
         may = tuple(p for name in body.get("may_fail", ()) for p in _expand_group(name))
-        faults[fid] = Fault(id=fid, does=_require(body, "does", f"fault {fid}"), must_fail=must, may_fail=may)
-    return Catalog(symptoms=symptoms, faults=faults)
+        size = body.get("size")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float))):
+            raise SetupError(f"{source}: fault {fid}.size must be a number")
+        faults[fid] = Fault(id=fid, does=_require(body, "does", f"fault {fid}"), must_fail=must, may_fail=may,
+                            size=None if size is None else float(size))
+    modules = _strings(_require(raw, "check_modules", source), "check_modules")
+    return Catalog(symptoms=symptoms, faults=faults, sections=sections, check_modules=modules)
 
 
-@lru_cache(maxsize=None)
-def load(path: Path = CATALOG_PATH) -> Catalog:
+def _strings(values: Any, where: str) -> tuple[str, ...]:
+    """A list of plain strings; YAML turns an unquoted "key: value" line into a mapping, which is refused."""
+    if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
+        raise SetupError(f"catalog: {where} must be a list of strings (quote lines that contain ': ')")
+    return tuple(values)
+
+
+def load(path: Path | None = None) -> Catalog:
+    """The catalog: `path`, else $VEZA_CATALOG, else the one shipped with the suite."""
+    return _load(Path(path or os.environ.get(CATALOG_VAR) or CATALOG_PATH))
+
+
+@cache
+def _load(path: Path) -> Catalog:
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:

@@ -2,39 +2,27 @@
 from __future__ import annotations
 
 import argparse
-import configparser
 import asyncio
-import json
 import re
 import sys
 from pathlib import Path
 
+from .catalog import load as load_catalog
 from .errors import SetupError
 
 
 def _sandbox_up(args) -> int:
     from .profile import ENV_DIR
-    from .sandbox import faults
     from .sandbox.run import serve
-    inject = [f.strip() for f in (args.inject or "").split(",") if f.strip()]
-    faults.validate(inject)
+    inject = load_catalog().validate_faults([f.strip() for f in (args.inject or "").split(",") if f.strip()])
     base = Path(args.base_profile) if args.base_profile else ENV_DIR / "sandbox.toml"
     asyncio.run(serve(inject, Path(args.profile_out) if args.profile_out else None, base,
                       wait_prometheus=not args.no_wait_prometheus))
     return 0
 
 
-PYTEST_INI = Path(__file__).resolve().parents[1] / "pytest.ini"
-
-
-def registered_markers() -> set[str]:
-    ini = configparser.ConfigParser()
-    ini.read(PYTEST_INI)
-    return {line.split(":")[0].strip() for line in ini["pytest"]["markers"].strip().splitlines()}
-
-
 def _check_markers(expression: str) -> None:
-    known = registered_markers()
+    known = set(load_catalog().markers())
     unknown = set(re.findall(r"[A-Za-z_]\w*", expression)) - known - {"and", "or", "not"}
     if unknown:
         raise SetupError(f"-m: unknown marker(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
@@ -56,19 +44,20 @@ def _run(args, extra: list[str]) -> int:
         cmd += ["--inject", args.inject]
     if args.pushgateway:
         cmd += ["--pushgateway", args.pushgateway]
+    if args.fail_on_degraded:
+        cmd.append("--fail-on-degraded")
     reports_dir = Path(args.reports_dir)
     code = int(pytest.main(cmd + ["--reports-dir", str(reports_dir)] + extra))
     if code == 5:
         print("veza-synth: no check selected", file=sys.stderr)
         return 2
-    if code not in (0, 1):
-        return 2
-    if code == 0 and args.fail_on_degraded:
-        run = json.loads((reports_dir / "latest" / "results.json").read_text())
-        if any(c["outcome"] == "degraded" for c in run["checks"]):
-            print("veza-synth: degraded checks and --fail-on-degraded", file=sys.stderr)
-            return 1
-    return code
+    return code if code in (0, 1) else 2
+
+
+def _failed_ids(args) -> int:
+    from .reports.results import failed_ids
+    print(failed_ids(Path(args.results)))
+    return 0
 
 
 def _matrix(args) -> int:
@@ -95,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--pushgateway", help="Pushgateway URL for one gauge set per check")
     run.add_argument("--reports-dir", default="reports")
     run.add_argument("--fail-on-degraded", action="store_true", help="exit 1 on degraded checks too")
+    failed = sub.add_parser("failed-ids", help="the failed check ids of a results.json (the nightly's issue title)")
+    failed.add_argument("results")
     matrix = sub.add_parser("matrix", help="print the detection matrix (faults x checks)")
     matrix.add_argument("results", nargs="?", help="a results.json or a run folder: show the last measured outcomes")
     args, extra = parser.parse_known_args(argv)
@@ -105,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args, extra)
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        return _matrix(args)
+        return _failed_ids(args) if args.command == "failed-ids" else _matrix(args)
     except SetupError as exc:
         print(f"veza-synth: {exc}", file=sys.stderr)
         return 2

@@ -2,33 +2,70 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
-from . import catalog
-from .checks import CHECKS
-from .report import result_record
+from .catalog import Symptom
+from .catalog import load as load_catalog
+from .checks import registered
+from .record import Record, check_record
 from .target import Target
 from .verdict import Verdict
 
+Measure = Callable[[Verdict, int], None]  # fills a fresh verdict; the int is the attempt (1, then 2 to confirm)
 
-def diagnose(symptom_id: str, target: Target, writes: bool = False) -> tuple[dict, Verdict]:
+
+def confirm(symptom: Symptom, measure: Measure, overrides: dict[str, dict[str, float]] | None = None,
+            writes: bool = False) -> tuple[Record, Verdict]:
     """The check's record (what every report shows) and its final verdict.
 
     A failure is measured a second time; only a confirmed failure fails. Both
     measurements are kept, so a blip that went away is still visible in the report.
     """
-    symptom = catalog.load().symptoms[symptom_id]
-    attempts = []
+    attempts: list[Verdict] = []
     started = time.perf_counter()
     for attempt in (1, 2):
-        verdict = Verdict.for_symptom(symptom, target.profile.threshold_overrides(symptom_id))
+        verdict = Verdict.for_symptom(symptom, overrides)
         try:
-            CHECKS[(symptom_id, writes)](verdict, target, attempt)
+            measure(verdict, attempt)
         except Exception as exc:  # a bug or an unforeseen answer: said plainly, as a failure
-            verdict.require(False, f"check could not complete: {type(exc).__name__}: {exc}")
+            _crashed(verdict, exc)
         attempts.append(verdict)
         if verdict.outcome != "failed":
             break
+    return _record(symptom, attempts, writes, started)
+
+
+async def confirm_async(symptom: Symptom, measure: Callable[[Verdict, int], Awaitable[None]],
+                        overrides: dict[str, dict[str, float]] | None = None,
+                        writes: bool = False) -> tuple[Record, Verdict]:
+    """confirm() for an async measure (a hand-written `async def` check under pytest-asyncio)."""
+    attempts: list[Verdict] = []
+    started = time.perf_counter()
+    for attempt in (1, 2):
+        verdict = Verdict.for_symptom(symptom, overrides)
+        try:
+            await measure(verdict, attempt)
+        except Exception as exc:
+            _crashed(verdict, exc)
+        attempts.append(verdict)
+        if verdict.outcome != "failed":
+            break
+    return _record(symptom, attempts, writes, started)
+
+
+def _crashed(verdict: Verdict, exc: Exception) -> None:
+    verdict.error("check", verdict.symptom.id, f"could not complete: {type(exc).__name__}: {exc}")
+
+
+def _record(symptom: Symptom, attempts: list[Verdict], writes: bool, started: float) -> tuple[Record, Verdict]:
     final = attempts[-1]
     if len(attempts) == 2 and final.outcome != "failed":
         final.note(f"first measurement failed ({attempts[0].summary()}); the re-measurement did not confirm it")
-    return result_record(symptom, final, attempts, writes, time.perf_counter() - started), final
+    return check_record(symptom, final, attempts, writes, time.perf_counter() - started), final
+
+
+def diagnose(symptom_id: str, target: Target, writes: bool = False) -> tuple[Record, Verdict]:
+    """A catalog check against the target, confirmed."""
+    check = registered()[(symptom_id, writes)]
+    return confirm(load_catalog().symptoms[symptom_id], lambda v, attempt: check(v, target, attempt),
+                   target.profile.threshold_overrides(symptom_id), writes)

@@ -5,8 +5,9 @@ import copy
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from .catalog import load as load_catalog
 from .errors import SetupError
@@ -15,63 +16,183 @@ ENV_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "environments"
 VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
 SECRET_KEYS = ("password", "secret", "user_password", "admin_password")
 
+@dataclass(frozen=True)
+class Backend:
+    url: str = ""
+    health_path: str = "/health"
+    ready_path: str = "/ready"
+
+
+@dataclass(frozen=True)
+class Chat:
+    url: str = ""
+    health_url: str = ""
+    auth: str = "token"
+    broadcast: bool = True
+
+
+@dataclass(frozen=True)
+class Stream:
+    url: str = ""
+    secret: str = field(default="", repr=False)
+    canary_track_id: int = 0
+    canary: str = "canary"
+    quality: str = "medium"
+    content_type_required: bool = True  # False for the variant that omits it
+
+
+@dataclass(frozen=True)
+class Postgres:
+    host: str = ""
+    port: int = 5432
+    dbname: str = "veza_db"
+    user: str = ""
+    password: str = field(default="", repr=False)
+    sslmode: str = "prefer"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}/{self.dbname}"
+
+
+@dataclass(frozen=True)
+class Redis:
+    url: str = ""
+    password: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class Prometheus:
+    url: str = ""
+    rate_window: str = "5m"
+
+
+@dataclass(frozen=True)
+class Accounts:
+    user_email: str = ""
+    user_password: str = field(default="", repr=False)
+    admin_email: str = ""
+    admin_password: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect_s: float = 3.0
+    request_s: float = 5.0
+    stream_read_s: float = 10.0
+    stream_s: float = 90.0
+    ws_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class Holds:
+    session_s: float = 5.0
+    ws_idle_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class Sampling:
+    requests: int = 200
+    concurrency: int = 8
+    chat_messages: int = 50
+    db_connects: int = 5
+    search_calls: int = 10
+
+
+@dataclass(frozen=True)
+class Auth:
+    expires_in_s: int = 0
+    session_store: str = "redis"
+
+
+@dataclass(frozen=True)
+class SandboxAdmin:
+    admin_url: str = ""
+
+
+SECTIONS: dict[str, type] = {
+    "backend": Backend, "chat": Chat, "stream": Stream, "postgres": Postgres, "redis": Redis,
+    "prometheus": Prometheus, "accounts": Accounts, "timeouts": Timeouts, "holds": Holds, "sampling": Sampling,
+    "auth": Auth, "sandbox": SandboxAdmin,
+}
 # Every setting a profile may hold, with its default and therefore its type.
-DEFAULTS: dict = {
+DEFAULTS: dict[str, Any] = {
     "name": "", "kind": "live", "allow": "readonly", "location": "local", "extends": "",
-    "backend": {"url": "", "health_path": "/health", "ready_path": "/ready"},
-    "chat": {"url": "", "health_url": "", "auth": "token", "broadcast": True},
-    "stream": {"url": "", "secret": "", "canary_track_id": 0, "canary": "canary", "quality": "medium",
-               "content_type_required": True},  # False for the variant that omits it
-    "postgres": {"host": "", "port": 5432, "dbname": "veza_db", "user": "", "password": "", "sslmode": "prefer"},
-    "redis": {"url": "", "password": ""},
-    "prometheus": {"url": "", "rate_window": "5m"},
-    "accounts": {"user_email": "", "user_password": "", "admin_email": "", "admin_password": ""},
-    "timeouts": {"connect_s": 3.0, "request_s": 5.0, "stream_read_s": 10.0, "stream_s": 90.0, "ws_s": 5.0},
-    "holds": {"session_s": 5.0, "ws_idle_s": 60.0},
-    "sampling": {"requests": 200, "concurrency": 8, "chat_messages": 50, "db_connects": 5, "search_calls": 10},
-    "auth": {"expires_in_s": 0, "session_store": "redis"},
+    **{name: asdict(section()) for name, section in SECTIONS.items()},
     "thresholds": {},
-    "sandbox": {"admin_url": ""},
 }
 KINDS, ALLOWS = ("live", "sandbox"), ("readonly", "writes")
 
 
 @dataclass(frozen=True)
 class Profile:
-    data: dict
+    """A validated profile: every setting typed, every ${VAR} resolved."""
+    name: str
+    kind: str
+    allow: str
+    location: str
+    backend: Backend
+    chat: Chat
+    stream: Stream
+    postgres: Postgres
+    redis: Redis
+    prometheus: Prometheus
+    accounts: Accounts
+    timeouts: Timeouts
+    holds: Holds
+    sampling: Sampling
+    auth: Auth
+    sandbox: SandboxAdmin
+    thresholds: dict[str, dict[str, dict[str, float]]]
     source: str
 
-    def __getitem__(self, section: str):
-        return self.data[section]
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str) -> "Profile":
+        sections = {name: section(**data[name]) for name, section in SECTIONS.items()}
+        return cls(name=data["name"], kind=data["kind"], allow=data["allow"], location=data["location"],
+                   thresholds=data["thresholds"], source=source, **sections)
 
-    @property
-    def name(self) -> str:
-        return self.data["name"]
+    def with_changes(self, section: str, **values: Any) -> "Profile":
+        """The same profile with some settings of one section changed (benchmarks and tests vary them)."""
+        return replace(self, **{section: replace(getattr(self, section), **values)})
 
     @property
     def allows_writes(self) -> bool:
-        return self.data["allow"] == "writes"
+        return self.allow == "writes"
 
-    def has(self, section: str) -> bool:
-        return bool(self.data[section].get("url") or self.data[section].get("host"))
+    @property
+    def has_postgres(self) -> bool:
+        return bool(self.postgres.host)
+
+    @property
+    def has_redis(self) -> bool:
+        return bool(self.redis.url)
+
+    @property
+    def has_prometheus(self) -> bool:
+        return bool(self.prometheus.url)
+
+    @property
+    def has_stream(self) -> bool:
+        return bool(self.stream.url)
 
     def secrets(self) -> list[str]:
         """Every secret value the profile resolved, for redaction."""
         found = []
-        for section in self.data.values():
-            if isinstance(section, dict):
-                found += [str(v) for k, v in section.items() if k in SECRET_KEYS and v]
+        for name in SECTIONS:
+            section = asdict(getattr(self, name))
+            found += [str(v) for k, v in section.items() if k in SECRET_KEYS and v]
         return found
 
-    def threshold_overrides(self, symptom_id: str) -> dict:
-        return self.data["thresholds"].get(symptom_id, {})
+    def threshold_overrides(self, symptom_id: str) -> dict[str, dict[str, float]]:
+        return self.thresholds.get(symptom_id, {})
 
     def endpoints(self) -> dict[str, str]:
         """Target addresses for reports (credentials in URLs are redacted by the report writers)."""
-        pg = self.data["postgres"]
-        out = {s: self.data[s]["url"] for s in ("backend", "chat", "stream", "redis", "prometheus") if self.data[s]["url"]}
-        if pg["host"]:
-            out["postgres"] = f"{pg['host']}:{pg['port']}/{pg['dbname']}"
+        out = {name: getattr(self, name).url for name in ("backend", "chat", "stream", "redis", "prometheus")
+               if getattr(self, name).url}
+        if self.postgres.host:
+            out["postgres"] = self.postgres.address
         return out
 
 
@@ -82,7 +203,7 @@ def resolve_path(name_or_path: str) -> Path:
     return ENV_DIR / f"{name_or_path}.toml"
 
 
-def _read(path: Path) -> dict:
+def _read(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -92,7 +213,7 @@ def _read(path: Path) -> dict:
         raise SetupError(f"profile {path}: not valid TOML: {exc}") from None
 
 
-def _merge(base: dict, over: dict, where: str, source: str) -> dict:
+def _merge(base: dict[str, Any], over: dict[str, Any], where: str, source: str) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in over.items():
         if key not in DEFAULTS.get(where, DEFAULTS) if where else key not in DEFAULTS:
@@ -107,7 +228,7 @@ def _merge(base: dict, over: dict, where: str, source: str) -> dict:
     return out
 
 
-def _check_types(data: dict, source: str) -> None:
+def _check_types(data: dict[str, Any], source: str) -> None:
     for section, defaults in DEFAULTS.items():
         if isinstance(defaults, dict):
             for key, default in defaults.items():
@@ -134,7 +255,7 @@ def _check_types(data: dict, source: str) -> None:
                 raise SetupError(f"profile {source}: 'thresholds.\"{sid}\".{name}' must be {{warn = N, fail = N}}")
 
 
-def _check_type(setting: str, value, default, source: str) -> None:
+def _check_type(setting: str, value: Any, default: Any, source: str) -> None:
     expected = float if isinstance(default, float) else type(default)
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) if expected is float else isinstance(value, expected)
     if expected is int and isinstance(value, bool):
@@ -143,14 +264,14 @@ def _check_type(setting: str, value, default, source: str) -> None:
         raise SetupError(f"profile {source}: '{setting}' must be {expected.__name__}, not {type(value).__name__} ({value!r})")
 
 
-def _substitute(data: dict, source: str) -> dict:
+def _substitute(data: dict[str, Any], source: str) -> dict[str, Any]:
     missing: list[str] = []
 
-    def walk(node, path):
+    def walk(node: Any, path: str) -> Any:
         if isinstance(node, dict):
             return {k: walk(v, f"{path}.{k}" if path else k) for k, v in node.items()}
         if isinstance(node, str):
-            def value(match):
+            def value(match: re.Match[str]) -> str:
                 var = match.group(1)
                 got = os.environ.get(var)
                 if not got:
@@ -160,13 +281,13 @@ def _substitute(data: dict, source: str) -> dict:
             return VAR.sub(value, node)
         return node
 
-    out = walk(data, "")
+    out: dict[str, Any] = walk(data, "")
     if missing:
         raise SetupError(f"profile {source}: missing environment variable(s): " + "; ".join(missing))
     return out
 
 
-def _literal_secrets(raw: dict, source: str, kind: str) -> None:
+def _literal_secrets(raw: dict[str, Any], source: str, kind: str) -> None:
     if kind == "sandbox":
         return  # the sandbox's own throwaway credentials, made per run
     for section, body in raw.items():
@@ -199,4 +320,4 @@ def load(name_or_path: str) -> Profile:
     _check_types(data, source)
     data = _substitute(data, source)
     data["name"] = data["name"] or chain[0][0].stem
-    return Profile(data=data, source=source)
+    return Profile.from_dict(data, source)

@@ -9,103 +9,115 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import TypeVar
 
 from .probes import Result, auth, http, stream, websocket
 from .profile import Profile
 
 CONTRACT_KBPS = {"high": 320, "medium": 192, "low": 128, "mobile": 96}
+ResultT = TypeVar("ResultT", bound=Result)
 
 
 class Target:
     def __init__(self, profile: Profile):
         self.profile = profile
-        self._memo: dict = {}
+        self._memo: dict[tuple[str, int], Result] = {}
         self._sessions: list[auth.Session] = []
-        self.last_login: Result | None = None
+        self.last_login: auth.LoginResult | None = None
 
     def timeout(self, kind: str) -> float:
-        return self.profile["timeouts"][f"{kind}_s"]
+        """A profile timeout by kind: connect, request, stream_read, stream, ws."""
+        value: float = getattr(self.profile.timeouts, f"{kind}_s")
+        return value
 
-    def shared(self, key: str, attempt: int, measure: Callable[[], object]):
+    def shared(self, key: str, attempt: int, measure: Callable[[], ResultT]) -> ResultT:
         if (key, attempt) not in self._memo:
             self._memo[(key, attempt)] = measure()
-        return self._memo[(key, attempt)]
+        return self._memo[(key, attempt)]  # type: ignore[return-value]  # one key, one measure
 
     # -- the synthetic account ----------------------------------------------------------
-    def login(self, admin: bool = False) -> Result:
-        acc = self.profile["accounts"]
-        who = "admin" if admin else "user"
-        return auth.login(self.profile["backend"]["url"], acc[f"{who}_email"], acc[f"{who}_password"],
-                          self.timeout("request"))
-
-    def fresh_session(self) -> Result:
+    def login(self, admin: bool = False) -> auth.LoginResult:
         """A login of its own for each consumer, so a short token or session lifetime only fails the
-        checks that judge lifetimes; every such session is logged out by close()."""
-        result = self.login()
-        if isinstance(result.handle, auth.Session):
-            self._sessions.append(result.handle)
+        checks that judge lifetimes; every session is logged out by close()."""
+        acc = self.profile.accounts
+        email, password = (acc.admin_email, acc.admin_password) if admin else (acc.user_email, acc.user_password)
+        result = auth.login(self.profile.backend.url, email, password, self.timeout("request"))
+        if result.session is not None:
+            self._sessions.append(result.session)
         return result
 
     def token(self) -> str | None:
-        result = self.fresh_session()
+        result = self.login()
         self.last_login = result
-        return result.handle.access_token if isinstance(result.handle, auth.Session) else None
+        return result.session.access_token if result.session else None
+
+    def login_failure(self) -> str:
+        """Why the last token() gave none."""
+        last = self.last_login
+        if last is None:
+            return "no login attempted"
+        return last.error or f"login answered {last.measurements.get('status')}: {last.evidence.get('error')}"
 
     def close(self) -> None:
         for session in self._sessions:
-            auth.logout(self.profile["backend"]["url"], session, self.timeout("request"))
+            auth.logout(self.profile.backend.url, session, self.timeout("request"))
         self._sessions.clear()
 
     # -- shared measurements --------------------------------------------------------------
     def chat_delivery(self, attempt: int) -> Result:
-        chat = self.profile["chat"]
-        token = self.token() if chat["auth"] == "token" else None
-        return self.shared("chat", attempt, lambda: websocket.delivery(
-            chat["url"], token, self.profile["sampling"]["chat_messages"], self.timeout("ws")))
+        chat = self.profile.chat
+
+        def measure() -> Result:
+            token = self.token() if chat.auth == "token" else None
+            if chat.auth == "token" and token is None:
+                return Result("websocket", chat.url, error=f"no token for the chat: {self.login_failure()}")
+            return websocket.delivery(chat.url, token, self.profile.sampling.chat_messages, self.timeout("ws"))
+        return self.shared("chat", attempt, measure)
 
     def http_sample(self, attempt: int) -> Result:
-        backend, sampling = self.profile["backend"], self.profile["sampling"]
-        endpoints = {"health": backend["health_path"], "tracks": "/api/v1/tracks?limit=20",
+        backend, sampling = self.profile.backend, self.profile.sampling
+        endpoints = {"health": backend.health_path, "tracks": "/api/v1/tracks?limit=20",
                      "search": "/api/v1/search?q=Track%201", "me": "/api/v1/auth/me"}
 
         def measure() -> Result:
             token = self.token()
             headers = {"Authorization": f"Bearer {token}"} if token else {}
-            result = http.sample(backend["url"], endpoints, headers, sampling["requests"], sampling["concurrency"],
+            result = http.sample(backend.url, endpoints, headers, sampling.requests, sampling.concurrency,
                                  self.timeout("request"))
-            result.evidence["login"] = "ok" if token else str(self.last_login.error or self.last_login.evidence)
+            result.evidence["login"] = "ok" if token else self.login_failure()
             return result
         return self.shared("http", attempt, measure)
 
-    def stream_url(self, attempt: int) -> tuple[str | None, Result | None]:
+    def stream_url(self) -> tuple[str | None, Result | None]:
         """A signed canary URL: signed locally with the profile's secret, else asked of the backend."""
-        cfg = self.profile["stream"]
-        if cfg["secret"]:
+        cfg = self.profile.stream
+        if cfg.secret:
             expires = int(time.time()) + 300
-            sig = hmac.new(cfg["secret"].encode(), f"{cfg['canary']}:{expires}".encode(), hashlib.sha256).hexdigest()
-            return f"{cfg['url']}/stream/{cfg['canary']}?expires={expires}&sig={sig}&quality={cfg['quality']}", None
-        result = auth.request(self.profile["backend"]["url"], "GET",
-                              f"/api/v1/tracks/{cfg['canary_track_id']}/stream-url?quality={cfg['quality']}",
+            sig = hmac.new(cfg.secret.encode(), f"{cfg.canary}:{expires}".encode(), hashlib.sha256).hexdigest()
+            return f"{cfg.url}/stream/{cfg.canary}?expires={expires}&sig={sig}&quality={cfg.quality}", None
+        result = auth.request(self.profile.backend.url, "GET",
+                              f"/api/v1/tracks/{cfg.canary_track_id}/stream-url?quality={cfg.quality}",
                               self.timeout("request"), token=self.token())
         if result.error or result.measurements.get("status") != 200:
             return None, result
-        return (result.handle[1].get("data") or {}).get("url"), None
+        url = (result.body.get("data") or {}).get("url")
+        return (url if isinstance(url, str) else None), result
 
     def track_duration(self) -> float | None:
-        cfg = self.profile["stream"]
-        info = http.fetch(f"{cfg['url']}/info/{cfg['canary']}", self.timeout("request"))
+        cfg = self.profile.stream
+        info = http.fetch(f"{cfg.url}/info/{cfg.canary}", self.timeout("request"))
         body = info.evidence.get("body") if not info.error else None
         return float(body["duration_s"]) if isinstance(body, dict) and "duration_s" in body else None
 
     def stream_download(self, attempt: int) -> Result:
         def measure() -> Result:
-            url, failure = self.stream_url(attempt)
+            url, signing = self.stream_url()
             if url is None:
-                failure = failure or Result("stream", self.profile["stream"]["url"], error="no stream URL")
-                return Result("stream", failure.target, failure.measurements, failure.evidence,
-                              error=f"could not get a signed stream URL: {failure.error or failure.evidence}")
-            quality = self.profile["stream"]["quality"]
+                reason = (signing.error or signing.evidence) if signing else "no stream URL"
+                return Result("stream", signing.target if signing else self.profile.stream.url,
+                              error=f"could not get a signed stream URL: {reason}")
+            quality = self.profile.stream.quality
             dl = stream.download(url, self.timeout("connect"), self.timeout("stream_read"), self.timeout("stream"))
             return stream.analyse(dl, url, CONTRACT_KBPS[quality], self.track_duration() or 0.0)
         return self.shared("stream", attempt, measure)

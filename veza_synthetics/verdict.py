@@ -1,7 +1,12 @@
-"""Verdicts: measurements compared with the catalog's thresholds, worded like Gatus conditions."""
+"""Verdicts: measurements compared with the catalog's thresholds, worded like Gatus conditions.
+
+As in Gatus, a step that could not evaluate (a probe error: unreachable, timeout, bad answer)
+is kept apart from a condition that measured a bad value; both fail the check.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .catalog import Symptom, Threshold
 from .probes import Result
@@ -17,6 +22,16 @@ class Condition:
     value: float | None = None
 
 
+@dataclass(frozen=True)
+class ProbeError:
+    step: str           # the check's name for the call: "me", "forbidden", "stream_health"
+    target: str
+    error: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"step": self.step, "target": self.target, "error": self.error}
+
+
 def _fmt(value: float) -> str:
     return f"{value:.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:.3g}"
 
@@ -26,28 +41,37 @@ class Verdict:
     symptom: Symptom
     thresholds: dict[str, Threshold]
     conditions: list[Condition] = field(default_factory=list)
-    measurements: dict = field(default_factory=dict)
-    evidence: dict = field(default_factory=dict)
+    measurements: dict[str, Any] = field(default_factory=dict)   # "step.name" or a threshold's name
+    evidence: dict[str, Any] = field(default_factory=dict)       # by step
+    errors: list[ProbeError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     no_data: list[str] = field(default_factory=list)
 
     @classmethod
-    def for_symptom(cls, symptom: Symptom, overrides: dict | None = None) -> "Verdict":
+    def for_symptom(cls, symptom: Symptom, overrides: dict[str, dict[str, float]] | None = None) -> "Verdict":
         thresholds = dict(symptom.thresholds)
         for name, levels in (overrides or {}).items():
-            thresholds[name] = replace(thresholds[name], **levels)
+            thresholds[name] = replace(thresholds[name], warn=levels.get("warn", thresholds[name].warn),
+                                       fail=levels.get("fail", thresholds[name].fail))
         return cls(symptom=symptom, thresholds=thresholds)
 
     # -- recording ------------------------------------------------------------------------
-    def record(self, result: Result) -> bool:
-        """Keep a probe's measurements and evidence; a probe error fails the check. True if usable."""
-        self.measurements.update(result.measurements)
+    def record(self, step: str, result: Result) -> bool:
+        """Keep a probe call's measurements and evidence under the step's name; a probe error is an
+        error of its own ("could not evaluate"), which fails the check. True if the result is usable."""
+        if step in self.evidence or any(k.startswith(f"{step}.") for k in self.measurements):
+            raise ValueError(f"step {step!r} recorded twice in {self.symptom.id}: name each call")
+        self.measurements.update({f"{step}.{k}": v for k, v in result.measurements.items()})
         if result.evidence:
-            self.evidence[result.probe] = result.evidence
+            self.evidence[step] = result.evidence
         if result.error:
-            self.require(False, f"{result.probe} {result.target}: {result.error}")
+            self.errors.append(ProbeError(step, result.target, result.error))
             return False
         return True
+
+    def error(self, step: str, target: str, error: str) -> None:
+        """A step that could not evaluate, found by the check itself (e.g. no token to call with)."""
+        self.errors.append(ProbeError(step, target, error))
 
     def against(self, name: str, value: float | None, label: str | None = None, text: str | None = None,
                 detail: str | None = None) -> None:
@@ -65,6 +89,7 @@ class Verdict:
         level = threshold.level_of(value)
         if text is None:
             bound = threshold.fail if level == "failed" or threshold.warn is None else threshold.warn
+            assert bound is not None  # the catalog refuses a threshold with neither level
             unit = f" {threshold.unit}" if threshold.unit else ""
             if level == "passed":
                 ok_op = "<" if threshold.bad_when == "above" else ">="
@@ -90,7 +115,10 @@ class Verdict:
     # -- outcome --------------------------------------------------------------------------
     @property
     def outcome(self) -> str:
-        """failed > degraded > passed; nothing measured at all is "no_data", never a pass."""
+        """failed > degraded > passed; a step that could not evaluate is failed; nothing measured at
+        all is "no_data", never a pass."""
+        if self.errors:
+            return "failed"
         if not self.conditions:
             return "no_data"
         return max((c.level for c in self.conditions), key=ORDER.__getitem__)
@@ -99,10 +127,11 @@ class Verdict:
         outcome = self.outcome
         if outcome == "no_data":
             return f"{self.symptom.id}: not enough data: " + ("; ".join(self.no_data) or "nothing measured")
-        shown = [c.text for c in self.conditions if c.level == outcome] if outcome != "passed" else \
+        shown = [f"could not evaluate {e.step}: {e.error}" for e in self.errors]
+        shown += [c.text for c in self.conditions if c.level == outcome] if outcome != "passed" else \
             [c.text for c in self.conditions if c.text][:4]
         return f"{self.symptom.id}: " + ("; ".join(shown) or "all conditions hold")
 
-    def thresholds_table(self) -> dict:
+    def thresholds_table(self) -> dict[str, dict[str, Any]]:
         return {name: {"warn": t.warn, "fail": t.fail, "unit": t.unit, "bad_when": t.bad_when, "source": t.source}
                 for name, t in self.thresholds.items()}

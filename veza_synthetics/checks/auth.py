@@ -4,65 +4,66 @@ from __future__ import annotations
 import time
 
 from ..probes import auth, redis
+from ..target import Target
+from ..verdict import Verdict
 from . import check
 
 SESSION_SAFE_POLICIES = ("noeviction",)
+ADMIN_STATS = "/api/v1/admin/stats"
 
 
-def _login(v, target, admin: bool = False):
+def _login(v: Verdict, target: Target, step: str, admin: bool = False) -> auth.Session | None:
     result = target.login(admin)
-    if not v.record(result):
+    if not v.record(step, result):
         return None
     who = "admin" if admin else "synthetic user"
     status = result.measurements["status"]
     if not v.require(status == 200, f"login of the {who} answered {status}: {result.evidence.get('error')}"):
         return None
-    return result.handle
+    return result.session
+
+
+def _status_is(v: Verdict, step: str, result: auth.ApiResult, want: int, what: str, ok_text: str = "") -> None:
+    if v.record(step, result):
+        status = result.measurements["status"]
+        v.require(status == want, f"{what} answered {status}, expected {want}: {result.evidence.get('error')}",
+                  ok_text=ok_text)
 
 
 @check("auth.http_401_403")
-def http_401_403(v, target, attempt):
-    base, timeout = target.profile["backend"]["url"], target.timeout("request")
-    session = _login(v, target)
+def http_401_403(v: Verdict, target: Target, attempt: int) -> None:
+    base, timeout = target.profile.backend.url, target.timeout("request")
+    session = _login(v, target, "login")
     if session is None:
         return
-    me = auth.request(base, "GET", auth.ME, timeout, token=session.access_token)
-    if v.record(me):
-        v.require(me.measurements["status"] == 200,
-                  f"me with a fresh token answered {me.measurements['status']}: {me.evidence.get('error')}",
-                  ok_text="login 200, me 200")
-        v.evidence["me"] = me.evidence
-    forbidden = auth.request(base, "GET", "/api/v1/admin/stats", timeout, token=session.access_token)
-    if v.record(forbidden):
+    _status_is(v, "me", auth.request(base, "GET", auth.ME, timeout, token=session.access_token), 200,
+               "me with a fresh token", ok_text="login 200, me 200")
+    forbidden = auth.request(base, "GET", ADMIN_STATS, timeout, token=session.access_token)
+    if v.record("forbidden", forbidden):
         status = forbidden.measurements["status"]
         v.require(status == 403, f"admin call by a non-admin answered {status}, expected 403"
                   + (" (authorization not enforced)" if status == 200 else f": {forbidden.evidence.get('error')}"),
                   ok_text="non-admin on an admin endpoint 403")
-    if target.profile["accounts"]["admin_email"]:
-        admin = _login(v, target, admin=True)
+    if target.profile.accounts.admin_email:
+        admin = _login(v, target, "admin_login", admin=True)
         if admin is not None:
-            stats = auth.request(base, "GET", "/api/v1/admin/stats", timeout, token=admin.access_token)
-            if v.record(stats):
-                v.require(stats.measurements["status"] == 200,
-                          f"admin call by the admin answered {stats.measurements['status']}: {stats.evidence.get('error')}",
-                          ok_text="admin on an admin endpoint 200")
-            auth.logout(base, admin, timeout)
-    auth.logout(base, session, timeout)
+            _status_is(v, "admin_stats", auth.request(base, "GET", ADMIN_STATS, timeout, token=admin.access_token),
+                       200, "admin call by the admin", ok_text="admin on an admin endpoint 200")
 
 
 @check("auth.jwt_expired")
-def jwt_expired(v, target, attempt):
-    base, timeout = target.profile["backend"]["url"], target.timeout("request")
-    session = _login(v, target)
+def jwt_expired(v: Verdict, target: Target, attempt: int) -> None:
+    base, timeout = target.profile.backend.url, target.timeout("request")
+    session = _login(v, target, "login")
     if session is None:
         return
     claims = auth.claims(session.access_token)
     v.evidence["access_claims"] = claims
     if not v.require("exp" in claims and "iat" in claims, "access token has no exp/iat claims"):
         return
-    expected = target.profile["auth"]["expires_in_s"] or session.expires_in
+    expected = target.profile.auth.expires_in_s or session.expires_in
     lifetime = claims["exp"] - claims["iat"]
-    tolerance = v.thresholds["lifetime_error_s"].fail
+    tolerance = v.thresholds["lifetime_error_s"].fail or 0
     v.against("lifetime_error_s", abs(lifetime - expected),
               text=f"token lifetime {lifetime} s {'!=' if abs(lifetime - expected) >= tolerance else '='} "
                    f"expires_in {expected} s (tolerance {tolerance:g} s)")
@@ -73,43 +74,43 @@ def jwt_expired(v, target, attempt):
     v.measurements["skews_s"] = {k: round(s, 1) for k, s in skews.items()}
     v.against("clock_skew_s", abs(skews[worst]), label=f"clock skew ({worst})")
     refreshed = auth.refresh(base, session, timeout)
-    if v.record(refreshed):
+    if v.record("refresh", refreshed):
         status = refreshed.measurements["status"]
-        if v.require(status == 200 and refreshed.handle,
+        if v.require(status == 200 and refreshed.access_token is not None,
                      f"refresh answered {status}: {refreshed.evidence.get('error')}"):
             new_claims = refreshed.evidence.get("access_claims", {})
             v.require(new_claims.get("exp", 0) >= claims["exp"],
                       f"refreshed token exp {new_claims.get('exp')} is earlier than the old {claims['exp']}")
-            me = auth.request(base, "GET", auth.ME, timeout, token=refreshed.handle)
-            if v.record(me):
+            me = auth.request(base, "GET", auth.ME, timeout, token=refreshed.access_token)
+            if v.record("me_refreshed", me):
                 v.require(me.measurements["status"] == 200,
                           f"refreshed token rejected by me: {me.measurements['status']} {me.evidence.get('error')}")
-    auth.logout(base, session, timeout)
 
 
 @check("auth.session_lost")
-def session_lost(v, target, attempt):
+def session_lost(v: Verdict, target: Target, attempt: int) -> None:
     p = target.profile
-    base, timeout, hold = p["backend"]["url"], target.timeout("request"), p["holds"]["session_s"]
-    session = _login(v, target)
+    base, timeout, hold = p.backend.url, target.timeout("request"), p.holds.session_s
+    session = _login(v, target, "login")
     if session is None:
         return
     claims = auth.claims(session.access_token)
-    watch_redis = p.has("redis") and p["auth"]["session_store"] == "redis"
-    before = redis.inspect(p["redis"]["url"], p["redis"]["password"], target.timeout("connect"), claims.get("sid")) \
+    watch_redis = p.has_redis and p.auth.session_store == "redis"
+    before = redis.inspect(p.redis.url, p.redis.password, target.timeout("connect"), claims.get("sid")) \
         if watch_redis else None
     time.sleep(hold)
     me = auth.request(base, "GET", auth.ME, timeout, token=session.access_token)
-    if v.record(me):
+    if v.record("me_after_hold", me):
         v.require(me.measurements["status"] == 200,
                   f"session gone after {hold:g} s: me answered {me.measurements['status']} {me.evidence.get('error')!r}")
     refreshed = auth.refresh(base, session, timeout)
-    if v.record(refreshed):
+    if v.record("refresh_after_hold", refreshed):
         v.require(refreshed.measurements["status"] == 200,
-                  f"refresh after {hold:g} s answered {refreshed.measurements['status']} {refreshed.evidence.get('error')!r}")
-    if watch_redis and v.record(before):
-        after = redis.inspect(p["redis"]["url"], p["redis"]["password"], target.timeout("connect"), claims.get("sid"))
-        if v.record(after):
+                  f"refresh after {hold:g} s answered {refreshed.measurements['status']} "
+                  f"{refreshed.evidence.get('error')!r}")
+    if before is not None and v.record("redis_before", before):
+        after = redis.inspect(p.redis.url, p.redis.password, target.timeout("connect"), claims.get("sid"))
+        if v.record("redis_after", after):
             refresh_claims = auth.claims(session.refresh_token)
             lifetime = refresh_claims.get("exp", 0) - refresh_claims.get("iat", 0)
             ttl = after.measurements["session_ttl_s"]
@@ -122,4 +123,3 @@ def session_lost(v, target, attempt):
                       f"maxmemory-policy {policy} with maxmemory {maxmemory} can evict sessions")
             v.against("evicted_keys_delta", after.measurements["evicted_keys"] - before.measurements["evicted_keys"],
                       label="evicted keys during the hold")
-    auth.logout(base, session, timeout)

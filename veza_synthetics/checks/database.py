@@ -1,77 +1,77 @@
 """Database: connection timeouts and saturation, constraint errors, degraded query performance."""
 from __future__ import annotations
 
-import time
 import uuid
 
-from ..probes import auth, http, percentile, postgres
+from ..probes import Result, auth, http, postgres, spread
+from ..target import Target
+from ..verdict import Verdict
 from . import check
 
 
-def _no_database(v, target) -> bool:
-    if not target.profile.has("postgres"):
+def _no_database(v: Verdict, target: Target) -> bool:
+    if not target.profile.has_postgres:
         v.missing("no PostgreSQL in this profile")
         return True
     return False
 
 
 @check("db.connection_timeout")
-def connection_timeout(v, target, attempt):
+def connection_timeout(v: Verdict, target: Target, attempt: int) -> None:
     if _no_database(v, target):
         return
-    cfg, timeout = target.profile["postgres"], target.timeout("connect")
-    connects = postgres.connect_times(cfg, target.profile["sampling"]["db_connects"], timeout)
-    v.record(connects)
+    cfg, timeout = target.profile.postgres, target.timeout("connect")
+    connects = postgres.connect_times(cfg, target.profile.sampling.db_connects, timeout)
+    v.record("connects", connects)
     m = connects.measurements
     v.require(m["connect_failures"] == 0, f"{m['connect_failures']}/{m['connect_attempts']} connects failed: "
               + "; ".join(connects.evidence["connect_errors"][:2]))
     v.against("connect_p95_ms", m["connect_p95_ms"], label="connect p95")
     state = postgres.inspect(cfg, timeout, {"saturation": postgres.SATURATION, "activity": postgres.ACTIVITY})
-    if v.record(state):
+    if v.record("saturation", state):
         row = state.evidence["saturation"][0]
         pct = 100 * row["used"] / max(row["max_connections"], 1)
         v.against("connections_used_pct", pct, label="connections used",
                   detail=f"{row['used']}/{row['max_connections']}, {row['reserved']} reserved for superusers")
-        v.evidence["pg_stat_activity_grouped"] = state.evidence["activity"]
 
 
 @check("db.constraint_errors")
-def constraint_errors(v, target, attempt):
+def constraint_errors(v: Verdict, target: Target, attempt: int) -> None:
     if _no_database(v, target):
         return
-    state = postgres.inspect(target.profile["postgres"], target.timeout("connect"), {"not_valid": postgres.NOT_VALID})
-    if v.record(state):
+    state = postgres.inspect(target.profile.postgres, target.timeout("connect"), {"not_valid": postgres.NOT_VALID})
+    if v.record("constraints", state):
         bad = state.evidence["not_valid"]
         v.against("not_valid_constraints", len(bad), text=f"NOT VALID constraints {len(bad)}"
                   + (": " + ", ".join(f"{c['table_name']}.{c['constraint_name']}" for c in bad) if bad else ""))
 
 
 @check("db.constraint_errors", writes=True)
-def constraint_errors_writes(v, target, attempt):
+def constraint_errors_writes(v: Verdict, target: Target, attempt: int) -> None:
     """A duplicate is a 409, never a 500; the synthetic playlist is always deleted."""
-    base, timeout = target.profile["backend"]["url"], target.timeout("request")
+    base, timeout = target.profile.backend.url, target.timeout("request")
     token = target.token()
-    if not v.require(token is not None, f"login failed: {target.last_login.error or target.last_login.evidence}"):
+    if token is None:
+        v.error("login", base, target.login_failure())
         return
     name = f"veza-synthetics {uuid.uuid4().hex[:8]}"
     first = auth.request(base, "POST", "/api/v1/playlists", timeout, token=token, json_body={"name": name})
-    if not v.record(first):
+    if not v.record("create", first):
         return
-    created = first.handle[1].get("data") or {} if first.measurements["status"] == 201 else {}
+    created = first.body.get("data") or {} if first.measurements["status"] == 201 else {}
     try:
         if not v.require(first.measurements["status"] == 201,
                          f"create playlist answered {first.measurements['status']}: {first.evidence.get('error')}"):
             return
         again = auth.request(base, "POST", "/api/v1/playlists", timeout, token=token, json_body={"name": name})
-        if v.record(again):
+        if v.record("duplicate", again):
             status = again.measurements["status"]
             v.require(status == 409, f"duplicate playlist answered {status} {again.evidence.get('error')!r}, expected 409",
                       ok_text="create 201, duplicate 409")
-            v.evidence["duplicate"] = again.evidence
     finally:
         if created.get("id"):
             deleted = auth.request(base, "DELETE", f"/api/v1/playlists/{created['id']}", timeout, token=token)
-            if v.record(deleted):
+            if v.record("delete", deleted):
                 v.require(deleted.measurements["status"] == 204,
                           f"delete playlist answered {deleted.measurements['status']}, expected 204",
                           ok_text="delete 204")
@@ -80,28 +80,30 @@ def constraint_errors_writes(v, target, attempt):
 MIN_BLOCKS = 100  # fewer block reads in the window than this: the hit ratio says nothing
 
 
-def _statements(target):
-    return postgres.inspect(target.profile["postgres"], target.timeout("connect"),
+def _statements(target: Target) -> Result:
+    return postgres.inspect(target.profile.postgres, target.timeout("connect"),
                             {"statements": postgres.STATEMENTS, "cache": postgres.CACHE_HIT})
 
 
 @check("db.degraded_performance")
-def degraded_performance(v, target, attempt):
+def degraded_performance(v: Verdict, target: Target, attempt: int) -> None:
     if _no_database(v, target):
         return
     p = target.profile
     before = _statements(target)
-    searches = []
-    for i in range(p["sampling"]["search_calls"]):
-        result = http.fetch(f"{p['backend']['url']}/api/v1/search?q=Track%20{i + 1}", target.timeout("request"))
-        if not v.record(result):
+    searches: list[float] = []
+    for i in range(p.sampling.search_calls):
+        result = http.fetch(f"{p.backend.url}/api/v1/search?q=Track%20{i + 1}", target.timeout("request"))
+        if result.error:
+            v.record(f"search_{i + 1}", result)
             break
         searches.append(result.measurements["latency_ms"])
-    v.against("search_p95_ms", percentile(searches, 95), label="API search p95")
-    after = postgres.inspect(p["postgres"], target.timeout("connect"), {
+    v.evidence["search"] = spread(searches)
+    v.against("search_p95_ms", v.evidence["search"]["p95_ms"], label="API search p95")
+    after = postgres.inspect(p.postgres, target.timeout("connect"), {
         "statements": postgres.STATEMENTS, "long_running": postgres.LONG_RUNNING,
         "cache": postgres.CACHE_HIT, "table_sizes": postgres.TABLE_SIZES})
-    if not (v.record(before) and v.record(after)):
+    if not (v.record("statements_before", before) and v.record("statements_after", after)):
         return
     earlier = {r["queryid"]: r for r in before.evidence["statements"]}
     window = []
@@ -116,8 +118,6 @@ def degraded_performance(v, target, attempt):
     v.evidence["top_by_mean_exec_time"] = sorted(
         ({"query": r["query"], "calls": r["calls"], "mean_exec_time_ms": round(r["mean_exec_time"], 2)}
          for r in after.evidence["statements"]), key=lambda r: r["mean_exec_time_ms"], reverse=True)[:10]
-    v.evidence["table_sizes"] = after.evidence["table_sizes"]
-    v.evidence["long_running"] = after.evidence["long_running"]
     if window:
         v.against("frequent_query_mean_ms", window[0]["mean_ms"], label="frequent query mean",
                   detail=repr(window[0]["query"][:70]))

@@ -1,49 +1,55 @@
 """Performance: sampled response times, timeouts and 5xx; resource saturation from node metrics."""
 from __future__ import annotations
 
-from ..probes import prometheus
+from ..probes import Result, prometheus
+from ..target import Target
+from ..verdict import Verdict
 from . import check
 
 
-def _sample(v, target, attempt):
+def _sample(v: Verdict, target: Target, attempt: int) -> Result | None:
     result = target.http_sample(attempt)
     login = result.evidence.get("login", "ok")
-    v.require(login == "ok", f"login failed, the sample cannot call me: {login}")
-    if not v.record(result):
+    if login != "ok":
+        v.error("login", target.profile.backend.url, f"the sample cannot call me: {login}")
+    if not v.record("sample", result):
         return None
     m = result.measurements
     v.require(m["not_json"] == 0, f"bad response: {m['not_json']}/{m['requests']} answers were not JSON")
     return result
 
 
-def _prometheus_figure(v, target, label: str, expr: str, scale: float = 1.0, unit: str = "") -> None:
+def _prometheus_figure(v: Verdict, target: Target, step: str, label: str, expr: str, scale: float = 1.0,
+                       unit: str = "") -> None:
     """Prometheus's own view, reported beside the sample; missing data is said, not hidden."""
     p = target.profile
-    if not p.has("prometheus"):
+    if not p.has_prometheus:
         return
-    result = prometheus.query(p["prometheus"]["url"], expr, target.timeout("request"))
-    if result.error or not result.handle:
+    result = prometheus.query(p.prometheus.url, expr, target.timeout("request"))
+    if result.error or not result.series:
         v.missing(f"Prometheus {label}: not enough data" + (f" ({result.error})" if result.error else ""))
         return
-    v.measurements[f"prometheus_{label.replace(' ', '_')}"] = round(result.handle[0]["value"] * scale, 3)
-    v.note(f"Prometheus {label}: {result.handle[0]['value'] * scale:.3g}{unit} over {p['prometheus']['rate_window']}")
+    value = result.series[0]["value"] * scale
+    v.measurements[f"{step}.value"] = round(value, 3)
+    v.note(f"Prometheus {label}: {value:.3g}{unit} over {p.prometheus.rate_window}")
 
 
 @check("perf.high_response_time")
-def high_response_time(v, target, attempt):
+def high_response_time(v: Verdict, target: Target, attempt: int) -> None:
     result = _sample(v, target, attempt)
     if result is None:
         return
     for name, stats in result.evidence["per_endpoint"].items():
-        v.measurements[f"{name}_p50_ms"], v.measurements[f"{name}_p99_ms"] = stats["p50_ms"], stats["p99_ms"]
+        v.measurements[f"sample.{name}.p50_ms"], v.measurements[f"sample.{name}.p99_ms"] = \
+            stats["p50_ms"], stats["p99_ms"]
         v.against("p95_ms", stats["p95_ms"], label=f"{name} p95")
-    window = target.profile["prometheus"]["rate_window"]
-    _prometheus_figure(v, target, "p95", f"histogram_quantile(0.95, sum by (le) "
+    window = target.profile.prometheus.rate_window
+    _prometheus_figure(v, target, "prometheus_p95_ms", "p95", f"histogram_quantile(0.95, sum by (le) "
                        f"(rate(http_request_duration_seconds_bucket[{window}])))", 1000, " ms")
 
 
 @check("perf.frequent_timeouts")
-def frequent_timeouts(v, target, attempt):
+def frequent_timeouts(v: Verdict, target: Target, attempt: int) -> None:
     result = _sample(v, target, attempt)
     if result is None:
         return
@@ -53,14 +59,15 @@ def frequent_timeouts(v, target, attempt):
 
 
 @check("perf.error_rate")
-def error_rate(v, target, attempt):
+def error_rate(v: Verdict, target: Target, attempt: int) -> None:
     result = _sample(v, target, attempt)
     if result is None:
         return
     m = result.measurements
     v.against("error_pct", m["error_pct"], label="5xx share", detail=f"{m['errors_5xx']}/{m['requests']}")
-    window = target.profile["prometheus"]["rate_window"]
-    _prometheus_figure(v, target, "5xx ratio", f'sum(rate(http_requests_total{{status=~"5.."}}[{window}])) '
+    window = target.profile.prometheus.rate_window
+    _prometheus_figure(v, target, "prometheus_5xx_pct", "5xx ratio",
+                       f'sum(rate(http_requests_total{{status=~"5.."}}[{window}])) '
                        f"/ sum(rate(http_requests_total[{window}]))", 100, " %")
 
 
@@ -72,18 +79,18 @@ SATURATION = {
 
 
 @check("perf.resource_saturation")
-def resource_saturation(v, target, attempt):
+def resource_saturation(v: Verdict, target: Target, attempt: int) -> None:
     p = target.profile
-    if not p.has("prometheus"):
+    if not p.has_prometheus:
         v.missing("no Prometheus in this profile: node metrics unavailable")
         return
     for name, template in SATURATION.items():
-        result = prometheus.query(p["prometheus"]["url"], template.format(w=p["prometheus"]["rate_window"]),
+        result = prometheus.query(p.prometheus.url, template.format(w=p.prometheus.rate_window),
                                   target.timeout("request"))
-        if not v.record(result):
+        if not v.record(name, result):
             continue
-        if not result.handle:
+        if not result.series:
             v.missing(f"{name}: not enough data (no node metrics series yet)")
             continue
-        for series in result.handle:
+        for series in result.series:
             v.against(name, series["value"], label=f"{name.split('_')[0]} {series['labels'].get('instance', '?')}")

@@ -1,20 +1,23 @@
 """Streaming: one timed download of the canary serves cuts, quality and buffering."""
 from __future__ import annotations
 
+from typing import Any
+
+from ..target import Target
+from ..verdict import Verdict
 from . import check
 
 
-def _download(v, target, attempt):
-    if not target.profile.has("stream"):
+def _download(v: Verdict, target: Target, attempt: int) -> dict[str, Any] | None:
+    if not target.profile.has_stream:
         v.missing("no stream server in this profile")
         return None
     result = target.stream_download(attempt)
-    v.record(result)
-    return result.measurements if not result.error else None
+    return result.measurements if v.record("stream", result) else None
 
 
 @check("stream.audio_cut")
-def audio_cut(v, target, attempt):
+def audio_cut(v: Verdict, target: Target, attempt: int) -> None:
     m = _download(v, target, attempt)
     if m is None:
         return
@@ -34,24 +37,25 @@ def audio_cut(v, target, attempt):
 
 
 @check("stream.quality_degraded")
-def quality_degraded(v, target, attempt):
+def quality_degraded(v: Verdict, target: Target, attempt: int) -> None:
     m = _download(v, target, attempt)
-    if m is None or "delivered_kbps" not in m:
-        if m is not None:
-            v.missing("nothing decoded: no quality to measure")
+    if m is None:
+        return
+    if "delivered_kbps" not in m:
+        v.missing("nothing decoded: no quality to measure")
         return
     deviation = 100 * abs(m["delivered_kbps"] - m["nominal_kbps"]) / m["nominal_kbps"]
     v.against("bitrate_deviation_pct", deviation, label="bitrate deviation",
               detail=f"{m['delivered_kbps']:.0f} kbps delivered, {m['nominal_kbps']} kbps requested")
     v.against("sample_rate_hz", m["sample_rate_hz"], label="sample rate")
-    if target.profile["stream"]["content_type_required"]:
+    if target.profile.stream.content_type_required:
         v.require(m["content_type"].startswith("audio/"), f"Content-Type {m['content_type'] or 'missing'!r}, "
                   "players need audio/mpeg", ok_text=f"Content-Type {m['content_type']}")
     v.against("clipped_pct", m["clipped_pct"], label="clipped samples")
 
 
 @check("stream.excessive_buffering")
-def excessive_buffering(v, target, attempt):
+def excessive_buffering(v: Verdict, target: Target, attempt: int) -> None:
     m = _download(v, target, attempt)
     if m is None:
         return

@@ -2,23 +2,22 @@
 from __future__ import annotations
 
 from ..probes import websocket
+from ..target import Target
+from ..verdict import Verdict
 from . import check
 
 
-def _token(v, target, attempt):
-    if target.profile["chat"]["auth"] != "token":
-        return None
-    token = target.token()
-    v.require(token is not None, f"login failed, no token for the chat: {target.last_login.error or target.last_login.evidence}")
-    return token
-
-
 @check("ws.disconnects")
-def disconnects(v, target, attempt):
+def disconnects(v: Verdict, target: Target, attempt: int) -> None:
     p = target.profile
-    token = _token(v, target, attempt)
-    result = websocket.hold(p["chat"]["url"], token, p["holds"]["ws_idle_s"], target.timeout("ws"))
-    if not v.record(result):
+    token = None
+    if p.chat.auth == "token":
+        token = target.token()
+        if token is None:
+            v.error("login", p.backend.url, f"no token for the chat: {target.login_failure()}")
+            return
+    result = websocket.hold(p.chat.url, token, p.holds.ws_idle_s, target.timeout("ws"))
+    if not v.record("hold", result):
         return
     m = result.measurements
     v.against("handshake_ms", m["handshake_ms"], label="handshake")
@@ -32,11 +31,11 @@ def disconnects(v, target, attempt):
 
 
 @check("ws.message_loss")
-def message_loss(v, target, attempt):
-    if not target.profile["chat"]["broadcast"]:
+def message_loss(v: Verdict, target: Target, attempt: int) -> None:
+    if not target.profile.chat.broadcast:
         v.note("this profile's chat variant does not broadcast NewMessage: loss is measured all the same")
     result = target.chat_delivery(attempt)
-    if not v.record(result):
+    if not v.record("delivery", result):
         return
     m, ev = result.measurements, result.evidence
     for name, numbers in (("lost", ev["missing_numbers"]), ("duplicated", ev["duplicated_numbers"]),
@@ -45,12 +44,11 @@ def message_loss(v, target, attempt):
 
 
 @check("ws.high_latency")
-def high_latency(v, target, attempt):
+def high_latency(v: Verdict, target: Target, attempt: int) -> None:
     result = target.chat_delivery(attempt)
-    if not v.record(result):
+    if not v.record("delivery", result):
         return
     m = result.measurements
-    v.measurements.update({k: m[k] for k in ("delivery_p50_ms", "delivery_max_ms", "app_pong_p50_ms")})
     if m["received"] == 0:
         v.missing("no message reached client B: latency cannot be measured (see ws.message_loss)")
         return

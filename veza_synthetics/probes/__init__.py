@@ -10,18 +10,24 @@ import functools
 import math
 import ssl
 from dataclasses import dataclass, field
+from typing import Any
 
 import certifi
+import httpx
+import psycopg
+import websockets.exceptions
+from redis import exceptions as redis_errors
 
 
 @dataclass
 class Result:
+    """What one probe call measured. Probes that hand something to later steps subclass it with a
+    typed field (auth.ApiResult's body, auth.LoginResult's session, prometheus.QueryResult's series)."""
     probe: str                      # "http", "auth", "websocket", "stream", "postgres", "redis", "prometheus"
     target: str                     # what was probed (an URL or host:port, never with credentials)
-    measurements: dict = field(default_factory=dict)
-    evidence: dict = field(default_factory=dict)
+    measurements: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)
     error: str | None = None        # why it could not measure: "unreachable: ...", "timeout after 2 s", ...
-    handle: object = field(default=None, repr=False)  # what later steps reuse (a session); never reported
 
 
 @functools.lru_cache(maxsize=1)
@@ -30,21 +36,38 @@ def tls() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
+TIMEOUTS: tuple[type[BaseException], ...] = (httpx.TimeoutException, TimeoutError, redis_errors.TimeoutError,
+                                             psycopg.errors.ConnectionTimeout, psycopg.errors.QueryCanceled)
+BAD_ANSWERS: tuple[type[BaseException], ...] = (httpx.RemoteProtocolError, httpx.DecodingError,
+                                                websockets.exceptions.InvalidHandshake, ValueError, KeyError, TypeError)
+UNREACHABLE: tuple[type[BaseException], ...] = (httpx.TransportError, OSError, redis_errors.ConnectionError)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain, seen = [], set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
 def describe(exc: BaseException, timeout_s: float | None = None) -> str:
-    """A one-line reason an SRE can act on, from any network exception."""
-    name = type(exc).__name__
-    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else name
-    lowered = f"{name} {text}".lower()
-    if "invalid response" in lowered or "protocol error" in lowered:
-        return f"bad response: {text}"
-    if isinstance(exc, ssl.SSLError) or "certificate" in lowered or "ssl" in lowered:
+    """A one-line reason an SRE can act on, from the exception's type (never its wording)."""
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    chain = _causes(exc)
+    if any(isinstance(e, ssl.SSLError) for e in chain):
         return f"TLS error: {text}"
-    if "timeout" in lowered or "timed out" in lowered:
+    if isinstance(exc, TIMEOUTS):
         return f"timeout after {timeout_s:g} s" if timeout_s else f"timeout: {text}"
-    if any(w in lowered for w in ("refused", "connecterror", "unreachable", "name or service", "no route",
-                                  "connection reset", "oserror", "could not connect", "connection failed")):
+    if isinstance(exc, BAD_ANSWERS):
+        return f"bad response: {text}"
+    if isinstance(exc, UNREACHABLE):
         return f"unreachable: {text}"
-    return f"bad response: {name}: {text}"
+    if isinstance(exc, psycopg.OperationalError):  # libpq has one type for refused, wrong protocol, auth, full
+        return f"could not connect: {text}"
+    return f"bad response: {type(exc).__name__}: {text}"
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -57,7 +80,7 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def spread(values_ms: list[float]) -> dict:
+def spread(values_ms: list[float]) -> dict[str, float | None]:
     return {"n": len(values_ms), "p50_ms": _r(percentile(values_ms, 50)), "p95_ms": _r(percentile(values_ms, 95)),
             "p99_ms": _r(percentile(values_ms, 99)), "max_ms": _r(max(values_ms) if values_ms else None)}
 

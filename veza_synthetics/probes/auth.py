@@ -4,12 +4,15 @@ from __future__ import annotations
 import base64
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
 
 import httpx
 
 from . import Result, describe, tls
+
+ApiResultT = TypeVar("ApiResultT", bound="ApiResult")
 
 LOGIN, REFRESH, LOGOUT, ME = "/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/auth/logout", "/api/v1/auth/me"
 
@@ -19,18 +22,36 @@ class Session:
     access_token: str
     refresh_token: str
     expires_in: int
-    user: dict
+    user: dict[str, Any]
     server_date: float | None
     received_at: float
 
 
-def claims(token: str) -> dict:
+@dataclass
+class ApiResult(Result):
+    """One API call; `body` is the decoded JSON answer, kept for later steps and never reported."""
+    body: dict[str, Any] = field(default_factory=dict, repr=False)
+    server_date: float | None = None
+
+
+@dataclass
+class LoginResult(ApiResult):
+    session: Session | None = field(default=None, repr=False)
+
+
+@dataclass
+class RefreshResult(ApiResult):
+    access_token: str | None = field(default=None, repr=False)
+
+
+def claims(token: str) -> dict[str, Any]:
     """The JWT payload, decoded without verification; the signature is never kept."""
     try:
         payload = token.split(".")[1]
-        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (IndexError, ValueError):
         return {}
+    return decoded if isinstance(decoded, dict) else {}
 
 
 def _server_date(response: httpx.Response) -> float | None:
@@ -40,7 +61,7 @@ def _server_date(response: httpx.Response) -> float | None:
         return None
 
 
-def _body(response: httpx.Response) -> dict:
+def _body(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
         return body if isinstance(body, dict) else {"body": body}
@@ -49,53 +70,57 @@ def _body(response: httpx.Response) -> dict:
 
 
 def request(base_url: str, method: str, path: str, timeout_s: float, token: str | None = None,
-            json_body: dict | None = None) -> Result:
+            json_body: dict[str, Any] | None = None) -> ApiResult:
     """One API call: status, latency, the error text of the response (never its tokens)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     started = time.perf_counter()
     try:
         with httpx.Client(base_url=base_url, timeout=timeout_s, verify=tls()) as client:
             response = client.request(method, path, headers=headers, json=json_body)
-    except Exception as exc:
-        return Result("auth", f"{method} {path}", error=describe(exc, timeout_s))
+    except httpx.HTTPError as exc:
+        return ApiResult("auth", f"{method} {path}", error=describe(exc, timeout_s))
     body = _body(response)
     evidence = {"status": response.status_code, "error": body.get("error"), "message": body.get("message")}
-    result = Result("auth", f"{method} {path}", {"status": response.status_code,
-                                                  "latency_ms": round((time.perf_counter() - started) * 1000, 1)},
-                    evidence, handle=(response, body))
+    result = ApiResult("auth", f"{method} {path}", {"status": response.status_code,
+                                                     "latency_ms": round((time.perf_counter() - started) * 1000, 1)},
+                       evidence, body=body, server_date=_server_date(response))
     if response.status_code != 204 and "body_excerpt" in body:
         result.error = f"bad response: {response.status_code} not JSON: {body['body_excerpt'][:80]!r}"
     return result
 
 
-def login(base_url: str, email: str, password: str, timeout_s: float) -> Result:
-    result = request(base_url, "POST", LOGIN, timeout_s, json_body={"email": email, "password": password})
+def _as(cls: type[ApiResultT], result: ApiResult) -> ApiResultT:
+    return cls(result.probe, result.target, result.measurements, result.evidence, result.error, result.body,
+               result.server_date)
+
+
+def login(base_url: str, email: str, password: str, timeout_s: float) -> LoginResult:
+    result = _as(LoginResult, request(base_url, "POST", LOGIN, timeout_s,
+                                      json_body={"email": email, "password": password}))
     if result.error or result.measurements["status"] != 200:
         return result
-    response, body = result.handle
-    data = body.get("data") or {}
+    data = result.body.get("data") or {}
     try:
         session = Session(data["access_token"], data["refresh_token"], int(data["expires_in"]),
-                          data.get("user", {}), _server_date(response), time.time())
+                          data.get("user", {}), result.server_date, time.time())
     except (KeyError, TypeError, ValueError):
         result.error = "bad response: login answered 200 without access_token/refresh_token/expires_in"
         return result
-    result.handle = session
+    result.session = session
     result.evidence.update({"access_claims": claims(session.access_token), "expires_in": session.expires_in,
                             "user": {k: v for k, v in session.user.items() if k in ("id", "username", "role")}})
     return result
 
 
-def refresh(base_url: str, session: Session, timeout_s: float) -> Result:
-    result = request(base_url, "POST", REFRESH, timeout_s, json_body={"refresh_token": session.refresh_token})
+def refresh(base_url: str, session: Session, timeout_s: float) -> RefreshResult:
+    result = _as(RefreshResult, request(base_url, "POST", REFRESH, timeout_s,
+                                        json_body={"refresh_token": session.refresh_token}))
     if not result.error and result.measurements["status"] == 200:
-        data = result.handle[1].get("data") or {}
+        data = result.body.get("data") or {}
         result.evidence["access_claims"] = claims(data.get("access_token", ""))
-        result.handle = data.get("access_token")
-    else:
-        result.handle = None
+        result.access_token = data.get("access_token")
     return result
 
 
-def logout(base_url: str, session: Session, timeout_s: float) -> Result:
+def logout(base_url: str, session: Session, timeout_s: float) -> ApiResult:
     return request(base_url, "POST", LOGOUT, timeout_s, json_body={"refresh_token": session.refresh_token})

@@ -4,19 +4,21 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Iterable
+from typing import Any
 
 import httpx
 
 from . import Result, describe, spread, tls
 
 
-def fetch(url: str, timeout_s: float, headers: dict | None = None) -> Result:
+def fetch(url: str, timeout_s: float, headers: dict[str, str] | None = None) -> Result:
     """GET one URL: status, latency, JSON body when there is one."""
     started = time.perf_counter()
     try:
         with httpx.Client(timeout=timeout_s, verify=tls()) as client:
             response = client.get(url, headers=headers)
-    except Exception as exc:  # every network failure becomes the probe's error, never a traceback
+    except httpx.HTTPError as exc:  # every network failure becomes the probe's error, never a traceback
         return Result("http", url, {"latency_ms": round((time.perf_counter() - started) * 1000, 1)},
                       error=describe(exc, timeout_s))
     latency = round((time.perf_counter() - started) * 1000, 1)
@@ -28,14 +30,14 @@ def fetch(url: str, timeout_s: float, headers: dict | None = None) -> Result:
     return Result("http", url, {"status": response.status_code, "latency_ms": latency}, evidence)
 
 
-async def _sample(base_url: str, endpoints: dict[str, str], headers: dict, requests: int, concurrency: int,
-                  timeout_s: float) -> list[dict]:
+async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], requests: int, concurrency: int,
+                  timeout_s: float) -> list[dict[str, Any]]:
     names = list(endpoints)
     semaphore = asyncio.Semaphore(concurrency)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
     async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits, verify=tls()) as client:
-        async def one(i: int) -> dict:
+        async def one(i: int) -> dict[str, Any]:
             name = names[i % len(names)]
             request_id = f"veza-synth-{uuid.uuid4().hex[:12]}"
             async with semaphore:
@@ -54,7 +56,7 @@ async def _sample(base_url: str, endpoints: dict[str, str], headers: dict, reque
         return await asyncio.gather(*(one(i) for i in range(requests)))
 
 
-def sample(base_url: str, endpoints: dict[str, str], headers: dict, requests: int, concurrency: int,
+def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], requests: int, concurrency: int,
            timeout_s: float) -> Result:
     """Spread `requests` GETs over the endpoints, at most `concurrency` at once, each bounded by timeout_s."""
     records = asyncio.run(_sample(base_url, endpoints, headers, requests, concurrency, timeout_s))
@@ -86,8 +88,8 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict, requests: in
     return Result("http", base_url, measurements, evidence, error)
 
 
-def _count(values) -> dict:
-    out: dict = {}
+def _count(values: Iterable[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for v in values:
         out[v] = out.get(v, 0) + 1
     return out

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
+from ..profile import Postgres
 from . import Result, describe, spread
 
 SATURATION = """
@@ -33,26 +36,22 @@ SELECT schemaname || '.' || relname AS table_name, pg_size_pretty(pg_total_relat
 FROM pg_stat_user_tables ORDER BY pg_total_relation_size(relid) DESC LIMIT 10"""
 
 
-def target(cfg: dict) -> str:
-    return f"{cfg['host']}:{cfg['port']}/{cfg['dbname']}"
-
-
-def connect(cfg: dict, timeout_s: float) -> psycopg.Connection:
+def connect(cfg: Postgres, timeout_s: float) -> psycopg.Connection[Any]:
     """A read-only session: even a mistaken write from this connection is refused by PostgreSQL."""
-    conn = psycopg.connect(host=cfg["host"], port=cfg["port"], dbname=cfg["dbname"], user=cfg["user"],
-                           password=cfg["password"] or None, sslmode=cfg["sslmode"], connect_timeout=max(1, int(timeout_s)),
+    conn = psycopg.connect(host=cfg.host, port=cfg.port, dbname=cfg.dbname, user=cfg.user,
+                           password=cfg.password or None, sslmode=cfg.sslmode, connect_timeout=max(1, int(timeout_s)),
                            application_name="veza-synthetics", autocommit=True,
                            options=f"-c default_transaction_read_only=on -c statement_timeout={int(timeout_s * 1000)}")
     return conn
 
 
-def rows(conn: psycopg.Connection, sql: str) -> list[dict]:
-    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+def rows(conn: psycopg.Connection[Any], sql: str) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(sql)
         return [dict(r) for r in cur.fetchall()]
 
 
-def connect_times(cfg: dict, attempts: int, timeout_s: float) -> Result:
+def connect_times(cfg: Postgres, attempts: int, timeout_s: float) -> Result:
     """Fresh connect + auth + SELECT 1, `attempts` times: what a new application connection costs."""
     times, errors = [], []
     for _ in range(attempts):
@@ -61,20 +60,20 @@ def connect_times(cfg: dict, attempts: int, timeout_s: float) -> Result:
             with connect(cfg, timeout_s) as conn:
                 conn.execute("SELECT 1")
             times.append((time.perf_counter() - started) * 1000)
-        except Exception as exc:
+        except (psycopg.Error, OSError) as exc:
             errors.append(f"{describe(exc, timeout_s)} after {(time.perf_counter() - started) * 1000:.0f} ms")
     stats = spread(times)
-    result = Result("postgres", target(cfg), {"connect_attempts": attempts, "connect_failures": len(errors),
+    result = Result("postgres", cfg.address, {"connect_attempts": attempts, "connect_failures": len(errors),
                                               "connect_p95_ms": stats["p95_ms"]},
                     {"connect_ms": stats, "connect_errors": errors[:3]})
     return result
 
 
-def inspect(cfg: dict, timeout_s: float, queries: dict[str, str]) -> Result:
+def inspect(cfg: Postgres, timeout_s: float, queries: dict[str, str]) -> Result:
     """Run named read-only queries on one connection; the evidence holds their rows."""
     try:
         with connect(cfg, timeout_s) as conn:
             evidence = {name: rows(conn, sql) for name, sql in queries.items()}
-    except Exception as exc:
-        return Result("postgres", target(cfg), error=describe(exc, timeout_s))
-    return Result("postgres", target(cfg), {}, evidence)
+    except (psycopg.Error, OSError) as exc:
+        return Result("postgres", cfg.address, error=describe(exc, timeout_s))
+    return Result("postgres", cfg.address, {}, evidence)

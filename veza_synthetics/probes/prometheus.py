@@ -2,19 +2,22 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
 from . import Result, describe, tls
 
 
-def _get(client: httpx.Client, path: str, **params) -> dict:
+def _get(client: httpx.Client, path: str, **params: str) -> dict[str, Any]:
     response = client.get(path, params=params or None)
     response.raise_for_status()
     body = response.json()
     if body.get("status") != "success":
         raise ValueError(f"{path}: status {body.get('status')}: {body.get('error')}")
-    return body["data"]
+    data: dict[str, Any] = body["data"]
+    return data
 
 
 def overview(url: str, timeout_s: float) -> Result:
@@ -25,7 +28,7 @@ def overview(url: str, timeout_s: float) -> Result:
             targets = _get(client, "/api/v1/targets")["activeTargets"]
             groups = _get(client, "/api/v1/rules")["groups"]
             alerts = _get(client, "/api/v1/alerts")["alerts"]
-    except Exception as exc:
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:  # unreachable, or not Prometheus's API
         return Result("prometheus", url, error=describe(exc, timeout_s))
     down = [{"job": t["labels"].get("job"), "instance": t["labels"].get("instance"), "health": t["health"],
              "last_error": t.get("lastError", "")} for t in targets if t["health"] != "up"]
@@ -36,16 +39,21 @@ def overview(url: str, timeout_s: float) -> Result:
                   {"targets_down": down, "rule_groups": rules, "firing_alerts": firing})
 
 
-def query(url: str, expr: str, timeout_s: float) -> Result:
+@dataclass
+class QueryResult(Result):
+    series: list[dict[str, Any]] = field(default_factory=list)
+
+
+def query(url: str, expr: str, timeout_s: float) -> QueryResult:
     """An instant query: a list of {labels, value}; NaN values dropped (not data)."""
     try:
         with httpx.Client(base_url=url, timeout=timeout_s, verify=tls()) as client:
             data = _get(client, "/api/v1/query", query=expr)
-    except Exception as exc:
-        return Result("prometheus", url, error=describe(exc, timeout_s))
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        return QueryResult("prometheus", url, error=describe(exc, timeout_s))
     series = []
     for item in data.get("result", []):
         value = float(item["value"][1])
         if not math.isnan(value):
             series.append({"labels": item["metric"], "value": value})
-    return Result("prometheus", url, {"series": len(series)}, {"query": expr, "series": series}, handle=series)
+    return QueryResult("prometheus", url, {"series": len(series)}, {"query": expr, "series": series}, series=series)

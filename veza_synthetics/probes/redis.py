@@ -21,7 +21,7 @@ def inspect(url: str, password: str, timeout_s: float, session_id: str | None = 
             ping_ms = (time.perf_counter() - started) * 1000
             memory, stats = client.info("memory"), client.info("stats")
             ttl = client.ttl(SESSION_KEY.format(sid=session_id)) if session_id else None
-    except Exception as exc:
+    except (redis.RedisError, OSError) as exc:
         return Result("redis", target, error=describe(exc, timeout_s))
     measurements = {"ping_ms": round(ping_ms, 2), "evicted_keys": stats.get("evicted_keys", 0),
                     "maxmemory": memory.get("maxmemory", 0), "maxmemory_policy": memory.get("maxmemory_policy", "")}

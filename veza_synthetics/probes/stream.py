@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import numpy as np
@@ -23,7 +24,7 @@ EDGE_S = 0.5
 @dataclass
 class Download:
     status: int | None = None
-    headers: dict = field(default_factory=dict)
+    headers: dict[str, Any] = field(default_factory=dict)
     content_length: int | None = None
     body: bytes = b""
     arrivals: list[tuple[float, int]] = field(default_factory=list)  # (seconds since request, bytes so far)
@@ -38,7 +39,8 @@ def download(url: str, connect_s: float, read_s: float, max_s: float) -> Downloa
     chunks = []
     started = time.perf_counter()
     try:
-        with httpx.Client(timeout=httpx.Timeout(read_s, connect=connect_s), verify=tls()) as client, client.stream("GET", url) as response:
+        with httpx.Client(timeout=httpx.Timeout(read_s, connect=connect_s), verify=tls()) as client, \
+                client.stream("GET", url) as response:
             out.status = response.status_code
             out.headers = {k: v for k, v in response.headers.items() if k in ("content-type", "content-length", "accept-ranges")}
             if "content-length" in response.headers:
@@ -65,7 +67,7 @@ def decode(mp3: bytes) -> tuple[np.ndarray | None, int, str | None]:
         return None, 0, f"{type(exc).__name__}: {exc}"
 
 
-def silence_gaps(pcm: np.ndarray, rate: int, level_dbfs: float = SILENCE_DBFS, edge_s: float = EDGE_S) -> list[dict]:
+def silence_gaps(pcm: np.ndarray, rate: int, level_dbfs: float = SILENCE_DBFS, edge_s: float = EDGE_S) -> list[dict[str, Any]]:
     """Runs of 20 ms windows whose RMS is below level_dbfs, away from the edges."""
     window = int(rate * WINDOW_MS / 1000)
     frames = len(pcm) // window
@@ -87,7 +89,7 @@ def silence_gaps(pcm: np.ndarray, rate: int, level_dbfs: float = SILENCE_DBFS, e
 
 
 def simulate_player(arrivals: list[tuple[float, float]], total_media_s: float, start_goal_s: float = 2.0,
-                    resume_goal_s: float = 2.0) -> dict:
+                    resume_goal_s: float = 2.0) -> dict[str, Any]:
     """Replay (wall time, media seconds buffered) through a player buffer: startup, stalls, rebuffer ratio."""
     startup, playhead, stalls, timeline = None, 0.0, [], []
     stall_start, t_prev, buffered_prev = None, 0.0, 0.0
@@ -125,9 +127,9 @@ def analyse(dl: Download, url: str, nominal_kbps: int, track_s: float) -> Result
         return Result("stream", target, {"status": dl.status}, {"body_excerpt": dl.body[:200].decode(errors="replace")},
                       error=f"bad response: HTTP {dl.status}")
     pcm, rate, decode_error = decode(dl.body)
-    m: dict = {"status": dl.status, "bytes": len(dl.body), "content_length": dl.content_length,
+    m: dict[str, Any] = {"status": dl.status, "bytes": len(dl.body), "content_length": dl.content_length,
                "content_type": dl.headers.get("content-type", ""), "track_s": track_s, "nominal_kbps": nominal_kbps}
-    evidence: dict = {"headers": dl.headers, "transfer_error": dl.error, "decode_error": decode_error}
+    evidence: dict[str, Any] = {"headers": dl.headers, "transfer_error": dl.error, "decode_error": decode_error}
     if dl.arrivals:
         m["ttfb_s"] = round(dl.arrivals[0][0], 3)
         m["download_s"] = round(dl.arrivals[-1][0], 3)

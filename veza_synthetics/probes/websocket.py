@@ -5,44 +5,45 @@ import asyncio
 import json
 import time
 import uuid
+from typing import Any
 
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from . import Result, describe, spread
 
 ABNORMAL = {1006, 1011}
 
 
-def _connect(url: str, token: str | None, timeout_s: float):
+def _connect(url: str, token: str | None, timeout_s: float) -> connect:
     full = f"{url}{'&' if '?' in url else '?'}token={token}" if token else url
     return connect(full, open_timeout=timeout_s, close_timeout=timeout_s, ping_interval=None, max_queue=None)
 
 
-def _close_code(ws) -> int | None:
-    return ws.close_code if ws.close_code is not None else None
+def _close_code(ws: ClientConnection) -> int | None:
+    return ws.close_code
 
 
-async def _recv_type(ws, kind: str, timeout_s: float) -> dict:
+async def _recv_type(ws: ClientConnection, kind: str, timeout_s: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
         frame = json.loads(await asyncio.wait_for(ws.recv(), max(0.01, deadline - time.monotonic())))
-        if frame.get("type") == kind:
+        if isinstance(frame, dict) and frame.get("type") == kind:
             return frame
 
 
 async def _hold(url: str, token: str | None, hold_s: float, timeout_s: float) -> Result:
-    m: dict = {"hold_s": hold_s}
+    m: dict[str, Any] = {"hold_s": hold_s}
     events: list[str] = []
     started = time.perf_counter()
     try:
         ws = await _connect(url, token, timeout_s)
     except InvalidStatus as exc:
         return Result("websocket", url, error=f"handshake refused: HTTP {exc.response.status_code}")
-    except Exception as exc:
+    except (OSError, WebSocketException, TimeoutError) as exc:
         return Result("websocket", url, error=f"handshake failed: {describe(exc, timeout_s)}")
     m["handshake_ms"] = round((time.perf_counter() - started) * 1000, 1)
-    rtts = []
+    rtts: list[float] = []
     waiting_for = "the connected frame"
     try:
         await _recv_type(ws, "ActionConfirmed", timeout_s)
@@ -63,7 +64,7 @@ async def _hold(url: str, token: str | None, hold_s: float, timeout_s: float) ->
         events.append("orderly close sent")
     except ConnectionClosed as exc:
         events.append(f"closed by peer: {exc}")
-    except (asyncio.TimeoutError, TimeoutError):
+    except TimeoutError:
         events.append(f"no answer within {timeout_s:g} s: waited for {waiting_for}")
         m["unanswered"] = True
         await ws.close()
@@ -79,7 +80,7 @@ def hold(url: str, token: str | None, hold_s: float, timeout_s: float) -> Result
     return asyncio.run(asyncio.wait_for(_hold(url, token, hold_s, timeout_s), hold_s + 4 * timeout_s + 5))
 
 
-def count_delivery(sent: list[int], received: list[int]) -> dict:
+def count_delivery(sent: list[int], received: list[int]) -> dict[str, Any]:
     """Lost, duplicated and reordered numbers of what B received out of what A sent."""
     seen, duplicated, reordered, highest = set(), [], [], -1
     for n in received:
@@ -100,12 +101,12 @@ async def _delivery(url: str, token: str | None, messages: int, timeout_s: float
     try:
         a = await _connect(url, token, timeout_s)
         b = await _connect(url, token, timeout_s)
-    except Exception as exc:
+    except (OSError, WebSocketException, TimeoutError) as exc:
         return Result("websocket", url, error=f"handshake failed: {describe(exc, timeout_s)}")
     sent_at: dict[int, float] = {}
     arrivals: list[tuple[int, float]] = []
 
-    async def receive_b():
+    async def receive_b() -> None:
         async for raw in b:
             frame = json.loads(raw)
             cid = str(frame.get("client_msg_id") or "")
@@ -128,20 +129,20 @@ async def _delivery(url: str, token: str | None, messages: int, timeout_s: float
             await asyncio.sleep(gap_s)
         try:
             await asyncio.wait_for(receiver, timeout_s)
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             events.append(f"B still missing messages {timeout_s:g} s after the last send")
         for _ in range(5):  # application Ping/Pong: reported beside the delivery figures, judged by ws.disconnects
             t0 = time.perf_counter()
             await a.send(json.dumps({"type": "Ping"}))
             try:
                 await _recv_type(a, "Pong", timeout_s)
-            except (asyncio.TimeoutError, TimeoutError):
+            except TimeoutError:
                 events.append(f"no Pong within {timeout_s:g} s")
                 break
             pongs.append((time.perf_counter() - t0) * 1000)
     except ConnectionClosed as exc:
         events.append(f"connection closed: {exc}")
-    except (asyncio.TimeoutError, TimeoutError):
+    except TimeoutError:
         events.append(f"no answer within {timeout_s:g} s")
     finally:
         for ws in (a, b):

@@ -1,4 +1,5 @@
-"""The sandbox: a reference Veza stack of our own, with a switch for every fault."""
-from .stack import Sandbox
+"""The sandbox: a reference Veza stack of our own, with a switch for every fault.
 
-__all__ = ["Sandbox"]
+Installed with the `sandbox` extra. Nothing outside this package imports it at module level:
+the suite watching a real environment never loads the sandbox's servers.
+"""

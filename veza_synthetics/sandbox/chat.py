@@ -124,7 +124,8 @@ class Chat:
                 return
             members = list(self.conversations[frame["conversation_id"]])
             if self.s.faults.on("ws.latency"):
-                asyncio.get_running_loop().call_later(self.s.faults.param("ws.latency"), lambda: asyncio.ensure_future(self._broadcast(members, broadcast)))
+                asyncio.get_running_loop().call_later(self.s.faults.param("ws.latency"),
+                                                      lambda: asyncio.ensure_future(self._broadcast(members, broadcast)))
             else:
                 await self._broadcast(members, broadcast)
         else:

@@ -5,19 +5,15 @@ import itertools
 from collections import defaultdict
 
 from ..catalog import load as load_catalog
-from ..errors import SetupError
-
-
-# The size of the faults that have one (catalog values); the benchmarks vary them.
-DEFAULT_PARAMS = {"perf.latency": 0.4, "ws.latency": 0.3, "stream.throttle": 0.7}
 
 
 def validate(fault_ids: list[str]) -> list[str]:
-    known = load_catalog().faults
-    unknown = [f for f in fault_ids if f not in known]
-    if unknown:
-        raise SetupError(f"unknown fault id(s): {', '.join(unknown)}. Known faults: {', '.join(sorted(known))}")
-    return fault_ids
+    return load_catalog().validate_faults(fault_ids)
+
+
+def default_sizes() -> dict[str, float]:
+    """The size of the faults that have one (the catalog's); the benchmarks vary them."""
+    return load_catalog().fault_sizes()
 
 
 class Faults:
@@ -25,7 +21,7 @@ class Faults:
         self.active: set[str] = set()
         self.once: set[str] = set()  # faults that fire for one request, then switch themselves off
         self._counters: dict[str, itertools.count] = defaultdict(lambda: itertools.count(1))
-        self.params: dict[str, float] = dict(DEFAULT_PARAMS)
+        self.params: dict[str, float] = default_sizes()
 
     def param(self, fault_id: str) -> float:
         return self.params[fault_id]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
@@ -16,7 +16,6 @@ from starlette.routing import Route
 
 USER_HZ = os.sysconf("SC_CLK_TCK")
 CPUS = os.cpu_count() or 1
-FAULT_FIGURES = {"perf.cpu_saturation": 95.0, "perf.memory_pressure": 92.0, "perf.disk_full": 95.0}
 
 
 def process_cpu_seconds(pid: int) -> float | None:
@@ -62,7 +61,7 @@ class NodeExporter:
         elapsed, self._last_time = now - self._last_time, now
         busy_seconds = self._stack_cpu_delta()
         if self.s.faults.on("perf.cpu_saturation"):
-            busy = FAULT_FIGURES["perf.cpu_saturation"] / 100
+            busy = self.s.faults.param("perf.cpu_saturation") / 100
         else:
             busy = min(1.0, busy_seconds / (elapsed * CPUS)) if elapsed > 0 else 0.0
         for counters in self._counters.values():
@@ -77,11 +76,11 @@ class NodeExporter:
         mem = read_meminfo()
         total, available = mem["MemTotal"], mem["MemAvailable"]
         if self.s.faults.on("perf.memory_pressure"):
-            available = total * (1 - FAULT_FIGURES["perf.memory_pressure"] / 100)
+            available = total * (1 - self.s.faults.param("perf.memory_pressure") / 100)
         disk = os.statvfs("/")
         size, avail = disk.f_blocks * disk.f_frsize, disk.f_bavail * disk.f_frsize
         if self.s.faults.on("perf.disk_full"):
-            avail = size * (1 - FAULT_FIGURES["perf.disk_full"] / 100)
+            avail = size * (1 - self.s.faults.param("perf.disk_full") / 100)
         fs = 'device="rootfs",fstype="rootfs",mountpoint="/"'
         lines += [
             "# TYPE node_memory_MemTotal_bytes gauge", f"node_memory_MemTotal_bytes {total:.0f}",

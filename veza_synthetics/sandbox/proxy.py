@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Callable
+from collections.abc import Callable
 
 from .processes import LOOPBACK
 
@@ -31,7 +31,7 @@ class DelayProxy:
             await asyncio.sleep(delay)
         try:
             up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(LOOPBACK, self.upstream_port), 5)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             client_writer.close()
             return
         await asyncio.gather(self._pipe(client_reader, up_writer), self._pipe(up_reader, client_writer))

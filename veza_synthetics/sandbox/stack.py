@@ -321,11 +321,11 @@ class Sandbox:
                 try:
                     body = await request.json()
                     params = {k: float(v) for k, v in body.get("params", {}).items()}
-                    unknown = set(params) - set(fault_ids.DEFAULT_PARAMS)
+                    unknown = set(params) - set(fault_ids.default_sizes())
                     if unknown:
                         return JSONResponse({"error": f"faults without a size: {sorted(unknown)}; sized faults: "
-                                                      f"{sorted(fault_ids.DEFAULT_PARAMS)}"}, 400)
-                    self.state.faults.params = {**fault_ids.DEFAULT_PARAMS, **params}
+                                                      f"{sorted(fault_ids.default_sizes())}"}, 400)
+                    self.state.faults.params = {**fault_ids.default_sizes(), **params}
                     await self.set_faults(list(body["active"]))
                 except SetupError as exc:
                     return JSONResponse({"error": str(exc)}, 404)

@@ -34,7 +34,7 @@ def stream_timeline(timeline: list, stalls: list) -> str | None:
         out.append(f'<rect x="{x0:.1f}" y="22" width="{max(x1 - x0, 1):.1f}" height="{H - PAD - 22}" fill="#f5c2c7"/>')
     for index, colour, name in ((1, "#0969da", "buffered"), (2, "#1a7f37", "playhead")):
         ys = _scale([p[index] for p in timeline], 0, y_max, H - PAD, 22)
-        points = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys))
+        points = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys, strict=True))
         out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>')
         out.append(f'<text x="{W - 80}" y="{30 + 14 * index}" fill="{colour}">{name}</text>')
     if stalls:
@@ -67,7 +67,7 @@ def for_record(record: dict) -> list[tuple[str, str]]:
         svg = stream_timeline(stream.get("timeline", []), stream.get("stalls", []))
         if svg:
             charts.append(("stream timeline", svg))
-    chat = record["evidence"].get("websocket")
+    chat = record["evidence"].get("delivery")
     if record["id"] in ("ws.high_latency", "ws.message_loss") and isinstance(chat, dict):
         svg = latency_histogram(chat.get("latencies_ms", []))
         if svg:

@@ -1,0 +1,203 @@
+"""The fixtures: what the catalog's checks use, and what a team's own checks use.
+
+Catalog checks: `veza_diagnose(symptom_id)` (with `symptom` parametrized from the catalog).
+Hand-written checks: `veza_api`, `veza_chat`, `veza_stream`, `veza_pg`, `veza_redis`, and
+`veza_verdict` to judge what they measured the way catalog checks are judged (thresholds,
+Gatus-style wording, a confirmed failure, report rows, metrics).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import pytest_asyncio
+import redis as redis_client
+from websockets.asyncio.client import ClientConnection, connect
+
+from . import diagnosis
+from .catalog import Section, Symptom, Threshold
+from .catalog import load as load_catalog
+from .probes import Result, auth, postgres, tls
+from .profile import Profile
+from .record import Record, failure_text
+from .reports import allure as allure_report
+from .reports import html as html_report
+from .run import HTML_EXTRAS_KEY, RESULT_KEY, current
+from .target import Target
+from .verdict import Verdict
+
+
+@pytest.fixture(scope="session")
+def veza_profile(pytestconfig: pytest.Config) -> Profile:
+    """The environment profile of this run (the sandbox's unless --env says otherwise)."""
+    run = current(pytestconfig)
+    if run is None:
+        pytest.skip("veza-synthetics is not checking an environment here: pass --env NAME|PATH "
+                    "(or run tests_synthetic/, which defaults to the sandbox)")
+    return run.profile
+
+
+@pytest.fixture(scope="session")
+def veza_target(veza_profile: Profile) -> Iterator[Target]:
+    """The platform under test, with its timeouts; every session it opens is logged out at the end."""
+    target = Target(veza_profile)
+    yield target
+    target.close()
+
+
+def report_check(request: pytest.FixtureRequest, record: Record, symptom: Symptom) -> None:
+    """The record into the run's results, the test's JUnit properties, pytest-html and Allure;
+    then the test fails on a confirmed failure and is skipped when nothing could be measured."""
+    request.node.user_properties += [("symptom", record["id"]), ("outcome", record["outcome"]),
+                                     *((k, v) for k, v in record["measurements"].items()
+                                       if isinstance(v, (int, float, str))),
+                                     (RESULT_KEY, json.dumps(record))]
+    request.node.stash[HTML_EXTRAS_KEY] = html_report.extras(record)
+    allure_report.attach(record, symptom)
+    if record["outcome"] == "failed":
+        pytest.fail(failure_text(record), pytrace=False)
+    if record["outcome"] == "skipped":
+        pytest.skip(record["summary"])
+
+
+@pytest.fixture
+def veza_diagnose(request: pytest.FixtureRequest, veza_target: Target) -> Callable[[str], Verdict]:
+    """Run a catalog check; a confirmed failure fails the test with the whole diagnosis."""
+    def run(symptom_id: str) -> Verdict:
+        writes = request.node.get_closest_marker("writes") is not None
+        record, verdict = diagnosis.diagnose(symptom_id, veza_target, writes)
+        report_check(request, record, load_catalog().symptoms[symptom_id])
+        return verdict
+    return run
+
+
+# -- for hand-written checks -------------------------------------------------------------------
+class VerdictJudge:
+    """`veza_verdict(symptom_id, measure)`: measure into a Verdict, confirm a failure, report it.
+
+    `measure(v, attempt)` fills the verdict (v.against, v.require, v.record); it runs again to
+    confirm a failure. The symptom is a catalog id, or a team's own with `thresholds` given as
+    {name: {"fail": N, "warn": N, "unit": "ms", "bad_when": "above"}}.
+    """
+
+    def __init__(self, request: pytest.FixtureRequest, profile: Profile):
+        self.request, self.profile = request, profile
+
+    def symptom(self, symptom_id: str, thresholds: dict[str, dict[str, Any]] | None, runbook: str) -> Symptom:
+        known = load_catalog().symptoms.get(symptom_id)
+        if known is not None:
+            return known
+        if not thresholds:
+            raise pytest.UsageError(f"veza_verdict: '{symptom_id}' is not in the catalog: give its thresholds")
+        section = Section(key="custom", title_fr=symptom_id, title_en=symptom_id, solutions=runbook,
+                          prevention="", diagnostics=(), severity="normal")
+        parsed = {name: Threshold(name=name, unit=str(spec.get("unit", "")), bad_when=spec.get("bad_when", "above"),
+                                  source=str(spec.get("source", "team")), warn=spec.get("warn"), fail=spec.get("fail"))
+                  for name, spec in thresholds.items()}
+        return Symptom(id=symptom_id, category="custom", section=section, title_fr=symptom_id, title_en=symptom_id,
+                       measures=runbook, thresholds=parsed)
+
+    def __call__(self, symptom_id: str, measure: diagnosis.Measure, *, thresholds: dict[str, dict[str, Any]] | None = None,
+                 runbook: str = "") -> Verdict:
+        symptom = self.symptom(symptom_id, thresholds, runbook)
+        record, verdict = diagnosis.confirm(symptom, measure, self.profile.threshold_overrides(symptom_id))
+        report_check(self.request, record, symptom)
+        return verdict
+
+    async def confirm(self, symptom_id: str, measure: Callable[[Verdict, int], Awaitable[None]], *,
+                      thresholds: dict[str, dict[str, Any]] | None = None, runbook: str = "") -> Verdict:
+        """The same for an `async def` measure, from an async test."""
+        symptom = self.symptom(symptom_id, thresholds, runbook)
+        record, verdict = await diagnosis.confirm_async(symptom, measure,
+                                                        self.profile.threshold_overrides(symptom_id))
+        report_check(self.request, record, symptom)
+        return verdict
+
+
+@pytest.fixture
+def veza_verdict(request: pytest.FixtureRequest, veza_profile: Profile) -> VerdictJudge:
+    return VerdictJudge(request, veza_profile)
+
+
+@pytest.fixture
+def veza_api(veza_profile: Profile) -> Iterator[httpx.Client]:
+    """An httpx client logged in as the synthetic user, with the profile's base URL, TLS and timeout;
+    logged out at teardown."""
+    p = veza_profile
+    login = auth.login(p.backend.url, p.accounts.user_email, p.accounts.user_password, p.timeouts.request_s)
+    if login.session is None:
+        pytest.fail(f"veza_api: the synthetic user could not log in: {login.error or login.evidence}", pytrace=False)
+    session = login.session
+    with httpx.Client(base_url=p.backend.url, timeout=p.timeouts.request_s, verify=tls(),
+                      headers={"Authorization": f"Bearer {session.access_token}"}) as client:
+        yield client
+    auth.logout(p.backend.url, session, p.timeouts.request_s)
+
+
+@pytest_asyncio.fixture
+async def veza_chat(veza_profile: Profile, veza_target: Target) -> AsyncIterator[Callable[[], Awaitable[ClientConnection]]]:
+    """An async factory of chat connections, authenticated as the profile's chat expects; all closed
+    at teardown. Sending a message is a write: mark such a test `writes`."""
+    p, opened = veza_profile, []
+
+    async def open_connection() -> ClientConnection:
+        url = p.chat.url
+        if p.chat.auth == "token":
+            token = veza_target.token()
+            if token is None:
+                pytest.fail(f"veza_chat: no token: {veza_target.login_failure()}", pytrace=False)
+            url = f"{url}{'&' if '?' in url else '?'}token={token}"
+        connection = await connect(url, open_timeout=p.timeouts.ws_s, close_timeout=p.timeouts.ws_s,
+                                   ssl=tls() if url.startswith("wss:") else None)
+        opened.append(connection)
+        return connection
+    yield open_connection
+    for connection in opened:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def veza_stream(veza_target: Target) -> Result:
+    """The canary, signed and downloaded once per session, with its decoded measurements
+    (decoded_s, delivered_kbps, longest_gap_ms, startup_s, rebuffer_pct, ...)."""
+    if not veza_target.profile.has_stream:
+        pytest.skip("no stream server in this profile")
+    return veza_target.stream_download(0)
+
+
+@pytest.fixture
+def veza_pg(veza_profile: Profile) -> Iterator[psycopg.Connection[Any]]:
+    """A read-only PostgreSQL session (default_transaction_read_only, statement timeout)."""
+    if not veza_profile.has_postgres:
+        pytest.skip("no PostgreSQL in this profile")
+    with postgres.connect(veza_profile.postgres, veza_profile.timeouts.connect_s) as connection:
+        yield connection
+
+
+class ReadOnlyRedis:
+    """The Redis commands that only read; anything else is refused before it is sent."""
+    READS = frozenset({"ping", "info", "ttl", "pttl", "exists", "get", "mget", "type", "scan", "hget", "hgetall",
+                       "llen", "scard", "zcard", "dbsize", "config_get"})
+
+    def __init__(self, client: redis_client.Redis):
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self.READS:
+            raise PermissionError(f"veza_redis is read-only: {name} is not one of {sorted(self.READS)}")
+        return getattr(self._client, name)
+
+
+@pytest.fixture
+def veza_redis(veza_profile: Profile) -> Iterator[ReadOnlyRedis]:
+    if not veza_profile.has_redis:
+        pytest.skip("no Redis in this profile")
+    timeout = veza_profile.timeouts.connect_s
+    client = redis_client.Redis.from_url(veza_profile.redis.url, password=veza_profile.redis.password or None,
+                                         socket_timeout=timeout, socket_connect_timeout=timeout)
+    with client:
+        yield ReadOnlyRedis(client)

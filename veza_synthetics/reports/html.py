@@ -1,0 +1,57 @@
+"""report.html (pytest-html, self-contained): each check's block, its charts, and the run's header table."""
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from pytest_html import extras as html_extras
+
+from .. import __version__, redact
+from ..profile import Profile
+from .charts import for_record as charts_for
+
+COLOUR = {"passed": "#1a7f37", "degraded": "#9a6700", "failed": "#cf222e"}
+
+
+def extras(record: dict[str, Any]) -> list[Any]:
+    """The check's block and charts, as pytest-html extras for the test's row."""
+    return [html_extras.html(block(record) + "".join(svg for _, svg in charts_for(record)))]
+
+
+def block(record: dict[str, Any]) -> str:
+    esc = html.escape
+    colour = COLOUR.get(record["outcome"], "#57606a")
+    errors = "".join(f"<li><b>could not evaluate</b> {esc(e['step'])} ({esc(e['target'])}): {esc(e['error'])}</li>"
+                     for e in record["errors"])
+    conditions = "".join(f"<li><b>{esc(c['level'])}</b> {esc(c['text'])}</li>" for c in record["conditions"]
+                         if c["text"])
+    evidence = esc(json.dumps(record["evidence"], indent=1, default=str)[:6000])
+    rb = record["runbook"]
+    return redact.text(
+        f"<div class='veza'><h3 style='color:{colour}'>{esc(record['summary'])}</h3>"
+        f"<p><i>{esc(record.get('title_fr', ''))}</i> — {esc(record.get('title_en', ''))}</p>"
+        f"<ul>{errors}{conditions}</ul>"
+        f"<h4>Solutions ({esc(rb.get('section', ''))})</h4><pre>{esc(rb.get('solutions', ''))}</pre>"
+        f"<h4>Prévention</h4><pre>{esc(rb.get('prevention', ''))}</pre>"
+        f"<details><summary>Measurements and evidence (by step)</summary><pre>"
+        f"{esc(json.dumps(record['measurements'], indent=1, default=str))}</pre><pre>{evidence}</pre></details></div>")
+
+
+def metadata(profile: Profile, location: str, faults: list[str], started_at: float) -> dict[str, Any]:
+    """The HTML report's Environment table: what ran, where, against what (no secrets)."""
+    return {"Environment": f"{profile.name} ({profile.allow})", "Location": location,
+            "Endpoints": redact.data(profile.endpoints()), "Faults injected": ", ".join(faults) or "none",
+            "Started": dt.datetime.fromtimestamp(started_at, dt.UTC).isoformat(timespec="seconds"),
+            "Suite": f"veza-synthetics {__version__} ({git_commit() or 'no git'})"}
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""

@@ -1,0 +1,33 @@
+"""summary.md: what is wrong first, then every check; the nightly's issue body and the gate's job summary."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .. import redact
+
+
+def write(run: dict[str, Any], path: Path) -> None:
+    path.write_text(redact.text(summary(run, path.parent)))
+
+
+def summary(run: dict[str, Any], folder: Path) -> str:
+    checks = run["checks"]
+    failed = [c for c in checks if c["outcome"] == "failed"]
+    degraded = [c for c in checks if c["outcome"] == "degraded"]
+    counts = {k: sum(1 for c in checks if c["outcome"] == k) for k in ("passed", "degraded", "failed", "skipped")}
+    lines = [f"# Veza synthetic checks: {run['env']} ({run['location']}), {run['started_at'][:19]}Z",
+             "", " · ".join(f"{n} {k}" for k, n in counts.items()),
+             f"Faults injected: {', '.join(run['faults']) or 'none'}", ""]
+    if failed or degraded:
+        lines.append("## What is wrong")
+        for c in failed + degraded:
+            remedies = (c["runbook"].get("solutions") or "").splitlines() or ["(the check names none)"]
+            lines += [f"- **{c['outcome'].upper()}** `{c['id']}` ({c['title_fr']}): {c['summary'].split(': ', 1)[-1]}",
+                      f"  - First remedy: {remedies[0]}"]
+        lines.append("")
+    lines += ["## All checks", "", "| check | outcome | verdict |", "|---|---|---|"]
+    lines += [f"| {c['id']}{' (writes)' if c['variant'] == 'writes' else ''} | {c['outcome']} | "
+              f"{c['summary'].split(': ', 1)[-1].replace('|', '/')} |" for c in checks]
+    lines += ["", f"Full report: {folder / 'report.html'}"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,34 @@
+"""One gauge set per check to a Prometheus Pushgateway, so Prometheus keeps the history and can alert."""
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+
+from .. import redact
+
+
+def push(gateway: str, run: dict[str, Any]) -> str | None:
+    """Push the run's gauges; the reason it failed, or None."""
+    registry = CollectorRegistry()
+    labels = ["symptom", "variant"]
+    success = Gauge("veza_synthetic_check_success", "1 passed or degraded, 0 failed", labels, registry=registry)
+    degraded = Gauge("veza_synthetic_check_degraded", "1 when a warn level was crossed", labels, registry=registry)
+    duration = Gauge("veza_synthetic_check_duration_seconds", "time the check took", labels, registry=registry)
+    value = Gauge("veza_synthetic_check_value", "the check's key measurement", [*labels, "measurement"], registry=registry)
+    for r in run["checks"]:
+        if r["outcome"] == "skipped":
+            continue
+        key = (r["id"], r["variant"])
+        success.labels(*key).set(0 if r["outcome"] == "failed" else 1)
+        degraded.labels(*key).set(1 if r["outcome"] == "degraded" else 0)
+        duration.labels(*key).set(r["duration_s"])
+        judged = [c for c in r["conditions"] if c.get("threshold")]
+        if judged and isinstance(judged[0].get("value"), (int, float)):
+            value.labels(*key, judged[0]["threshold"]).set(judged[0]["value"])
+    try:
+        push_to_gateway(gateway, job="veza_synthetics", registry=registry, timeout=10,
+                        grouping_key={"env": run["env"], "location": run["location"]})
+    except OSError as exc:
+        return f"push to {redact.text(gateway)} failed: {exc}"
+    return None

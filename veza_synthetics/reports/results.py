@@ -1,0 +1,24 @@
+"""results.json: the run and one record per check (schema in record.py), and what the nightly reads of it."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .. import redact
+from ..record import upgrade
+
+
+def write(run: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(redact.data(run), indent=2, ensure_ascii=False, default=str))
+
+
+def read(path: Path) -> dict[str, Any]:
+    """A results.json of any schema version, in the current shape."""
+    return upgrade(json.loads(path.read_text()))
+
+
+def failed_ids(path: Path) -> str:
+    """The failed symptom ids, comma-separated ("none"): the nightly's issue title."""
+    run = read(path)
+    return ", ".join(sorted({c["id"] for c in run["checks"] if c["outcome"] == "failed"})) or "none"
