@@ -15,5 +15,8 @@ def sandbox():
 
 @pytest.fixture(scope="session")
 def sandbox_profile(sandbox):
+    from veza_synthetics.probes import trust
     from veza_synthetics.profile import load
-    return load(str(sandbox.profile_path))
+    profile = load(str(sandbox.profile_path))
+    trust(profile.tls.ca_file)  # the front door's CA, as a profile names it
+    return profile

@@ -18,6 +18,7 @@ import httpx
 import pytest
 import yaml
 
+from veza_synthetics.catalog import load as load_catalog
 from veza_synthetics.sandbox.processes import free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,10 +92,14 @@ def production_env(sandbox) -> dict:
             "VEZA_PG_HOST": p["postgres"]["host"], "VEZA_PG_MONITOR_USER": p["postgres"]["user"],
             "VEZA_PG_MONITOR_PASSWORD": p["postgres"]["password"], "VEZA_REDIS_URL": p["redis"]["url"],
             "VEZA_REDIS_PASSWORD": p["redis"]["password"], "VEZA_PROMETHEUS_URL": p["prometheus"]["url"],
-            "VEZA_SYNTHETIC_EMAIL": p["accounts"]["user_email"], "VEZA_SYNTHETIC_PASSWORD": p["accounts"]["user_password"]}, p
+            "VEZA_SYNTHETIC_EMAIL": p["accounts"]["user_email"], "VEZA_SYNTHETIC_PASSWORD": p["accounts"]["user_password"],
+            # the front door's private CA, trusted the way curl and OpenSSL are told: the profile stays as shipped
+            "SSL_CERT_FILE": p["tls"]["ca_file"]}, p
 
 
-def test_nightly_command_is_read_only_and_pushes_results(sandbox, pushgateway, tmp_path):
+def nightly(sandbox, tmp_path, *extra: str) -> tuple[subprocess.CompletedProcess, dict, dict]:
+    """The nightly's command, read-only, through the sandbox's front door (nginx, TLS, two backends);
+    the run's results and the write recorder's count of what the run wrote."""
     env, p = production_env(sandbox)
     # The production profile has no canary id for the sandbox: point it there through a profile that extends it.
     profile = tmp_path / "production-on-sandbox.toml"
@@ -103,14 +108,21 @@ def test_nightly_command_is_read_only_and_pushes_results(sandbox, pushgateway, t
                        f'[postgres]\nport = {p["postgres"]["port"]}\n'
                        '[prometheus]\nrate_window = "5s"\n[holds]\nsession_s = 2.0\nws_idle_s = 3.0\n')
     before = httpx.get(f"{p['sandbox']['admin_url']}/writes", timeout=5).json()
-    run = subprocess.run([*VEZA_SYNTH, "run", "--env", str(profile), "--location", "test-runner",
-                          "--pushgateway", pushgateway, "--reports-dir", str(tmp_path / "reports")],
+    run = subprocess.run([*VEZA_SYNTH, "run", "--env", str(profile), "--location", "test-runner", *extra,
+                          "--reports-dir", str(tmp_path / "reports")],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stdout[-3000:]
     after = httpx.get(f"{p['sandbox']['admin_url']}/writes", timeout=5).json()
-    assert after["http"] == before["http"], f"write requests under a read-only profile: {after['http']}"
-    assert after["sql"] == before["sql"] == [], f"write SQL under a read-only profile: {after['sql']}"
+    writes = {"http": after["http"][len(before["http"]):], "sql": after["sql"]}
     results = json.loads((tmp_path / "reports" / "latest" / "results.json").read_text())
+    return run, results, writes
+
+
+def test_nightly_command_is_read_only_and_pushes_results(sandbox, pushgateway, tmp_path):
+    env, _ = production_env(sandbox)
+    run, results, writes = nightly(sandbox, tmp_path, "--pushgateway", pushgateway)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert results["endpoints"]["backend"].startswith("https://") and results["endpoints"]["chat"].startswith("wss://")
+    assert writes == {"http": [], "sql": []}, f"writes under a read-only profile: {writes}"
     assert results["env"] == "production" and results["location"] == "test-runner" and results["allow"] == "readonly"
     skipped = [c for c in results["checks"] if c.get("skipped_for_safety")]
     assert [c["id"] for c in skipped] == ["db.constraint_errors"] and "forbids writes" in skipped[0]["summary"]
@@ -122,6 +134,27 @@ def test_nightly_command_is_read_only_and_pushes_results(sandbox, pushgateway, t
     for file in (p for p in (tmp_path / "reports" / "latest").rglob("*") if p.is_file()):
         text = file.read_text(errors="replace")
         assert not any(s in text for s in secrets), f"{file.name} leaks a secret"
+
+
+FRONT_DOOR_FAULTS = sorted(f for f in load_catalog().faults if f.startswith("front."))
+PRODUCTION_VISIBLE = ["perf.errors", "ws.drop_messages", "stream.truncate", "auth.short_ttl"]
+
+
+@pytest.mark.parametrize("fault", FRONT_DOOR_FAULTS + PRODUCTION_VISIBLE)
+def test_nightly_command_fails_the_matrix_checks_through_the_front_door(sandbox, tmp_path, fault):
+    """The nightly's own command sees what the matrix sees: the fault's must-fail checks fail, nothing
+    outside its may-fail set does, and the run writes nothing."""
+    sandbox.set_faults([fault])
+    try:
+        run, results, writes = nightly(sandbox, tmp_path)
+    finally:
+        sandbox.set_faults([])
+    assert run.returncode == 1, run.stdout[-3000:]
+    failed = {c["id"] for c in results["checks"] if c["outcome"] == "failed"}
+    fault_row = load_catalog().faults[fault]
+    assert set(fault_row.must_fail) <= failed, f"{fault}: {failed}"
+    assert failed <= load_catalog().allowed_to_fail(fault), f"{fault} failed unrelated checks: {failed}"
+    assert writes == {"http": [], "sql": []}, f"writes under a read-only profile: {writes}"
 
 
 def test_gate_exit_codes(sandbox, tmp_path):

@@ -9,6 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
+from veza_synthetics.probes import certificate, tls, trust
 from veza_synthetics.profile import ENV_DIR
 from veza_synthetics.sandbox.process import SandboxProcess
 from veza_synthetics.target import Target
@@ -23,7 +24,7 @@ def target(sandbox_profile):
 
 @pytest.fixture(scope="module")
 def api(sandbox_profile):
-    with httpx.Client(base_url=sandbox_profile.backend.url, timeout=5) as client:
+    with httpx.Client(base_url=sandbox_profile.backend.url, timeout=5, verify=tls()) as client:
         yield client
 
 
@@ -62,7 +63,7 @@ def test_playlists_conflict_and_delete(api, target):
 
 def test_stream_signature_range_and_info(target, sandbox_profile):
     url, _ = target.stream_url()
-    with httpx.Client(timeout=5) as client:
+    with httpx.Client(timeout=5, verify=tls()) as client:
         full = client.get(url)
         assert full.status_code == 200 and full.headers["content-type"] == "audio/mpeg"
         assert int(full.headers["content-length"]) == len(full.content)
@@ -77,7 +78,7 @@ def test_stream_signature_range_and_info(target, sandbox_profile):
 def test_chat_broadcasts_between_two_clients(target, sandbox_profile):
     async def scenario():
         url = f"{sandbox_profile.chat.url}?token={target.token()}"
-        async with connect(url) as a, connect(url) as b:
+        async with connect(url, ssl=tls()) as a, connect(url, ssl=tls()) as b:
             for ws in (a, b):
                 assert json.loads(await ws.recv())["action"] == "connected"
                 await ws.send(json.dumps({"type": "JoinConversation", "conversation_id": "c1"}))
@@ -91,8 +92,8 @@ def test_chat_broadcasts_between_two_clients(target, sandbox_profile):
 
 
 def test_chat_refuses_a_missing_token(sandbox_profile):
-    with httpx.Client(timeout=3) as client:
-        assert client.get(sandbox_profile.chat.url.replace("ws://", "http://")).status_code == 401
+    with httpx.Client(timeout=3, verify=tls()) as client:
+        assert client.get(sandbox_profile.chat.url.replace("wss://", "https://")).status_code == 401
 
 
 @pytest.mark.parametrize("fault,effect", [
@@ -104,13 +105,13 @@ def test_fault_changes_the_wire_and_switching_off_restores_it(sandbox, sandbox_p
     def observe():
         if effect == "slow":
             started = time.perf_counter()
-            httpx.get(f"{base}/api/v1/tracks?limit=1", timeout=5)
+            httpx.get(f"{base}/api/v1/tracks?limit=1", timeout=5, verify=tls())
             return time.perf_counter() - started >= 0.4
         if effect == "errors":
-            return any(httpx.get(f"{base}/api/v1/tracks?limit=1", timeout=5).status_code == 500 for _ in range(40))
+            return any(httpx.get(f"{base}/api/v1/tracks?limit=1", timeout=5, verify=tls()).status_code == 500 for _ in range(40))
         url, _ = target.stream_url()
         started = time.perf_counter()
-        body = httpx.get(url, timeout=60).content
+        body = httpx.get(url, timeout=60, verify=tls()).content
         return len(body) * 8 / 192_000 / (time.perf_counter() - started) < 1.0  # media s per wall s
 
     sandbox.set_faults([fault])
@@ -132,8 +133,8 @@ def test_stop_leaves_nothing_behind_and_two_run_side_by_side(sandbox_profile):
     from veza_synthetics.profile import load
     other = load(str(second.profile_path))
     assert other.backend.url != sandbox_profile.backend.url
-    ports = [int(other.backend.url.rsplit(":", 1)[1]), other["postgres"]["port"],
-             int(other["redis"]["url"].rsplit(":", 1)[1].split("/")[0]), int(other["prometheus"]["url"].rsplit(":", 1)[1])]
+    ports = [int(other.backend.url.rsplit(":", 1)[1]), other.postgres.port,
+             int(other.redis.url.rsplit(":", 1)[1].split("/")[0]), int(other.prometheus.url.rsplit(":", 1)[1])]
     workdir = second.dir
     second.stop()
     assert second.proc.poll() is not None and not workdir.exists()
@@ -150,3 +151,59 @@ def test_a_missing_binary_is_one_clear_error(tmp_path):
     assert run.returncode == 2
     assert "'redis-server' not found" in run.stderr and "make setup" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+# -- the front door: nginx with TLS, two backend instances, WebSocket proxying, a rate limit -----------
+def test_the_front_door_verifies_with_the_sandbox_ca_only(sandbox_profile):
+    trust(sandbox_profile.tls.ca_file)
+    assert sandbox_profile.backend.url.startswith("https://") and sandbox_profile.chat.url.startswith("wss://")
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{sandbox_profile.backend.url}/health", timeout=5)  # public CAs only: refused
+    seen = {httpx.get(f"{sandbox_profile.backend.url}/health", timeout=5, verify=tls()).headers["x-veza-instance"]
+            for _ in range(6)}
+    assert seen == {"backend-1", "backend-2"}  # load balanced over both instances
+    days = certificate.days_left(sandbox_profile.backend.url, 5).measurements["days_left"]
+    assert 80 < days <= 90
+
+
+def _front_effect(sandbox_profile, target, effect):
+    base = sandbox_profile.backend.url
+    if effect == "instance_500":
+        answers = [httpx.get(f"{base}/api/v1/tracks?limit=1", timeout=5, verify=tls()) for _ in range(10)]
+        failing = {a.headers.get("x-veza-instance") for a in answers if a.status_code == 500}
+        return failing == {"backend-2"} and any(a.status_code == 200 for a in answers)
+    if effect == "instance_401":
+        headers = {"Authorization": f"Bearer {target.token()}"}
+        answers = [httpx.get(f"{base}/api/v1/auth/me", headers=headers, timeout=5, verify=tls()) for _ in range(10)]
+        return {a.status_code for a in answers} == {200, 401}
+    if effect == "idle_close":
+        async def idle():
+            async with connect(f"{sandbox_profile.chat.url}?token={target.token()}", ssl=tls(), ping_interval=None) as ws:
+                started = time.monotonic()
+                await asyncio.wait_for(ws.wait_closed(), 5)
+                return time.monotonic() - started, ws.close_code
+        try:
+            closed_after, code = asyncio.run(idle())
+        except TimeoutError:
+            return False
+        return closed_after < 3 and code == 1006
+    if effect == "throttled":
+        answers = [httpx.get(f"{base}/health", timeout=5, verify=tls()) for _ in range(30)]
+        limited = [a for a in answers if a.status_code == 429]
+        return bool(limited) and limited[0].headers["retry-after"] == "1" and limited[0].json()["error"] == "rate limited"
+    return certificate.days_left(base, 5).measurements["days_left"] < 6  # expiring
+
+
+@pytest.mark.parametrize("fault,effect", [
+    ("front.instance_errors", "instance_500"), ("front.instance_rejects_tokens", "instance_401"),
+    ("front.idle_timeout", "idle_close"), ("front.rate_limit", "throttled"), ("front.cert_expiring", "expiring"),
+])
+def test_front_door_faults_change_the_wire(sandbox, sandbox_profile, target, fault, effect):
+    trust(sandbox_profile.tls.ca_file)
+    assert not _front_effect(sandbox_profile, target, effect), f"{effect} without {fault}"
+    sandbox.set_faults([fault])
+    try:
+        assert _front_effect(sandbox_profile, target, effect), f"{fault} did not change the wire"
+    finally:
+        sandbox.set_faults([])
+    assert not _front_effect(sandbox_profile, target, effect), f"{fault} switched off, {effect} stayed"

@@ -97,12 +97,19 @@ class Sampling:
     chat_messages: int = 50
     db_connects: int = 5
     search_calls: int = 10
+    auth_calls: int = 10  # `me` calls of auth.http_401_403: enough to reach every instance behind a balancer
 
 
 @dataclass(frozen=True)
 class Auth:
     expires_in_s: int = 0
     session_store: str = "redis"
+
+
+@dataclass(frozen=True)
+class Tls:
+    """Verification stays on; a private CA (a front door's own) is trusted by naming its file."""
+    ca_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,7 +120,7 @@ class SandboxAdmin:
 SECTIONS: dict[str, type] = {
     "backend": Backend, "chat": Chat, "stream": Stream, "postgres": Postgres, "redis": Redis,
     "prometheus": Prometheus, "accounts": Accounts, "timeouts": Timeouts, "holds": Holds, "sampling": Sampling,
-    "auth": Auth, "sandbox": SandboxAdmin,
+    "auth": Auth, "tls": Tls, "sandbox": SandboxAdmin,
 }
 # Every setting a profile may hold, with its default and therefore its type.
 DEFAULTS: dict[str, Any] = {
@@ -142,6 +149,7 @@ class Profile:
     holds: Holds
     sampling: Sampling
     auth: Auth
+    tls: Tls
     sandbox: SandboxAdmin
     thresholds: dict[str, dict[str, dict[str, float]]]
     source: str
@@ -319,5 +327,7 @@ def load(name_or_path: str) -> Profile:
     _literal_secrets(chain[0][1], source, data["kind"])
     _check_types(data, source)
     data = _substitute(data, source)
+    if data["tls"]["ca_file"] and not Path(data["tls"]["ca_file"]).is_file():
+        raise SetupError(f"profile {source}: 'tls.ca_file' {data['tls']['ca_file']} is not a readable file")
     data["name"] = data["name"] or chain[0][0].stem
     return Profile.from_dict(data, source)

@@ -22,6 +22,7 @@ import pytest
 from . import __version__, redact, reports
 from . import catalog as catalog_mod
 from .errors import SetupError
+from .probes import trust
 from .profile import ENV_DIR, Profile
 from .profile import load as load_profile
 from .record import SCHEMA_VERSION, Record, skipped_record
@@ -79,6 +80,7 @@ class VezaRun:
         self.location: str = config.getoption("--location") or profile.location
         self.report_dir: Path | None = None
         redact.register(*profile.secrets())
+        trust(profile.tls.ca_file)
 
     @classmethod
     def for_worker(cls, config: pytest.Config, profile_path: str) -> "VezaRun":

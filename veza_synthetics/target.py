@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from .probes import Result, auth, http, stream, websocket
+from .probes import Result, auth, http, stream, trust, websocket
 from .profile import Profile
 
 CONTRACT_KBPS = {"high": 320, "medium": 192, "low": 128, "mobile": 96}
@@ -22,6 +22,7 @@ ResultT = TypeVar("ResultT", bound=Result)
 class Target:
     def __init__(self, profile: Profile):
         self.profile = profile
+        trust(profile.tls.ca_file)
         self._memo: dict[tuple[str, int], Result] = {}
         self._sessions: list[auth.Session] = []
         self.last_login: auth.LoginResult | None = None

@@ -30,14 +30,37 @@ def _status_is(v: Verdict, step: str, result: auth.ApiResult, want: int, what: s
                   ok_text=ok_text)
 
 
+def _valid_token_accepted(v: Verdict, base: str, timeout: float, token: str, calls: int) -> None:
+    """`me` several times with one valid token: behind a load balancer every instance gets asked, so one
+    instance whose signing key rotated (half the answers 401) cannot hide behind luck."""
+    answers = [auth.request(base, "GET", auth.ME, timeout, token=token) for _ in range(calls)]
+    failed = next((a for a in answers if a.error), None)
+    if failed is not None:
+        v.record("me", failed)
+        return
+    statuses = [a.measurements["status"] for a in answers]
+    rejected = [a for a in answers if a.measurements["status"] in (401, 403)]
+    by_instance: dict[str, dict[str, int]] = {}
+    for answer in answers:
+        counts = by_instance.setdefault(answer.evidence.get("instance", "unnamed"), {})
+        counts[str(answer.measurements["status"])] = counts.get(str(answer.measurements["status"]), 0) + 1
+    v.measurements.update({"me.calls": calls, "me.rejected": len(rejected)})
+    v.evidence["me"] = {"statuses_by_instance": by_instance,
+                        "first_rejection": rejected[0].evidence if rejected else None}
+    share = 100 * len(rejected) / calls
+    v.against("rejected_pct", share, text=f"valid token refused {len(rejected)}/{calls} times by me"
+              + (f" ({share:.0f} %; by instance: {by_instance}): {rejected[0].evidence.get('error')}" if rejected else ""))
+    others = [s for s in statuses if s not in (200, 401, 403)]
+    v.require(not others, f"me with a fresh token answered {sorted(set(others))}", ok_text="login 200, me 200")
+
+
 @check("auth.http_401_403")
 def http_401_403(v: Verdict, target: Target, attempt: int) -> None:
     base, timeout = target.profile.backend.url, target.timeout("request")
     session = _login(v, target, "login")
     if session is None:
         return
-    _status_is(v, "me", auth.request(base, "GET", auth.ME, timeout, token=session.access_token), 200,
-               "me with a fresh token", ok_text="login 200, me 200")
+    _valid_token_accepted(v, base, timeout, session.access_token, target.profile.sampling.auth_calls)
     forbidden = auth.request(base, "GET", ADMIN_STATS, timeout, token=session.access_token)
     if v.record("forbidden", forbidden):
         status = forbidden.measurements["status"]

@@ -1,7 +1,9 @@
 """The guide's health_check.sh, and the monitoring that should have paged."""
 from __future__ import annotations
 
-from ..probes import http, postgres, prometheus, redis
+from urllib.parse import urlsplit
+
+from ..probes import certificate, http, postgres, prometheus, redis
 from ..target import Target
 from ..verdict import Verdict
 from . import check
@@ -31,6 +33,7 @@ def services(v: Verdict, target: Target, attempt: int) -> None:
                   f"{label} HTTP {result.measurements['status']} status {status or '?'!r} != {want!r}"
                   + (f" ({broken})" if broken else ""),
                   ok_text=f"{label} {want} in {result.measurements['latency_ms']:.0f} ms")
+    _certificates(v, target, [url for url, _ in endpoints.values() if url])
     if p.has_postgres:
         result = postgres.inspect(p.postgres, target.timeout("connect"),
                                   {"pg_stat_activity_count": "SELECT count(*) AS connections FROM pg_stat_activity"})
@@ -41,6 +44,20 @@ def services(v: Verdict, target: Target, attempt: int) -> None:
         result = redis.inspect(p.redis.url, p.redis.password, target.timeout("connect"))
         if v.record("redis", result):
             v.require(True, "", ok_text=f"Redis PING {result.measurements['ping_ms']} ms")
+
+
+def _certificates(v: Verdict, target: Target, urls: list[str]) -> None:
+    """Days left on each HTTPS endpoint's certificate (one per host and port)."""
+    seen: dict[str, str] = {}
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme == "https" and parts.netloc not in seen:
+            seen[parts.netloc] = url
+    for number, (address, url) in enumerate(sorted(seen.items()), 1):
+        result = certificate.days_left(url, target.timeout("connect"))
+        if v.record(f"certificate_{number}", result):
+            v.against("cert_days_left", result.measurements["days_left"], label=f"certificate of {address}",
+                      detail=f"expires {result.evidence['not_after']}")
 
 
 @check("health.monitoring")

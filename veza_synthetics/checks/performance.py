@@ -42,7 +42,10 @@ def high_response_time(v: Verdict, target: Target, attempt: int) -> None:
     for name, stats in result.evidence["per_endpoint"].items():
         v.measurements[f"sample.{name}.p50_ms"], v.measurements[f"sample.{name}.p99_ms"] = \
             stats["p50_ms"], stats["p99_ms"]
-        v.against("p95_ms", stats["p95_ms"], label=f"{name} p95")
+        if stats["n"] == 0:
+            v.missing(f"{name}: no successful answer to time (statuses {stats['status_counts']})")
+            continue
+        v.against("p95_ms", stats["p95_ms"], label=f"{name} p95", detail=f"n={stats['n']} successful answers")
     window = target.profile.prometheus.rate_window
     _prometheus_figure(v, target, "prometheus_p95_ms", "p95", f"histogram_quantile(0.95, sum by (le) "
                        f"(rate(http_request_duration_seconds_bucket[{window}])))", 1000, " ms")
@@ -64,7 +67,11 @@ def error_rate(v: Verdict, target: Target, attempt: int) -> None:
     if result is None:
         return
     m = result.measurements
-    v.against("error_pct", m["error_pct"], label="5xx share", detail=f"{m['errors_5xx']}/{m['requests']}")
+    v.against("error_pct", m["error_pct"], label="error share (5xx, failed connections)",
+              detail=f"{m['errors']}/{m['requests']}; statuses {result.evidence['status_counts']}")
+    retry = result.evidence["retry_after"]
+    v.against("throttled_pct", m["throttled_pct"], label="throttled (429)",
+              detail=f"{m['throttled']}/{m['requests']}" + (f", Retry-After {', '.join(retry)} s" if retry else ""))
     window = target.profile.prometheus.rate_window
     _prometheus_figure(v, target, "prometheus_5xx_pct", "5xx ratio",
                        f'sum(rate(http_requests_total{{status=~"5.."}}[{window}])) '

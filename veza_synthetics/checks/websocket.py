@@ -19,15 +19,16 @@ def disconnects(v: Verdict, target: Target, attempt: int) -> None:
     result = websocket.hold(p.chat.url, token, p.holds.ws_idle_s, target.timeout("ws"))
     if not v.record("hold", result):
         return
-    m = result.measurements
+    m, events = result.measurements, "; ".join(result.evidence["events"])
     v.against("handshake_ms", m["handshake_ms"], label="handshake")
-    v.require(not m.get("unanswered"), "; ".join(result.evidence["events"]) + f" (after {m['pings_answered']} pongs)",
-              ok_text=f"held {m.get('held_s', 0):g} s idle, Pong in {m.get('app_pong_ms', 0):.1f} ms, "
-                      f"{m['pings_answered']} pings answered")
+    if not v.require(not m.get("unanswered"), events):
+        return
+    v.require("closed_after_s" not in m, f"disconnected: {events} (hold {m['hold_s']:g} s, the client sending nothing "
+              "but answering the server's pings)",
+              ok_text=f"held {m.get('held_s', 0):g} s idle, Pong in {m.get('app_pong_ms', 0):.1f} ms")
     code = m["close_code"]
     v.require(code not in websocket.ABNORMAL and code is not None,
-              f"close code {code} (abnormal) after {m['open_s']:g} s open, hold {m['hold_s']:g} s: "
-              + "; ".join(result.evidence["events"]), ok_text=f"close code {code}")
+              f"close code {code} (abnormal) after {m['open_s']:g} s open: {events}", ok_text=f"close code {code}")
 
 
 @check("ws.message_loss")

@@ -14,6 +14,8 @@ from . import Result, describe, tls
 
 ApiResultT = TypeVar("ApiResultT", bound="ApiResult")
 
+# Response headers that name the instance behind a load balancer, where a platform sends one.
+INSTANCE_HEADERS = ("x-veza-instance", "x-served-by", "x-backend-server", "x-upstream", "x-instance-id")
 LOGIN, REFRESH, LOGOUT, ME = "/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/auth/logout", "/api/v1/auth/me"
 
 
@@ -81,6 +83,9 @@ def request(base_url: str, method: str, path: str, timeout_s: float, token: str 
         return ApiResult("auth", f"{method} {path}", error=describe(exc, timeout_s))
     body = _body(response)
     evidence = {"status": response.status_code, "error": body.get("error"), "message": body.get("message")}
+    instance = next((response.headers[h] for h in INSTANCE_HEADERS if h in response.headers), None)
+    if instance:
+        evidence["instance"] = instance
     result = ApiResult("auth", f"{method} {path}", {"status": response.status_code,
                                                      "latency_ms": round((time.perf_counter() - started) * 1000, 1)},
                        evidence, body=body, server_date=_server_date(response))

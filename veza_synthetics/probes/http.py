@@ -46,7 +46,9 @@ async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, A
                     response = await client.get(endpoints[name], headers={**headers, "X-Request-ID": request_id})
                     outcome = {"status": response.status_code,
                                "json": "json" in response.headers.get("content-type", ""),
-                               "request_id": response.headers.get("x-request-id", request_id)}
+                               "request_id": response.headers.get("x-request-id", request_id),
+                               "retry_after": response.headers.get("retry-after"),
+                               "instance": response.headers.get("x-veza-instance")}
                 except httpx.TimeoutException:
                     outcome = {"status": None, "timeout": True, "request_id": request_id}
                 except httpx.HTTPError as exc:
@@ -58,25 +60,36 @@ async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, A
 
 def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], requests: int, concurrency: int,
            timeout_s: float) -> Result:
-    """Spread `requests` GETs over the endpoints, at most `concurrency` at once, each bounded by timeout_s."""
+    """Spread `requests` GETs over the endpoints, at most `concurrency` at once, each bounded by timeout_s.
+
+    Latency figures count successful answers (2xx/3xx) only: a fast error is never a fast success.
+    Errors are 5xx and failed connections (reset, refused, TLS); 429 is counted apart (throttled)."""
     records = asyncio.run(_sample(base_url, endpoints, headers, requests, concurrency, timeout_s))
     per_endpoint = {}
     for name, path in endpoints.items():
         mine = [r for r in records if r["endpoint"] == name]
-        answered = [r["ms"] for r in mine if r.get("status") is not None]
-        per_endpoint[name] = {"path": path, **spread(answered),
+        succeeded = [r["ms"] for r in mine if _ok(r)]
+        per_endpoint[name] = {"path": path, **spread(succeeded),
+                              "status_counts": _count(str(r.get("status")) for r in mine),
                               "timeouts": sum(1 for r in mine if r.get("timeout")),
                               "errors_5xx": sum(1 for r in mine if (r.get("status") or 0) >= 500),
                               "failed_connections": sum(1 for r in mine if r.get("error"))}
     total = len(records)
     timeouts = sum(1 for r in records if r.get("timeout"))
-    errors = sum(1 for r in records if (r.get("status") or 0) >= 500)
+    errors = sum(1 for r in records if (r.get("status") or 0) >= 500 or r.get("error"))
+    throttled = [r for r in records if r.get("status") == 429]
     unreachable = [r["error"] for r in records if r.get("error")]
     not_json = [r for r in records if r.get("status") is not None and not r.get("json")]
     slowest = sorted(records, key=lambda r: r["ms"], reverse=True)[:5]
-    measurements = {"requests": total, "timeouts": timeouts, "timeout_pct": round(100 * timeouts / total, 2),
-                    "errors_5xx": errors, "error_pct": round(100 * errors / total, 2), "not_json": len(not_json)}
+    measurements = {"requests": total, "succeeded": sum(1 for r in records if _ok(r)), "timeouts": timeouts,
+                    "timeout_pct": round(100 * timeouts / total, 2), "errors": errors,
+                    "error_pct": round(100 * errors / total, 2), "throttled": len(throttled),
+                    "throttled_pct": round(100 * len(throttled) / total, 2), "not_json": len(not_json)}
     evidence = {"per_endpoint": per_endpoint,
+                "retry_after": sorted({str(r["retry_after"]) for r in throttled if r.get("retry_after")}),
+                "status_by_instance": {instance: _count(str(r.get("status")) for r in records
+                                                        if r.get("instance") == instance)
+                                       for instance in sorted({r["instance"] for r in records if r.get("instance")})},
                 "slowest": [{"endpoint": r["endpoint"], "ms": round(r["ms"], 1), "status": r.get("status"),
                              "timeout": bool(r.get("timeout")), "x_request_id": r["request_id"]} for r in slowest],
                 "status_counts": _count(str(r.get("status")) for r in records)}
@@ -86,6 +99,11 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], re
     elif len(not_json) == total:
         error = f"bad response: every answer was {not_json[0]['status']} without JSON (the API answers JSON)"
     return Result("http", base_url, measurements, evidence, error)
+
+
+def _ok(record: dict[str, Any]) -> bool:
+    status = record.get("status")
+    return status is not None and 200 <= status < 400
 
 
 def _count(values: Iterable[str]) -> dict[str, Any]:

@@ -80,8 +80,11 @@ class Backend:
         return time.time() + (SKEW_S if self.s.faults.on("auth.clock_skew") else 0)
 
     # -- middleware: request id, Date, metrics, API faults ----------------------------
-    def asgi(self):
+    def asgi(self, instance: str):
+        """One instance's app: the same API and database, its own name (X-Veza-Instance), and the
+        faults that hit a single instance behind the load balancer (the second one)."""
         app = Starlette(routes=self.routes())
+        odd_one_out = instance == "backend-2"
 
         async def middleware(scope, receive, send):
             if scope["type"] != "http":
@@ -97,6 +100,7 @@ class Backend:
                     status_holder["status"] = message["status"]
                     message.setdefault("headers", [])
                     message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode()),
+                                          (b"x-veza-instance", instance.encode()),
                                           (b"date", formatdate(self.now(), usegmt=True).encode())]
                 await send(message)
 
@@ -104,6 +108,14 @@ class Backend:
                 self.s.write_requests.append(f"{scope['method']} {path}")
             try:
                 faults = self.s.faults
+                if odd_one_out and path != "/metrics":
+                    if faults.on("front.instance_errors"):
+                        await error("Internal server error", 500)(scope, receive, send_wrapper)
+                        return
+                    if faults.on("front.instance_rejects_tokens") and b"authorization" in headers:
+                        self.auth_failures.labels("invalid_signature").inc()
+                        await error("Invalid token: signature verification failed", 401)(scope, receive, send_wrapper)
+                        return
                 if path.startswith("/api/"):
                     if faults.on("perf.latency"):
                         await asyncio.sleep(faults.param("perf.latency"))

@@ -182,11 +182,11 @@ class Prometheus:
     def available() -> str | None:
         return shutil.which("prometheus")
 
-    def configure(self, targets: dict[str, int], rules_text: str) -> None:
-        jobs = "".join(
-            f"  - job_name: {job}\n    static_configs:\n      - targets: ['{LOOPBACK}:{port}']\n"
-            for job, port in targets.items()
-        )
+    def configure(self, targets: dict[str, list[int]], rules_text: str) -> None:
+        def addresses(ports: list[int]) -> str:
+            return ", ".join(f"'{LOOPBACK}:{port}'" for port in ports)
+        jobs = "".join(f"  - job_name: {job}\n    static_configs:\n      - targets: [{addresses(ports)}]\n"
+                       for job, ports in targets.items())
         (self.dir / "prometheus.yml").write_text(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n"
             f"rule_files:\n  - {self.rules}\nscrape_configs:\n{jobs}"

@@ -30,12 +30,14 @@ from . import faults as fault_ids
 from .backend import Backend, password_hash
 from .chat import Chat
 from .faults import Faults
+from .frontdoor import CERT_DAYS, RELOAD_SETTLE_S, DoorSettings, Nginx
 from .node import NodeExporter
 from .processes import LOOPBACK, Postgres, Prometheus, Redis
 from .proxy import DelayProxy
 from .serving import AppServer
 from .stream import StreamServer
 
+BACKEND_INSTANCES = ("backend-1", "backend-2")  # behind one nginx upstream; the front.* faults act on the second
 SYNTHETIC_EMAIL = "synthetic@veza.local"
 ADMIN_EMAIL = "admin@veza.local"
 CANARY_TRACK_ID = 50001  # schema.sql inserts it after the 50,000 seed tracks
@@ -99,6 +101,7 @@ class Sandbox:
         self.backend: Backend | None = None
         self.chat: Chat | None = None
         self.servers: dict[str, AppServer] = {}
+        self.nginx: Nginx | None = None
         self._held: list[psycopg.AsyncConnection] = []
         self.timings: dict[str, float] = {}  # start phases, seconds (the benchmarks read them)
         self._switch_lock = asyncio.Lock()
@@ -136,16 +139,20 @@ class Sandbox:
         stream = StreamServer(s)
         self.servers["stream"] = AppServer("stream", stream.asgi())
         await self.servers["stream"].start()
-        s.stream_url = self.servers["stream"].url
         self.backend = Backend(s)
         await self.backend.open()
-        self.servers["backend"] = AppServer("backend", self.backend.asgi())
+        for instance in BACKEND_INSTANCES:
+            self.servers[instance] = AppServer(instance, self.backend.asgi(instance))
         self.servers["node"] = AppServer("node", NodeExporter(s, self.stack_pids).asgi())
         self.servers["admin"] = AppServer("admin", self.admin_asgi())
-        for name in ("backend", "node", "admin"):
+        for name in (*BACKEND_INSTANCES, "node", "admin"):
             await self.servers[name].start()
         self.chat = Chat(s)
         await self.chat.start()
+        self.nginx = Nginx(self.workdir, [self.servers[i].port for i in BACKEND_INSTANCES], self.chat.port,
+                           self.servers["stream"].port)
+        await asyncio.to_thread(self.nginx.start)
+        s.stream_url = self.nginx.url("stream")  # what the backend signs: the public address
         mark = self._timed("services", mark)
         if self._prometheus_binary:
             await self._start_prometheus()
@@ -187,14 +194,14 @@ class Sandbox:
 
     async def _start_prometheus(self) -> None:
         self.prometheus = Prometheus(self.workdir, self._prometheus_binary)
-        targets = {"veza-backend": self.servers["backend"].port, "veza-chat": self.chat.port,
-                   "veza-stream": self.servers["stream"].port, "node": self.servers["node"].port}
+        targets = {"veza-backend": [self.servers[i].port for i in BACKEND_INSTANCES], "veza-chat": [self.chat.port],
+                   "veza-stream": [self.servers["stream"].port], "node": [self.servers["node"].port]}
         self.prometheus.configure(targets, RULES)
         await asyncio.to_thread(self.prometheus.start)
 
     async def _prometheus_scraped(self) -> None:
         """Every target scraped twice, so rate() over a few seconds has data."""
-        targets = 4
+        targets = len(BACKEND_INSTANCES) + 3
         url = f"http://{LOOPBACK}:{self.prometheus.port}/api/v1/query"
         deadline = time.monotonic() + 30
         async with httpx.AsyncClient(timeout=2) as client:
@@ -219,7 +226,7 @@ class Sandbox:
         for step in steps:
             with contextlib.suppress(Exception):
                 await step()
-        for proc in (self.prometheus, self.redis, self.pg):
+        for proc in (self.nginx, self.prometheus, self.redis, self.pg):
             if proc is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(proc.stop)
@@ -307,6 +314,21 @@ class Sandbox:
     async def _on_infra_stream_down(self, on: bool) -> None:
         await (self.servers["stream"].stop() if on else self.servers["stream"].start())
 
+    async def _on_front_idle_timeout(self, on: bool) -> None:
+        await self._reload_door(chat_read_timeout="1s" if on else DoorSettings.chat_read_timeout)
+
+    async def _on_front_rate_limit(self, on: bool) -> None:
+        await self._reload_door(api_rate="5r/s" if on else DoorSettings.api_rate,
+                                api_burst=5 if on else DoorSettings.api_burst)
+
+    async def _on_front_cert_expiring(self, on: bool) -> None:
+        await asyncio.to_thread(self.nginx.reissue, self.state.faults.param("front.cert_expiring") if on else CERT_DAYS)
+        await asyncio.sleep(RELOAD_SETTLE_S)
+
+    async def _reload_door(self, **settings: object) -> None:
+        await asyncio.to_thread(self.nginx.reload, **settings)
+        await asyncio.sleep(RELOAD_SETTLE_S)
+
     async def _on_infra_rules_missing(self, on: bool) -> None:
         if self.prometheus:
             self.prometheus.reload(NO_RULES if on else RULES)
@@ -358,9 +380,10 @@ class Sandbox:
         s = self.state
         profile = {
             "name": "sandbox", "kind": "sandbox", "allow": "writes",
-            "backend": {"url": self.servers["backend"].url},
-            "chat": {"url": f"ws://{LOOPBACK}:{self.chat.port}/chat", "health_url": f"http://{LOOPBACK}:{self.chat.port}/health"},
+            "backend": {"url": self.nginx.url("backend")},
+            "chat": {"url": f"{self.nginx.url('chat', 'wss')}/chat", "health_url": f"{self.nginx.url('chat')}/health"},
             "stream": {"url": s.stream_url, "secret": s.stream_secret, "canary_track_id": CANARY_TRACK_ID},
+            "tls": {"ca_file": str(self.nginx.ca.ca_file)},
             "postgres": {"host": LOOPBACK, "port": self.pg_proxy.port, "dbname": "veza_db", "user": "postgres",
                          "password": s.pg_password},
             "redis": {"url": f"redis://{LOOPBACK}:{self.redis.port}/0", "password": s.redis_password},
