@@ -84,6 +84,7 @@ url = "{base}"
 [chat]
 url = "{ws_scheme}://127.0.0.1:{port}/chat"
 health_url = "{base}/health"
+synthetic_conversation = "veza-synthetics-canary"
 [stream]
 url = "{base}"
 canary_track_id = 1

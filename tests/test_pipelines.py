@@ -97,22 +97,27 @@ def production_env(sandbox) -> dict:
             "SSL_CERT_FILE": p["tls"]["ca_file"]}, p
 
 
-def nightly(sandbox, tmp_path, *extra: str) -> tuple[subprocess.CompletedProcess, dict, dict]:
-    """The nightly's command, read-only, through the sandbox's front door (nginx, TLS, two backends);
-    the run's results and the write recorder's count of what the run wrote."""
+SYNTHETIC_CONVERSATION = "veza-synthetics-canary"
+
+
+def nightly(sandbox, tmp_path, *extra: str, chat_opt_in: bool = False) -> tuple[subprocess.CompletedProcess, dict, dict]:
+    """The nightly's command, read-only, through the sandbox's front door (nginx, TLS, two backends),
+    the canary signed by the backend; the run's results and what the write recorder saw it write."""
     env, p = production_env(sandbox)
     # The production profile has no canary id for the sandbox: point it there through a profile that extends it.
     profile = tmp_path / "production-on-sandbox.toml"
     profile.write_text(f'extends = "{REPO}/fixtures/environments/production.toml"\nname = "production"\n'
                        f'[stream]\ncanary_track_id = {p["stream"]["canary_track_id"]}\n'
                        f'[postgres]\nport = {p["postgres"]["port"]}\n'
-                       '[prometheus]\nrate_window = "5s"\n[holds]\nsession_s = 2.0\nws_idle_s = 3.0\n')
+                       '[prometheus]\nrate_window = "5s"\n[holds]\nsession_s = 2.0\nws_idle_s = 3.0\n'
+                       + (f'[chat]\nsynthetic_conversation = "{SYNTHETIC_CONVERSATION}"\n' if chat_opt_in else ""))
     before = httpx.get(f"{p['sandbox']['admin_url']}/writes", timeout=5).json()
     run = subprocess.run([*VEZA_SYNTH, "run", "--env", str(profile), "--location", "test-runner", *extra,
                           "--reports-dir", str(tmp_path / "reports")],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     after = httpx.get(f"{p['sandbox']['admin_url']}/writes", timeout=5).json()
-    writes = {"http": after["http"][len(before["http"]):], "sql": after["sql"]}
+    writes = {"http": after["http"][len(before["http"]):], "sql": after["sql"],
+              "chat": {c: n - before["chat"].get(c, 0) for c, n in after["chat"].items() if n != before["chat"].get(c, 0)}}
     results = json.loads((tmp_path / "reports" / "latest" / "results.json").read_text())
     return run, results, writes
 
@@ -122,10 +127,15 @@ def test_nightly_command_is_read_only_and_pushes_results(sandbox, pushgateway, t
     run, results, writes = nightly(sandbox, tmp_path, "--pushgateway", pushgateway)
     assert run.returncode == 0, run.stdout[-3000:]
     assert results["endpoints"]["backend"].startswith("https://") and results["endpoints"]["chat"].startswith("wss://")
-    assert writes == {"http": [], "sql": []}, f"writes under a read-only profile: {writes}"
+    assert writes == {"http": [], "sql": [], "chat": {}}, f"writes under a read-only profile: {writes}"
+    stream = next(c for c in results["checks"] if c["id"] == "stream.audio_cut")
+    assert stream["outcome"] == "passed" and stream["evidence"]["stream"]["canary"]["signed_by"] == "the backend"
     assert results["env"] == "production" and results["location"] == "test-runner" and results["allow"] == "readonly"
-    skipped = [c for c in results["checks"] if c.get("skipped_for_safety")]
-    assert [c["id"] for c in skipped] == ["db.constraint_errors"] and "forbids writes" in skipped[0]["summary"]
+    skipped = {c["id"]: c["summary"] for c in results["checks"] if c.get("skipped_for_safety")}
+    assert set(skipped) == {"db.constraint_errors", "ws.message_loss", "ws.high_latency"}, skipped
+    assert "forbids writes" in skipped["db.constraint_errors"]
+    assert "names no chat.synthetic_conversation" in skipped["ws.message_loss"]
+    assert all(c["outcome"] in ("passed", "skipped") for c in results["checks"])
     assert "skipped for safety" in run.stdout or "forbids writes" in run.stdout
     metrics = httpx.get(f"{pushgateway}/metrics", timeout=5).text
     assert re.search(r'veza_synthetic_check_success\{[^}]*env="production"[^}]*location="test-runner"'
@@ -140,13 +150,22 @@ FRONT_DOOR_FAULTS = sorted(f for f in load_catalog().faults if f.startswith("fro
 PRODUCTION_VISIBLE = ["perf.errors", "ws.drop_messages", "stream.truncate", "auth.short_ttl"]
 
 
+def test_nightly_chat_opt_in_sends_only_into_the_synthetic_conversation(sandbox, tmp_path):
+    run, results, writes = nightly(sandbox, tmp_path, chat_opt_in=True)
+    assert run.returncode == 0, run.stdout[-3000:]
+    outcomes = {c["id"]: c["outcome"] for c in results["checks"]}
+    assert outcomes["ws.message_loss"] == outcomes["ws.high_latency"] == "passed"
+    assert writes["http"] == [] and writes["sql"] == []
+    assert writes["chat"] == {SYNTHETIC_CONVERSATION: 50}, writes["chat"]  # one delivery run, both checks
+
+
 @pytest.mark.parametrize("fault", FRONT_DOOR_FAULTS + PRODUCTION_VISIBLE)
 def test_nightly_command_fails_the_matrix_checks_through_the_front_door(sandbox, tmp_path, fault):
     """The nightly's own command sees what the matrix sees: the fault's must-fail checks fail, nothing
     outside its may-fail set does, and the run writes nothing."""
     sandbox.set_faults([fault])
     try:
-        run, results, writes = nightly(sandbox, tmp_path)
+        run, results, writes = nightly(sandbox, tmp_path, chat_opt_in=True)
     finally:
         sandbox.set_faults([])
     assert run.returncode == 1, run.stdout[-3000:]
@@ -154,7 +173,7 @@ def test_nightly_command_fails_the_matrix_checks_through_the_front_door(sandbox,
     fault_row = load_catalog().faults[fault]
     assert set(fault_row.must_fail) <= failed, f"{fault}: {failed}"
     assert failed <= load_catalog().allowed_to_fail(fault), f"{fault} failed unrelated checks: {failed}"
-    assert writes == {"http": [], "sql": []}, f"writes under a read-only profile: {writes}"
+    assert writes["http"] == writes["sql"] == [] and set(writes["chat"]) <= {SYNTHETIC_CONVERSATION}, writes
 
 
 def test_gate_exit_codes(sandbox, tmp_path):

@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 
+import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,7 +29,8 @@ def truncated_run(sandbox, tmp_path_factory):
     finally:
         sandbox.set_faults([])
     profile = tomllib.loads(sandbox.profile_path.read_text())
-    secrets = [profile["stream"]["secret"], profile["postgres"]["password"], profile["redis"]["password"],
+    stream_secret = httpx.get(f"{profile['sandbox']['admin_url']}/stream-secret", timeout=5).json()["secret"]
+    secrets = [stream_secret, profile["postgres"]["password"], profile["redis"]["password"],
                profile["accounts"]["user_password"], profile["accounts"]["admin_password"]]
     return run, (reports / "latest").resolve(), secrets
 

@@ -62,7 +62,7 @@ def test_playlists_conflict_and_delete(api, target):
 
 
 def test_stream_signature_range_and_info(target, sandbox_profile):
-    url, _ = target.stream_url()
+    url = target.canary().url
     with httpx.Client(timeout=5, verify=tls()) as client:
         full = client.get(url)
         assert full.status_code == 200 and full.headers["content-type"] == "audio/mpeg"
@@ -71,7 +71,7 @@ def test_stream_signature_range_and_info(target, sandbox_profile):
         assert part.status_code == 206 and part.content == full.content[1000:2000]
         assert part.headers["content-range"] == f"bytes 1000-1999/{len(full.content)}"
         assert client.get(url.replace("sig=", "sig=00")).status_code == 403
-        info = client.get(f"{sandbox_profile.stream.url}/info/canary").json()
+        info = client.get(f"{sandbox_profile.stream.url}/info/veza-canary").json()
         assert info["qualities"] == {"high": 320, "medium": 192, "low": 128, "mobile": 96}
 
 
@@ -109,7 +109,7 @@ def test_fault_changes_the_wire_and_switching_off_restores_it(sandbox, sandbox_p
             return time.perf_counter() - started >= 0.4
         if effect == "errors":
             return any(httpx.get(f"{base}/api/v1/tracks?limit=1", timeout=5, verify=tls()).status_code == 500 for _ in range(40))
-        url, _ = target.stream_url()
+        url = target.canary().url
         started = time.perf_counter()
         body = httpx.get(url, timeout=60, verify=tls()).content
         return len(body) * 8 / 192_000 / (time.perf_counter() - started) < 1.0  # media s per wall s
@@ -207,3 +207,41 @@ def test_front_door_faults_change_the_wire(sandbox, sandbox_profile, target, fau
     finally:
         sandbox.set_faults([])
     assert not _front_effect(sandbox_profile, target, effect), f"{fault} switched off, {effect} stayed"
+
+
+def test_a_profile_with_the_stream_secret_signs_locally(sandbox, sandbox_profile, tmp_path):
+    """Where a team has the stream secret, the canary is signed here; production gives none and the
+    backend signs it (the sandbox's own profile holds no secret)."""
+    assert not sandbox_profile.stream.secret
+    backend_signed = Target(sandbox_profile).canary()
+    assert backend_signed.signed_by == "the backend" and backend_signed.name == "veza-canary"
+    assert backend_signed.duration_s == 20.0
+    secret = httpx.get(f"{sandbox_profile.sandbox.admin_url}/stream-secret", timeout=5).json()
+    profile = tmp_path / "with-secret.toml"
+    profile.write_text(f'extends = "{sandbox.profile_path}"\n[stream]\nsecret = "{secret["secret"]}"\n')
+    from veza_synthetics.profile import load
+    target = Target(load(str(profile)))
+    local = target.canary()
+    assert local.signed_by == "the profile's stream secret" and local.duration_s == 20.0
+    result = target.stream_download(1)
+    assert result.error is None and result.measurements["decoded_s"] == pytest.approx(20.0, abs=0.05)
+
+
+def test_the_canary_is_one_track_among_distinctly_named_ones(sandbox_profile, target):
+    """Seeded tracks have names of their own: metadata and audio of different tracks would not match."""
+    token = target.token()
+    with httpx.Client(base_url=sandbox_profile.backend.url, timeout=5, verify=tls(),
+                      headers={"Authorization": f"Bearer {token}"}) as api:
+        names = {t["stream_name"] for t in api.get("/api/v1/tracks", params={"limit": 50}).json()["data"]}
+        assert len(names) == 50 and "veza-canary" not in names
+        other = api.get("/api/v1/tracks/1/stream-url").json()["data"]["url"]
+    assert httpx.get(other, timeout=5, verify=tls()).status_code == 404  # only the canary has audio
+
+
+def test_chat_messages_persist_and_the_recorder_sees_them(sandbox_profile, target):
+    before = httpx.get(f"{sandbox_profile.sandbox.admin_url}/writes", timeout=5).json()["chat"]
+    result = target.chat_delivery(7)
+    assert result.measurements["received"] == result.measurements["sent"]
+    after = httpx.get(f"{sandbox_profile.sandbox.admin_url}/writes", timeout=5).json()["chat"]
+    grown = {c: n - before.get(c, 0) for c, n in after.items() if n != before.get(c, 0)}
+    assert list(grown.values()) == [sandbox_profile.sampling.chat_messages]

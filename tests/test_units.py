@@ -231,6 +231,34 @@ def test_silence_detection_finds_the_gap_and_only_it():
     assert len(gaps) == 1 and 280 <= gaps[0]["ms"] <= 320 and gaps[0]["at_s"] == pytest.approx(1.5, abs=0.03)
 
 
+def _through_mp3(pcm):
+    import io
+
+    import soundfile as sf
+    buffer = io.BytesIO()
+    sf.write(buffer, pcm, 44100, format="MP3", bitrate_mode="CONSTANT", compression_level=0.4)
+    decoded, rate = sf.read(io.BytesIO(buffer.getvalue()), dtype="float32", always_2d=True)
+    return decoded, rate
+
+
+def test_music_passes_while_dropouts_and_hard_clipping_fail():
+    """The canary behaves like mastered music: fades, a quiet break, peaks at full scale. None of it is
+    a dropout or clipping; a 1 s digital silence is, and so is the same music driven 3.5 dB into clipping."""
+    from veza_synthetics.sandbox import audio
+    master = audio.canary_pcm()
+    assert np.max(np.abs(master)) == pytest.approx(1.0)  # peak-normalised
+    t = np.arange(len(master)) / audio.SAMPLE_RATE
+    quiet = master[(t > audio.BREAK_S[0] + 0.2) & (t < audio.BREAK_S[1] - 0.2)]
+    assert -60 < 20 * np.log10(np.sqrt(np.mean(quiet.astype(float) ** 2))) < -40  # a real quiet passage
+    decoded, rate = _through_mp3(master)
+    assert stream.silence_gaps(decoded, rate) == []
+    assert 100 * np.mean(np.abs(decoded) >= stream.CLIP_LEVEL) < 0.1
+    gap, rate = _through_mp3(audio.canary_pcm(with_gap=True))
+    assert [g["ms"] >= 900 for g in stream.silence_gaps(gap, rate)] == [True]
+    clipped, rate = _through_mp3(np.clip(master * 1.5, -1, 1))
+    assert 100 * np.mean(np.abs(clipped) >= stream.CLIP_LEVEL) > 0.1
+
+
 # -- the matrix command ---------------------------------------------------------------
 def test_matrix_prints_every_fault_against_every_check(tmp_path):
     from veza_synthetics.matrix import HEALTHY, render

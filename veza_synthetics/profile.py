@@ -29,6 +29,9 @@ class Chat:
     health_url: str = ""
     auth: str = "token"
     broadcast: bool = True
+    # Sending chat messages is a write. A read-only profile sends none unless it names a conversation
+    # kept for the synthetic account, where its messages may land (an explicit opt-in).
+    synthetic_conversation: str = ""
 
 
 @dataclass(frozen=True)

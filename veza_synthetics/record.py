@@ -27,7 +27,7 @@ def check_record(symptom: Symptom, final: Verdict, attempts: list[Verdict], writ
     record = {
         "id": symptom.id, "category": symptom.category, "variant": "writes" if writes else "read-only",
         "title_fr": symptom.title_fr, "title_en": symptom.title_en,
-        "outcome": "skipped" if outcome == "no_data" else outcome,
+        "outcome": "skipped" if outcome in ("no_data", "skipped") else outcome,
         "summary": final.summary(),
         "conditions": [{"text": c.text, "level": c.level, "threshold": c.name, "value": c.value}
                        for c in final.conditions],
@@ -39,6 +39,8 @@ def check_record(symptom: Symptom, final: Verdict, attempts: list[Verdict], writ
         "runbook": symptom.runbook(), "duration_s": round(duration_s, 3),
         "finished_at": round(time.time(), 3),
     }
+    if outcome == "skipped":
+        record["skipped_for_safety"] = True
     return redact.data(record)
 
 

@@ -9,13 +9,25 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from .probes import Result, auth, http, stream, trust, websocket
 from .profile import Profile
 
 CONTRACT_KBPS = {"high": 320, "medium": 192, "low": 128, "mobile": 96}
+
+
+@dataclass(frozen=True)
+class Canary:
+    url: str          # signed; never reported (redact masks its signature)
+    name: str         # the stream's name: the track's stream_name
+    duration_s: float  # from the same track's metadata
+    signed_by: str
+    title: str = ""
 ResultT = TypeVar("ResultT", bound=Result)
 
 
@@ -73,8 +85,17 @@ class Target:
             token = self.token() if chat.auth == "token" else None
             if chat.auth == "token" and token is None:
                 return Result("websocket", chat.url, error=f"no token for the chat: {self.login_failure()}")
-            return websocket.delivery(chat.url, token, self.profile.sampling.chat_messages, self.timeout("ws"))
+            conversation = chat.synthetic_conversation or str(uuid.uuid4())
+            return websocket.delivery(chat.url, token, self.profile.sampling.chat_messages, self.timeout("ws"),
+                                      conversation)
         return self.shared("chat", attempt, measure)
+
+    def may_send_chat(self) -> str | None:
+        """None if the run may send chat messages, else why not (messages are writes)."""
+        if self.profile.allows_writes or self.profile.chat.synthetic_conversation:
+            return None
+        return (f"profile '{self.profile.name}' is read-only and names no chat.synthetic_conversation "
+                "where the synthetic account may send messages")
 
     def http_sample(self, attempt: int) -> Result:
         backend, sampling = self.profile.backend, self.profile.sampling
@@ -90,35 +111,47 @@ class Target:
             return result
         return self.shared("http", attempt, measure)
 
-    def stream_url(self) -> tuple[str | None, Result | None]:
-        """A signed canary URL: signed locally with the profile's secret, else asked of the backend."""
-        cfg = self.profile.stream
+    def canary(self) -> Canary | Result:
+        """The canary to stream: signed by the backend for the profile's track (its metadata from that
+        same track), or signed here where the profile holds the stream secret. A Result on failure."""
+        cfg, base, timeout = self.profile.stream, self.profile.backend.url, self.timeout("request")
         if cfg.secret:
             expires = int(time.time()) + 300
             sig = hmac.new(cfg.secret.encode(), f"{cfg.canary}:{expires}".encode(), hashlib.sha256).hexdigest()
-            return f"{cfg.url}/stream/{cfg.canary}?expires={expires}&sig={sig}&quality={cfg.quality}", None
-        result = auth.request(self.profile.backend.url, "GET",
-                              f"/api/v1/tracks/{cfg.canary_track_id}/stream-url?quality={cfg.quality}",
-                              self.timeout("request"), token=self.token())
-        if result.error or result.measurements.get("status") != 200:
-            return None, result
-        url = (result.body.get("data") or {}).get("url")
-        return (url if isinstance(url, str) else None), result
-
-    def track_duration(self) -> float | None:
-        cfg = self.profile.stream
-        info = http.fetch(f"{cfg.url}/info/{cfg.canary}", self.timeout("request"))
-        body = info.evidence.get("body") if not info.error else None
-        return float(body["duration_s"]) if isinstance(body, dict) and "duration_s" in body else None
+            info = http.fetch(f"{cfg.url}/info/{cfg.canary}", timeout)
+            body = info.evidence.get("body") if not info.error else None
+            duration = float(body["duration_s"]) if isinstance(body, dict) and "duration_s" in body else 0.0
+            return Canary(f"{cfg.url}/stream/{cfg.canary}?expires={expires}&sig={sig}&quality={cfg.quality}",
+                          cfg.canary, duration, "the profile's stream secret")
+        token = self.token()
+        if token is None:
+            return Result("stream", base, error=f"no token to ask for a signed stream URL: {self.login_failure()}")
+        track = auth.request(base, "GET", f"/api/v1/tracks/{cfg.canary_track_id}", timeout, token=token)
+        signed = auth.request(base, "GET", f"/api/v1/tracks/{cfg.canary_track_id}/stream-url?quality={cfg.quality}",
+                              timeout, token=token)
+        for answer in (track, signed):
+            if answer.error or answer.measurements.get("status") != 200:
+                return Result("stream", answer.target, answer.measurements, answer.evidence,
+                              error=answer.error or f"bad response: {answer.target} answered "
+                                                    f"{answer.measurements.get('status')}: {answer.evidence.get('error')}")
+        meta, url = track.body.get("data") or {}, (signed.body.get("data") or {}).get("url")
+        name = str(meta.get("stream_name", ""))
+        if not isinstance(url, str) or not name or urlsplit(url).path.rsplit("/", 1)[-1] != name:
+            return Result("stream", signed.target, error=f"bad response: the signed URL does not stream track "
+                                                         f"{cfg.canary_track_id}'s audio {name!r}")
+        return Canary(url, name, float(meta.get("duration_s") or 0.0), "the backend",
+                      str(meta.get("title", "")))
 
     def stream_download(self, attempt: int) -> Result:
         def measure() -> Result:
-            url, signing = self.stream_url()
-            if url is None:
-                reason = (signing.error or signing.evidence) if signing else "no stream URL"
-                return Result("stream", signing.target if signing else self.profile.stream.url,
-                              error=f"could not get a signed stream URL: {reason}")
-            quality = self.profile.stream.quality
-            dl = stream.download(url, self.timeout("connect"), self.timeout("stream_read"), self.timeout("stream"))
-            return stream.analyse(dl, url, CONTRACT_KBPS[quality], self.track_duration() or 0.0)
+            canary = self.canary()
+            if isinstance(canary, Result):
+                canary.error = f"could not get a signed stream URL: {canary.error}"
+                return canary
+            dl = stream.download(canary.url, self.timeout("connect"), self.timeout("stream_read"),
+                                 self.timeout("stream"))
+            result = stream.analyse(dl, canary.url, CONTRACT_KBPS[self.profile.stream.quality], canary.duration_s)
+            result.evidence["canary"] = {"track_id": self.profile.stream.canary_track_id, "name": canary.name,
+                                         "title": canary.title, "signed_by": canary.signed_by}
+            return result
         return self.shared("stream", attempt, measure)

@@ -11,7 +11,7 @@ from typing import Any
 from .catalog import Symptom, Threshold
 from .probes import Result
 
-ORDER = {"passed": 0, "no_data": 1, "degraded": 2, "failed": 3}
+ORDER = {"passed": 0, "skipped": 1, "no_data": 1, "degraded": 2, "failed": 3}
 
 
 @dataclass
@@ -46,6 +46,7 @@ class Verdict:
     errors: list[ProbeError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     no_data: list[str] = field(default_factory=list)
+    skipped_for_safety: str = ""  # why the check did not measure: the profile forbids what it needs
 
     @classmethod
     def for_symptom(cls, symptom: Symptom, overrides: dict[str, dict[str, float]] | None = None) -> "Verdict":
@@ -108,6 +109,10 @@ class Verdict:
     def note(self, text: str) -> None:
         self.notes.append(text)
 
+    def forbid(self, reason: str) -> None:
+        """The check would have to write where the profile forbids it: reported as skipped for safety."""
+        self.skipped_for_safety = f"skipped for safety: {reason}"
+
     def missing(self, what: str) -> None:
         """Say plainly that something could not be measured ("not enough data")."""
         self.no_data.append(what)
@@ -119,12 +124,16 @@ class Verdict:
         all is "no_data", never a pass."""
         if self.errors:
             return "failed"
+        if self.skipped_for_safety and not self.conditions:
+            return "skipped"
         if not self.conditions:
             return "no_data"
         return max((c.level for c in self.conditions), key=ORDER.__getitem__)
 
     def summary(self) -> str:
         outcome = self.outcome
+        if outcome == "skipped":
+            return f"{self.symptom.id}: {self.skipped_for_safety}"
         if outcome == "no_data":
             return f"{self.symptom.id}: not enough data: " + ("; ".join(self.no_data) or "nothing measured")
         shown = [f"could not evaluate {e.step}: {e.error}" for e in self.errors]

@@ -33,6 +33,10 @@ def disconnects(v: Verdict, target: Target, attempt: int) -> None:
 
 @check("ws.message_loss")
 def message_loss(v: Verdict, target: Target, attempt: int) -> None:
+    forbidden = target.may_send_chat()
+    if forbidden:
+        v.forbid(forbidden)
+        return
     if not target.profile.chat.broadcast:
         v.note("this profile's chat variant does not broadcast NewMessage: loss is measured all the same")
     result = target.chat_delivery(attempt)
@@ -46,6 +50,10 @@ def message_loss(v: Verdict, target: Target, attempt: int) -> None:
 
 @check("ws.high_latency")
 def high_latency(v: Verdict, target: Target, attempt: int) -> None:
+    forbidden = target.may_send_chat()
+    if forbidden:
+        v.forbid(forbidden)
+        return
     result = target.chat_delivery(attempt)
     if not v.record("delivery", result):
         return

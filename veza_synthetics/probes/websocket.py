@@ -94,9 +94,9 @@ def count_delivery(sent: list[int], received: list[int]) -> dict[str, Any]:
     return {"lost": lost, "duplicated": duplicated, "reordered": reordered}
 
 
-async def _delivery(url: str, token: str | None, messages: int, timeout_s: float, gap_s: float) -> Result:
+async def _delivery(url: str, token: str | None, messages: int, timeout_s: float, conversation: str,
+                    gap_s: float) -> Result:
     run = uuid.uuid4().hex[:8]
-    conversation = str(uuid.uuid4())
     try:
         a = await _connect(url, token, timeout_s)
     except (OSError, WebSocketException, TimeoutError) as exc:
@@ -163,7 +163,8 @@ async def _delivery(url: str, token: str | None, messages: int, timeout_s: float
     return Result("websocket", url, measurements, evidence)
 
 
-def delivery(url: str, token: str | None, messages: int, timeout_s: float, gap_s: float = 0.01) -> Result:
-    """Two clients in one new conversation; A sends numbered messages; what B gets, and how fast."""
+def delivery(url: str, token: str | None, messages: int, timeout_s: float, conversation: str,
+             gap_s: float = 0.01) -> Result:
+    """Two clients in `conversation`; A sends numbered messages; what B gets, and how fast."""
     budget = messages * (gap_s + 0.01) + 4 * timeout_s + 10
-    return asyncio.run(asyncio.wait_for(_delivery(url, token, messages, timeout_s, gap_s), budget))
+    return asyncio.run(asyncio.wait_for(_delivery(url, token, messages, timeout_s, conversation, gap_s), budget))

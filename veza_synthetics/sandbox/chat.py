@@ -10,7 +10,9 @@ from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
+import psycopg
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Opcode
@@ -26,11 +28,15 @@ class Chat:
         self.conversations: dict[str, set[ServerConnection]] = {}
         self.connections: set[ServerConnection] = set()
         self._server: Server | None = None
+        self.pool: AsyncConnectionPool | None = None
         reg = self.registry = CollectorRegistry()
         self.connections_gauge = Gauge("veza_chat_connections", "Open WebSocket connections", registry=reg)
         self.messages = Counter("veza_chat_messages_total", "Messages broadcast", registry=reg)
 
     async def start(self) -> None:
+        self.pool = AsyncConnectionPool(self.s.app_dsn, min_size=2, max_size=4, timeout=2, open=False,
+                                        kwargs={"connect_timeout": 2, "autocommit": True})
+        await self.pool.open(wait=True, timeout=10)
         self._server = await serve(self.handler, LOOPBACK, self.port, process_request=self.process_request,
                                    ping_interval=30, ping_timeout=20, close_timeout=2)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -40,6 +46,24 @@ class Chat:
             self._server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 3)
+        if self.pool:
+            await self.pool.close(timeout=2)
+
+    async def _store(self, frame: dict, author: str) -> None:
+        """Messages persist in PostgreSQL, as Veza's do (the write recorder counts them)."""
+        async with self.pool.connection() as conn:
+            await conn.execute("INSERT INTO messages (conversation_id, author, content, client_msg_id) "
+                               "VALUES (%s, %s, %s, %s)", (str(frame["conversation_id"]), author,
+                                                           str(frame.get("content", "")), frame.get("client_msg_id")))
+
+    async def stored_messages(self) -> dict[str, int] | None:
+        """Messages stored per conversation; None while the database cannot say."""
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute("SELECT conversation_id, count(*) FROM messages GROUP BY 1")
+                return {row[0]: row[1] for row in await cur.fetchall()}
+        except (psycopg.Error, PoolTimeout):
+            return None
 
     def _token(self, request: Request) -> str | None:
         query = parse_qs(urlsplit(request.path).query)
@@ -115,6 +139,11 @@ class Chat:
             self.conversations.setdefault(str(frame["conversation_id"]), set()).add(ws)
             await ws.send(json.dumps({"type": "ActionConfirmed", "action": "joined_conversation", "success": True}))
         elif kind == "SendMessage" and frame.get("conversation_id") in self.conversations:
+            try:
+                await self._store(frame, getattr(ws, "username", "?"))
+            except (psycopg.Error, PoolTimeout):
+                await ws.send(json.dumps({"type": "Error", "message": "message not stored: database unavailable"}))
+                return
             message_id = uuid.uuid4().hex
             await ws.send(json.dumps({"type": "ActionConfirmed", "action": "message_sent", "message_id": message_id}))
             broadcast = {"type": "NewMessage", "conversation_id": frame["conversation_id"], "message_id": message_id,

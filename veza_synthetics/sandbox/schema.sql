@@ -26,11 +26,22 @@ CREATE TABLE playlists (
     CONSTRAINT playlists_owner_name_key UNIQUE (owner_id, name)
 );
 
+CREATE TABLE messages (
+    id bigserial PRIMARY KEY,
+    conversation_id text NOT NULL,
+    author text NOT NULL,
+    content text NOT NULL,
+    client_msg_id text,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Every seeded track has a name of its own: a suite that asks for one track's metadata and
+-- streams another would show it. Only the canary has audio on the stream server.
 INSERT INTO tracks (title, artist, duration_s, stream_name)
-SELECT 'Track ' || g || ' ' || md5(g::text), 'Artist ' || (g % 997), 120 + (g % 240), 'canary'
+SELECT 'Track ' || g || ' ' || md5(g::text), 'Artist ' || (g % 997), 120 + (g % 240), 'track-' || g
 FROM generate_series(1, 50000) AS g;
 
-INSERT INTO tracks (title, artist, duration_s, stream_name) VALUES ('Veza Canary', 'Veza', 20.0, 'canary');
+INSERT INTO tracks (title, artist, duration_s, stream_name) VALUES ('Veza Canary', 'Veza', 20.0, 'veza-canary');
 
 CREATE INDEX tracks_title_idx ON tracks (lower(title) text_pattern_ops);
 ANALYZE;

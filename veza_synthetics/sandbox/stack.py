@@ -27,6 +27,7 @@ from starlette.routing import Route
 from ..catalog import load as load_catalog
 from ..errors import SetupError
 from . import faults as fault_ids
+from .audio import CANARY_NAME
 from .backend import Backend, password_hash
 from .chat import Chat
 from .faults import Faults
@@ -368,10 +369,16 @@ class Sandbox:
             return JSONResponse({"active": sorted(self.state.faults.active), "once": sorted(self.state.faults.once)})
 
         async def writes(request: Request):
-            """Every write the suite made: API requests that change data, SQL that is not a read."""
-            return JSONResponse({"http": list(self.state.write_requests), "sql": self.pg.suite_writes()})
+            """Every write the suite made: API requests that change data, SQL that is not a read, and the
+            chat messages stored per conversation."""
+            return JSONResponse({"http": list(self.state.write_requests), "sql": self.pg.suite_writes(),
+                                 "chat": await self.chat.stored_messages()})
 
-        return Starlette(routes=[Route("/writes", writes),
+        async def stream_secret(request: Request):
+            """For the tests of a profile that signs locally: production gives no such secret."""
+            return JSONResponse({"secret": self.state.stream_secret, "canary": CANARY_NAME})
+
+        return Starlette(routes=[Route("/writes", writes), Route("/stream-secret", stream_secret),
                                  Route("/faults", faults, methods=["GET", "PUT"]),
                                  Route("/faults/{fault}", one, methods=["POST", "DELETE"])])
 
@@ -382,7 +389,8 @@ class Sandbox:
             "name": "sandbox", "kind": "sandbox", "allow": "writes",
             "backend": {"url": self.nginx.url("backend")},
             "chat": {"url": f"{self.nginx.url('chat', 'wss')}/chat", "health_url": f"{self.nginx.url('chat')}/health"},
-            "stream": {"url": s.stream_url, "secret": s.stream_secret, "canary_track_id": CANARY_TRACK_ID},
+            # no stream secret: as in production, the backend signs the canary's URL
+            "stream": {"url": s.stream_url, "canary_track_id": CANARY_TRACK_ID, "canary": CANARY_NAME},
             "tls": {"ca_file": str(self.nginx.ca.ca_file)},
             "postgres": {"host": LOOPBACK, "port": self.pg_proxy.port, "dbname": "veza_db", "user": "postgres",
                          "password": s.pg_password},

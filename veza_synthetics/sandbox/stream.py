@@ -43,7 +43,7 @@ class StreamServer:
 
     async def stream(self, request: Request):
         name, q = request.path_params["name"], request.query_params
-        if name != "canary":
+        if name != audio.CANARY_NAME:
             self._count("/stream/{name}", 404)
             return JSONResponse({"error": "stream not found"}, 404)
         try:
@@ -98,9 +98,9 @@ class StreamServer:
             yield chunk
 
     async def info(self, request: Request):
-        if request.path_params["name"] != "canary":
+        if request.path_params["name"] != audio.CANARY_NAME:
             return JSONResponse({"error": "stream not found"}, 404)
-        return JSONResponse({"name": "canary", "duration_s": audio.DURATION_S, "sample_rate": audio.SAMPLE_RATE,
+        return JSONResponse({"name": audio.CANARY_NAME, "duration_s": audio.DURATION_S, "sample_rate": audio.SAMPLE_RATE,
                              "channels": 2, "qualities": audio.QUALITIES})
 
     async def health(self, request: Request):
