@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from veza_synthetics.probes import http as http_probe  # noqa: E402
+from veza_synthetics.probes import tls, trust  # noqa: E402
 from veza_synthetics.profile import ENV_DIR, Profile, load  # noqa: E402
 from veza_synthetics.sandbox.process import SandboxProcess  # noqa: E402
 from veza_synthetics.target import Target  # noqa: E402
@@ -114,21 +115,26 @@ def accuracy(sandbox: SandboxProcess, profile: Profile) -> list[dict]:
 
 def overhead(profile: Profile) -> dict:
     """The sampler against curl and a bare httpx client on one cheap URL (the stream server's
-    /health, no database behind it), so the figures are the client's, not the sandbox's."""
+    /health through the TLS front door, no database behind it), so the figures are the client's,
+    not the sandbox's; and the sampler's own phase split (connect, TLS, first byte, total)."""
     url = f"{profile.stream.url}/health"
+    trust(profile.tls.ca_file)
     n = 200
     curl = []
     for _ in range(n):
-        run = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{time_total}", url], capture_output=True, text=True)
+        run = subprocess.run(["curl", "-s", "--cacert", profile.tls.ca_file, "-o", "/dev/null", "-w", "%{time_total}",
+                              url], capture_output=True, text=True)
         curl.append(float(run.stdout) * 1000)
     bare = []
-    with httpx.Client(timeout=5) as client:
+    with httpx.Client(timeout=5, verify=tls()) as client:
         for _ in range(n):
             started = time.perf_counter()
             client.get(url)
             bare.append((time.perf_counter() - started) * 1000)
     sampled = http_probe.sample(profile.stream.url, {"health": "/health"}, {}, n, 1, 5)
     sampler_p50 = sampled.evidence["per_endpoint"]["health"]["p50_ms"]
+    phases = {phase: sampled.evidence["phases"][phase]["p50_ms"] for phase in ("connect_ms", "tls_ms", "first_byte_ms",
+                                                                              "total_ms")}
     concurrency = profile.sampling.concurrency
     started = time.perf_counter()
     http_probe.sample(profile.stream.url, {"health": "/health"}, {}, 2000, concurrency, 5)
@@ -136,6 +142,7 @@ def overhead(profile: Profile) -> dict:
     return {"url": "stream /health", "curl_p50_ms": round(statistics.median(curl), 2),
             "httpx_p50_ms": round(statistics.median(bare), 2), "sampler_p50_ms": sampler_p50,
             "sampler_vs_curl": round(sampler_p50 / statistics.median(curl), 2),
+            "sampler_phases_p50_ms": phases, "connections_opened": sampled.evidence["phases"]["connections_opened"],
             "sampler_requests_per_s": round(throughput, 1), "concurrency": concurrency,
             "within_goal": sampler_p50 <= 1.5 * statistics.median(curl) and throughput >= 300}
 
@@ -214,7 +221,9 @@ def table(r: dict) -> str:
     o = r["overhead"]
     lines += ["", f"overhead: curl p50 {o['curl_p50_ms']} ms, httpx {o['httpx_p50_ms']} ms, sampler {o['sampler_p50_ms']} ms "
               f"(x{o['sampler_vs_curl']} curl, goal <= 1.5); {o['sampler_requests_per_s']} req/s at concurrency "
-              f"{o['concurrency']} (goal >= 300)", "", "scale:"]
+              f"{o['concurrency']} (goal >= 300)",
+              "sampler phases p50: " + ", ".join(f"{k.removesuffix('_ms')} {v} ms" for k, v in o["sampler_phases_p50_ms"].items())
+              + f" ({o['connections_opened']} connections opened for {200} requests)", "", "scale:"]
     lines += [f"  x{s['factor']:<3} {s['requests']:>5} requests {s['http_s']:>6} s   {s['chat_messages']:>4} messages "
               f"{s['chat_s']:>6} s" for s in r["scale"]]
     lines += ["", "detection time (fault on -> failed check in the report):"]

@@ -61,7 +61,7 @@ def test_workflows_call_only_tested_commands():
     for name, script in _run_scripts():
         for line in script.splitlines():
             if "veza-synth" in line:
-                assert ".venv/bin/veza-synth run" in line or ".venv/bin/veza-synth failed-ids" in line, (name, line)
+                assert re.search(r"\.venv/bin/veza-synth (run|failed-ids|no-data-ids)\b", line), (name, line)
             if "args+=(" in line or "args=(" in line:
                 flags = set(re.findall(r"(--[a-z-]+|-m)\b", line))
                 assert flags <= ALLOWED_RUN_FLAGS, (name, flags)
@@ -140,14 +140,21 @@ def test_nightly_command_is_read_only_and_pushes_results(sandbox, pushgateway, t
     metrics = httpx.get(f"{pushgateway}/metrics", timeout=5).text
     assert re.search(r'veza_synthetic_check_success\{[^}]*env="production"[^}]*location="test-runner"'
                      r'[^}]*symptom="auth.jwt_expired"[^}]*\} 1', metrics), metrics[:2000]
+    # a check skipped for safety pushes a series of its own, never a success
+    assert re.search(r'veza_synthetic_check_skipped_for_safety\{[^}]*symptom="ws.message_loss"[^}]*\} 1', metrics)
+    assert not re.search(r'veza_synthetic_check_success\{[^}]*symptom="ws.message_loss"', metrics)
+    assert re.search(r'veza_synthetic_check_no_data\{[^}]*symptom="auth.jwt_expired"[^}]*\} 0', metrics)
     secrets = [v for k, v in env.items() if "PASSWORD" in k]
     for file in (p for p in (tmp_path / "reports" / "latest").rglob("*") if p.is_file()):
         text = file.read_text(errors="replace")
         assert not any(s in text for s in secrets), f"{file.name} leaks a secret"
 
 
-FRONT_DOOR_FAULTS = sorted(f for f in load_catalog().faults if f.startswith("front."))
-PRODUCTION_VISIBLE = ["perf.errors", "ws.drop_messages", "stream.truncate", "auth.short_ttl"]
+# Every front-door fault and some matrix faults production can see. The production profile judges the
+# platform's own 5xx ratio over its window: faults that leave 5xx behind run last, after the others.
+LEAVE_5XX = ["front.instance_errors", "front.rate_limit", "perf.errors"]
+NIGHTLY_FAULTS = ["ws.drop_messages", "stream.truncate", "auth.short_ttl",
+                  *sorted(f for f in load_catalog().faults if f.startswith("front.") and f not in LEAVE_5XX), *LEAVE_5XX]
 
 
 def test_nightly_chat_opt_in_sends_only_into_the_synthetic_conversation(sandbox, tmp_path):
@@ -159,7 +166,7 @@ def test_nightly_chat_opt_in_sends_only_into_the_synthetic_conversation(sandbox,
     assert writes["chat"] == {SYNTHETIC_CONVERSATION: 50}, writes["chat"]  # one delivery run, both checks
 
 
-@pytest.mark.parametrize("fault", FRONT_DOOR_FAULTS + PRODUCTION_VISIBLE)
+@pytest.mark.parametrize("fault", NIGHTLY_FAULTS)
 def test_nightly_command_fails_the_matrix_checks_through_the_front_door(sandbox, tmp_path, fault):
     """The nightly's own command sees what the matrix sees: the fault's must-fail checks fail, nothing
     outside its may-fail set does, and the run writes nothing."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .catalog import load as load_catalog
 from .errors import SetupError
+from .run import NO_DATA_EXIT
 
 
 def _sandbox_up(args) -> int:
@@ -29,7 +30,8 @@ def _check_markers(expression: str) -> None:
 
 
 def _run(args, extra: list[str]) -> int:
-    """pytest with the report options; exit 0 all passed, 1 a check failed, 2 could not start."""
+    """pytest with the report options; exit 0 all passed, 1 a check failed, 2 could not start, 3 a check
+    measured nothing (unless --allow-no-data)."""
     import pytest
     if args.markers:
         _check_markers(args.markers)
@@ -46,17 +48,21 @@ def _run(args, extra: list[str]) -> int:
         cmd += ["--pushgateway", args.pushgateway]
     if args.fail_on_degraded:
         cmd.append("--fail-on-degraded")
+    if args.allow_no_data:
+        cmd.append("--allow-no-data")
     reports_dir = Path(args.reports_dir)
     code = int(pytest.main(cmd + ["--reports-dir", str(reports_dir)] + extra))
     if code == 5:
         print("veza-synth: no check selected", file=sys.stderr)
         return 2
+    if code == NO_DATA_EXIT:
+        return 3
     return code if code in (0, 1) else 2
 
 
-def _failed_ids(args) -> int:
-    from .reports.results import failed_ids
-    print(failed_ids(Path(args.results)))
+def _ids(args) -> int:
+    from .reports.results import ids_with
+    print(ids_with(Path(args.results), "failed" if args.command == "failed-ids" else "no_data"))
     return 0
 
 
@@ -84,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--pushgateway", help="Pushgateway URL for one gauge set per check")
     run.add_argument("--reports-dir", default="reports")
     run.add_argument("--fail-on-degraded", action="store_true", help="exit 1 on degraded checks too")
-    failed = sub.add_parser("failed-ids", help="the failed check ids of a results.json (the nightly's issue title)")
-    failed.add_argument("results")
+    run.add_argument("--allow-no-data", action="store_true", help="exit 0, not 3, when a check measured nothing")
+    for command, what in (("failed-ids", "failed"), ("no-data-ids", "measured nothing")):
+        ids = sub.add_parser(command, help=f"the ids of the checks that {what} in a results.json (the nightly's issue)")
+        ids.add_argument("results")
     matrix = sub.add_parser("matrix", help="print the detection matrix (faults x checks)")
     matrix.add_argument("results", nargs="?", help="a results.json or a run folder: show the last measured outcomes")
     args, extra = parser.parse_known_args(argv)
@@ -96,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args, extra)
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        return _failed_ids(args) if args.command == "failed-ids" else _matrix(args)
+        return _ids(args) if args.command in ("failed-ids", "no-data-ids") else _matrix(args)
     except SetupError as exc:
         print(f"veza-synth: {exc}", file=sys.stderr)
         return 2

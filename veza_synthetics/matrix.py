@@ -12,7 +12,7 @@ from pathlib import Path
 from .catalog import load
 
 HEALTHY = "(none)"
-WORST = {"passed": 0, "skipped": 1, "degraded": 2, "failed": 3}
+WORST = {"passed": 0, "skipped": 1, "no_data": 1, "degraded": 2, "failed": 3}
 
 
 def expectation(fault: str, check: str) -> str:
@@ -46,7 +46,7 @@ def render(results: Path | None = None) -> str:
     checks = list(catalog.symptoms)
     measured = load_measured(results) if results else {}
     mark = {"fail": "F", "may": "~", "pass": "."}
-    got = {"failed": "F", "passed": ".", "degraded": "d", "skipped": "s"}
+    got = {"failed": "F", "passed": ".", "degraded": "d", "skipped": "s", "no_data": "n"}
     width = max(len(f) for f in catalog.faults) + 1
     header = [" " * width + " ".join(f"{i + 1:>2}" for i in range(len(checks)))]
     rows = []
@@ -62,5 +62,5 @@ def render(results: Path | None = None) -> str:
         rows.append(f"{fault:<{width}}" + " ".join(cells))
     legend = [f"{i + 1:>2} {c}" for i, c in enumerate(checks)]
     key = ("expected: F must fail, ~ may fail, . must pass" if not measured else
-           "measured: F failed, . passed, d degraded, s skipped, ? not run; ! = against the expectation")
+           "measured: F failed, . passed, d degraded, s skipped, n no data, ? not run; ! = against the expectation")
     return "\n".join(header + rows + ["", key, ""] + legend)

@@ -16,7 +16,7 @@ from . import catalog as catalog_mod
 from . import fixtures
 from .checks import registered
 from .errors import SetupError
-from .run import PROFILE_VAR, RUN_PLUGIN, VezaRun
+from .run import NO_DATA_EXIT, PROFILE_VAR, RUN_PLUGIN, VezaRun, current
 
 CHECKS_DIR = "tests_synthetic"
 
@@ -32,6 +32,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--reports-dir", default="reports", help="folder for the run folders (default: reports)")
     group.addoption("--keep-reports", type=int, default=20, help="how many run folders to keep (default: 20)")
     group.addoption("--fail-on-degraded", action="store_true", help="exit 1 when a check is degraded")
+    group.addoption("--allow-no-data", action="store_true",
+                    help=f"exit 0 when a check measured nothing (default: exit {NO_DATA_EXIT}; veza-synth run: 3)")
 
 
 def targets_veza(config: pytest.Config) -> bool:
@@ -60,6 +62,25 @@ def pytest_configure(config: pytest.Config) -> None:
     except SetupError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.pluginmanager.register(run, RUN_PLUGIN)
+
+
+UNCHECKED = pytest.StashKey[int]()
+VEZA_FIXTURES = ("veza_diagnose", "veza_verdict", "veza_profile", "veza_target")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Count the checks a run without an environment collects: they will be skipped, and the run says why."""
+    if current(config) is None:
+        config.stash[UNCHECKED] = sum(1 for item in items
+                                      if set(VEZA_FIXTURES) & set(getattr(item, "fixturenames", ())))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    unchecked = config.stash.get(UNCHECKED, 0)
+    if unchecked:
+        terminalreporter.write_line(
+            f"veza-synthetics: {unchecked} checks not run: no environment selected (pass --env NAME|PATH, "
+            f"or run `pytest {CHECKS_DIR}` for the sandbox)", yellow=True, bold=True)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

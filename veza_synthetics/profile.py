@@ -21,6 +21,8 @@ class Backend:
     url: str = ""
     health_path: str = "/health"
     ready_path: str = "/ready"
+    search_query: str = "Track {n}"  # {n}: the call's number; the sandbox's titles are "Track N ..."
+    search_min_results: int = 0      # results each search must return (0: not judged)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,15 @@ class Redis:
 class Prometheus:
     url: str = ""
     rate_window: str = "5m"
+    jobs: str = "veza-backend,veza-chat,veza-stream,node"  # the scrape jobs that are Veza's (comma-separated)
+    rule_groups: str = "veza_alerts"                         # the rule groups that must be loaded
+    judge_real_traffic: bool = False  # judge the platform's own 5xx ratio and p95 over rate_window
+
+    def job_names(self) -> set[str]:
+        return {j.strip() for j in self.jobs.split(",") if j.strip()}
+
+    def group_names(self) -> set[str]:
+        return {g.strip() for g in self.rule_groups.split(",") if g.strip()}
 
 
 @dataclass(frozen=True)
@@ -98,8 +109,8 @@ class Sampling:
     requests: int = 200
     concurrency: int = 8
     chat_messages: int = 50
-    db_connects: int = 5
-    search_calls: int = 10
+    db_connects: int = 20   # p95 needs 20 or more values (else the max is judged, named so)
+    search_calls: int = 20
     auth_calls: int = 10  # `me` calls of auth.http_401_403: enough to reach every instance behind a balancer
 
 

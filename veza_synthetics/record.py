@@ -3,6 +3,8 @@
 Schema version 2 (results.json): measurements and evidence are keyed by the step that took
 them ("me.status", "forbidden.status", "stream_health.body"); probe errors ("could not
 evaluate") are a list of their own, apart from the conditions ("condition false").
+Outcomes: passed, degraded, failed, no_data (nothing could be measured: never a pass), skipped
+(for safety: the profile forbids what the check needs).
 Version 1 merged measurements over each other and folded probe errors into conditions;
 `upgrade` reads it for anything that looks back at older runs.
 """
@@ -27,7 +29,7 @@ def check_record(symptom: Symptom, final: Verdict, attempts: list[Verdict], writ
     record = {
         "id": symptom.id, "category": symptom.category, "variant": "writes" if writes else "read-only",
         "title_fr": symptom.title_fr, "title_en": symptom.title_en,
-        "outcome": "skipped" if outcome in ("no_data", "skipped") else outcome,
+        "outcome": outcome,
         "summary": final.summary(),
         "conditions": [{"text": c.text, "level": c.level, "threshold": c.name, "value": c.value}
                        for c in final.conditions],
@@ -68,6 +70,8 @@ def upgrade(run: dict[str, Any]) -> dict[str, Any]:
         check.setdefault("errors", [])
         check.setdefault("title_fr", "")
         check.setdefault("title_en", "")
+        if check.get("outcome") == "skipped" and not check.get("skipped_for_safety"):
+            check["outcome"] = "no_data"  # version 1 wrote "skipped" for both
         for attempt in check.get("attempts", []):
             attempt.setdefault("errors", [])
         checks.append(check)

@@ -32,6 +32,7 @@ from .reports import pushgateway, terminal
 if TYPE_CHECKING:
     from .sandbox.process import SandboxProcess
 
+NO_DATA_EXIT = 6  # a check measured nothing (pytest's own codes are 0-5); veza-synth run says 3
 PROFILE_VAR = "veza_profile"  # the resolved profile's path, handed to xdist workers
 RUN_PLUGIN = "veza-run"
 RESULT_KEY = "veza_result"  # the check's record, carried from workers to the controller
@@ -178,9 +179,11 @@ class VezaRun:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.is_worker:
             return
-        if session.exitstatus == 0 and self.config.getoption("--fail-on-degraded") and \
-                any(r["outcome"] == "degraded" for r in self.results):
+        outcomes = {r["outcome"] for r in self.results}
+        if session.exitstatus == 0 and self.config.getoption("--fail-on-degraded") and "degraded" in outcomes:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if session.exitstatus == 0 and "no_data" in outcomes and not self.config.getoption("--allow-no-data"):
+            session.exitstatus = NO_DATA_EXIT
         metadata = _html_metadata(self.config)
         if metadata is not None:
             safety = [r["id"] for r in self.results if r.get("skipped_for_safety")]

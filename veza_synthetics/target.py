@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from .probes import Result, auth, http, stream, trust, websocket
 from .profile import Profile
@@ -73,9 +73,16 @@ class Target:
         return last.error or f"login answered {last.measurements.get('status')}: {last.evidence.get('error')}"
 
     def close(self) -> None:
-        for session in self._sessions:
+        """Log out every session this target opened, whatever happened to the checks that used them."""
+        sessions, self._sessions = self._sessions, []
+        for session in sessions:
             auth.logout(self.profile.backend.url, session, self.timeout("request"))
-        self._sessions.clear()
+
+    def __enter__(self) -> Target:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- shared measurements --------------------------------------------------------------
     def chat_delivery(self, attempt: int) -> Result:
@@ -100,7 +107,8 @@ class Target:
     def http_sample(self, attempt: int) -> Result:
         backend, sampling = self.profile.backend, self.profile.sampling
         endpoints = {"health": backend.health_path, "tracks": "/api/v1/tracks?limit=20",
-                     "search": "/api/v1/search?q=Track%201", "me": "/api/v1/auth/me"}
+                     "search": f"/api/v1/search?{urlencode({'q': backend.search_query.replace('{n}', '1')})}",
+                     "me": "/api/v1/auth/me"}
 
         def measure() -> Result:
             token = self.token()

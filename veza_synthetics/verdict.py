@@ -101,6 +101,16 @@ class Verdict:
                 text += f" ({detail})"
         self.conditions.append(Condition(text=text, level=level, name=name, value=value))
 
+    def against_p95(self, name: str, stats: dict[str, Any], label: str, unit_of: str = "answers") -> None:
+        """Judge a sample's p95 against `name`; from fewer than 20 values the max is judged, named as such."""
+        n = stats["n"]
+        if not n:
+            self.missing(f"{label}: no {unit_of} to time")
+        elif stats["p95_ms"] is not None:
+            self.against(name, stats["p95_ms"], label=f"{label} p95", detail=f"n={n} {unit_of}")
+        else:
+            self.against(name, stats["max_ms"], label=f"{label} max", detail=f"n={n} {unit_of}, too few for a p95")
+
     def require(self, ok: bool, text: str, ok_text: str = "") -> bool:
         """A plain requirement: `text` says what was seen when it does not hold, `ok_text` when it does."""
         self.conditions.append(Condition(text=text if not ok else ok_text, level="passed" if ok else "failed"))

@@ -69,14 +69,25 @@ def monitoring(v: Verdict, target: Target, attempt: int) -> None:
     result = prometheus.overview(p.prometheus.url, target.timeout("request"))
     if not v.record("prometheus", result):
         return
-    ev, m = result.evidence, result.measurements
+    ev, m, cfg = result.evidence, result.measurements, p.prometheus
     v.require(m["ready"], "Prometheus /-/ready is not 200")
-    down = ", ".join(f"{t['job']} ({t['last_error'] or t['health']})" for t in ev["targets_down"])
-    v.against("targets_down", m["targets_down"],
-              text=f"scrape targets down {m['targets_down']}/{m['targets']}" + (f": {down}" if down else ""))
-    rules = ev["rule_groups"].get("veza_alerts")
-    v.require(rules is not None and "HighErrorRate" in rules,
-              "rule group veza_alerts with HighErrorRate not loaded" + (f" (groups: {sorted(ev['rule_groups'])})"))
+    jobs = cfg.job_names()
+    ours = [t for t in ev["targets_down"] if t["job"] in jobs]
+    others = [t for t in ev["targets_down"] if t["job"] not in jobs]
+    down = ", ".join(f"{t['job']} ({t['last_error'] or t['health']})" for t in ours)
+    v.against("targets_down", len(ours), text=f"Veza scrape targets down {len(ours)}" + (f": {down}" if down else "")
+              + f" (jobs {', '.join(sorted(jobs))})")
+    if others:
+        v.note("targets of other jobs down (not Veza's, not judged): "
+               + ", ".join(f"{t['job']} {t['instance']}" for t in others))
+    for group in sorted(cfg.group_names()):
+        rules = ev["rule_groups"].get(group)
+        v.require(bool(rules), f"rule group {group} not loaded (groups: {sorted(ev['rule_groups'])})",
+                  ok_text=f"rule group {group} loaded ({len(rules or [])} rules)")
     critical = [a for a in ev["firing_alerts"] if a["severity"] == "critical"]
-    v.against("critical_alerts_firing", len(critical),
-              text=f"critical alerts firing {len(critical)}" + (f": {[a['alert'] for a in critical]}" if critical else ""))
+    our_rules = {rule for group in cfg.group_names() for rule in ev["rule_groups"].get(group, [])}
+    veza = [a for a in critical if a["alert"] in our_rules or a.get("job") in jobs]
+    v.against("critical_alerts_firing", len(veza),
+              text=f"Veza critical alerts firing {len(veza)}" + (f": {[a['alert'] for a in veza]}" if veza else ""))
+    if len(critical) > len(veza):
+        v.note(f"other critical alerts firing (not judged): {[a['alert'] for a in critical if a not in veza]}")

@@ -19,19 +19,25 @@ def _sample(v: Verdict, target: Target, attempt: int) -> Result | None:
     return result
 
 
-def _prometheus_figure(v: Verdict, target: Target, step: str, label: str, expr: str, scale: float = 1.0,
-                       unit: str = "") -> None:
-    """Prometheus's own view, reported beside the sample; missing data is said, not hidden."""
+def _real_traffic(v: Verdict, target: Target, threshold: str, label: str, expr: str, scale: float,
+                  unit: str) -> None:
+    """The platform's own figure over the rate window (all of its users' traffic, from Prometheus): a
+    condition where the profile asks for it (`prometheus.judge_real_traffic`), else a note beside the
+    sample, so an earlier incident still in the window cannot fail a run that did not ask."""
     p = target.profile
     if not p.has_prometheus:
         return
     result = prometheus.query(p.prometheus.url, expr, target.timeout("request"))
+    wording = f"platform {label} over {p.prometheus.rate_window} (Prometheus)"
     if result.error or not result.series:
-        v.missing(f"Prometheus {label}: not enough data" + (f" ({result.error})" if result.error else ""))
+        v.missing(f"{wording}: not enough data" + (f" ({result.error})" if result.error else ""))
         return
     value = result.series[0]["value"] * scale
-    v.measurements[f"{step}.value"] = round(value, 3)
-    v.note(f"Prometheus {label}: {value:.3g}{unit} over {p.prometheus.rate_window}")
+    v.measurements[f"real_traffic.{threshold}"] = round(value, 3)
+    if p.prometheus.judge_real_traffic:
+        v.against(threshold, value, label=wording)
+    else:
+        v.note(f"{wording}: {value:.3g}{unit} (not judged: prometheus.judge_real_traffic is off)")
 
 
 @check("perf.high_response_time")
@@ -42,13 +48,10 @@ def high_response_time(v: Verdict, target: Target, attempt: int) -> None:
     for name, stats in result.evidence["per_endpoint"].items():
         v.measurements[f"sample.{name}.p50_ms"], v.measurements[f"sample.{name}.p99_ms"] = \
             stats["p50_ms"], stats["p99_ms"]
-        if stats["n"] == 0:
-            v.missing(f"{name}: no successful answer to time (statuses {stats['status_counts']})")
-            continue
-        v.against("p95_ms", stats["p95_ms"], label=f"{name} p95", detail=f"n={stats['n']} successful answers")
+        v.against_p95("p95_ms", stats, label=name, unit_of="successful answers")
     window = target.profile.prometheus.rate_window
-    _prometheus_figure(v, target, "prometheus_p95_ms", "p95", f"histogram_quantile(0.95, sum by (le) "
-                       f"(rate(http_request_duration_seconds_bucket[{window}])))", 1000, " ms")
+    _real_traffic(v, target, "p95_ms", "p95", f"histogram_quantile(0.95, sum by (le) "
+                  f"(rate(http_request_duration_seconds_bucket[{window}])))", 1000, " ms")
 
 
 @check("perf.frequent_timeouts")
@@ -73,9 +76,8 @@ def error_rate(v: Verdict, target: Target, attempt: int) -> None:
     v.against("throttled_pct", m["throttled_pct"], label="throttled (429)",
               detail=f"{m['throttled']}/{m['requests']}" + (f", Retry-After {', '.join(retry)} s" if retry else ""))
     window = target.profile.prometheus.rate_window
-    _prometheus_figure(v, target, "prometheus_5xx_pct", "5xx ratio",
-                       f'sum(rate(http_requests_total{{status=~"5.."}}[{window}])) '
-                       f"/ sum(rate(http_requests_total[{window}]))", 100, " %")
+    _real_traffic(v, target, "error_pct", "5xx ratio", f'sum(rate(http_requests_total{{status=~"5.."}}[{window}])) '
+                  f"/ sum(rate(http_requests_total[{window}]))", 100, " %")
 
 
 SATURATION = {

@@ -61,4 +61,4 @@ def high_latency(v: Verdict, target: Target, attempt: int) -> None:
     if m["received"] == 0:
         v.missing("no message reached client B: latency cannot be measured (see ws.message_loss)")
         return
-    v.against("delivery_p95_ms", m["delivery_p95_ms"], label="A-to-B delivery p95")
+    v.against_p95("delivery_p95_ms", result.evidence["delivery_ms"], label="A-to-B delivery", unit_of="messages")

@@ -91,9 +91,16 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
+MIN_SAMPLES = {95: 20, 99: 100}  # fewer, and the percentile is just the maximum: report the max, named so
+
+
 def spread(values_ms: list[float]) -> dict[str, float | None]:
-    return {"n": len(values_ms), "p50_ms": _r(percentile(values_ms, 50)), "p95_ms": _r(percentile(values_ms, 95)),
-            "p99_ms": _r(percentile(values_ms, 99)), "max_ms": _r(max(values_ms) if values_ms else None)}
+    """n, p50, p95 and p99 (None where n is too small for them), max."""
+    n = len(values_ms)
+    return {"n": n, "p50_ms": _r(percentile(values_ms, 50)),
+            "p95_ms": _r(percentile(values_ms, 95)) if n >= MIN_SAMPLES[95] else None,
+            "p99_ms": _r(percentile(values_ms, 99)) if n >= MIN_SAMPLES[99] else None,
+            "max_ms": _r(max(values_ms) if values_ms else None)}
 
 
 def _r(value: float | None) -> float | None:

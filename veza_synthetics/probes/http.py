@@ -12,12 +12,37 @@ import httpx
 from . import Result, describe, spread, tls
 
 
-def fetch(url: str, timeout_s: float, headers: dict[str, str] | None = None) -> Result:
+class Phases:
+    """httpx's trace extension: when each phase of one request began and ended (blackbox_exporter's
+    phase="connect"/"tls"/"processing"). Connect and TLS appear only on a new connection."""
+
+    def __init__(self) -> None:
+        self.marks: dict[str, float] = {}
+
+    def __call__(self, event: str, info: dict[str, Any]) -> None:
+        self.marks[event.split(".", 1)[-1] if event.startswith(("http11.", "http2.")) else event] = time.perf_counter()
+
+    async def trace(self, event: str, info: dict[str, Any]) -> None:
+        self(event, info)
+
+    def _span(self, start: str, end: str) -> float | None:
+        if start in self.marks and end in self.marks:
+            return round((self.marks[end] - self.marks[start]) * 1000, 2)
+        return None
+
+    def split(self) -> dict[str, float | None]:
+        return {"connect_ms": self._span("connection.connect_tcp.started", "connection.connect_tcp.complete"),
+                "tls_ms": self._span("connection.start_tls.started", "connection.start_tls.complete"),
+                "first_byte_ms": self._span("send_request_headers.started", "receive_response_headers.complete")}
+
+
+def fetch(url: str, timeout_s: float, headers: dict[str, str] | None = None,
+          params: dict[str, str] | None = None) -> Result:
     """GET one URL: status, latency, JSON body when there is one."""
-    started = time.perf_counter()
+    started, phases = time.perf_counter(), Phases()
     try:
         with httpx.Client(timeout=timeout_s, verify=tls()) as client:
-            response = client.get(url, headers=headers)
+            response = client.get(url, headers=headers, params=params, extensions={"trace": phases})
     except httpx.HTTPError as exc:  # every network failure becomes the probe's error, never a traceback
         return Result("http", url, {"latency_ms": round((time.perf_counter() - started) * 1000, 1)},
                       error=describe(exc, timeout_s))
@@ -27,7 +52,7 @@ def fetch(url: str, timeout_s: float, headers: dict[str, str] | None = None) -> 
         evidence["body"] = response.json()
     except ValueError:
         evidence["body_excerpt"] = response.text[:300]
-    return Result("http", url, {"status": response.status_code, "latency_ms": latency}, evidence)
+    return Result("http", url, {"status": response.status_code, "latency_ms": latency, **phases.split()}, evidence)
 
 
 async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], requests: int, concurrency: int,
@@ -41,9 +66,10 @@ async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, A
             name = names[i % len(names)]
             request_id = f"veza-synth-{uuid.uuid4().hex[:12]}"
             async with semaphore:
-                started = time.perf_counter()
+                started, phases = time.perf_counter(), Phases()
                 try:
-                    response = await client.get(endpoints[name], headers={**headers, "X-Request-ID": request_id})
+                    response = await client.get(endpoints[name], headers={**headers, "X-Request-ID": request_id},
+                                                extensions={"trace": phases.trace})
                     outcome = {"status": response.status_code,
                                "json": "json" in response.headers.get("content-type", ""),
                                "request_id": response.headers.get("x-request-id", request_id),
@@ -53,7 +79,7 @@ async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, A
                     outcome = {"status": None, "timeout": True, "request_id": request_id}
                 except httpx.HTTPError as exc:
                     outcome = {"status": None, "error": describe(exc, timeout_s), "request_id": request_id}
-                return {"endpoint": name, "ms": (time.perf_counter() - started) * 1000, **outcome}
+                return {"endpoint": name, "ms": (time.perf_counter() - started) * 1000, **phases.split(), **outcome}
 
         return await asyncio.gather(*(one(i) for i in range(requests)))
 
@@ -86,6 +112,12 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], re
                     "error_pct": round(100 * errors / total, 2), "throttled": len(throttled),
                     "throttled_pct": round(100 * len(throttled) / total, 2), "not_json": len(not_json)}
     evidence = {"per_endpoint": per_endpoint,
+                "phases": {"connections_opened": sum(1 for r in records if r.get("connect_ms") is not None),
+                           **{phase: spread([r[phase] for r in records if r.get(phase) is not None])
+                              for phase in ("connect_ms", "tls_ms")},
+                           "first_byte_ms": spread([r["first_byte_ms"] for r in records
+                                                    if _ok(r) and r.get("first_byte_ms") is not None]),
+                           "total_ms": spread([r["ms"] for r in records if _ok(r)])},
                 "retry_after": sorted({str(r["retry_after"]) for r in throttled if r.get("retry_after")}),
                 "status_by_instance": {instance: _count(str(r.get("status")) for r in records
                                                         if r.get("instance") == instance)

@@ -64,7 +64,7 @@ def connect_times(cfg: Postgres, attempts: int, timeout_s: float) -> Result:
             errors.append(f"{describe(exc, timeout_s)} after {(time.perf_counter() - started) * 1000:.0f} ms")
     stats = spread(times)
     result = Result("postgres", cfg.address, {"connect_attempts": attempts, "connect_failures": len(errors),
-                                              "connect_p95_ms": stats["p95_ms"]},
+                                              "connect_p95_ms": stats["p95_ms"], "connect_max_ms": stats["max_ms"]},
                     {"connect_ms": stats, "connect_errors": errors[:3]})
     return result
 

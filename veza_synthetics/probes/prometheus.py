@@ -33,7 +33,8 @@ def overview(url: str, timeout_s: float) -> Result:
     down = [{"job": t["labels"].get("job"), "instance": t["labels"].get("instance"), "health": t["health"],
              "last_error": t.get("lastError", "")} for t in targets if t["health"] != "up"]
     rules = {g["name"]: sorted(r["name"] for r in g["rules"]) for g in groups}
-    firing = [{"alert": a["labels"].get("alertname"), "severity": a["labels"].get("severity"), "state": a["state"]}
+    firing = [{"alert": a["labels"].get("alertname"), "severity": a["labels"].get("severity"), "state": a["state"],
+               "job": a["labels"].get("job")}
               for a in alerts if a["state"] == "firing"]
     return Result("prometheus", url, {"ready": ready, "targets": len(targets), "targets_down": len(down)},
                   {"targets_down": down, "rule_groups": rules, "firing_alerts": firing})

@@ -159,7 +159,7 @@ async def _delivery(url: str, token: str | None, messages: int, timeout_s: float
                     "app_pong_p50_ms": spread(pongs)["p50_ms"]}
     evidence = {"missing_numbers": counts["lost"][:50], "duplicated_numbers": counts["duplicated"][:50],
                 "reordered_numbers": counts["reordered"][:50], "events": events,
-                "latencies_ms": [round(x, 2) for x in latencies]}
+                "latencies_ms": [round(x, 2) for x in latencies], "delivery_ms": lat}
     return Result("websocket", url, measurements, evidence)
 
 

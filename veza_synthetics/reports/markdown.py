@@ -15,7 +15,9 @@ def summary(run: dict[str, Any], folder: Path) -> str:
     checks = run["checks"]
     failed = [c for c in checks if c["outcome"] == "failed"]
     degraded = [c for c in checks if c["outcome"] == "degraded"]
-    counts = {k: sum(1 for c in checks if c["outcome"] == k) for k in ("passed", "degraded", "failed", "skipped")}
+    counts = {k: sum(1 for c in checks if c["outcome"] == k)
+              for k in ("passed", "degraded", "failed", "no_data", "skipped")}
+    no_data = [c for c in checks if c["outcome"] == "no_data"]
     lines = [f"# Veza synthetic checks: {run['env']} ({run['location']}), {run['started_at'][:19]}Z",
              "", " · ".join(f"{n} {k}" for k, n in counts.items()),
              f"Faults injected: {', '.join(run['faults']) or 'none'}", ""]
@@ -25,6 +27,10 @@ def summary(run: dict[str, Any], folder: Path) -> str:
             remedies = (c["runbook"].get("solutions") or "").splitlines() or ["(the check names none)"]
             lines += [f"- **{c['outcome'].upper()}** `{c['id']}` ({c['title_fr']}): {c['summary'].split(': ', 1)[-1]}",
                       f"  - First remedy: {remedies[0]}"]
+        lines.append("")
+    if no_data:
+        lines.append("## Not measured (no data: neither a pass nor a failure)")
+        lines += [f"- `{c['id']}`: {c['summary'].split(': ', 1)[-1]}" for c in no_data]
         lines.append("")
     lines += ["## All checks", "", "| check | outcome | verdict |", "|---|---|---|"]
     lines += [f"| {c['id']}{' (writes)' if c['variant'] == 'writes' else ''} | {c['outcome']} | "

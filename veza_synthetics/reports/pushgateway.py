@@ -16,10 +16,15 @@ def push(gateway: str, run: dict[str, Any]) -> str | None:
     degraded = Gauge("veza_synthetic_check_degraded", "1 when a warn level was crossed", labels, registry=registry)
     duration = Gauge("veza_synthetic_check_duration_seconds", "time the check took", labels, registry=registry)
     value = Gauge("veza_synthetic_check_value", "the check's key measurement", [*labels, "measurement"], registry=registry)
+    no_data = Gauge("veza_synthetic_check_no_data", "1 when the check could measure nothing", labels, registry=registry)
+    skipped = Gauge("veza_synthetic_check_skipped_for_safety", "1 when the profile forbids what the check needs",
+                    labels, registry=registry)
     for r in run["checks"]:
-        if r["outcome"] == "skipped":
-            continue
         key = (r["id"], r["variant"])
+        no_data.labels(*key).set(1 if r["outcome"] == "no_data" else 0)
+        skipped.labels(*key).set(1 if r["outcome"] == "skipped" else 0)
+        if r["outcome"] in ("no_data", "skipped"):
+            continue  # neither a success nor a failure: no success series
         success.labels(*key).set(0 if r["outcome"] == "failed" else 1)
         degraded.labels(*key).set(1 if r["outcome"] == "degraded" else 0)
         duration.labels(*key).set(r["duration_s"])

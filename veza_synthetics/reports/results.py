@@ -18,7 +18,7 @@ def read(path: Path) -> dict[str, Any]:
     return upgrade(json.loads(path.read_text()))
 
 
-def failed_ids(path: Path) -> str:
-    """The failed symptom ids, comma-separated ("none"): the nightly's issue title."""
+def ids_with(path: Path, outcome: str) -> str:
+    """The symptom ids that ended with this outcome, comma-separated ("none"): the nightly's issue title."""
     run = read(path)
-    return ", ".join(sorted({c["id"] for c in run["checks"] if c["outcome"] == "failed"})) or "none"
+    return ", ".join(sorted({c["id"] for c in run["checks"] if c["outcome"] == outcome})) or "none"

@@ -1,0 +1,104 @@
+"""Checks that say what they saw: no data is not a pass, sessions are always logged out, monitoring
+is judged on Veza's own jobs, searches are judged on their answers."""
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import redis
+
+REPO = Path(__file__).resolve().parents[1]
+VEZA_SYNTH = [sys.executable, "-m", "veza_synthetics"]
+
+
+def _profile(sandbox, tmp_path, text: str) -> Path:
+    path = tmp_path / "variant.toml"
+    path.write_text(f'extends = "{sandbox.profile_path}"\n' + textwrap.dedent(text))
+    return path
+
+
+def _results(folder: Path) -> dict:
+    return json.loads((folder / "latest" / "results.json").read_text())
+
+
+def test_no_data_is_its_own_exit_code(sandbox, tmp_path):
+    profile = _profile(sandbox, tmp_path, '[prometheus]\nurl = ""\n')
+    args = [*VEZA_SYNTH, "run", "--env", str(profile), "-m", "health", "--reports-dir", str(tmp_path / "r")]
+    run = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 3, run.stdout[-2000:]
+    checks = {c["id"]: c for c in _results(tmp_path / "r")["checks"]}
+    assert checks["health.monitoring"]["outcome"] == "no_data" and checks["health.services"]["outcome"] == "passed"
+    assert "NO DATA   health.monitoring: not enough data: no Prometheus in this profile" in run.stdout
+    ids = subprocess.run([*VEZA_SYNTH, "no-data-ids", str(tmp_path / "r" / "latest" / "results.json")],
+                         capture_output=True, text=True, timeout=60).stdout.strip()
+    assert ids == "health.monitoring"
+    summary = (tmp_path / "r" / "latest" / "summary.md").read_text()
+    assert "## Not measured" in summary and "`health.monitoring`" in summary
+    allowed = subprocess.run([*args, "--allow-no-data"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert allowed.returncode == 0, allowed.stdout[-2000:]
+
+
+def test_checks_without_an_environment_say_so_in_one_line(tmp_path):
+    (tmp_path / "test_team.py").write_text((REPO / "tests" / "example_team_check.py").read_text())
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(tmp_path)], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert "veza-synthetics: 2 checks not run: no environment selected (pass --env NAME|PATH" in run.stdout, \
+        run.stdout[-2000:]
+
+
+def _sessions(profile) -> int:
+    client = redis.Redis.from_url(profile.redis.url, password=profile.redis.password, socket_timeout=5)
+    with client:
+        return sum(1 for _ in client.scan_iter("veza:session:*"))
+
+
+def test_every_session_is_logged_out_when_checks_fail_or_raise(sandbox, sandbox_profile, tmp_path):
+    before = _sessions(sandbox_profile)
+    sandbox.set_faults(["auth.refresh_broken"])
+    try:
+        failing = subprocess.run([sys.executable, "-m", "pytest", "tests_synthetic", "--env", str(sandbox.profile_path),
+                                  "-m", "auth", "-p", "no:cacheprovider", "--reports-dir", str(tmp_path / "r1")],
+                                 cwd=REPO, capture_output=True, text=True, timeout=300)
+    finally:
+        sandbox.set_faults([])
+    assert failing.returncode == 1
+    (tmp_path / "test_raises.py").write_text(textwrap.dedent('''
+        def test_logs_in_then_raises(veza_target):
+            assert veza_target.login().session is not None
+            raise RuntimeError("a check that crashes after logging in")
+        '''))
+    raising = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path / "test_raises.py"), "--env",
+                              str(sandbox.profile_path), "-p", "no:cacheprovider", "--reports-dir", str(tmp_path / "r2")],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert raising.returncode == 1 and "a check that crashes" in raising.stdout
+    assert _sessions(sandbox_profile) == before
+
+
+def test_monitoring_judges_veza_jobs_and_notes_the_others(sandbox, tmp_path):
+    """A shared Prometheus: a down target of a job the profile does not name is a note, not a failure."""
+    not_ours = _profile(sandbox, tmp_path, '[prometheus]\njobs = "veza-backend,veza-stream,node"\n')
+    sandbox.set_faults(["infra.target_down"])  # the chat's /metrics stops answering
+    try:
+        args = ["--symptoms", "health.monitoring", "-p", "no:cacheprovider"]
+        scoped = subprocess.run([sys.executable, "-m", "pytest", "tests_synthetic", "--env", str(not_ours), *args,
+                                 "--reports-dir", str(tmp_path / "a")], cwd=REPO, capture_output=True, text=True,
+                                timeout=300)
+        default = subprocess.run([sys.executable, "-m", "pytest", "tests_synthetic", "--env", str(sandbox.profile_path),
+                                  *args, "--reports-dir", str(tmp_path / "b")], cwd=REPO, capture_output=True,
+                                 text=True, timeout=300)
+    finally:
+        sandbox.set_faults([])
+    check = _results(tmp_path / "a")["checks"][0]
+    assert scoped.returncode == 0 and any("veza-chat" in note for note in check["notes"]), check
+    assert default.returncode == 1 and "veza-chat" in _results(tmp_path / "b")["checks"][0]["summary"]
+
+
+def test_a_search_that_finds_nothing_is_not_a_fast_search(sandbox, tmp_path):
+    profile = _profile(sandbox, tmp_path, '[backend]\nsearch_query = "zzz no such title {n}"\nsearch_min_results = 1\n')
+    run = subprocess.run([sys.executable, "-m", "pytest", "tests_synthetic", "--env", str(profile), "--symptoms",
+                          "db.degraded_performance", "-p", "no:cacheprovider", "--reports-dir", str(tmp_path / "r")],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1
+    summary = _results(tmp_path / "r")["checks"][0]["summary"]
+    assert "search 'zzz no such title 1' answered 200 with 0 results (at least 1 expected)" in summary
