@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from veza_synthetics.probes import tls
 from veza_synthetics.target import Target
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +50,7 @@ def test_healthy_runs_raise_no_false_alarm(sandbox, sandbox_profile, tmp_path):
     metrics_url = f"{sandbox_profile.backend.url}/metrics"
 
     def requests_served() -> float:
-        text = httpx.get(metrics_url, timeout=5).text
+        text = httpx.get(metrics_url, timeout=5, verify=tls()).text
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                    if line.startswith("http_requests_total{"))
 

@@ -42,24 +42,27 @@ BACKEND_INSTANCES = ("backend-1", "backend-2")  # behind one nginx upstream; the
 SYNTHETIC_EMAIL = "synthetic@veza.local"
 ADMIN_EMAIL = "admin@veza.local"
 CANARY_TRACK_ID = 50001  # schema.sql inserts it after the 50,000 seed tracks
+# Veza's alert rules (guide section "Alertes configurées"), their rate windows scaled to the
+# sandbox's 1 s scrapes as its profile's rate_window is (5m -> 15s); the `for:` durations are kept,
+# so an alert fires on errors that last minutes, not on one test's fault.
 RULES = """groups:
   - name: veza_alerts
     rules:
       - alert: HighErrorRate
-        expr: rate(http_requests_total{status=~"5.."}[5m]) > 0.1
+        expr: rate(http_requests_total{status=~"5.."}[15s]) > 0.1
         for: 2m
         labels: {severity: critical}
         annotations: {summary: "Taux d'erreur élevé", description: "Le taux d'erreur HTTP 5xx est supérieur à 10%"}
       - alert: HighResponseTime
-        expr: histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[5m]))) > 0.2
+        expr: histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[15s]))) > 0.2
         for: 5m
         labels: {severity: warning}
       - alert: ErrorRateAboveOnePercent
-        expr: sum(rate(http_requests_total{status=~"5.."}[5m])) / sum(rate(http_requests_total[5m])) > 0.01
+        expr: sum(rate(http_requests_total{status=~"5.."}[15s])) / sum(rate(http_requests_total[15s])) > 0.01
         for: 5m
         labels: {severity: warning}
       - alert: HighCPU
-        expr: 100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m]))) > 80
+        expr: 100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[15s]))) > 80
         for: 5m
         labels: {severity: warning}
       - alert: HighMemory
