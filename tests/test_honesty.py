@@ -102,3 +102,44 @@ def test_a_search_that_finds_nothing_is_not_a_fast_search(sandbox, tmp_path):
     assert run.returncode == 1
     summary = _results(tmp_path / "r")["checks"][0]["summary"]
     assert "search 'zzz no such title 1' answered 200 with 0 results (at least 1 expected)" in summary
+
+
+def _run_one(profile, symptom: str, folder: Path) -> dict:
+    subprocess.run([sys.executable, "-m", "pytest", "tests_synthetic", "--env", str(profile), "--symptoms", symptom,
+                    "-p", "no:cacheprovider", "--reports-dir", str(folder)], cwd=REPO, capture_output=True, text=True,
+                   timeout=300)
+    return _results(folder)["checks"][0]
+
+
+def test_a_client_heartbeat_keeps_a_short_proxy_timeout_at_bay(sandbox, tmp_path):
+    """ws.disconnects idles as the profile's client does: with no heartbeat of its own (a browser) a 1 s
+    proxy timeout drops it; a client sending its application Ping every 0.5 s survives it."""
+    beating = _profile(sandbox, tmp_path, "[chat]\nclient_heartbeat_s = 0.5\n")
+    sandbox.set_faults(["front.idle_timeout"])
+    try:
+        browser = _run_one(sandbox.profile_path, "ws.disconnects", tmp_path / "browser")
+        heartbeat = _run_one(beating, "ws.disconnects", tmp_path / "heartbeat")
+    finally:
+        sandbox.set_faults([])
+    assert browser["outcome"] == "failed" and "after 1 s idle: code 1006" in browser["summary"], browser["summary"]
+    assert heartbeat["outcome"] == "passed", heartbeat["summary"]
+
+
+def test_the_sampler_backs_off_and_a_rejected_token_in_the_sample_counts(sandbox, tmp_path):
+    sandbox.set_faults(["front.rate_limit"])
+    try:
+        throttled = _run_one(sandbox.profile_path, "perf.error_rate", tmp_path / "throttled")
+    finally:
+        sandbox.set_faults([])
+    m = throttled["measurements"]
+    # five refusals (plus what was already in flight at 8 concurrent requests), then it stopped asking
+    assert 5 <= m["sample.throttled"] < 5 + 8 and m["sample.abandoned"] > 0
+    assert "the sampler backed off" in throttled["summary"] and "Retry-After 1 s" in throttled["summary"]
+    sandbox.set_faults(["front.instance_rejects_tokens"])
+    try:
+        rejected = _run_one(sandbox.profile_path, "auth.http_401_403", tmp_path / "rejected")
+    finally:
+        sandbox.set_faults([])
+    assert rejected["outcome"] == "failed"
+    assert any("in the HTTP sample's me calls" in c["text"] and c["level"] == "failed" for c in rejected["conditions"])
+    assert rejected["evidence"]["sample_me"]["status_by_instance"]["backend-2"].get("401")

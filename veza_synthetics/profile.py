@@ -34,6 +34,9 @@ class Chat:
     # Sending chat messages is a write. A read-only profile sends none unless it names a conversation
     # kept for the synthetic account, where its messages may land (an explicit opt-in).
     synthetic_conversation: str = ""
+    # The client's own application heartbeat ({"type": "Ping"}) while idle, in seconds; 0 = none, as a
+    # browser on Veza's web app (it answers the server's 30 s pings and sends none).
+    client_heartbeat_s: float = 0.0
 
 
 @dataclass(frozen=True)

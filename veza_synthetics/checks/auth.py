@@ -54,6 +54,25 @@ def _valid_token_accepted(v: Verdict, base: str, timeout: float, token: str, cal
     v.require(not others, f"me with a fresh token answered {sorted(set(others))}", ok_text="login 200, me 200")
 
 
+def _sample_accepts_token(v: Verdict, target: Target, attempt: int) -> None:
+    """The run's HTTP sample calls `me` with a valid token too: a 401/403 among those answers counts."""
+    sample = target.http_sample(attempt)
+    me = sample.evidence.get("per_endpoint", {}).get("me")
+    if sample.error or me is None or sample.evidence.get("login") != "ok":
+        reason = sample.error or (f"its login failed: {sample.evidence.get('login')}" if me else "no me sampled")
+        v.note(f"the HTTP sample's me answers are not judged here: {reason}")
+        return
+    counts = me["status_counts"]
+    rejected = counts.get("401", 0) + counts.get("403", 0)
+    total = sum(counts.values())
+    v.measurements.update({"sample_me.calls": total, "sample_me.rejected": rejected})
+    v.evidence["sample_me"] = {"status_counts": counts,
+                               "status_by_instance": sample.evidence.get("status_by_instance", {})}
+    v.against("rejected_pct", 100 * rejected / max(total, 1),
+              text=f"valid token refused {rejected}/{total} times in the HTTP sample's me calls"
+                   + (f" (by instance: {sample.evidence.get('status_by_instance')})" if rejected else ""))
+
+
 @check("auth.http_401_403")
 def http_401_403(v: Verdict, target: Target, attempt: int) -> None:
     base, timeout = target.profile.backend.url, target.timeout("request")
@@ -67,6 +86,7 @@ def http_401_403(v: Verdict, target: Target, attempt: int) -> None:
         v.require(status == 403, f"admin call by a non-admin answered {status}, expected 403"
                   + (" (authorization not enforced)" if status == 200 else f": {forbidden.evidence.get('error')}"),
                   ok_text="non-admin on an admin endpoint 403")
+    _sample_accepts_token(v, target, attempt)
     if target.profile.accounts.admin_email:
         admin = _login(v, target, "admin_login", admin=True)
         if admin is not None:

@@ -16,7 +16,7 @@ def disconnects(v: Verdict, target: Target, attempt: int) -> None:
         if token is None:
             v.error("login", p.backend.url, f"no token for the chat: {target.login_failure()}")
             return
-    result = websocket.hold(p.chat.url, token, p.holds.ws_idle_s, target.timeout("ws"))
+    result = websocket.hold(p.chat.url, token, p.holds.ws_idle_s, target.timeout("ws"), p.chat.client_heartbeat_s)
     if not v.record("hold", result):
         return
     m, events = result.measurements, "; ".join(result.evidence["events"])

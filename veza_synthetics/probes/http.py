@@ -55,17 +55,34 @@ def fetch(url: str, timeout_s: float, headers: dict[str, str] | None = None,
     return Result("http", url, {"status": response.status_code, "latency_ms": latency, **phases.split()}, evidence)
 
 
+MAX_RETRY_AFTER_S = 2.0  # the longest pause a Retry-After gets from the sampler
+GIVE_UP_AFTER_THROTTLED = 5  # refusals after which a polite client stops asking
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return min(max(float(value or 1), 0.0), MAX_RETRY_AFTER_S)
+    except ValueError:
+        return 1.0
+
+
 async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], requests: int, concurrency: int,
                   timeout_s: float) -> list[dict[str, Any]]:
+    """A polite client: a 429 pauses every worker for its Retry-After (at most 2 s), and after five
+    refusals the requests not yet sent are abandoned (counted, never sent)."""
     names = list(endpoints)
     semaphore = asyncio.Semaphore(concurrency)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    backoff = {"until": 0.0, "throttled": 0}
 
     async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits, verify=tls()) as client:
         async def one(i: int) -> dict[str, Any]:
             name = names[i % len(names)]
             request_id = f"veza-synth-{uuid.uuid4().hex[:12]}"
             async with semaphore:
+                await asyncio.sleep(max(0.0, backoff["until"] - time.monotonic()))
+                if backoff["throttled"] >= GIVE_UP_AFTER_THROTTLED:
+                    return {"endpoint": name, "ms": 0.0, "status": None, "abandoned": True, "request_id": request_id}
                 started, phases = time.perf_counter(), Phases()
                 try:
                     response = await client.get(endpoints[name], headers={**headers, "X-Request-ID": request_id},
@@ -75,6 +92,9 @@ async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, A
                                "request_id": response.headers.get("x-request-id", request_id),
                                "retry_after": response.headers.get("retry-after"),
                                "instance": response.headers.get("x-veza-instance")}
+                    if response.status_code == 429:
+                        backoff["throttled"] += 1
+                        backoff["until"] = time.monotonic() + _retry_after(response.headers.get("retry-after"))
                 except httpx.TimeoutException:
                     outcome = {"status": None, "timeout": True, "request_id": request_id}
                 except httpx.HTTPError as exc:
@@ -90,7 +110,9 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], re
 
     Latency figures count successful answers (2xx/3xx) only: a fast error is never a fast success.
     Errors are 5xx and failed connections (reset, refused, TLS); 429 is counted apart (throttled)."""
-    records = asyncio.run(_sample(base_url, endpoints, headers, requests, concurrency, timeout_s))
+    everything = asyncio.run(_sample(base_url, endpoints, headers, requests, concurrency, timeout_s))
+    records = [r for r in everything if not r.get("abandoned")]
+    abandoned = len(everything) - len(records)
     per_endpoint = {}
     for name, path in endpoints.items():
         mine = [r for r in records if r["endpoint"] == name]
@@ -107,7 +129,8 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], re
     unreachable = [r["error"] for r in records if r.get("error")]
     not_json = [r for r in records if r.get("status") is not None and not r.get("json")]
     slowest = sorted(records, key=lambda r: r["ms"], reverse=True)[:5]
-    measurements = {"requests": total, "succeeded": sum(1 for r in records if _ok(r)), "timeouts": timeouts,
+    measurements = {"requests": total, "abandoned": abandoned, "succeeded": sum(1 for r in records if _ok(r)),
+                    "timeouts": timeouts,
                     "timeout_pct": round(100 * timeouts / total, 2), "errors": errors,
                     "error_pct": round(100 * errors / total, 2), "throttled": len(throttled),
                     "throttled_pct": round(100 * len(throttled) / total, 2), "not_json": len(not_json)}

@@ -33,7 +33,21 @@ async def _recv_type(ws: ClientConnection, kind: str, timeout_s: float) -> dict[
             return frame
 
 
-async def _hold(url: str, token: str | None, hold_s: float, timeout_s: float) -> Result:
+async def _idle(ws: ClientConnection, hold_s: float, heartbeat_s: float) -> None:
+    """Wait hold_s for a close, sending the client's application Ping every heartbeat_s (0: never)."""
+    deadline = time.monotonic() + hold_s
+    while (left := deadline - time.monotonic()) > 0:
+        step = min(left, heartbeat_s) if heartbeat_s > 0 else left
+        try:
+            await asyncio.wait_for(ws.wait_closed(), step)
+            return
+        except TimeoutError:
+            if deadline - time.monotonic() > 0:
+                await ws.send(json.dumps({"type": "Ping"}))
+    raise TimeoutError
+
+
+async def _hold(url: str, token: str | None, hold_s: float, timeout_s: float, heartbeat_s: float) -> Result:
     m: dict[str, Any] = {"hold_s": hold_s}
     events: list[str] = []
     started = time.perf_counter()
@@ -53,8 +67,8 @@ async def _hold(url: str, token: str | None, hold_s: float, timeout_s: float) ->
         await _recv_type(ws, "Pong", timeout_s)
         m["app_pong_ms"] = round((time.perf_counter() - sent) * 1000, 2)
         idle_from = time.monotonic()
-        try:  # idle as a browser is: it answers the server's pings (the library does) and sends nothing
-            await asyncio.wait_for(ws.wait_closed(), hold_s)
+        try:  # idle as Veza's clients are: the server's pings answered (the library does), no pings of its own
+            await _idle(ws, hold_s, heartbeat_s)
             m["closed_after_s"] = round(time.monotonic() - idle_from, 2)
             events.append(f"closed by the server or a proxy after {m['closed_after_s']:g} s idle: "
                           f"code {ws.close_code} {ws.close_reason or ''}".rstrip())
@@ -73,10 +87,10 @@ async def _hold(url: str, token: str | None, hold_s: float, timeout_s: float) ->
     return Result("websocket", url, m, {"events": events})
 
 
-def hold(url: str, token: str | None, hold_s: float, timeout_s: float) -> Result:
+def hold(url: str, token: str | None, hold_s: float, timeout_s: float, heartbeat_s: float = 0.0) -> Result:
     """Open, check the application Ping/Pong, then stay idle for hold_s the way a browser does (no pings
     of its own); any close by the server or a proxy is recorded with its code and time. Bounded."""
-    return asyncio.run(asyncio.wait_for(_hold(url, token, hold_s, timeout_s), hold_s + 4 * timeout_s + 5))
+    return asyncio.run(asyncio.wait_for(_hold(url, token, hold_s, timeout_s, heartbeat_s), hold_s + 4 * timeout_s + 5))
 
 
 def count_delivery(sent: list[int], received: list[int]) -> dict[str, Any]:
