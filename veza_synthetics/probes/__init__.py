@@ -41,6 +41,22 @@ def tls() -> ssl.SSLContext:
     return context
 
 
+@functools.lru_cache(maxsize=1)
+def _browser() -> httpx.Client:
+    return httpx.Client(verify=tls(), limits=httpx.Limits(max_connections=16, max_keepalive_connections=8))
+
+
+def request(method: str, url: str, timeout_s: float, **kwargs: Any) -> httpx.Response:
+    """A single API call on connections kept alive per origin, as a browser keeps them, so its latency is
+    the request's, not a fresh TCP and TLS handshake (the sampler times those phases apart). No cookie
+    outlives the call: one check's session never leaks into another's."""
+    client = _browser()
+    try:
+        return client.request(method, url, timeout=timeout_s, **kwargs)
+    finally:
+        client.cookies.clear()
+
+
 def trust(ca_file: str) -> None:
     """Add a private CA (the profile's tls.ca_file) to the verifying context; verification stays on."""
     if ca_file:

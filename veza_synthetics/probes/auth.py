@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from . import Result, describe, tls
+from . import Result, describe
+from . import request as keepalive_request
 
 ApiResultT = TypeVar("ApiResultT", bound="ApiResult")
 
@@ -77,8 +78,7 @@ def request(base_url: str, method: str, path: str, timeout_s: float, token: str 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     started = time.perf_counter()
     try:
-        with httpx.Client(base_url=base_url, timeout=timeout_s, verify=tls()) as client:
-            response = client.request(method, path, headers=headers, json=json_body)
+        response = keepalive_request(method, f"{base_url}{path}", timeout_s, headers=headers, json=json_body)
     except httpx.HTTPError as exc:
         return ApiResult("auth", f"{method} {path}", error=describe(exc, timeout_s))
     body = _body(response)

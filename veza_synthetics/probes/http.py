@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from . import Result, describe, spread, tls
+from . import Result, describe, request, spread, tls
 
 
 class Phases:
@@ -41,8 +41,7 @@ def fetch(url: str, timeout_s: float, headers: dict[str, str] | None = None,
     """GET one URL: status, latency, JSON body when there is one."""
     started, phases = time.perf_counter(), Phases()
     try:
-        with httpx.Client(timeout=timeout_s, verify=tls()) as client:
-            response = client.get(url, headers=headers, params=params, extensions={"trace": phases})
+        response = request("GET", url, timeout_s, headers=headers, params=params, extensions={"trace": phases})
     except httpx.HTTPError as exc:  # every network failure becomes the probe's error, never a traceback
         return Result("http", url, {"latency_ms": round((time.perf_counter() - started) * 1000, 1)},
                       error=describe(exc, timeout_s))
