@@ -16,9 +16,10 @@ def _sandbox_up(args) -> int:
     from .profile import ENV_DIR
     from .sandbox.run import serve
     inject = load_catalog().validate_faults([f.strip() for f in (args.inject or "").split(",") if f.strip()])
-    base = Path(args.base_profile) if args.base_profile else ENV_DIR / "sandbox.toml"
+    default = "sandbox.toml" if args.variant == "contract" else "sandbox-deployed.toml"
+    base = Path(args.base_profile) if args.base_profile else ENV_DIR / default
     asyncio.run(serve(inject, Path(args.profile_out) if args.profile_out else None, base,
-                      wait_prometheus=not args.no_wait_prometheus))
+                      wait_prometheus=not args.no_wait_prometheus, variant=args.variant))
     return 0
 
 
@@ -81,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--profile-out", help="write an environment profile pointing at the sandbox here")
     up.add_argument("--no-wait-prometheus", action="store_true",
                     help="ready before Prometheus's first scrapes (for runs without health/performance checks)")
+    up.add_argument("--variant", choices=("contract", "deployed"), default="contract",
+                    help="contract: the guide's Veza; deployed: every known variant of the public Veza code")
     up.add_argument("--base-profile", help="the profile the written one extends (default: fixtures/environments/sandbox.toml)")
     run = sub.add_parser("run", help="run the suite and write the reports")
     run.add_argument("--env")

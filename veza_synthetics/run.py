@@ -98,7 +98,8 @@ class VezaRun:
             raise SetupError(f"--symptoms: unknown check id(s): {', '.join(sorted(unknown))}")
         sandbox = None
         if env == "sandbox":
-            sandbox = _start_sandbox(faults, may_select(config.getoption("markexpr"), {"health", "performance"}))
+            sandbox = _start_sandbox(faults, may_select(config.getoption("markexpr"), {"health", "performance"}),
+                                     config.getoption("--sandbox-variant"))
             path = str(sandbox.profile_path)
         else:
             if faults:
@@ -266,17 +267,17 @@ def _html_metadata(config: pytest.Config) -> dict[str, Any] | None:
 SANDBOX_MODULES = ("uvicorn", "starlette", "tomli_w", "jwt")
 
 
-def _start_sandbox(faults: list[str], wait_prometheus: bool) -> "SandboxProcess":
+def _start_sandbox(faults: list[str], wait_prometheus: bool, variant: str) -> "SandboxProcess":
     """The sandbox in a child process (the `sandbox` extra), when no --env names a real environment."""
     missing = [name for name in SANDBOX_MODULES if importlib.util.find_spec(name) is None]
     if missing:
         raise SetupError(f"no --env given and the sandbox is not installed ({', '.join(missing)} missing): "
                          "pass --env NAME|PATH, or pip install 'veza-synthetics[sandbox]'")
-    base = ENV_DIR / "sandbox.toml"
+    base = ENV_DIR / ("sandbox.toml" if variant == "contract" else "sandbox-deployed.toml")
     if not base.exists():
         raise SetupError(f"no --env given and the sandbox's profile {base} is not there: run from the "
                          "veza-synthetics repository, or pass --env NAME|PATH")
     from .sandbox.process import SandboxProcess
-    sandbox = SandboxProcess(inject=faults, base_profile=base, wait_prometheus=wait_prometheus)
+    sandbox = SandboxProcess(inject=faults, base_profile=base, wait_prometheus=wait_prometheus, variant=variant)
     sandbox.start()
     return sandbox

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from ..probes import auth, redis
+from ..probes import Result, auth, postgres, redis
 from ..target import Target
 from ..verdict import Verdict
 from . import check
@@ -157,17 +158,45 @@ def session_lost(v: Verdict, target: Target, attempt: int) -> None:
                   f"the token refreshed {hold:g} s later expires at {new_exp}, not later than the first "
                   f"({claims.get('exp')}): refresh does not extend the session", ok_text="refresh extends exp")
     if before is not None and v.record("redis_before", before):
-        after = redis.inspect(p.redis.url, p.redis.password, target.timeout("connect"), claims.get("sid"))
-        if v.record("redis_after", after):
-            refresh_claims = auth.claims(session.refresh_token)
-            lifetime = refresh_claims.get("exp", 0) - refresh_claims.get("iat", 0)
-            ttl = after.measurements["session_ttl_s"]
-            if lifetime > 0:
-                v.against("session_ttl_ratio", max(ttl, 0) / lifetime,
-                          text=f"session key TTL {ttl} s vs refresh lifetime {lifetime} s"
-                               + (" (key missing)" if ttl == -2 else ""))
-            policy, maxmemory = after.measurements["maxmemory_policy"], after.measurements["maxmemory"]
-            v.require(maxmemory == 0 or policy in SESSION_SAFE_POLICIES,
-                      f"maxmemory-policy {policy} with maxmemory {maxmemory} can evict sessions")
-            v.against("evicted_keys_delta", after.measurements["evicted_keys"] - before.measurements["evicted_keys"],
-                      label="evicted keys during the hold")
+        _redis_session(v, target, claims, session, before)
+    elif p.auth.session_store == "postgres" and p.has_postgres:
+        _postgres_session(v, target, claims, session)
+
+
+def _session_lifetime(session: auth.Session) -> int:
+    refresh_claims = auth.claims(session.refresh_token)
+    return int(refresh_claims.get("exp", 0) - refresh_claims.get("iat", 0))
+
+
+def _redis_session(v: Verdict, target: Target, claims: dict[str, Any], session: auth.Session,
+                   before: Result) -> None:
+    p = target.profile
+    after = redis.inspect(p.redis.url, p.redis.password, target.timeout("connect"), claims.get("sid"))
+    if not v.record("redis_after", after):
+        return
+    lifetime = _session_lifetime(session)
+    ttl = after.measurements["session_ttl_s"]
+    if lifetime > 0:
+        v.against("session_ttl_ratio", max(ttl, 0) / lifetime,
+                  text=f"session key TTL {ttl} s vs refresh lifetime {lifetime} s" + (" (key missing)" if ttl == -2 else ""))
+    policy, maxmemory = after.measurements["maxmemory_policy"], after.measurements["maxmemory"]
+    v.require(maxmemory == 0 or policy in SESSION_SAFE_POLICIES,
+              f"maxmemory-policy {policy} with maxmemory {maxmemory} can evict sessions")
+    v.against("evicted_keys_delta", after.measurements["evicted_keys"] - before.measurements["evicted_keys"],
+              label="evicted keys during the hold")
+
+
+def _postgres_session(v: Verdict, target: Target, claims: dict[str, Any], session: auth.Session) -> None:
+    """The deployed variant keeps refresh tokens in PostgreSQL: one read-only SELECT on refresh_tokens."""
+    user_id = int(claims.get("user_id", 0))
+    query = ("SELECT count(*) AS live, extract(epoch FROM max(expires_at) - now())::float AS ttl_s "
+             f"FROM refresh_tokens WHERE user_id = {user_id} AND expires_at > now()")
+    result = postgres.inspect(target.profile.postgres, target.timeout("connect"), {"refresh_tokens": query})
+    if not v.record("refresh_tokens", result):
+        return
+    row, lifetime = result.evidence["refresh_tokens"][0], _session_lifetime(session)
+    ttl = row["ttl_s"] if row["ttl_s"] is not None else 0.0
+    if lifetime > 0:
+        v.against("session_ttl_ratio", max(ttl, 0) / lifetime,
+                  text=f"refresh_tokens: {row['live']} live for the synthetic user, the longest {ttl:.0f} s "
+                       f"vs refresh lifetime {lifetime} s")

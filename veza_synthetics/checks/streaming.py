@@ -51,6 +51,8 @@ def quality_degraded(v: Verdict, target: Target, attempt: int) -> None:
     if target.profile.stream.content_type_required:
         v.require(m["content_type"].startswith("audio/"), f"Content-Type {m['content_type'] or 'missing'!r}, "
                   "players need audio/mpeg", ok_text=f"Content-Type {m['content_type']}")
+    else:
+        v.missing(f"Content-Type not judged: this stream server omits it (answered {m['content_type'] or 'none'!r})")
     v.against("clipped_pct", m["clipped_pct"], label="clipped samples")
 
 

@@ -37,12 +37,14 @@ def message_loss(v: Verdict, target: Target, attempt: int) -> None:
     if forbidden:
         v.forbid(forbidden)
         return
-    if not target.profile.chat.broadcast:
-        v.note("this profile's chat variant does not broadcast NewMessage: loss is measured all the same")
     result = target.chat_delivery(attempt)
     if not v.record("delivery", result):
         return
     m, ev = result.measurements, result.evidence
+    if not target.profile.chat.broadcast and m["received"] == 0:
+        v.require(False, f"members do not get messages: this chat does not broadcast NewMessage "
+                         f"(lost {m['lost']}/{m['sent']}; chat.broadcast = false in the profile)")
+        return
     for name, numbers in (("lost", ev["missing_numbers"]), ("duplicated", ev["duplicated_numbers"]),
                           ("reordered", ev["reordered_numbers"])):
         v.against(name, m[name], text=f"{name} {m[name]}/{m['sent']} messages" + (f" (#{numbers[:10]})" if numbers else ""))

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 ACCESS_LIFETIME_S = 3600
+DEPLOYED_ACCESS_LIFETIME_S = 900  # the deployed variant's 15 min
 REFRESH_LIFETIME_S = 7 * 24 * 3600
 SKEW_S = 600  # auth.clock_skew: the backend's clock runs 10 min ahead
 # What any user does without changing data: not counted as writes by the safety recorder.
@@ -143,7 +144,7 @@ class Backend:
 
     def routes(self):
         return [
-            Route("/health", self.health),
+            Route("/api/health" if self.s.deployed else "/health", self.health),
             Route("/ready", self.ready),
             Route("/metrics", self.metrics),
             Route("/api/v1/auth/login", self.login, methods=["POST"]),
@@ -205,14 +206,14 @@ class Backend:
     # -- auth --------------------------------------------------------------------------
     def _tokens(self, user: dict, sid: str) -> dict:
         now = int(self.now())
-        lifetime = 2 if self.s.faults.on("auth.short_ttl") else ACCESS_LIFETIME_S
+        normal = DEPLOYED_ACCESS_LIFETIME_S if self.s.deployed else ACCESS_LIFETIME_S
+        lifetime = 2 if self.s.faults.on("auth.short_ttl") else normal
         claims = {"user_id": user["id"], "username": user["username"], "role": user["role"], "sid": sid,
                   "iat": now, "exp": now + lifetime}
         access = jwt.encode(claims, self.s.jwt_secret, algorithm="HS256")
         refresh = jwt.encode({"user_id": user["id"], "sid": sid, "typ": "refresh", "iat": now,
                               "exp": now + REFRESH_LIFETIME_S}, self.s.jwt_secret, algorithm="HS256")
-        return {"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
-                "expires_in": ACCESS_LIFETIME_S}
+        return {"access_token": access, "refresh_token": refresh, "token_type": "Bearer", "expires_in": normal}
 
     def _session_ttl(self) -> int:
         return 1 if self.s.faults.on("auth.session_eviction") else REFRESH_LIFETIME_S
@@ -232,9 +233,33 @@ class Backend:
             return error("invalid email or password", 401)
         user = {"id": row[0], "username": row[1], "email": row[2], "role": row[3]}
         sid = uuid.uuid4().hex
-        await self.redis.set(f"veza:session:{sid}", json.dumps({"user_id": user["id"], "created_at": int(time.time())}),
-                             ex=self._session_ttl())
+        await self._open_session(sid, user["id"])
         return ok({**self._tokens(user, sid), "user": user})
+
+    # -- sessions: in Redis (the contract) or in the refresh_tokens table (the deployed variant) ----
+    async def _open_session(self, sid: str, user_id: int) -> None:
+        if self.s.deployed:
+            async with self.pool.connection() as conn:
+                await conn.execute("INSERT INTO refresh_tokens (user_id, session_id, expires_at) "
+                                   "VALUES (%s, %s, now() + make_interval(secs => %s))", (user_id, sid, self._session_ttl()))
+        else:
+            await self.redis.set(f"veza:session:{sid}", json.dumps({"user_id": user_id, "created_at": int(time.time())}),
+                                 ex=self._session_ttl())
+
+    async def _session_alive(self, sid: str) -> bool:
+        if self.s.deployed:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute("SELECT 1 FROM refresh_tokens WHERE session_id = %s AND expires_at > now()",
+                                         (sid,))
+                return await cur.fetchone() is not None
+        return bool(await self.redis.exists(f"veza:session:{sid}"))
+
+    async def _close_session(self, sid: str) -> None:
+        if self.s.deployed:
+            async with self.pool.connection() as conn:
+                await conn.execute("DELETE FROM refresh_tokens WHERE session_id = %s", (sid,))
+        else:
+            await self.redis.delete(f"veza:session:{sid}")
 
     def _decode(self, token: str, key: str | None = None) -> dict:
         return jwt.decode(token, key or self.s.jwt_secret, algorithms=["HS256"],
@@ -262,7 +287,7 @@ class Backend:
         if self.s.faults.on("auth.refresh_broken"):
             self.auth_failures.labels("invalid_refresh").inc()
             return error("Invalid refresh token", 401)
-        if not await self.redis.exists(f"veza:session:{claims['sid']}"):
+        if not await self._session_alive(claims["sid"]):
             return error("session expired", 401)
         async with self.pool.connection() as conn:
             cur = await conn.execute("SELECT id, username, email, role FROM users WHERE id = %s", (claims["user_id"],))
@@ -276,7 +301,7 @@ class Backend:
             claims = self._decode((await request.json())["refresh_token"])
         except Exception:
             return error("Invalid refresh token", 401)
-        await self.redis.delete(f"veza:session:{claims['sid']}")
+        await self._close_session(claims["sid"])
         return ok(None, message="logged out")
 
     async def _authenticate(self, request: Request) -> dict | JSONResponse:
@@ -294,7 +319,7 @@ class Backend:
         if claims["exp"] < self.now():
             self.auth_failures.labels("expired").inc()
             return error("token expired", 401)
-        if not await self.redis.exists(f"veza:session:{claims['sid']}"):
+        if not await self._session_alive(claims["sid"]):
             self.auth_failures.labels("session_expired").inc()
             return error("session expired", 401)
         if self.s.faults.on("auth.forbidden") and claims["role"] != "admin":

@@ -82,7 +82,8 @@ class DoorSettings:
 class Nginx:
     """A private nginx (Debian's package; its default site is neither needed nor touched)."""
 
-    def __init__(self, workdir: Path, backends: list[int], chat: int, stream: int):
+    def __init__(self, workdir: Path, backends: list[int], chat: int, stream: int, deny_metrics: bool = False):
+        self.deny_metrics = deny_metrics  # as the public deploy script: /metrics only from inside the network
         self.binary = find_binary("nginx", "Install it: `make setup` (apt-get install nginx)")
         self.prefix = workdir / "nginx"
         for sub in ("logs", "temp"):
@@ -125,6 +126,7 @@ http {{
   }}
   server {{
     listen {LOOPBACK}:{p['backend']} ssl; {tls}
+    {"location /metrics { deny all; }" if self.deny_metrics else ""}
     location / {{
       limit_req zone=api burst={s.api_burst} nodelay;
       proxy_set_header Connection "";

@@ -18,7 +18,9 @@ START_TIMEOUT_S = 120  # the first start encodes the canary MP3s (~8 s); later o
 
 
 class SandboxProcess:
-    def __init__(self, inject: list[str] = (), base_profile: Path | None = None, wait_prometheus: bool = True):
+    def __init__(self, inject: list[str] = (), base_profile: Path | None = None, wait_prometheus: bool = True,
+                 variant: str = "contract"):
+        self.variant = variant
         self.inject = list(inject)
         self.wait_prometheus = wait_prometheus
         self.base_profile = base_profile
@@ -33,6 +35,8 @@ class SandboxProcess:
             cmd += ["--inject", ",".join(self.inject)]
         if self.base_profile:
             cmd += ["--base-profile", str(self.base_profile)]
+        if self.variant != "contract":
+            cmd += ["--variant", self.variant]
         if not self.wait_prometheus:
             cmd.append("--no-wait-prometheus")
         with open(self.log_path, "wb") as log:

@@ -10,12 +10,12 @@ from .stack import Sandbox
 
 
 async def serve(inject: list[str], profile_out: Path | None, base_profile: Path | None,
-                wait_prometheus: bool = True) -> None:
+                wait_prometheus: bool = True, variant: str = "contract") -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    sandbox = Sandbox(base_profile=base_profile, wait_prometheus=wait_prometheus)
+    sandbox = Sandbox(base_profile=base_profile, wait_prometheus=wait_prometheus, variant=variant)
     await sandbox.start(inject)
     try:
         if profile_out:

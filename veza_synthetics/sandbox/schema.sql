@@ -26,6 +26,15 @@ CREATE TABLE playlists (
     CONSTRAINT playlists_owner_name_key UNIQUE (owner_id, name)
 );
 
+-- Where the deployed variant keeps its sessions (the contract's keeps them in Redis).
+CREATE TABLE refresh_tokens (
+    id bigserial PRIMARY KEY,
+    user_id integer NOT NULL REFERENCES users (id),
+    session_id text NOT NULL UNIQUE,
+    expires_at timestamptz NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
 CREATE TABLE messages (
     id bigserial PRIMARY KEY,
     conversation_id text NOT NULL,

@@ -38,6 +38,8 @@ from .proxy import DelayProxy
 from .serving import AppServer
 from .stream import StreamServer
 
+# contract: the guide's Veza (veza-contract.md); deployed: every known variant of the public code at once
+VARIANTS = ("contract", "deployed")
 BACKEND_INSTANCES = ("backend-1", "backend-2")  # behind one nginx upstream; the front.* faults act on the second
 SYNTHETIC_EMAIL = "synthetic@veza.local"
 ADMIN_EMAIL = "admin@veza.local"
@@ -92,11 +94,19 @@ class SandboxState:
     redis_port: int = 0
     stream_url: str = ""
     write_requests: list = field(default_factory=list)  # the safety recorder: non-GET API calls
+    variant: str = "contract"  # or "deployed": the public Veza code's known variants (VARIANTS)
+
+    @property
+    def deployed(self) -> bool:
+        return self.variant == "deployed"
 
 class Sandbox:
-    def __init__(self, base_profile: Path | None = None, with_prometheus: bool = True, wait_prometheus: bool = True):
+    def __init__(self, base_profile: Path | None = None, with_prometheus: bool = True, wait_prometheus: bool = True,
+                 variant: str = "contract"):
+        if variant not in VARIANTS:
+            raise SetupError(f"unknown sandbox variant {variant!r}: one of {', '.join(VARIANTS)}")
         self.base_profile = base_profile
-        self.state = SandboxState()
+        self.state = SandboxState(variant=variant)
         self.workdir: Path | None = None
         self.pg: Postgres | None = None
         self.redis: Redis | None = None
@@ -154,7 +164,7 @@ class Sandbox:
         self.chat = Chat(s)
         await self.chat.start()
         self.nginx = Nginx(self.workdir, [self.servers[i].port for i in BACKEND_INSTANCES], self.chat.port,
-                           self.servers["stream"].port)
+                           self.servers["stream"].port, deny_metrics=s.deployed)
         await asyncio.to_thread(self.nginx.start)
         s.stream_url = self.nginx.url("stream")  # what the backend signs: the public address
         mark = self._timed("services", mark)
@@ -389,9 +399,10 @@ class Sandbox:
     def profile(self) -> dict:
         s = self.state
         profile = {
-            "name": "sandbox", "kind": "sandbox", "allow": "writes",
+            "name": "sandbox-deployed" if s.deployed else "sandbox", "kind": "sandbox", "allow": "writes",
             "backend": {"url": self.nginx.url("backend")},
-            "chat": {"url": f"{self.nginx.url('chat', 'wss')}/chat", "health_url": f"{self.nginx.url('chat')}/health"},
+            "chat": {"url": f"{self.nginx.url('chat', 'wss')}/{'ws' if s.deployed else 'chat'}",
+                     "health_url": f"{self.nginx.url('chat')}/health"},
             # no stream secret: as in production, the backend signs the canary's URL
             "stream": {"url": s.stream_url, "canary_track_id": CANARY_TRACK_ID, "canary": CANARY_NAME},
             "tls": {"ca_file": str(self.nginx.ca.ca_file)},

@@ -1,0 +1,108 @@
+"""The deployed Veza's shape: the sandbox serving every known variant of the public code, the shipped
+profile for it, and what each check says against it (passed through the variant, failed because the
+variant is the symptom, or not measured with the reason)."""
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from veza_synthetics.catalog import load as load_catalog
+from veza_synthetics.matrix import expectation
+from veza_synthetics.probes import tls, trust
+from veza_synthetics.profile import ENV_DIR, load
+from veza_synthetics.sandbox.process import SandboxProcess
+
+REPO = Path(__file__).resolve().parents[1]
+CATALOG = load_catalog()
+# What each check must report against the healthy deployed variant, and words its verdict must hold.
+DECLARED = {
+    "health.services": ("passed", "backend health healthy"),   # at /api/health
+    "health.monitoring": ("passed", "rule group veza_alerts loaded"),
+    "auth.http_401_403": ("passed", "valid token refused 0/10"),
+    "auth.jwt_expired": ("passed", "token lifetime 900 s = expires_in 900 s"),  # 15 min tokens
+    "auth.session_lost": ("passed", "refresh_tokens:"),          # read from PostgreSQL, not Redis
+    "db.connection_timeout": ("passed", "connect p95"),
+    "db.constraint_errors": ("passed", "NOT VALID constraints 0"),
+    "db.degraded_performance": ("passed", "API search p95"),
+    "ws.disconnects": ("passed", "held 3 s idle"),               # /ws without a token
+    "ws.message_loss": ("failed", "members do not get messages"),  # no NewMessage broadcast: a true failure
+    "ws.high_latency": ("no_data", "no message reached client B"),
+    "stream.audio_cut": ("passed", "decoded 20.00 s of a 20 s track"),
+    "stream.quality_degraded": ("passed", "bitrate deviation"),  # Content-Type: not judged, said so
+    "stream.excessive_buffering": ("passed", "startup"),
+    "perf.high_response_time": ("passed", "health p95"),
+    "perf.frequent_timeouts": ("passed", "timeouts 0/200"),
+    "perf.error_rate": ("passed", "error share"),
+    "perf.resource_saturation": ("passed", "cpu"),
+}
+# Matrix faults that apply to the deployed shape: they fail the same checks as in the contract's.
+DEPLOYED_FAULTS = ["auth.session_eviction", "auth.short_ttl", "auth.reject_tokens", "db.slow_queries",
+                   "stream.low_bitrate", "stream.silence_gap", "perf.errors", "ws.drop_connections"]
+BASELINE_NOT_PASSING = {c for c, (outcome, _) in DECLARED.items() if outcome != "passed"}
+
+
+@pytest.fixture(scope="module")
+def deployed():
+    proc = SandboxProcess(base_profile=ENV_DIR / "sandbox-deployed.toml", variant="deployed")
+    proc.start()
+    profile = load(str(proc.profile_path))
+    trust(profile.tls.ca_file)
+    yield proc, profile
+    proc.stop()
+
+
+def run(profile_path, tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    done = subprocess.run([sys.executable, "-m", "pytest", "tests_synthetic", "--env", str(profile_path),
+                           "-p", "no:cacheprovider", "--reports-dir", str(tmp_path), *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    return done, json.loads((tmp_path / "latest" / "results.json").read_text())
+
+
+def test_the_shipped_profile_sets_every_variant(deployed):
+    _, profile = deployed
+    assert profile.backend.health_path == "/api/health" and profile.chat.auth == "none"
+    assert not profile.chat.broadcast and not profile.stream.content_type_required
+    assert profile.auth.session_store == "postgres" and profile.auth.expires_in_s == 900
+    assert '"${VEZA_BACKEND_URL}"' in (ENV_DIR / "veza-deployed.toml").read_text()  # credentials stay references
+
+
+def test_the_sandbox_serves_the_deployed_shape(deployed):
+    _, profile = deployed
+    base = profile.backend.url
+    assert httpx.get(f"{base}/api/health", timeout=5, verify=tls()).status_code == 200
+    assert httpx.get(f"{base}/health", timeout=5, verify=tls()).status_code == 404
+    assert httpx.get(f"{base}/metrics", timeout=5, verify=tls()).status_code == 403  # inside the network only
+    assert profile.chat.url.endswith("/ws")
+
+
+def test_every_check_says_the_truth_under_the_deployed_variant(deployed, tmp_path):
+    assert set(DECLARED) == set(CATALOG.symptoms), "every catalog check declares its deployed outcome"
+    proc, _ = deployed
+    done, results = run(proc.profile_path, tmp_path)
+    checks = {c["id"]: c for c in results["checks"] if c["variant"] == "read-only"}
+    assert "Traceback" not in done.stdout and "could not complete" not in done.stdout
+    for sid, (outcome, words) in DECLARED.items():
+        assert checks[sid]["outcome"] == outcome, f"{sid}: {checks[sid]['summary']}"
+        assert words in checks[sid]["summary"], f"{sid}: {checks[sid]['summary']}"
+    quality = checks["stream.quality_degraded"]
+    assert any("Content-Type not judged" in n for n in quality["not_measured"]), quality["not_measured"]
+
+
+@pytest.mark.parametrize("fault", DEPLOYED_FAULTS)
+def test_detection_holds_under_the_deployed_variant(deployed, tmp_path, fault):
+    proc, _ = deployed
+    relevant = sorted(c for c in CATALOG.symptoms if expectation(fault, c) != "may" and c not in BASELINE_NOT_PASSING)
+    proc.set_faults([fault])
+    try:
+        time.sleep(0.5)
+        _, results = run(proc.profile_path, tmp_path, "--symptoms", ",".join(relevant))
+    finally:
+        proc.set_faults([])
+    outcomes = {c["id"]: c["outcome"] for c in results["checks"]}
+    wanted = {"fail": "failed", "pass": "passed"}
+    wrong = [f"{c}: {outcomes.get(c)}" for c in relevant if outcomes.get(c) != wanted[expectation(fault, c)]]
+    assert not wrong, f"under {fault} on the deployed variant: {wrong}"
