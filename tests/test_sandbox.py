@@ -245,3 +245,22 @@ def test_chat_messages_persist_and_the_recorder_sees_them(sandbox_profile, targe
     after = httpx.get(f"{sandbox_profile.sandbox.admin_url}/writes", timeout=5).json()["chat"]
     grown = {c: n - before.get(c, 0) for c, n in after.items() if n != before.get(c, 0)}
     assert list(grown.values()) == [sandbox_profile.sampling.chat_messages]
+
+
+def test_the_suite_connects_as_pg_monitor_never_a_superuser(sandbox, sandbox_profile, tmp_path):
+    """As production grants it: a pg_monitor role with a connection limit. Under pool exhaustion it is
+    refused (no superuser-reserved slot), and db.connection_timeout fails with that refusal."""
+    from veza_synthetics.probes import postgres
+    with postgres.connect(sandbox_profile.postgres, 5) as conn:
+        role = postgres.rows(conn, "SELECT rolsuper, rolconnlimit, pg_has_role(current_user, 'pg_monitor', 'member') "
+                                   "AS monitor FROM pg_roles WHERE rolname = current_user")[0]
+    assert not role["rolsuper"] and role["monitor"] and role["rolconnlimit"] > 0
+    for path in ENV_DIR.glob("*.toml"):
+        assert 'user = "postgres"' not in path.read_text(), path.name
+    sandbox.set_faults(["db.pool_exhausted"])
+    try:
+        result = postgres.connect_times(sandbox_profile.postgres, 2, 5)
+    finally:
+        sandbox.set_faults([])
+    assert result.measurements["connect_failures"] == 2
+    assert "remaining connection slots are reserved" in result.evidence["connect_errors"][0]

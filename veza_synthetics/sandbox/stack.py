@@ -41,6 +41,7 @@ from .stream import StreamServer
 # contract: the guide's Veza (veza-contract.md); deployed: every known variant of the public code at once
 VARIANTS = ("contract", "deployed")
 BACKEND_INSTANCES = ("backend-1", "backend-2")  # behind one nginx upstream; the front.* faults act on the second
+MONITOR_ROLE, MONITOR_CONNECTIONS = "veza_monitor", 5
 SYNTHETIC_EMAIL = "synthetic@veza.local"
 ADMIN_EMAIL = "admin@veza.local"
 CANARY_TRACK_ID = 50001  # schema.sql inserts it after the 50,000 seed tracks
@@ -86,6 +87,7 @@ class SandboxState:
     jwt_secret: str = field(default_factory=lambda: secrets.token_hex(16))
     stream_secret: str = field(default_factory=lambda: secrets.token_hex(16))
     pg_password: str = field(default_factory=lambda: secrets.token_hex(12))
+    monitor_password: str = field(default_factory=lambda: secrets.token_hex(12))
     app_password: str = field(default_factory=lambda: secrets.token_hex(12))
     redis_password: str = field(default_factory=lambda: secrets.token_hex(12))
     user_password: str = field(default_factory=lambda: secrets.token_hex(12))
@@ -204,6 +206,11 @@ class Sandbox:
                 await conn.execute("INSERT INTO users (username, email, role, password_hash, salt) "
                                    "VALUES (%s, %s, %s, %s, %s)", (username, email, role, password_hash(password, salt), salt))
             await conn.execute("RESET ROLE")
+            # What production grants the suite: pg_monitor (statistics, activity), a connection limit,
+            # and a read on the deployed variant's refresh_tokens. Never a superuser.
+            await conn.execute(f"CREATE ROLE {MONITOR_ROLE} LOGIN PASSWORD '{s.monitor_password}' "
+                               f"CONNECTION LIMIT {MONITOR_CONNECTIONS} IN ROLE pg_monitor")
+            await conn.execute(f"GRANT SELECT ON refresh_tokens TO {MONITOR_ROLE}")
             await conn.execute("SELECT pg_stat_statements_reset()")
 
     async def _start_prometheus(self) -> None:
@@ -406,8 +413,8 @@ class Sandbox:
             # no stream secret: as in production, the backend signs the canary's URL
             "stream": {"url": s.stream_url, "canary_track_id": CANARY_TRACK_ID, "canary": CANARY_NAME},
             "tls": {"ca_file": str(self.nginx.ca.ca_file)},
-            "postgres": {"host": LOOPBACK, "port": self.pg_proxy.port, "dbname": "veza_db", "user": "postgres",
-                         "password": s.pg_password},
+            "postgres": {"host": LOOPBACK, "port": self.pg_proxy.port, "dbname": "veza_db", "user": MONITOR_ROLE,
+                         "password": s.monitor_password},
             "redis": {"url": f"redis://{LOOPBACK}:{self.redis.port}/0", "password": s.redis_password},
             "accounts": {"user_email": SYNTHETIC_EMAIL, "user_password": s.user_password,
                          "admin_email": ADMIN_EMAIL, "admin_password": s.admin_password},
