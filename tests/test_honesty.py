@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import redis
@@ -80,6 +81,7 @@ def test_monitoring_judges_veza_jobs_and_notes_the_others(sandbox, tmp_path):
     not_ours = _profile(sandbox, tmp_path, '[prometheus]\njobs = "veza-backend,veza-stream,node"\n')
     sandbox.set_faults(["infra.target_down"])  # the chat's /metrics stops answering
     try:
+        time.sleep(3)  # Prometheus's next scrapes see it (as the matrix waits)
         args = ["--symptoms", "health.monitoring", "-p", "no:cacheprovider"]
         scoped = subprocess.run([sys.executable, "-m", "pytest", "tests_synthetic", "--env", str(not_ours), *args,
                                  "--reports-dir", str(tmp_path / "a")], cwd=REPO, capture_output=True, text=True,

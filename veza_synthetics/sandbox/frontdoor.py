@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import secrets
 import signal
 import subprocess
 from dataclasses import dataclass
@@ -35,12 +36,14 @@ class CertificateAuthority:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "veza-sandbox CA")])
+        # A name of its own per run: a client trusting two sandboxes' CAs must not mistake one for the other.
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"veza-sandbox CA {secrets.token_hex(4)}")])
         now = dt.datetime.now(dt.UTC)
         self.cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
                      .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
                      .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=3650))
                      .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                     .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False)
                      .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
                                                   content_commitment=False, key_encipherment=False,
                                                   data_encipherment=False, key_agreement=False,
@@ -61,6 +64,8 @@ class CertificateAuthority:
                 .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(LOOPBACK)),
                                                             x509.DNSName("localhost")]), critical=False)
                 .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                               critical=False)
                 .sign(self.key, hashes.SHA256()))
         cert_file, key_file = self.folder / "server.pem", self.folder / "server.key"
         cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM)
