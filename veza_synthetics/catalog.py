@@ -105,9 +105,6 @@ class Catalog:
     def fault_sizes(self) -> dict[str, float]:
         return {f.id: f.size for f in self.faults.values() if f.size is not None}
 
-    def by_category(self, category: str) -> list[Symptom]:
-        return [s for s in self.symptoms.values() if s.category == category]
-
     def allowed_to_fail(self, fault_id: str) -> set[str]:
         """Checks that may fail under a fault: its must_fail plus its may_fail patterns."""
         fault = self.faults[fault_id]
