@@ -60,7 +60,9 @@ def test_healthy_runs_raise_no_false_alarm(sandbox, sandbox_profile, tmp_path):
         served = requests_served() - before
         bad = [f"{c['id']}: {c['outcome']}: {c['summary']}" for c in results["checks"] if c["outcome"] != "passed"]
         assert not bad and run.returncode == 0, f"run {i + 1} {extra}: {bad}"
-        assert served <= 320, f"one run sent {served:.0f} API requests (documented: about 200 sampled + 100)"
+        # documented: about 200 sampled + 100; under -n 2 the worker running the auth checks takes its own sample
+        bound = 320 + (200 if "-n" in extra else 0)
+        assert served <= bound, f"one run sent {served:.0f} API requests (documented: about 200 sampled + 100)"
 
 
 def test_two_concurrent_runs_do_not_interfere(tmp_path):
