@@ -73,9 +73,16 @@ class Redis:
 class Prometheus:
     url: str = ""
     rate_window: str = "5m"
-    jobs: str = "veza-backend,veza-chat,veza-stream,node"  # the scrape jobs that are Veza's (comma-separated)
+    jobs: str = "veza-backend,veza-chat,veza-stream,node,postgres,redis"  # Veza's scrape jobs (comma-separated)
     rule_groups: str = "veza_alerts"                         # the rule groups that must be loaded
     judge_real_traffic: bool = False  # judge the platform's own 5xx ratio and p95 over rate_window
+    scrape_interval_s: float = 30.0   # the exporters' scrape interval: a check waits up to twice it for fresh figures
+    # Which series are whose: PromQL label matchers for each exporter's series, and a regex of the
+    # mountpoints whose disk is judged (every mount node_exporter reports, by default).
+    node_selector: str = 'job="node"'
+    postgres_selector: str = 'job="postgres"'
+    redis_selector: str = 'job="redis"'
+    mountpoints: str = ".*"
 
     def job_names(self) -> set[str]:
         return {j.strip() for j in self.jobs.split(",") if j.strip()}
@@ -264,6 +271,10 @@ def _check_types(data: dict[str, Any], source: str) -> None:
         raise SetupError(f"profile {source}: 'kind' must be one of {KINDS}, not {data['kind']!r}")
     if data["allow"] not in ALLOWS:
         raise SetupError(f"profile {source}: 'allow' must be one of {ALLOWS}, not {data['allow']!r}")
+    for name in ("node_selector", "postgres_selector", "redis_selector", "mountpoints"):
+        if not data["prometheus"][name].strip():
+            raise SetupError(f"profile {source}: 'prometheus.{name}' must not be empty (e.g. "
+                             f"{DEFAULTS['prometheus'][name]!r})")
     for name in DEFAULTS["timeouts"]:
         if data["timeouts"][name] <= 0:
             raise SetupError(f"profile {source}: 'timeouts.{name}' must be > 0 (every network call is bounded)")

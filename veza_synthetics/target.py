@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlencode, urlsplit
 
-from .probes import Result, auth, http, stream, trust, websocket
+from .probes import Result, auth, exporters, http, stream, trust, websocket
 from .profile import Profile
 
 CONTRACT_KBPS = {"high": 320, "medium": 192, "low": 128, "mobile": 96}
@@ -48,6 +48,13 @@ class Target:
         if (key, attempt) not in self._memo:
             self._memo[(key, attempt)] = measure()
         return self._memo[(key, attempt)]  # type: ignore[return-value]  # one key, one measure
+
+    def exporter_figures(self, exporter: str, queries: dict[str, str]) -> exporters.Figures:
+        """Figures of one exporter ("node", "postgres", "redis") through Prometheus: its series picked
+        by the profile's selector, over the profile's rate window (and mountpoints, for disks)."""
+        cfg = self.profile.prometheus
+        return exporters.read(cfg.url, queries, self.timeout("request"), f"{exporter}_exporter",
+                              s=getattr(cfg, f"{exporter}_selector"), w=cfg.rate_window, m=cfg.mountpoints)
 
     # -- the synthetic account ----------------------------------------------------------
     def login(self, admin: bool = False) -> auth.LoginResult:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..probes import Result, auth, postgres, redis
+from ..probes import Result, auth, exporters, postgres, redis
 from ..target import Target
 from ..verdict import Verdict
 from . import check
@@ -159,6 +159,8 @@ def session_lost(v: Verdict, target: Target, attempt: int) -> None:
                   f"({claims.get('exp')}): refresh does not extend the session", ok_text="refresh extends exp")
     if before is not None and v.record("redis_before", before):
         _redis_session(v, target, claims, session, before)
+    elif p.auth.session_store == "redis" and not p.has_redis and p.has_prometheus:
+        _exported_redis(v, target)
     elif p.auth.session_store == "postgres" and p.has_postgres:
         _postgres_session(v, target, claims, session)
 
@@ -184,6 +186,48 @@ def _redis_session(v: Verdict, target: Target, claims: dict[str, Any], session: 
               f"maxmemory-policy {policy} with maxmemory {maxmemory} can evict sessions")
     v.against("evicted_keys_delta", after.measurements["evicted_keys"] - before.measurements["evicted_keys"],
               label="evicted keys during the hold")
+    _redis_memory(v, after.measurements["used_memory"], maxmemory, "")
+
+
+def _redis_memory(v: Verdict, used: float | None, maxmemory: float | None, source: str) -> None:
+    if used is None or maxmemory is None:
+        v.missing(f"Redis memory: not measured{source}")
+    elif maxmemory > 0:
+        v.against("redis_memory_pct", 100 * used / maxmemory, label=f"Redis memory used{source}",
+                  detail=f"{used / 2**20:.1f} of {maxmemory / 2**20:.0f} MiB")
+    else:
+        v.note(f"Redis memory: {used / 2**20:.1f} MiB used, no maxmemory set{source}")
+
+
+def _exported_redis(v: Verdict, target: Target) -> None:
+    """No direct Redis access: redis_exporter's figures through Prometheus. The session key's TTL is the
+    one figure only a Redis client can read."""
+    cfg = target.profile.prometheus
+    v.note(f"source: redis_exporter through Prometheus ({cfg.redis_selector}): no direct Redis access in this profile")
+    v.missing("session key TTL: not measured (needs direct Redis access)")
+    figures = target.exporter_figures("redis", {**exporters.REDIS, "policy": exporters.REDIS_POLICY})
+    if not v.record("redis_exporter", figures):
+        return
+    up = figures.value("up")
+    if up is None:
+        v.missing(f"redis_exporter: no series for {cfg.redis_selector} in Prometheus")
+        return
+    if not v.require(up == 1, "redis_exporter: redis_up 0, the exporter cannot reach Redis"):
+        return
+    info = figures.figures["policy"]
+    policy, maxmemory = (info[0]["labels"].get("maxmemory_policy") if info else None), figures.value("maxmemory")
+    if policy is None or maxmemory is None:
+        v.missing("maxmemory-policy: not measured (no redis_instance_info / redis_memory_max_bytes series)")
+    else:
+        v.require(maxmemory == 0 or policy in SESSION_SAFE_POLICIES,
+                  f"maxmemory-policy {policy} with maxmemory {maxmemory:.0f} can evict sessions (redis_exporter)",
+                  ok_text=f"maxmemory-policy {policy} (redis_exporter)")
+    evicted = figures.value("evicted_keys")
+    if evicted is None:
+        v.missing("evicted keys: no redis_evicted_keys_total series")
+    else:
+        v.against("evicted_keys_delta", evicted, label=f"evicted keys over {cfg.rate_window} (redis_exporter)")
+    _redis_memory(v, figures.value("used_memory"), maxmemory, " (redis_exporter)")
 
 
 def _postgres_session(v: Verdict, target: Target, claims: dict[str, Any], session: auth.Session) -> None:

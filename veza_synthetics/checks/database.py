@@ -1,24 +1,64 @@
-"""Database: connection timeouts and saturation, constraint errors, degraded query performance."""
+"""Database: connection timeouts and saturation, constraint errors, degraded query performance.
+
+Direct access is a read-only pg_monitor session. Without it (the profile names no
+PostgreSQL), the figures come from postgres_exporter through Prometheus, the verdict says
+so, and what only a session can measure is reported as not measured.
+"""
 from __future__ import annotations
 
+import time
 import uuid
 
-from ..probes import Result, auth, http, postgres, spread
+from ..probes import Result, auth, exporters, http, postgres, spread
 from ..target import Target
 from ..verdict import Verdict
 from . import check
 
 
-def _no_database(v: Verdict, target: Target) -> bool:
-    if not target.profile.has_postgres:
-        v.missing("no PostgreSQL in this profile")
-        return True
-    return False
+def _through_exporter(v: Verdict, target: Target, unmeasured: str) -> bool:
+    """No direct access: True if postgres_exporter's figures can stand in (the verdict names the source)."""
+    p = target.profile
+    if not p.has_prometheus:
+        v.missing("no PostgreSQL and no Prometheus in this profile")
+        return False
+    v.note(f"source: postgres_exporter through Prometheus ({p.prometheus.postgres_selector}): "
+           "no direct PostgreSQL access in this profile")
+    v.missing(f"{unmeasured}: not measured (needs direct PostgreSQL access)")
+    return True
+
+
+def _exporter(v: Verdict, target: Target, queries: dict[str, str]) -> exporters.Figures | None:
+    """postgres_exporter's figures, if it has series and reaches PostgreSQL."""
+    figures = target.exporter_figures("postgres", {**exporters.POSTGRES, **queries})
+    if not v.record("postgres_exporter", figures):
+        return None
+    up = figures.value("up")
+    if up is None:
+        v.missing(f"postgres_exporter: no series for {target.profile.prometheus.postgres_selector} in Prometheus")
+        return None
+    if not v.require(up == 1, "postgres_exporter: pg_up 0, the exporter cannot reach PostgreSQL",
+                     ok_text="postgres_exporter reaches PostgreSQL (pg_up 1)"):
+        return None
+    return figures
+
+
+def _saturation_from_exporter(v: Verdict, target: Target) -> None:
+    figures = _exporter(v, target, {"activity": exporters.POSTGRES_ACTIVITY})
+    if figures is None:
+        return
+    used, most, reserved = figures.value("connections"), figures.value("max_connections"), figures.value("reserved")
+    if used is None or not most:
+        v.missing("connections used: no pg_stat_activity_count / pg_settings_max_connections series")
+        return
+    v.against("connections_used_pct", 100 * used / most, label="connections used (postgres_exporter)",
+              detail=f"{used:.0f}/{most:.0f}, {reserved or 0:.0f} reserved for superusers")
 
 
 @check("db.connection_timeout")
 def connection_timeout(v: Verdict, target: Target, attempt: int) -> None:
-    if _no_database(v, target):
+    if not target.profile.has_postgres:
+        if _through_exporter(v, target, "connect time"):
+            _saturation_from_exporter(v, target)
         return
     cfg, timeout = target.profile.postgres, target.timeout("connect")
     connects = postgres.connect_times(cfg, target.profile.sampling.db_connects, timeout)
@@ -33,11 +73,21 @@ def connection_timeout(v: Verdict, target: Target, attempt: int) -> None:
         pct = 100 * row["used"] / max(row["max_connections"], 1)
         v.against("connections_used_pct", pct, label="connections used",
                   detail=f"{row['used']}/{row['max_connections']}, {row['reserved']} reserved for superusers")
+    elif target.profile.has_prometheus:  # refused: the exporter, connected already, still sees the server
+        v.note("PostgreSQL refused the suite's session: connections used come from postgres_exporter")
+        _saturation_from_exporter(v, target)
 
 
 @check("db.constraint_errors")
 def constraint_errors(v: Verdict, target: Target, attempt: int) -> None:
-    if _no_database(v, target):
+    if not target.profile.has_postgres:
+        if _through_exporter(v, target, "names of NOT VALID constraints"):
+            figures = _exporter(v, target, exporters.POSTGRES_CONSTRAINTS)
+            count = figures.value("not_valid_constraints") if figures else None
+            if figures and count is None:
+                v.missing("veza_constraints_not_valid: no series (load postgres-exporter-queries.yaml in the exporter)")
+            elif count is not None:
+                v.against("not_valid_constraints", count, text=f"NOT VALID constraints {count:.0f} (postgres_exporter)")
         return
     state = postgres.inspect(target.profile.postgres, target.timeout("connect"), {"not_valid": postgres.NOT_VALID})
     if v.record("constraints", state):
@@ -87,10 +137,20 @@ def _statements(target: Target) -> Result:
 
 @check("db.degraded_performance")
 def degraded_performance(v: Verdict, target: Target, attempt: int) -> None:
-    if _no_database(v, target):
-        return
     p = target.profile
-    before = _statements(target)
+    if not p.has_postgres and not _through_exporter(v, target, "table sizes"):
+        return
+    before = _statements(target) if p.has_postgres else None
+    _search_sample(v, target)
+    if before is not None:
+        _judge_statements(v, target, before)
+    else:
+        _judge_exported_statements(v, target)
+
+
+def _search_sample(v: Verdict, target: Target) -> None:
+    """The API's search, the query the guide's slow-query section is about, timed call by call."""
+    p = target.profile
     searches: list[float] = []
     for i in range(p.sampling.search_calls):
         query = p.backend.search_query.replace("{n}", str(i + 1))
@@ -108,6 +168,11 @@ def degraded_performance(v: Verdict, target: Target, attempt: int) -> None:
         searches.append(result.measurements["latency_ms"])  # a fast error is never a fast search
     v.evidence["search"] = spread(searches)
     v.against_p95("search_p95_ms", v.evidence["search"], label="API search", unit_of="searches")
+
+
+def _judge_statements(v: Verdict, target: Target, before: Result) -> None:
+    """pg_stat_statements before and after the sample: the statements that ran during it."""
+    p = target.profile
     after = postgres.inspect(p.postgres, target.timeout("connect"), {
         "statements": postgres.STATEMENTS, "long_running": postgres.LONG_RUNNING,
         "cache": postgres.CACHE_HIT, "table_sizes": postgres.TABLE_SIZES})
@@ -135,7 +200,39 @@ def degraded_performance(v: Verdict, target: Target, attempt: int) -> None:
     v.against("longest_active_s", max(active, default=0.0), label="longest active query")
     hit, read = (after.evidence["cache"][0]["blks_hit"] - before.evidence["cache"][0]["blks_hit"],
                  after.evidence["cache"][0]["blks_read"] - before.evidence["cache"][0]["blks_read"])
-    if hit + read >= MIN_BLOCKS:
-        v.against("cache_hit_pct", 100 * hit / (hit + read), label="cache hit ratio during the check")
+    _cache_hit(v, hit, read, "during the check")
+
+
+def _judge_exported_statements(v: Verdict, target: Target) -> None:
+    """The same figures from postgres_exporter, over the rate window, once a scrape has seen the sample."""
+    cfg = target.profile.prometheus
+    wait = 2 * cfg.scrape_interval_s
+    if not exporters.wait_for_scrape(cfg.url, "pg_up", cfg.postgres_selector, time.time(), wait, target.timeout("request")):
+        v.note(f"no postgres_exporter scrape within {wait:g} s after the searches: its figures may predate them")
+    figures = _exporter(v, target, {**exporters.POSTGRES_PERFORMANCE, "statements": exporters.POSTGRES_STATEMENTS})
+    if figures is None:
+        return
+    window = sorted(figures.figures["statements"], key=lambda s: s["value"], reverse=True)
+    v.evidence["queries_over_window"] = [{"query": s["labels"].get("query", "?"), "mean_ms": round(s["value"], 2)}
+                                         for s in window]
+    if window:
+        v.against("frequent_query_mean_ms", window[0]["value"],
+                  label=f"frequent query mean over {cfg.rate_window} (postgres_exporter)",
+                  detail=repr(window[0]["labels"].get("query", "?")[:70]))
     else:
-        v.note(f"cache hit ratio: only {hit + read} blocks read during the check (< {MIN_BLOCKS}), not judged")
+        v.missing(f"veza_statements: no statement ran 3 times over {cfg.rate_window} "
+                  "(load postgres-exporter-queries.yaml in the exporter)")
+    longest = figures.value("longest_active_s")
+    if longest is None:
+        v.missing("longest active transaction: no pg_stat_activity_max_tx_duration series")
+    else:
+        v.against("longest_active_s", longest, label="longest active transaction (postgres_exporter)")
+    _cache_hit(v, figures.value("blks_hit") or 0.0, figures.value("blks_read") or 0.0,
+               f"over {cfg.rate_window} (postgres_exporter)")
+
+
+def _cache_hit(v: Verdict, hit: float, read: float, when: str) -> None:
+    if hit + read >= MIN_BLOCKS:
+        v.against("cache_hit_pct", 100 * hit / (hit + read), label=f"cache hit ratio {when}")
+    else:
+        v.note(f"cache hit ratio: only {hit + read:.0f} blocks read {when} (< {MIN_BLOCKS}), not judged")

@@ -1,7 +1,7 @@
-"""Performance: sampled response times, timeouts and 5xx; resource saturation from node metrics."""
+"""Performance: sampled response times, timeouts and 5xx; resource saturation from node_exporter."""
 from __future__ import annotations
 
-from ..probes import Result, prometheus
+from ..probes import Result, exporters, prometheus
 from ..target import Target
 from ..verdict import Verdict
 from . import check
@@ -81,26 +81,21 @@ def error_rate(v: Verdict, target: Target, attempt: int) -> None:
                   f"/ sum(rate(http_requests_total[{window}]))", 100, " %")
 
 
-SATURATION = {
-    "cpu_pct": "100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{{mode=\"idle\"}}[{w}])))",
-    "memory_pct": "100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)",
-    "disk_pct": "100 * (1 - node_filesystem_avail_bytes{{mountpoint=\"/\"}} / node_filesystem_size_bytes{{mountpoint=\"/\"}})",
-}
-
-
 @check("perf.resource_saturation")
 def resource_saturation(v: Verdict, target: Target, attempt: int) -> None:
+    """Every instance's CPU and memory, and every mount's disk, from node_exporter: a full data volume
+    fails the check even when / has room."""
     p = target.profile
     if not p.has_prometheus:
         v.missing("no Prometheus in this profile: node metrics unavailable")
         return
-    for name, template in SATURATION.items():
-        result = prometheus.query(p.prometheus.url, template.format(w=p.prometheus.rate_window),
-                                  target.timeout("request"))
-        if not v.record(name, result):
+    figures = target.exporter_figures("node", exporters.NODE)
+    if not v.record("node_exporter", figures):
+        return
+    for name, series in figures.figures.items():
+        if not series:
+            v.missing(f"{name}: not enough data (no node_exporter series for {p.prometheus.node_selector} yet)")
             continue
-        if not result.series:
-            v.missing(f"{name}: not enough data (no node metrics series yet)")
-            continue
-        for series in result.series:
-            v.against(name, series["value"], label=f"{name.split('_')[0]} {series['labels'].get('instance', '?')}")
+        for one in sorted(series, key=lambda s: s["value"]):  # the worst judged last: its value is the measurement
+            where = " ".join(filter(None, (one["labels"].get("instance", "?"), one["labels"].get("mountpoint"))))
+            v.against(name, one["value"], label=f"{name.split('_')[0]} {where}")

@@ -24,6 +24,7 @@ def inspect(url: str, password: str, timeout_s: float, session_id: str | None = 
     except (redis.RedisError, OSError) as exc:
         return Result("redis", target, error=describe(exc, timeout_s))
     measurements = {"ping_ms": round(ping_ms, 2), "evicted_keys": stats.get("evicted_keys", 0),
+                    "used_memory": memory.get("used_memory", 0),
                     "maxmemory": memory.get("maxmemory", 0), "maxmemory_policy": memory.get("maxmemory_policy", "")}
     if session_id:
         measurements["session_ttl_s"] = ttl

@@ -210,3 +210,31 @@ class Prometheus:
     def stop(self) -> None:
         _stop(self.proc)
         self.proc = None
+
+
+class Exporter:
+    """One of the Prometheus exporters production runs (Debian's packages), on a free loopback port."""
+
+    PACKAGES = {"node": "prometheus-node-exporter", "postgres": "prometheus-postgres-exporter",
+                "redis": "prometheus-redis-exporter"}
+
+    def __init__(self, workdir: Path, kind: str, args: list[str], env: dict[str, str]):
+        package = self.PACKAGES[kind]
+        self.binary = find_binary(package, f"Install it: `make setup` (apt-get install {package})")
+        self.kind = kind
+        self.port = free_port()
+        self.args = args
+        self.env = env
+        self.log = workdir / f"{package}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        listen = [f"--web.listen-address={LOOPBACK}:{self.port}"] if self.kind != "redis" else \
+            ["-web.listen-address", f"{LOOPBACK}:{self.port}"]
+        self.proc = subprocess.Popen([self.binary, *listen, *self.args], env={**os.environ, **self.env},
+                                     stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"), start_new_session=True)
+        wait_for_port(self.port, 10, self.proc, self.PACKAGES[self.kind])
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        self.proc = None

@@ -1,8 +1,8 @@
 """The sandbox: a whole reference Veza stack on loopback, with a switch for every fault.
 
-Real PostgreSQL, Redis and Prometheus as child processes; the backend API, the chat
-server, the stream server, a node-metrics exporter and the admin (fault switch) API
-served from this process's event loop, each on its own port.
+Real PostgreSQL, Redis, Prometheus, nginx and the exporters production runs (node,
+postgres, redis) as child processes; the backend API, the chat server, the stream server
+and the admin (fault switch) API served from this process's event loop, each on its own port.
 """
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ from .backend import Backend, password_hash
 from .chat import Chat
 from .faults import Faults
 from .frontdoor import CERT_DAYS, RELOAD_SETTLE_S, DoorSettings, Nginx
-from .node import NodeExporter
-from .processes import LOOPBACK, Postgres, Prometheus, Redis
+from .host import HostTree
+from .processes import LOOPBACK, Exporter, Postgres, Prometheus, Redis
 from .proxy import DelayProxy
 from .serving import AppServer
 from .stream import StreamServer
@@ -42,6 +42,8 @@ from .stream import StreamServer
 VARIANTS = ("contract", "deployed")
 BACKEND_INSTANCES = ("backend-1", "backend-2")  # behind one nginx upstream; the front.* faults act on the second
 MONITOR_ROLE, MONITOR_CONNECTIONS = "veza_monitor", 5
+EXPORTER_ROLE, EXPORTER_CONNECTIONS = "veza_exporter", 3  # postgres_exporter's own pg_monitor role
+EXPORTER_QUERIES = Path(__file__).parent.parent / "postgres-exporter-queries.yaml"
 SYNTHETIC_EMAIL = "synthetic@veza.local"
 ADMIN_EMAIL = "admin@veza.local"
 CANARY_TRACK_ID = 50001  # schema.sql inserts it after the 50,000 seed tracks
@@ -88,6 +90,7 @@ class SandboxState:
     stream_secret: str = field(default_factory=lambda: secrets.token_hex(16))
     pg_password: str = field(default_factory=lambda: secrets.token_hex(12))
     monitor_password: str = field(default_factory=lambda: secrets.token_hex(12))
+    exporter_password: str = field(default_factory=lambda: secrets.token_hex(12))
     app_password: str = field(default_factory=lambda: secrets.token_hex(12))
     redis_password: str = field(default_factory=lambda: secrets.token_hex(12))
     user_password: str = field(default_factory=lambda: secrets.token_hex(12))
@@ -117,6 +120,8 @@ class Sandbox:
         self.backend: Backend | None = None
         self.chat: Chat | None = None
         self.servers: dict[str, AppServer] = {}
+        self.host: HostTree | None = None
+        self.exporters: dict[str, Exporter] = {}
         self.nginx: Nginx | None = None
         self._held: list[psycopg.AsyncConnection] = []
         self.timings: dict[str, float] = {}  # start phases, seconds (the benchmarks read them)
@@ -159,9 +164,8 @@ class Sandbox:
         await self.backend.open()
         for instance in BACKEND_INSTANCES:
             self.servers[instance] = AppServer(instance, self.backend.asgi(instance))
-        self.servers["node"] = AppServer("node", NodeExporter(s, self.stack_pids).asgi())
         self.servers["admin"] = AppServer("admin", self.admin_asgi())
-        for name in (*BACKEND_INSTANCES, "node", "admin"):
+        for name in (*BACKEND_INSTANCES, "admin"):
             await self.servers[name].start()
         self.chat = Chat(s)
         await self.chat.start()
@@ -170,6 +174,8 @@ class Sandbox:
         await asyncio.to_thread(self.nginx.start)
         s.stream_url = self.nginx.url("stream")  # what the backend signs: the public address
         mark = self._timed("services", mark)
+        await self._start_exporters()
+        mark = self._timed("exporters", mark)
         if self._prometheus_binary:
             await self._start_prometheus()
             if self._wait_prometheus:
@@ -183,7 +189,8 @@ class Sandbox:
 
     def stack_pids(self) -> list[int]:
         """The processes that make up this Veza stack: this one, its servers, PostgreSQL's backends."""
-        pids = [os.getpid()] + [p.proc.pid for p in (self.redis, self.prometheus) if p and p.proc]
+        pids = [os.getpid()] + [p.proc.pid for p in (self.redis, self.prometheus, *self.exporters.values())
+                                if p and p.proc]
         if self.pg is not None:
             pids += self.pg.pids()
         return pids
@@ -211,18 +218,38 @@ class Sandbox:
             await conn.execute(f"CREATE ROLE {MONITOR_ROLE} LOGIN PASSWORD '{s.monitor_password}' "
                                f"CONNECTION LIMIT {MONITOR_CONNECTIONS} IN ROLE pg_monitor")
             await conn.execute(f"GRANT SELECT ON refresh_tokens TO {MONITOR_ROLE}")
+            await conn.execute(f"CREATE ROLE {EXPORTER_ROLE} LOGIN PASSWORD '{s.exporter_password}' "
+                               f"CONNECTION LIMIT {EXPORTER_CONNECTIONS} IN ROLE pg_monitor")
             await conn.execute("SELECT pg_stat_statements_reset()")
+
+    async def _start_exporters(self) -> None:
+        """node_exporter on the instance's host tree; postgres_exporter (its own pg_monitor role, the
+        shipped custom queries) and redis_exporter on the servers, as production deploys them."""
+        s = self.state
+        self.host = HostTree(self.workdir, s.faults, self.stack_pids)
+        await self.host.start()
+        self.exporters = {
+            "node": Exporter(self.workdir, "node", [f"--path.procfs={self.host.procfs}", "--collector.disable-defaults",
+                                                    "--collector.cpu", "--collector.meminfo", "--collector.filesystem"], {}),
+            "postgres": Exporter(self.workdir, "postgres", [f"--extend.query-path={EXPORTER_QUERIES}"], {
+                "DATA_SOURCE_NAME": f"postgresql://{EXPORTER_ROLE}:{s.exporter_password}@{LOOPBACK}:{self.pg.port}"
+                                    "/veza_db?sslmode=disable"}),
+            "redis": Exporter(self.workdir, "redis", ["-redis.addr", f"redis://{LOOPBACK}:{self.redis.port}"],
+                              {"REDIS_PASSWORD": s.redis_password}),
+        }
+        await asyncio.gather(*(asyncio.to_thread(e.start) for e in self.exporters.values()))
 
     async def _start_prometheus(self) -> None:
         self.prometheus = Prometheus(self.workdir, self._prometheus_binary)
         targets = {"veza-backend": [self.servers[i].port for i in BACKEND_INSTANCES], "veza-chat": [self.chat.port],
-                   "veza-stream": [self.servers["stream"].port], "node": [self.servers["node"].port]}
+                   "veza-stream": [self.servers["stream"].port],
+                   **{job: [exporter.port] for job, exporter in self.exporters.items()}}
         self.prometheus.configure(targets, RULES)
         await asyncio.to_thread(self.prometheus.start)
 
     async def _prometheus_scraped(self) -> None:
         """Every target scraped twice, so rate() over a few seconds has data."""
-        targets = len(BACKEND_INSTANCES) + 3
+        targets = len(BACKEND_INSTANCES) + 2 + len(self.exporters)
         url = f"http://{LOOPBACK}:{self.prometheus.port}/api/v1/query"
         deadline = time.monotonic() + 30
         async with httpx.AsyncClient(timeout=2) as client:
@@ -244,10 +271,12 @@ class Sandbox:
             steps.append(self.backend.close)
         if self.pg_proxy:
             steps.append(self.pg_proxy.stop)
+        if self.host:
+            steps.append(self.host.stop)
         for step in steps:
             with contextlib.suppress(Exception):
                 await step()
-        for proc in (self.nginx, self.prometheus, self.redis, self.pg):
+        for proc in (self.nginx, self.prometheus, *self.exporters.values(), self.redis, self.pg):
             if proc is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(proc.stop)
@@ -320,6 +349,9 @@ class Sandbox:
     async def _on_db_slow_queries(self, on: bool) -> None:
         await self._sql("DROP INDEX IF EXISTS tracks_title_idx" if on else
                         "CREATE INDEX IF NOT EXISTS tracks_title_idx ON tracks (lower(title) text_pattern_ops)")
+
+    async def _on_perf_disk_full(self, on: bool) -> None:
+        await asyncio.to_thread(self.host.fill_data_volume, self.state.faults.param("perf.disk_full") if on else None)
 
     async def _on_infra_redis_down(self, on: bool) -> None:
         await asyncio.to_thread(self.redis.stop if on else self.redis.start)
