@@ -1,8 +1,10 @@
 """The ways the suite runs besides a laptop: the workflows validate, and the commands they call work.
 
-The nightly's command runs here with the production profile pointed at the sandbox:
+The nightly's command runs here with the production profiles pointed at the sandbox:
 read-only, so the sandbox's recorder must see no write at all, and the results land in a
-real Pushgateway.
+real Pushgateway. It runs both ways production grants access: direct (a pg_monitor role,
+Redis read commands) and through Prometheus only (the exporters' figures, no database
+credentials at all).
 """
 import json
 import os
@@ -84,8 +86,16 @@ def pushgateway(tmp_path_factory):
     proc.wait(10)
 
 
-def production_env(sandbox) -> dict:
-    """The nightly's secrets, as the workflow sets them, pointing at the sandbox."""
+def production_env(sandbox, direct: bool = True) -> tuple[dict, dict]:
+    """The nightly's secrets, as the workflow sets them, pointing at the sandbox; through Prometheus
+    only, no PostgreSQL or Redis secret exists at all."""
+    env, p = _production_env(sandbox)
+    if not direct:
+        env = {k: v for k, v in env.items() if not k.startswith(("VEZA_PG_", "VEZA_REDIS_"))}
+    return env, p
+
+
+def _production_env(sandbox) -> tuple[dict, dict]:
     p = tomllib.loads(sandbox.profile_path.read_text())
     return {**os.environ, "VEZA_BACKEND_URL": p["backend"]["url"], "VEZA_CHAT_URL": p["chat"]["url"],
             "VEZA_CHAT_HEALTH_URL": p["chat"]["health_url"], "VEZA_STREAM_URL": p["stream"]["url"],
@@ -100,16 +110,20 @@ def production_env(sandbox) -> dict:
 SYNTHETIC_CONVERSATION = "veza-synthetics-canary"
 
 
-def nightly(sandbox, tmp_path, *extra: str, chat_opt_in: bool = False) -> tuple[subprocess.CompletedProcess, dict, dict]:
+def nightly(sandbox, tmp_path, *extra: str, chat_opt_in: bool = False,
+            direct: bool = True) -> tuple[subprocess.CompletedProcess, dict, dict]:
     """The nightly's command, read-only, through the sandbox's front door (nginx, TLS, two backends),
     the canary signed by the backend; the run's results and what the write recorder saw it write."""
-    env, p = production_env(sandbox)
-    # The production profile has no canary id for the sandbox: point it there through a profile that extends it.
+    env, p = production_env(sandbox, direct)
+    # The production profile has no canary id for the sandbox: point it there through a profile that extends it,
+    # with the sandbox's 1 s scrapes.
     profile = tmp_path / "production-on-sandbox.toml"
-    profile.write_text(f'extends = "{REPO}/fixtures/environments/production.toml"\nname = "production"\n'
+    shipped = "production.toml" if direct else "production-prometheus.toml"
+    profile.write_text(f'extends = "{REPO}/fixtures/environments/{shipped}"\nname = "production"\n'
                        f'[stream]\ncanary_track_id = {p["stream"]["canary_track_id"]}\n'
-                       f'[postgres]\nport = {p["postgres"]["port"]}\n'
-                       '[prometheus]\nrate_window = "5s"\n[holds]\nsession_s = 2.0\nws_idle_s = 3.0\n'
+                       + (f'[postgres]\nport = {p["postgres"]["port"]}\n' if direct else "")
+                       + '[prometheus]\nrate_window = "5s"\nscrape_interval_s = 1.0\n'
+                       '[holds]\nsession_s = 2.0\nws_idle_s = 3.0\n'
                        + (f'[chat]\nsynthetic_conversation = "{SYNTHETIC_CONVERSATION}"\n' if chat_opt_in else ""))
     before = httpx.get(f"{p['sandbox']['admin_url']}/writes", timeout=5).json()
     run = subprocess.run([*VEZA_SYNTH, "run", "--env", str(profile), "--location", "test-runner", *extra,
@@ -117,7 +131,8 @@ def nightly(sandbox, tmp_path, *extra: str, chat_opt_in: bool = False) -> tuple[
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     after = httpx.get(f"{p['sandbox']['admin_url']}/writes", timeout=5).json()
     writes = {"http": after["http"][len(before["http"]):], "sql": after["sql"],
-              "chat": {c: n - before["chat"].get(c, 0) for c, n in after["chat"].items() if n != before["chat"].get(c, 0)}}
+              "chat": {c: n - (before["chat"] or {}).get(c, 0) for c, n in (after["chat"] or {}).items()
+                       if n != (before["chat"] or {}).get(c, 0)}}
     results = json.loads((tmp_path / "reports" / "latest" / "results.json").read_text())
     return run, results, writes
 
@@ -181,6 +196,72 @@ def test_nightly_command_fails_the_matrix_checks_through_the_front_door(sandbox,
     assert set(fault_row.must_fail) <= failed, f"{fault}: {failed}"
     assert failed <= load_catalog().allowed_to_fail(fault), f"{fault} failed unrelated checks: {failed}"
     assert writes["http"] == writes["sql"] == [] and set(writes["chat"]) <= {SYNTHETIC_CONVERSATION}, writes
+
+
+SOURCES = {"db.connection_timeout": "postgres_exporter", "db.constraint_errors": "postgres_exporter",
+           "db.degraded_performance": "postgres_exporter", "auth.session_lost": "redis_exporter"}
+
+
+def test_nightly_through_prometheus_only_judges_from_the_exporters(sandbox, tmp_path):
+    """No database credentials at all: the database and session checks pass on the exporters' figures,
+    name that source, and list what only direct access measures as not measured."""
+    run, results, writes = nightly(sandbox, tmp_path, direct=False)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "postgres" not in results["endpoints"] and "redis" not in results["endpoints"]
+    checks = {c["id"]: c for c in results["checks"]}
+    for check, exporter in SOURCES.items():
+        assert checks[check]["outcome"] in ("passed", "skipped"), checks[check]["summary"]
+        if checks[check]["outcome"] == "passed":
+            assert any(note.startswith(f"source: {exporter} through Prometheus") for note in checks[check]["notes"])
+            assert exporter in checks[check]["summary"], checks[check]["summary"]
+    assert "connect time: not measured (needs direct PostgreSQL access)" in checks["db.connection_timeout"]["not_measured"]
+    assert "session key TTL: not measured (needs direct Redis access)" in checks["auth.session_lost"]["not_measured"]
+    up = {c["text"] for c in checks["health.services"]["conditions"]}
+    assert {"PostgreSQL up according to postgres_exporter (pg_up 1)", "Redis up according to redis_exporter (redis_up 1)"} <= up
+    assert writes["http"] == writes["sql"] == [] and writes["chat"] == {}
+
+
+# The database, Redis and resource faults: through Prometheus only they fail the matrix's checks
+# (db.slow_connect delays the suite's own connections only: without a session it cannot be seen, and
+# the test says so below). Direct access proves the refusal under pool exhaustion and a full volume.
+EXPORTER_FAULTS = ["db.pool_exhausted", "db.invalid_constraint", "db.slow_queries", "auth.session_eviction",
+                   "infra.redis_down", "infra.postgres_down", "perf.cpu_saturation", "perf.memory_pressure",
+                   "perf.disk_full"]
+DIRECT_FAULTS = ["db.pool_exhausted", "perf.disk_full"]
+
+
+@pytest.mark.parametrize("direct,fault", [(False, f) for f in EXPORTER_FAULTS] + [(True, f) for f in DIRECT_FAULTS],
+                         ids=[f"prometheus-only-{f}" for f in EXPORTER_FAULTS] + [f"direct-{f}" for f in DIRECT_FAULTS])
+def test_nightly_fails_the_matrix_checks_both_ways(sandbox, tmp_path, direct, fault):
+    sandbox.set_faults([fault])
+    try:
+        time.sleep(2)  # a couple of the exporters' 1 s scrapes
+        run, results, writes = nightly(sandbox, tmp_path, direct=direct)
+    finally:
+        sandbox.set_faults([])
+    assert run.returncode == 1, run.stdout[-3000:]
+    failed = {c["id"]: c for c in results["checks"] if c["outcome"] == "failed"}
+    assert set(load_catalog().faults[fault].must_fail) <= set(failed), f"{fault}: {sorted(failed)}"
+    assert set(failed) <= load_catalog().allowed_to_fail(fault), f"{fault} failed unrelated checks: {sorted(failed)}"
+    assert writes["http"] == writes["sql"] == []
+    if fault == "db.pool_exhausted":  # refused or not, the exporter's figures are the evidence
+        texts = [c["text"] for c in failed["db.connection_timeout"]["conditions"] if c["level"] == "failed"]
+        assert any(t.startswith("connections used (postgres_exporter)") for t in texts), texts
+        if direct:
+            assert any("connects failed" in t for t in texts), texts
+    if fault == "perf.disk_full":  # the data volume, not /
+        assert "/volumes/data" in failed["perf.resource_saturation"]["summary"]
+
+
+def test_without_a_session_slow_connects_are_not_measured(sandbox, tmp_path):
+    sandbox.set_faults(["db.slow_connect"])
+    try:
+        run, results, _ = nightly(sandbox, tmp_path, "-m", "database", direct=False)
+    finally:
+        sandbox.set_faults([])
+    check = next(c for c in results["checks"] if c["id"] == "db.connection_timeout")
+    assert check["outcome"] == "passed" and run.returncode == 0
+    assert "connect time: not measured (needs direct PostgreSQL access)" in check["not_measured"]
 
 
 def test_gate_exit_codes(sandbox, tmp_path):

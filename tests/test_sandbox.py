@@ -1,6 +1,7 @@
 """The sandbox honours veza-contract.md, and a fault really changes what crosses the wire."""
 import asyncio
 import json
+import os
 import socket
 import time
 
@@ -264,3 +265,46 @@ def test_the_suite_connects_as_pg_monitor_never_a_superuser(sandbox, sandbox_pro
         sandbox.set_faults([])
     assert result.measurements["connect_failures"] == 2
     assert "remaining connection slots are reserved" in result.evidence["connect_errors"][0]
+
+
+# -- the exporters production runs ------------------------------------------------------------------
+EXPORTER_BUILDS = {"node": "node_exporter_build_info", "postgres": "postgres_exporter_build_info",
+                   "redis": "redis_exporter_build_info"}
+
+
+def _query(profile, expr: str) -> list[dict]:
+    return httpx.get(f"{profile.prometheus.url}/api/v1/query", params={"query": expr}, timeout=5).json()["data"]["result"]
+
+
+def test_node_postgres_and_redis_figures_come_from_the_real_exporters(sandbox_profile):
+    """Prometheus scrapes Debian's node_exporter, postgres_exporter and redis_exporter (their own build
+    info says so), the postgres one with its own pg_monitor role and the shipped custom queries."""
+    for job, build in EXPORTER_BUILDS.items():
+        assert _query(sandbox_profile, f'{build}{{job="{job}"}}'), f"{job}: no {build}"
+    assert _query(sandbox_profile, 'pg_up{job="postgres"} == 1') and _query(sandbox_profile, 'redis_up{job="redis"} == 1')
+    assert _query(sandbox_profile, 'veza_constraints_not_valid{job="postgres"}')
+    mounts = {r["metric"]["mountpoint"] for r in _query(sandbox_profile, 'node_filesystem_size_bytes{job="node"}')}
+    assert {m.rsplit("/", 1)[1] for m in mounts} == {"data", "logs"}, mounts
+
+
+def test_a_full_disk_is_a_real_file_on_the_data_volume(sandbox, sandbox_profile):
+    """perf.disk_full writes a file that fills the data volume; node_exporter's statfs sees it, the
+    other volume is untouched, and switching off removes the file."""
+    data = next(r["metric"]["mountpoint"] for r in _query(sandbox_profile, 'node_filesystem_size_bytes{job="node"}')
+                if r["metric"]["mountpoint"].endswith("/data"))
+    sandbox.set_faults(["perf.disk_full"])
+    try:
+        disk = os.statvfs(data)
+        used = 1 - disk.f_bavail / disk.f_blocks
+        assert used >= 0.94 and os.path.getsize(f"{data}/filler") > 0
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            seen = {r["metric"]["mountpoint"].rsplit("/", 1)[1]: float(r["value"][1]) for r in _query(
+                sandbox_profile, '100 * (1 - node_filesystem_avail_bytes{job="node"} / node_filesystem_size_bytes{job="node"})')}
+            if seen.get("data", 0) >= 94:
+                break
+            time.sleep(0.5)
+        assert seen["data"] >= 94 and seen["logs"] < 50, seen
+    finally:
+        sandbox.set_faults([])
+    assert not os.path.exists(f"{data}/filler")

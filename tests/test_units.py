@@ -79,11 +79,34 @@ def test_production_without_variables_lists_what_it_needs(monkeypatch):
     assert "VEZA_SYNTHETIC_PASSWORD" in str(err.value)
 
 
-def test_production_is_read_only(monkeypatch):
-    for var in profile.VAR.findall((profile.ENV_DIR / "production.toml").read_text()):
+def test_production_is_read_only_both_ways(monkeypatch):
+    """production adds direct database access to production-prometheus, which needs none."""
+    for var in profile.VAR.findall((profile.ENV_DIR / "production-prometheus.toml").read_text()):
         monkeypatch.setenv(var, "http://x" if "URL" in var else "value")
-    assert not profile.load("production").allows_writes
+    only = profile.load("production-prometheus")
+    assert not only.allows_writes and not only.has_postgres and not only.has_redis and only.has_prometheus
+    with pytest.raises(SetupError, match="VEZA_PG_HOST"):
+        profile.load("production")
+    for var in profile.VAR.findall((profile.ENV_DIR / "production.toml").read_text()):
+        monkeypatch.setenv(var, "redis://x" if "URL" in var else "value")
+    direct = profile.load("production")
+    assert not direct.allows_writes and direct.has_postgres and direct.has_redis and direct.name == only.name
     assert profile.load("staging").allows_writes
+
+
+def test_the_readme_lists_the_exporter_queries_the_checks_run():
+    """What a team must make its Prometheus answer, exactly as the checks ask it (default selectors)."""
+    from veza_synthetics.probes import exporters
+    readme = (profile.ENV_DIR.parents[1] / "README.md").read_text()
+    selectors = {"NODE": 'job="node"', "POSTGRES": 'job="postgres"', "REDIS": 'job="redis"'}
+    for selector in selectors.values():
+        assert f"`{exporters.SCRAPED.format(s=selector)}`" in readme
+    for name in ("NODE", "POSTGRES", "POSTGRES_ACTIVITY", "POSTGRES_CONSTRAINTS", "POSTGRES_PERFORMANCE",
+                 "POSTGRES_STATEMENTS", "REDIS", "REDIS_POLICY"):
+        value = getattr(exporters, name)
+        for template in (value.values() if isinstance(value, dict) else [value]):
+            query = template.format(s=selectors[name.split("_")[0]], w="5m", m=".*")
+            assert f"`{query}`" in readme, query
 
 
 @pytest.mark.parametrize("text,error", [
@@ -95,6 +118,7 @@ def test_production_is_read_only(monkeypatch):
     ("[thresholds.'perf.high_response_time']\np95_ms = {fail = 'x'}\n", "must be {warn = N, fail = N}"),
     ("[thresholds.'perf.nope']\np95_ms = {fail = 1}\n", "unknown check 'perf.nope'"),
     ("not toml [", "not valid TOML"),
+    ("[prometheus]\npostgres_selector = ' '\n", "'prometheus.postgres_selector' must not be empty"),
 ])
 def test_bad_profiles_get_one_clear_error(tmp_path, text, error):
     with pytest.raises(SetupError, match=error.replace("{", r"\{").replace("}", r"\}").replace("'", ".")):

@@ -55,11 +55,20 @@ class Figures(QueryResult):
         return found[0]["value"] if found else None
 
 
+SCRAPED = "min(up{{{s}}})"  # Prometheus's own health of the exporter's scrape
+
+
 def read(url: str, queries: dict[str, str], timeout_s: float, exporter: str, **fill: str) -> Figures:
-    """Run each named query (templates filled with `fill`); the first failing query is the error.
-    The measurements hold single-valued figures; a figure with no series is simply absent."""
+    """Run each named query (templates filled with `fill`); the first failing query is the error, and
+    so is an exporter Prometheus cannot scrape (its figures would be stale or gone). The measurements
+    hold single-valued figures; a figure with no series is simply absent."""
     figures: dict[str, list[dict[str, Any]]] = {}
     shown: dict[str, Any] = {}
+    scraped = query(url, SCRAPED.format(**fill), timeout_s)
+    if scraped.error:
+        return Figures("prometheus", url, error=f"{exporter} figures: {scraped.error}")
+    if scraped.series and scraped.series[0]["value"] == 0:
+        return Figures("prometheus", url, error=f"Prometheus cannot scrape {exporter} ({fill.get('s')}): up 0")
     for name, template in queries.items():
         expr = template.format(**fill)
         result = query(url, expr, timeout_s)

@@ -19,6 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .serving import open_pool, renew_pool
+
 ACCESS_LIFETIME_S = 3600
 DEPLOYED_ACCESS_LIFETIME_S = 900  # the deployed variant's 15 min
 REFRESH_LIFETIME_S = 7 * 24 * 3600
@@ -64,12 +66,12 @@ class Backend:
 
     # -- lifecycle ---------------------------------------------------------------------
     async def open(self) -> None:
-        self.pool = AsyncConnectionPool(self.s.app_dsn, min_size=4, max_size=8, timeout=2, open=False,
-                                        check=AsyncConnectionPool.check_connection,
-                                        kwargs={"connect_timeout": 2})
-        await self.pool.open(wait=True, timeout=10)
+        self.pool = await open_pool(self.s.app_dsn, 4, 8)
         self.redis = aioredis.Redis(host="127.0.0.1", port=self.s.redis_port, password=self.s.redis_password,
                                     socket_timeout=1, socket_connect_timeout=1)
+
+    async def reconnect_database(self) -> None:
+        self.pool = await renew_pool(self.pool, self.s.app_dsn, 4, 8)
 
     async def close(self) -> None:
         if self.pool:

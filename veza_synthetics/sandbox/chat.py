@@ -19,6 +19,7 @@ from websockets.frames import Opcode
 from websockets.http11 import Request
 
 from .processes import LOOPBACK
+from .serving import open_pool, renew_pool
 
 
 class Chat:
@@ -34,12 +35,13 @@ class Chat:
         self.messages = Counter("veza_chat_messages_total", "Messages broadcast", registry=reg)
 
     async def start(self) -> None:
-        self.pool = AsyncConnectionPool(self.s.app_dsn, min_size=2, max_size=4, timeout=2, open=False,
-                                        kwargs={"connect_timeout": 2, "autocommit": True})
-        await self.pool.open(wait=True, timeout=10)
+        self.pool = await open_pool(self.s.app_dsn, 2, 4, autocommit=True)
         self._server = await serve(self.handler, LOOPBACK, self.port, process_request=self.process_request,
                                    ping_interval=30, ping_timeout=20, close_timeout=2)
         self.port = self._server.sockets[0].getsockname()[1]
+
+    async def reconnect_database(self) -> None:
+        self.pool = await renew_pool(self.pool, self.s.app_dsn, 2, 4, autocommit=True)
 
     async def stop(self) -> None:
         if self._server:

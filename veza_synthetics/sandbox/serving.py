@@ -1,4 +1,5 @@
-"""Serve an ASGI app with uvicorn inside the sandbox's event loop, stoppable and restartable."""
+"""Serve an ASGI app with uvicorn inside the sandbox's event loop, stoppable and restartable; the
+servers' PostgreSQL pools."""
 from __future__ import annotations
 
 import asyncio
@@ -7,6 +8,7 @@ import logging
 import socket
 
 import uvicorn
+from psycopg_pool import AsyncConnectionPool
 
 from .processes import LOOPBACK
 
@@ -59,3 +61,21 @@ class AppServer:
     @property
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
+
+
+async def open_pool(dsn: str, min_size: int, max_size: int, **connect: object) -> AsyncConnectionPool:
+    """A server's pool of application connections, full before the server answers."""
+    pool = AsyncConnectionPool(dsn, min_size=min_size, max_size=max_size, timeout=2, open=False,
+                               check=AsyncConnectionPool.check_connection, kwargs={"connect_timeout": 2, **connect})
+    await pool.open(wait=True, timeout=10)
+    return pool
+
+
+async def renew_pool(old: AsyncConnectionPool | None, dsn: str, min_size: int, max_size: int,
+                     **connect: object) -> AsyncConnectionPool:
+    """After PostgreSQL comes back: a fresh pool at once, as a Go server's database/sql reconnects on the
+    next query (psycopg's pool would otherwise wait out its growing reconnect backoff)."""
+    pool = await open_pool(dsn, min_size, max_size, **connect)
+    if old is not None:
+        await old.close(timeout=2)
+    return pool

@@ -360,7 +360,9 @@ class Sandbox:
         if on:
             await self._release_held()
         await asyncio.to_thread(self.pg.stop if on else self.pg.start)
-        if not on:  # what an operator does after a restart: warm the cache back up
+        if not on:  # the backend reconnects; an operator warms the cache back up after a restart
+            await self.backend.reconnect_database()
+            await self.chat.reconnect_database()
             await self._sql("SELECT pg_prewarm(c.oid::regclass) FROM pg_class c WHERE c.relkind IN ('r', 'i') "
                             "AND c.relnamespace IN ('public'::regnamespace, 'pg_catalog'::regnamespace)")
 
