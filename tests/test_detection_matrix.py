@@ -14,12 +14,10 @@ from pathlib import Path
 import pytest
 
 from veza_synthetics.catalog import load
-from veza_synthetics.matrix import HEALTHY, expectation, outcomes_by_check
+from veza_synthetics.matrix import HEALTHY, SETTLE_S, expectation, outcomes_by_check
 
 REPO = Path(__file__).resolve().parents[1]
 CATALOG = load()
-# Faults seen through Prometheus need its rate window (5 s in the sandbox) to fill.
-SETTLE_S = {"perf.cpu_saturation": 7, "infra.target_down": 3, "infra.stream_down": 2, "infra.rules_missing": 1}
 MEASURED: dict = {}
 
 

@@ -308,3 +308,29 @@ def test_production_without_variables_cannot_start(tmp_path):
     assert run.returncode == 2
     assert "missing environment variable(s): VEZA_BACKEND_URL" in run.stdout + run.stderr
     assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_a_shared_measurement_is_taken_once_whichever_thread_asks(tmp_path):
+    """The background holds and the foreground checks ask for the same stream download: one download."""
+    import threading
+    import time
+
+    from veza_synthetics.probes import Result
+    from veza_synthetics.target import Target
+    p = tmp_path / "p.toml"
+    p.write_text('[backend]\nurl = "https://veza.invalid"\n')
+    target = Target(profile.load(str(p)))
+    calls = []
+
+    def measure() -> Result:
+        calls.append(threading.current_thread().name)
+        time.sleep(0.2)
+        return Result("stream", "x", {"bytes": 1})
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(target.shared("stream", 1, measure))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1 and len(results) == 3 and all(r is results[0] for r in results)
+    assert target.shared("stream", 2, measure) is not results[0] and len(calls) == 2  # a confirmation measures again

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from .catalog import Symptom
 from .catalog import load as load_catalog
-from .checks import registered
+from .checks import HOLDS, registered
 from .record import Record, check_record
 from .target import Target
 from .verdict import Verdict
@@ -14,25 +15,36 @@ from .verdict import Verdict
 Measure = Callable[[Verdict, int], None]  # fills a fresh verdict; the int is the attempt (1, then 2 to confirm)
 
 
+@dataclass(frozen=True)
+class Attempt:
+    verdict: Verdict
+    started: float  # time.perf_counter() when it began
+
+
+def measure_once(symptom: Symptom, measure: Measure, overrides: dict[str, dict[str, float]] | None,
+                 attempt: int) -> Attempt:
+    started = time.perf_counter()
+    verdict = Verdict.for_symptom(symptom, overrides)
+    try:
+        measure(verdict, attempt)
+    except Exception as exc:  # a bug or an unforeseen answer: said plainly, as a failure
+        _crashed(verdict, exc)
+    return Attempt(verdict, started)
+
+
 def confirm(symptom: Symptom, measure: Measure, overrides: dict[str, dict[str, float]] | None = None,
-            writes: bool = False) -> tuple[Record, Verdict]:
+            writes: bool = False, first: Attempt | None = None) -> tuple[Record, Verdict]:
     """The check's record (what every report shows) and its final verdict.
 
     A failure is measured a second time; only a confirmed failure fails. Both
     measurements are kept, so a blip that went away is still visible in the report.
+    `first` is an attempt already measured (in the background, for a check that holds).
     """
-    attempts: list[Verdict] = []
-    started = time.perf_counter()
-    for attempt in (1, 2):
-        verdict = Verdict.for_symptom(symptom, overrides)
-        try:
-            measure(verdict, attempt)
-        except Exception as exc:  # a bug or an unforeseen answer: said plainly, as a failure
-            _crashed(verdict, exc)
-        attempts.append(verdict)
-        if verdict.outcome != "failed":
-            break
-    return _record(symptom, attempts, writes, started)
+    first = first or measure_once(symptom, measure, overrides, 1)
+    attempts = [first.verdict]
+    if first.verdict.outcome == "failed":
+        attempts.append(measure_once(symptom, measure, overrides, 2).verdict)
+    return _record(symptom, attempts, writes, first.started)
 
 
 async def confirm_async(symptom: Symptom, measure: Callable[[Verdict, int], Awaitable[None]],
@@ -64,8 +76,27 @@ def _record(symptom: Symptom, attempts: list[Verdict], writes: bool, started: fl
     return check_record(symptom, final, attempts, writes, time.perf_counter() - started), final
 
 
-def diagnose(symptom_id: str, target: Target, writes: bool = False) -> tuple[Record, Verdict]:
-    """A catalog check against the target, confirmed."""
+def _catalog_measure(symptom_id: str, target: Target, writes: bool) -> Measure:
     check = registered()[(symptom_id, writes)]
-    return confirm(load_catalog().symptoms[symptom_id], lambda v, attempt: check(v, target, attempt),
-                   target.profile.threshold_overrides(symptom_id), writes)
+    return lambda v, attempt: check(v, target, attempt)
+
+
+def diagnose(symptom_id: str, target: Target, writes: bool = False) -> tuple[Record, Verdict]:
+    """A catalog check against the target, confirmed; its first attempt taken from the background
+    where start_holds() began it."""
+    early = target.early(symptom_id) if not writes else None
+    return confirm(load_catalog().symptoms[symptom_id], _catalog_measure(symptom_id, target, writes),
+                   target.profile.threshold_overrides(symptom_id), writes, first=early.result() if early else None)
+
+
+def start_holds(target: Target, symptom_ids: set[str]) -> list[str]:
+    """Begin, in the background, the first attempt of every check among these that holds on purpose, so
+    the run costs its longest hold rather than their sum. Returns the ids started."""
+    registered()
+    holding = sorted(symptom_ids & HOLDS)
+    symptoms, overrides = load_catalog().symptoms, target.profile.threshold_overrides
+
+    def first_attempt(sid: str) -> Callable[[], Attempt]:
+        return lambda: measure_once(symptoms[sid], _catalog_measure(sid, target, False), overrides(sid), 1)
+    target.start_early({sid: first_attempt(sid) for sid in holding})
+    return holding

@@ -42,9 +42,16 @@ def veza_profile(pytestconfig: pytest.Config) -> Profile:
 
 
 @pytest.fixture(scope="session")
-def veza_target(veza_profile: Profile) -> Iterator[Target]:
-    """The platform under test, with its timeouts; every session it opens is logged out at the end."""
+def veza_target(request: pytest.FixtureRequest, veza_profile: Profile) -> Iterator[Target]:
+    """The platform under test, with its timeouts; every session it opens is logged out at the end.
+    The checks of this run that hold on purpose begin their first attempt now, in the background (under
+    xdist, where the controller hands items out one by one, each worker's holds run in their turn)."""
     with Target(veza_profile) as target:
+        if not hasattr(request.config, "workerinput"):
+            diagnosis.start_holds(target, {item.callspec.params["symptom"] for item in request.session.items
+                                           if "veza_diagnose" in getattr(item, "fixturenames", ())
+                                           and hasattr(item, "callspec") and "symptom" in item.callspec.params
+                                           and item.get_closest_marker("writes") is None})
         yield target
 
 

@@ -12,6 +12,9 @@ from pathlib import Path
 from .catalog import load
 
 HEALTHY = "(none)"
+# Seconds a fault needs before a run can see it: those seen through Prometheus wait for its rate window
+# (5 s in the sandbox) or a few 1 s scrapes.
+SETTLE_S = {"perf.cpu_saturation": 7, "infra.target_down": 3, "infra.stream_down": 2, "infra.rules_missing": 1}
 WORST = {"passed": 0, "skipped": 1, "no_data": 1, "degraded": 2, "failed": 3}
 
 

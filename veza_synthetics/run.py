@@ -6,7 +6,6 @@ end, and sets the exit status.
 """
 from __future__ import annotations
 
-import ast
 import datetime as dt
 import importlib.util
 import json
@@ -37,31 +36,11 @@ PROFILE_VAR = "veza_profile"  # the resolved profile's path, handed to xdist wor
 RUN_PLUGIN = "veza-run"
 RESULT_KEY = "veza_result"  # the check's record, carried from workers to the controller
 HTML_EXTRAS_KEY = pytest.StashKey[list[Any]]()
+READS_PROMETHEUS = {"health", "performance"}  # check categories that need the sandbox's first scrapes
 
 
 def option_list(config: pytest.Config, name: str) -> list[str]:
     return [item.strip() for item in (config.getoption(name) or "").split(",") if item.strip()]
-
-
-def may_select(expression: str, categories: set[str]) -> bool:
-    """Could the -m expression select a test marked with one of these categories? (No -m: yes.)"""
-    if not expression:
-        return True
-    try:
-        tree = ast.parse(expression, mode="eval").body
-    except SyntaxError:
-        return True  # pytest itself reports the bad expression
-
-    def holds(node: ast.expr, marker: str) -> bool:
-        if isinstance(node, ast.Name):
-            return node.id == marker
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-            return not holds(node.operand, marker)
-        if isinstance(node, ast.BoolOp):
-            values = [holds(v, marker) for v in node.values]
-            return all(values) if isinstance(node.op, ast.And) else any(values)
-        return True
-    return any(holds(tree, category) for category in categories)
 
 
 def current(config: pytest.Config) -> "VezaRun | None":
@@ -80,6 +59,7 @@ class VezaRun:
         self.started_at = time.time()
         self.location: str = config.getoption("--location") or profile.location
         self.report_dir: Path | None = None
+        self.prometheus_waited = False
         redact.register(*profile.secrets())
         trust(profile.tls.ca_file)
 
@@ -98,8 +78,7 @@ class VezaRun:
             raise SetupError(f"--symptoms: unknown check id(s): {', '.join(sorted(unknown))}")
         sandbox = None
         if env == "sandbox":
-            sandbox = _start_sandbox(faults, may_select(config.getoption("markexpr"), {"health", "performance"}),
-                                     config.getoption("--sandbox-variant"))
+            sandbox = _start_sandbox(faults, config.getoption("--sandbox-variant"))
             path = str(sandbox.profile_path)
         else:
             if faults:
@@ -140,15 +119,30 @@ class VezaRun:
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         wanted = set(option_list(config, "--symptoms"))
-        if not wanted:
-            return
-        keep = [i for i in items if _symptom_of(i) in wanted]
-        deselected = [i for i in items if i not in keep]
-        if deselected:
-            config.hook.pytest_deselected(items=deselected)
-            items[:] = keep
+        if wanted:
+            keep = [i for i in items if _symptom_of(i) in wanted]
+            deselected = [i for i in items if i not in keep]
+            if deselected:
+                config.hook.pytest_deselected(items=deselected)
+                items[:] = keep
+        if self.profile.sandbox.admin_url:  # the others run while the sandbox's Prometheus takes its first scrapes
+            items.sort(key=lambda i: _category_of(i) in READS_PROMETHEUS)
+
+    def _wait_for_first_scrapes(self) -> None:
+        """Before the first check that reads a sandbox's Prometheus: every target scraped (the sandbox's
+        admin API answers at once when that is long done)."""
+        self.prometheus_waited = True
+        try:
+            response = httpx.get(f"{self.profile.sandbox.admin_url}/prometheus-ready", timeout=40)
+        except httpx.HTTPError as exc:
+            raise SetupError(f"the sandbox's admin API did not answer: {exc}") from None
+        if response.status_code == 503:
+            raise SetupError(response.json().get("error", "the sandbox's Prometheus is not ready"))
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if (not self.prometheus_waited and self.profile.sandbox.admin_url and self.profile.has_prometheus
+                and _category_of(item) in READS_PROMETHEUS):
+            self._wait_for_first_scrapes()
         reason = None
         if item.get_closest_marker("writes") and not self.profile.allows_writes:
             reason = f"skipped for safety: profile '{self.profile.name}' forbids writes"
@@ -256,6 +250,11 @@ def _symptom_of(item: pytest.Item) -> str | None:
     return symptom if isinstance(symptom, str) else None
 
 
+def _category_of(item: pytest.Item) -> str | None:
+    symptom = _symptom_of(item)
+    return catalog_mod.load().symptoms[symptom].category if symptom in catalog_mod.load().symptoms else None
+
+
 def _html_metadata(config: pytest.Config) -> dict[str, Any] | None:
     try:
         from pytest_metadata.plugin import metadata_key
@@ -267,8 +266,9 @@ def _html_metadata(config: pytest.Config) -> dict[str, Any] | None:
 SANDBOX_MODULES = ("uvicorn", "starlette", "tomli_w", "jwt")
 
 
-def _start_sandbox(faults: list[str], wait_prometheus: bool, variant: str) -> "SandboxProcess":
-    """The sandbox in a child process (the `sandbox` extra), when no --env names a real environment."""
+def _start_sandbox(faults: list[str], variant: str) -> "SandboxProcess":
+    """The sandbox in a child process (the `sandbox` extra), when no --env names a real environment. It is
+    ready before Prometheus's first scrapes: the checks that read Prometheus run last and wait for them."""
     missing = [name for name in SANDBOX_MODULES if importlib.util.find_spec(name) is None]
     if missing:
         raise SetupError(f"no --env given and the sandbox is not installed ({', '.join(missing)} missing): "
@@ -278,6 +278,6 @@ def _start_sandbox(faults: list[str], wait_prometheus: bool, variant: str) -> "S
         raise SetupError(f"no --env given and the sandbox's profile {base} is not there: run from the "
                          "veza-synthetics repository, or pass --env NAME|PATH")
     from .sandbox.process import SandboxProcess
-    sandbox = SandboxProcess(inject=faults, base_profile=base, wait_prometheus=wait_prometheus, variant=variant)
+    sandbox = SandboxProcess(inject=faults, base_profile=base, wait_prometheus=False, variant=variant)
     sandbox.start()
     return sandbox

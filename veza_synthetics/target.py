@@ -2,17 +2,21 @@
 
 One stream download serves the three stream checks, one chat run serves loss and
 latency, one HTTP sample serves the perf checks. A confirmation (attempt 2) measures
-again instead of reusing attempt 1.
+again instead of reusing attempt 1. Checks with a deliberate hold measure their first
+attempt in the background (start_early), so holds overlap each other and the rest of
+the run; every shared measurement is taken once, whichever thread asks first.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 from .probes import Result, auth, exporters, http, stream, trust, websocket
@@ -35,9 +39,12 @@ class Target:
     def __init__(self, profile: Profile):
         self.profile = profile
         trust(profile.tls.ca_file)
-        self._memo: dict[tuple[str, int], Result] = {}
+        self._memo: dict[tuple[str, int], Future[Result]] = {}
+        self._lock = threading.Lock()
         self._sessions: list[auth.Session] = []
-        self.last_login: auth.LoginResult | None = None
+        self._last_login = threading.local()  # token()'s failure, per thread: each check explains its own
+        self._background: ThreadPoolExecutor | None = None
+        self._early: dict[str, Future[Any]] = {}
 
     def timeout(self, kind: str) -> float:
         """A profile timeout by kind: connect, request, stream_read, stream, ws."""
@@ -45,9 +52,31 @@ class Target:
         return value
 
     def shared(self, key: str, attempt: int, measure: Callable[[], ResultT]) -> ResultT:
-        if (key, attempt) not in self._memo:
-            self._memo[(key, attempt)] = measure()
-        return self._memo[(key, attempt)]  # type: ignore[return-value]  # one key, one measure
+        """`measure()` once per key and attempt; a second caller, in any thread, waits for the first's result."""
+        with self._lock:
+            slot = self._memo.get((key, attempt))
+            owner = slot is None
+            if slot is None:
+                slot = self._memo[(key, attempt)] = Future()
+        if owner:
+            try:
+                slot.set_result(measure())
+            except BaseException as exc:
+                slot.set_exception(exc)
+                raise
+        return slot.result()  # type: ignore[return-value]  # one key, one measure
+
+    def start_early(self, jobs: dict[str, Callable[[], Any]]) -> None:
+        """Run these measurements in the background now (deliberate holds), each in its own thread."""
+        if not jobs:
+            return
+        self._background = ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="veza-hold")
+        self._early = {name: self._background.submit(job) for name, job in jobs.items()}
+
+    def early(self, name: str) -> Future[Any] | None:
+        """The background measurement started for `name`, once (its caller owns the result)."""
+        with self._lock:
+            return self._early.pop(name, None)
 
     def exporter_figures(self, exporter: str, queries: dict[str, str]) -> exporters.Figures:
         """Figures of one exporter ("node", "postgres", "redis") through Prometheus: its series picked
@@ -64,23 +93,27 @@ class Target:
         email, password = (acc.admin_email, acc.admin_password) if admin else (acc.user_email, acc.user_password)
         result = auth.login(self.profile.backend.url, email, password, self.timeout("request"))
         if result.session is not None:
-            self._sessions.append(result.session)
+            with self._lock:
+                self._sessions.append(result.session)
         return result
 
     def token(self) -> str | None:
         result = self.login()
-        self.last_login = result
+        self._last_login.result = result
         return result.session.access_token if result.session else None
 
     def login_failure(self) -> str:
-        """Why the last token() gave none."""
-        last = self.last_login
+        """Why this thread's last token() gave none."""
+        last: auth.LoginResult | None = getattr(self._last_login, "result", None)
         if last is None:
             return "no login attempted"
         return last.error or f"login answered {last.measurements.get('status')}: {last.evidence.get('error')}"
 
     def close(self) -> None:
-        """Log out every session this target opened, whatever happened to the checks that used them."""
+        """Log out every session this target opened, whatever happened to the checks that used them
+        (background measurements finish first: each is bounded by its hold and timeouts)."""
+        if self._background is not None:
+            self._background.shutdown(wait=True)
         sessions, self._sessions = self._sessions, []
         for session in sessions:
             auth.logout(self.profile.backend.url, session, self.timeout("request"))

@@ -1,7 +1,9 @@
 """Checks: each takes a Verdict and the Target, measures through probes, and judges.
 
 Registered by symptom id; `writes=True` marks the part of a check that creates data
-(run only where the profile allows writes). The catalog names the modules that hold them.
+(run only where the profile allows writes); `holds=True` a check that waits on purpose
+(an idle WebSocket, a session kept alive, the canary at line rate): its first attempt
+runs in the background from the start of the run. The catalog names the modules.
 """
 from __future__ import annotations
 
@@ -19,11 +21,14 @@ class Check(Protocol):
 
 
 CHECKS: dict[tuple[str, bool], Check] = {}
+HOLDS: set[str] = set()  # symptom ids whose read-only check holds on purpose
 
 
-def check(symptom_id: str, writes: bool = False) -> Callable[[Check], Check]:
+def check(symptom_id: str, writes: bool = False, holds: bool = False) -> Callable[[Check], Check]:
     def register(fn: Check) -> Check:
         CHECKS[(symptom_id, writes)] = fn
+        if holds and not writes:
+            HOLDS.add(symptom_id)
         return fn
     return register
 

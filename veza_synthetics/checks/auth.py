@@ -133,7 +133,7 @@ def jwt_expired(v: Verdict, target: Target, attempt: int) -> None:
                           f"refreshed token rejected by me: {me.measurements['status']} {me.evidence.get('error')}")
 
 
-@check("auth.session_lost")
+@check("auth.session_lost", holds=True)
 def session_lost(v: Verdict, target: Target, attempt: int) -> None:
     p = target.profile
     base, timeout, hold = p.backend.url, target.timeout("request"), p.holds.session_s

@@ -16,7 +16,7 @@ def _download(v: Verdict, target: Target, attempt: int) -> dict[str, Any] | None
     return result.measurements if v.record("stream", result) else None
 
 
-@check("stream.audio_cut")
+@check("stream.audio_cut", holds=True)
 def audio_cut(v: Verdict, target: Target, attempt: int) -> None:
     m = _download(v, target, attempt)
     if m is None:
@@ -36,7 +36,7 @@ def audio_cut(v: Verdict, target: Target, attempt: int) -> None:
                   detail=f"at {gaps[0]['at_s']} s" if gaps else None)
 
 
-@check("stream.quality_degraded")
+@check("stream.quality_degraded", holds=True)
 def quality_degraded(v: Verdict, target: Target, attempt: int) -> None:
     m = _download(v, target, attempt)
     if m is None:
@@ -56,7 +56,7 @@ def quality_degraded(v: Verdict, target: Target, attempt: int) -> None:
     v.against("clipped_pct", m["clipped_pct"], label="clipped samples")
 
 
-@check("stream.excessive_buffering")
+@check("stream.excessive_buffering", holds=True)
 def excessive_buffering(v: Verdict, target: Target, attempt: int) -> None:
     m = _download(v, target, attempt)
     if m is None:

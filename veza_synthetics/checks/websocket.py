@@ -7,7 +7,7 @@ from ..verdict import Verdict
 from . import check
 
 
-@check("ws.disconnects")
+@check("ws.disconnects", holds=True)
 def disconnects(v: Verdict, target: Target, attempt: int) -> None:
     p = target.profile
     token = None

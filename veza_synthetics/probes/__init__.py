@@ -10,6 +10,7 @@ import functools
 import math
 import os
 import ssl
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,9 +42,16 @@ def tls() -> ssl.SSLContext:
     return context
 
 
-@functools.lru_cache(maxsize=1)
+_per_thread = threading.local()
+
+
 def _browser() -> httpx.Client:
-    return httpx.Client(verify=tls(), limits=httpx.Limits(max_connections=16, max_keepalive_connections=8))
+    """One keep-alive client per thread: checks measuring in the background never share a cookie jar."""
+    client: httpx.Client | None = getattr(_per_thread, "client", None)
+    if client is None:
+        client = _per_thread.client = httpx.Client(verify=tls(), limits=httpx.Limits(max_connections=16,
+                                                                                     max_keepalive_connections=8))
+    return client
 
 
 def request(method: str, url: str, timeout_s: float, **kwargs: Any) -> httpx.Response:

@@ -188,9 +188,9 @@ class Sandbox:
         return now
 
     def stack_pids(self) -> list[int]:
-        """The processes that make up this Veza stack: this one, its servers, PostgreSQL's backends."""
-        pids = [os.getpid()] + [p.proc.pid for p in (self.redis, self.prometheus, *self.exporters.values())
-                                if p and p.proc]
+        """The processes that make up this Veza stack (its monitoring is not): this one, with the backend, chat
+        and stream servers, Redis, PostgreSQL's backends."""
+        pids = [os.getpid()] + [p.proc.pid for p in (self.redis,) if p and p.proc]
         if self.pg is not None:
             pids += self.pg.pids()
         return pids
@@ -428,11 +428,23 @@ class Sandbox:
             return JSONResponse({"http": list(self.state.write_requests), "sql": self.pg.suite_writes(),
                                  "chat": await self.chat.stored_messages()})
 
+        async def prometheus_ready(request: Request):
+            """Waits (up to 30 s) until Prometheus has scraped every target twice: a run that started the
+            sandbox without waiting asks here before its first check that reads Prometheus."""
+            if not self.prometheus:
+                return JSONResponse({"error": "this sandbox runs without Prometheus"}, 404)
+            try:
+                await self._prometheus_scraped()
+            except SetupError as exc:
+                return JSONResponse({"error": str(exc)}, 503)
+            return JSONResponse({"ready": True})
+
         async def stream_secret(request: Request):
             """For the tests of a profile that signs locally: production gives no such secret."""
             return JSONResponse({"secret": self.state.stream_secret, "canary": CANARY_NAME})
 
         return Starlette(routes=[Route("/writes", writes), Route("/stream-secret", stream_secret),
+                                 Route("/prometheus-ready", prometheus_ready),
                                  Route("/faults", faults, methods=["GET", "PUT"]),
                                  Route("/faults/{fault}", one, methods=["POST", "DELETE"])])
 
