@@ -159,6 +159,9 @@ def test_nightly_command_is_read_only_and_pushes_results(sandbox, pushgateway, t
     assert re.search(r'veza_synthetic_check_skipped_for_safety\{[^}]*symptom="ws.message_loss"[^}]*\} 1', metrics)
     assert not re.search(r'veza_synthetic_check_success\{[^}]*symptom="ws.message_loss"', metrics)
     assert re.search(r'veza_synthetic_check_no_data\{[^}]*symptom="auth.jwt_expired"[^}]*\} 0', metrics)
+    # the run's own gauges, for the shipped "no completed run for 26 h" rule
+    assert re.search(r'veza_synthetic_run_started\{[^}]*env="production"[^}]*location="test-runner"[^}]*\} 1', metrics)
+    assert re.search(r'veza_synthetic_run_last_completed_timestamp_seconds\{[^}]*env="production"', metrics)
     secrets = [v for k, v in env.items() if "PASSWORD" in k]
     for file in (p for p in (tmp_path / "reports" / "latest").rglob("*") if p.is_file()):
         text = file.read_text(errors="replace")
@@ -262,6 +265,24 @@ def test_without_a_session_slow_connects_are_not_measured(sandbox, tmp_path):
     check = next(c for c in results["checks"] if c["id"] == "db.connection_timeout")
     assert check["outcome"] == "passed" and run.returncode == 0
     assert "connect time: not measured (needs direct PostgreSQL access)" in check["not_measured"]
+
+
+def test_a_run_that_cannot_start_still_tells_the_pushgateway(pushgateway, tmp_path):
+    """A broken profile: one clear error, and veza_synthetic_run_started 0 for its env (what the shipped
+    VezaSyntheticsCouldNotStart rule fires on), without erasing a completed run's timestamp."""
+    from veza_synthetics.reports import pushgateway as push
+    assert push.push_run(pushgateway, "nightly-broken", "test-runner", started=True) is None  # last night's
+    broken = tmp_path / "nightly-broken.toml"
+    broken.write_text('[backend]\nurl = "${VEZA_NOT_SET_ANYWHERE}"\n')
+    run = subprocess.run([*VEZA_SYNTH, "run", "--env", str(broken), "--location", "test-runner", "--pushgateway",
+                          pushgateway, "--reports-dir", str(tmp_path / "r")], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode != 0 and "VEZA_NOT_SET_ANYWHERE" in run.stdout + run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
+    metrics = httpx.get(f"{pushgateway}/metrics", timeout=5).text
+    assert re.search(r'veza_synthetic_run_started\{[^}]*env="nightly-broken"[^}]*location="test-runner"[^}]*\} 0',
+                     metrics), metrics[-3000:]
+    assert re.search(r'veza_synthetic_run_last_completed_timestamp_seconds\{[^}]*env="nightly-broken"', metrics)
 
 
 def test_gate_exit_codes(sandbox, tmp_path):

@@ -16,6 +16,7 @@ from . import catalog as catalog_mod
 from . import fixtures
 from .checks import registered
 from .errors import SetupError
+from .reports import pushgateway
 from .run import NO_DATA_EXIT, PROFILE_VAR, RUN_PLUGIN, VezaRun, current
 
 CHECKS_DIR = "tests_synthetic"
@@ -62,8 +63,19 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         run = VezaRun.start(config)
     except SetupError as exc:
+        _push_could_not_start(config)
         raise pytest.UsageError(str(exc)) from None
     config.pluginmanager.register(run, RUN_PLUGIN)
+
+
+def _push_could_not_start(config: pytest.Config) -> None:
+    """A run that cannot start still tells the Pushgateway, labelled with the --env it was given."""
+    gateway = config.getoption("--pushgateway")
+    if gateway:
+        env = Path(config.getoption("--env") or os.environ.get("VEZA_ENV") or "sandbox").stem
+        failure = pushgateway.push_run(gateway, env, config.getoption("--location") or "unknown", started=False)
+        if failure:
+            print(f"veza-synthetics: {failure}")
 
 
 UNCHECKED = pytest.StashKey[int]()

@@ -1,11 +1,16 @@
-"""One gauge set per check to a Prometheus Pushgateway, so Prometheus keeps the history and can alert."""
+"""Gauges to a Prometheus Pushgateway, so Prometheus keeps the history and can alert (the rules the
+project ships, veza_synthetics/alerts.rules.yml): one set per check, and one per run, pushed by every
+run, one that could not start included, so a night without a run is noticed."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, pushadd_to_gateway
 
 from .. import redact
+
+RUN_JOB, CHECKS_JOB = "veza_synthetics_run", "veza_synthetics"
 
 
 def push(gateway: str, run: dict[str, Any]) -> str | None:
@@ -32,8 +37,30 @@ def push(gateway: str, run: dict[str, Any]) -> str | None:
         if judged and isinstance(judged[0].get("value"), (int, float)):
             value.labels(*key, judged[0]["threshold"]).set(judged[0]["value"])
     try:
-        push_to_gateway(gateway, job="veza_synthetics", registry=registry, timeout=10,
+        push_to_gateway(gateway, job=CHECKS_JOB, registry=registry, timeout=10,
                         grouping_key={"env": run["env"], "location": run["location"]})
+    except OSError as exc:
+        return f"push to {redact.text(gateway)} failed: {exc}"
+    failed = sum(1 for r in run["checks"] if r["outcome"] == "failed")
+    return push_run(gateway, run["env"], run["location"], started=True, failed_checks=failed)
+
+
+def push_run(gateway: str, env: str, location: str, started: bool, failed_checks: int = 0) -> str | None:
+    """The run's own gauges. Added to its group (POST): a run that could not start keeps the last completed
+    run's timestamp, so "no completed run for 26 h" still counts from the right night."""
+    registry = CollectorRegistry()
+    now = time.time()
+    Gauge("veza_synthetic_run_last_attempt_timestamp_seconds", "when a run last tried", registry=registry).set(now)
+    Gauge("veza_synthetic_run_started", "1 when the last run could start its checks, 0 when it could not",
+          registry=registry).set(1 if started else 0)
+    if started:
+        Gauge("veza_synthetic_run_last_completed_timestamp_seconds", "when a run last completed its checks",
+              registry=registry).set(now)
+        Gauge("veza_synthetic_run_failed_checks", "checks the last completed run failed",
+              registry=registry).set(failed_checks)
+    try:
+        pushadd_to_gateway(gateway, job=RUN_JOB, registry=registry, timeout=10,
+                           grouping_key={"env": env, "location": location})
     except OSError as exc:
         return f"push to {redact.text(gateway)} failed: {exc}"
     return None

@@ -1,0 +1,24 @@
+"""The alert rules the project ships for the monitoring itself: valid for Prometheus, and each one fires
+on the series it is about (promtool, from Debian's prometheus package, installed by `make setup`)."""
+import shutil
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RULES = REPO / "veza_synthetics" / "alerts.rules.yml"
+
+
+def promtool(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    binary = shutil.which("promtool")
+    assert binary, "promtool comes with the prometheus package (`make setup`)"
+    return subprocess.run([binary, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def test_the_shipped_rules_are_valid():
+    checked = promtool("check", "rules", str(RULES))
+    assert checked.returncode == 0 and "SUCCESS: 5 rules found" in checked.stdout, checked.stdout + checked.stderr
+
+
+def test_each_rule_fires_on_its_series_and_not_before():
+    tested = promtool("test", "rules", "alerts_test.yml", cwd=REPO / "tests" / "alerts")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
