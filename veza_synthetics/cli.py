@@ -67,6 +67,21 @@ def _ids(args) -> int:
     return 0
 
 
+def _notify(args) -> int:
+    """For $GITHUB_OUTPUT: action=open|comment|quiet and the issue's title (the body is summary.md)."""
+    import json
+
+    from .history import notification
+    from .record import upgrade
+    try:
+        run = upgrade(json.loads(Path(args.results).read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise SetupError(f"{args.results}: not a readable results.json ({exc})") from None
+    for key, value in notification(run).items():
+        print(f"{key}={value}")
+    return 0
+
+
 def _matrix(args) -> int:
     from .matrix import render
     print(render(Path(args.results) if args.results else None))
@@ -97,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     for command, what in (("failed-ids", "failed"), ("no-data-ids", "measured nothing")):
         ids = sub.add_parser(command, help=f"the ids of the checks that {what} in a results.json (the nightly's issue)")
         ids.add_argument("results")
+    notify = sub.add_parser("notify", help="the nightly's news from a results.json: open (a new failure), "
+                                           "comment (a recovery) or quiet, with the issue's title")
+    notify.add_argument("results")
     matrix = sub.add_parser("matrix", help="print the detection matrix (faults x checks)")
     matrix.add_argument("results", nargs="?", help="a results.json or a run folder: show the last measured outcomes")
     args, extra = parser.parse_known_args(argv)
@@ -107,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args, extra)
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        if args.command == "notify":
+            return _notify(args)
         return _ids(args) if args.command in ("failed-ids", "no-data-ids") else _matrix(args)
     except SetupError as exc:
         print(f"veza-synth: {exc}", file=sys.stderr)

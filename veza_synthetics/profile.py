@@ -137,6 +137,14 @@ class Tls:
 
 
 @dataclass(frozen=True)
+class History:
+    """Run-to-run memory (history.py): runs kept per env and location, and what flapping means."""
+    keep: int = 30          # runs kept per env and location
+    flap_window: int = 10   # runs looked at for flapping
+    flap_changes: int = 3   # changes between failing and not in that window that make a check flap
+
+
+@dataclass(frozen=True)
 class SandboxAdmin:
     admin_url: str = ""
 
@@ -144,7 +152,7 @@ class SandboxAdmin:
 SECTIONS: dict[str, type] = {
     "backend": Backend, "chat": Chat, "stream": Stream, "postgres": Postgres, "redis": Redis,
     "prometheus": Prometheus, "accounts": Accounts, "timeouts": Timeouts, "holds": Holds, "sampling": Sampling,
-    "auth": Auth, "tls": Tls, "sandbox": SandboxAdmin,
+    "auth": Auth, "tls": Tls, "sandbox": SandboxAdmin, "history": History,
 }
 # Every setting a profile may hold, with its default and therefore its type.
 DEFAULTS: dict[str, Any] = {
@@ -175,6 +183,7 @@ class Profile:
     auth: Auth
     tls: Tls
     sandbox: SandboxAdmin
+    history: History
     thresholds: dict[str, dict[str, dict[str, float]]]
     source: str
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from . import __version__, redact, reports
+from . import __version__, history, redact, reports
 from . import catalog as catalog_mod
 from .errors import SetupError
 from .probes import trust
@@ -60,6 +60,7 @@ class VezaRun:
         self.location: str = config.getoption("--location") or profile.location
         self.report_dir: Path | None = None
         self.prometheus_waited = False
+        self.final: dict[str, Any] | None = None  # the run as results.json holds it, trends included
         redact.register(*profile.secrets())
         trust(profile.tls.ca_file)
 
@@ -183,6 +184,19 @@ class VezaRun:
         if metadata is not None:
             safety = [r["id"] for r in self.results if r.get("skipped_for_safety")]
             metadata["Skipped for safety"] = ", ".join(safety) or "none"
+        self.final = self.summary()
+        history.annotate(self.final, history.load(self.history_dir, self.profile.name, self.location),
+                         self.profile.history)
+
+    @property
+    def history_dir(self) -> Path:
+        return Path(self.config.getoption("--history") or Path(self.config.getoption("--reports-dir")) / "history")
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(self, prefix: list[Any], summary: list[Any], postfix: list[Any]) -> None:
+        """report.html leads with what changed since the last run."""
+        if self.final is not None and not self.is_worker:
+            prefix.extend(html_report.changes(self.final))
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         metadata = _html_metadata(self.config)
@@ -210,6 +224,8 @@ class VezaRun:
         if self.is_worker:
             return
         terminalreporter.section("veza-synthetics")
+        for line in terminal.changes(self.final) if self.final else []:
+            terminalreporter.write_line(line, bold=True)
         for line in terminal.lines(self.results):
             terminalreporter.write_line(line)
         if self.report_dir is not None:
@@ -219,13 +235,16 @@ class VezaRun:
         if self.is_worker:
             return
         try:
+            run = self.final or self.summary()
             if self.report_dir is not None:
-                reports.write_all(self.summary(), self.report_dir)
+                reports.write_all(run, self.report_dir)
             gateway = config.getoption("--pushgateway")
             if gateway:
-                failure = pushgateway.push(gateway, self.summary())
+                failure = pushgateway.push(gateway, run)
                 if failure:
                     print(f"veza-synthetics: {failure}")
+            if self.final is not None and self.results:
+                history.add(self.history_dir, self.final, self.profile.history.keep)
         finally:
             if self.sandbox:
                 self.sandbox.stop()

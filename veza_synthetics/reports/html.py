@@ -55,3 +55,14 @@ def git_commit() -> str:
                               cwd=Path(__file__).parent).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
+
+
+def changes(run: dict[str, Any]) -> list[str]:
+    """The report's first lines: the checks that are NEW and RECOVERED since the last run."""
+    news = [c for c in run["checks"] if (c.get("trend") or {}).get("state") in ("new", "recovered")]
+    if not news:
+        runs = (run.get("history") or {}).get("runs", 0)
+        return [f"<p>Since the last run: nothing changed ({runs} past run(s) of this env and location).</p>"]
+    items = "".join(f"<li><b>{html.escape(c['trend']['state'].upper())}</b> {html.escape(c['id'])}: "
+                    f"{html.escape(redact.text(c['summary'].split(': ', 1)[-1]))}</li>" for c in news)
+    return [f"<p>Since the last run:</p><ul>{items}</ul>"]

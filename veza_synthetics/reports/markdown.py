@@ -21,6 +21,12 @@ def summary(run: dict[str, Any], folder: Path) -> str:
     lines = [f"# Veza synthetic checks: {run['env']} ({run['location']}), {run['started_at'][:19]}Z",
              "", " · ".join(f"{n} {k}" for k, n in counts.items()),
              f"Faults injected: {', '.join(run['faults']) or 'none'}", ""]
+    news = {state: [c for c in checks if (c.get("trend") or {}).get("state") == state] for state in ("new", "recovered")}
+    if news["new"] or news["recovered"]:
+        lines.append("## Changed since the last run")
+        lines += [f"- **NEW** `{c['id']}`: {c['summary'].split(': ', 1)[-1]}" for c in news["new"]]
+        lines += [f"- **RECOVERED** `{c['id']}` after {c['trend']['runs']} failed run(s)" for c in news["recovered"]]
+        lines.append("")
     if failed or degraded:
         lines.append("## What is wrong")
         for c in failed + degraded:
@@ -32,8 +38,16 @@ def summary(run: dict[str, Any], folder: Path) -> str:
         lines.append("## Not measured (no data: neither a pass nor a failure)")
         lines += [f"- `{c['id']}`: {c['summary'].split(': ', 1)[-1]}" for c in no_data]
         lines.append("")
-    lines += ["## All checks", "", "| check | outcome | verdict |", "|---|---|---|"]
-    lines += [f"| {c['id']}{' (writes)' if c['variant'] == 'writes' else ''} | {c['outcome']} | "
+    lines += ["## All checks", "", "| check | outcome | trend | verdict |", "|---|---|---|---|"]
+    lines += [f"| {c['id']}{' (writes)' if c['variant'] == 'writes' else ''} | {c['outcome']} | {_trend(c)} | "
               f"{c['summary'].split(': ', 1)[-1].replace('|', '/')} |" for c in checks]
     lines += ["", f"Full report: {folder / 'report.html'}"]
     return "\n".join(lines) + "\n"
+
+
+def _trend(check: dict[str, Any]) -> str:
+    trend = check.get("trend")
+    if not trend:
+        return ""
+    state = trend["state"].replace("_", " ")
+    return f"{state} ({trend['runs']} runs since {str(trend['since'])[:10]})" if trend["state"] != "new" else state

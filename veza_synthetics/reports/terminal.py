@@ -12,3 +12,15 @@ def lines(results: list[dict[str, Any]]) -> list[str]:
         suffix = " (writes)" if r["variant"] == "writes" else ""
         out.append(f"{MARK.get(r['outcome'], r['outcome']):<9} {r['id']}{suffix}: {r['summary'].split(': ', 1)[-1]}")
     return out
+
+
+def changes(run: dict[str, Any]) -> list[str]:
+    """What changed since the last run of this env and location: first, before every check's line."""
+    out = []
+    for check in run["checks"]:
+        trend = check.get("trend") or {}
+        if trend.get("state") == "new":
+            out.append(f"NEW       {check['id']}: fails since this run: {check['summary'].split(': ', 1)[-1]}")
+        elif trend.get("state") == "recovered":
+            out.append(f"RECOVERED {check['id']}: passes again after {trend['runs']} failed run(s)")
+    return out

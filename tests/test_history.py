@@ -1,0 +1,105 @@
+"""Run-to-run memory: each check's trend against the past runs of its env and location, the nightly's
+open/comment/quiet decision, and a history that survives corrupt or foreign files."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from veza_synthetics import history
+from veza_synthetics.profile import History
+
+REPO = Path(__file__).resolve().parents[1]
+SETTINGS = History()
+
+
+def _run(started: str, outcome: str, env: str = "production", location: str = "ci") -> dict:
+    return {"schema_version": 2, "env": env, "location": location, "started_at": started,
+            "checks": [{"id": "db.slow_queries", "variant": "read-only", "outcome": outcome, "summary": "x: y"}]}
+
+
+def _trend(outcomes: list[str]) -> dict | None:
+    past = [_run(f"2026-11-{day + 1:02d}T02:00:00", o) for day, o in enumerate(outcomes[:-1])]
+    now = _run(f"2026-11-{len(outcomes):02d}T02:00:00", outcomes[-1])
+    return history.trend(now["checks"][0], now["started_at"], past, SETTINGS)
+
+
+def test_each_trend_state_from_its_sequence():
+    assert _trend(["passed"])["state"] == "stable"
+    assert _trend(["passed", "failed"]) == {"state": "new", "since": "2026-11-02T02:00:00", "runs": 1}
+    assert _trend(["passed", "failed", "failed", "failed"]) == {"state": "still_failing", "since": "2026-11-02T02:00:00",
+                                                                 "runs": 3}
+    assert _trend(["failed", "failed", "passed"]) == {"state": "recovered", "since": "2026-11-03T02:00:00", "runs": 2}
+    assert _trend(["passed", "failed", "passed", "failed"])["state"] == "flapping"
+    assert _trend(["passed", "degraded", "passed"])["state"] == "stable"  # degraded is not failing
+    assert _trend(["passed", "failed", "no_data"]) is None                 # nothing measured: no trend
+
+
+def test_no_data_and_skipped_runs_do_not_break_a_streak():
+    past = [_run("2026-11-01T02:00:00", "failed"), _run("2026-11-02T02:00:00", "no_data")]
+    now = _run("2026-11-03T02:00:00", "failed")
+    assert history.trend(now["checks"][0], now["started_at"], past, SETTINGS)["state"] == "still_failing"
+
+
+def test_flapping_is_settable():
+    flaky = ["passed", "failed", "passed", "failed"]
+    past = [_run(str(i), o) for i, o in enumerate(flaky)]
+    assert history.trend(_run("z", "passed")["checks"][0], "z", past, SETTINGS)["state"] == "flapping"
+    assert history.trend(_run("z", "passed")["checks"][0], "z", past, History(flap_changes=5))["state"] == "recovered"
+
+
+def test_corrupt_and_foreign_files_are_named_and_skipped(tmp_path):
+    where = history.folder(tmp_path, "production", "ci")
+    where.mkdir(parents=True)
+    (where / "broken.json").write_text("{not json")
+    (where / "notes.txt").write_text("hello")
+    (where / "other.json").write_text(json.dumps(_run("2026-11-01T02:00:00", "failed", env="staging")))
+    history.add(tmp_path, _run("2026-11-02T02:00:00", "passed"), keep=30)
+    past = history.load(tmp_path, "production", "ci")
+    assert len(past.runs) == 1
+    assert sorted(s.split(":")[0] for s in past.skipped) == ["broken.json", "notes.txt", "other.json"]
+
+
+def test_the_history_is_bounded(tmp_path):
+    for day in range(1, 8):
+        history.add(tmp_path, _run(f"2026-11-{day:02d}T02:00:00", "passed"), keep=5)
+    runs = history.load(tmp_path, "production", "ci").runs
+    assert [r["started_at"][:10] for r in runs] == [f"2026-11-{d:02d}" for d in range(3, 8)]
+
+
+def _suite(profile: Path, reports: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", "tests_synthetic", "--env", str(profile), "-p",
+                           "no:cacheprovider", "-q", "--reports-dir", str(reports), "--history", str(reports / "h"),
+                           "--symptoms", "stream.audio_cut", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def _notify(results: Path) -> dict:
+    out = subprocess.run([sys.executable, "-m", "veza_synthetics", "notify", str(results)], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return dict(line.split("=", 1) for line in out.stdout.strip().splitlines())
+
+
+def test_a_fault_on_still_on_off_and_flapping(sandbox, tmp_path):
+    """Five nights against the sandbox: each run's trend, what its reports lead with, and the nightly's news."""
+    seen = []
+    for fault in [None, "stream.truncate", "stream.truncate", None, "stream.truncate"]:
+        sandbox.set_faults([fault] if fault else [])
+        try:
+            run = _suite(sandbox.profile_path, tmp_path)
+        finally:
+            sandbox.set_faults([])
+        latest = tmp_path / "latest"
+        check = json.loads((latest / "results.json").read_text())["checks"][0]
+        news = _notify(latest / "results.json")
+        summary = (latest / "summary.md").read_text()
+        seen.append((check["trend"]["state"], news["action"]))
+        if check["trend"]["state"] == "new":
+            assert news["title"].startswith("Synthetics sandbox (sandbox) ") and "new failure stream.audio_cut" in news["title"]
+            assert "NEW       stream.audio_cut" in run.stdout
+            assert summary.index("## Changed since the last run") < summary.index("## What is wrong")
+            assert "Since the last run:" in (latest / "report.html").read_text()
+        if check["trend"]["state"] == "recovered":
+            assert "RECOVERED stream.audio_cut: passes again after 2 failed run(s)" in run.stdout
+            assert "**RECOVERED** `stream.audio_cut` after 2 failed run(s)" in summary
+    assert seen == [("stable", "quiet"), ("new", "open"), ("still_failing", "quiet"), ("recovered", "comment"),
+                    ("flapping", "quiet")], seen
