@@ -63,6 +63,7 @@ class Symptom:
     title_en: str
     measures: str
     thresholds: dict[str, Threshold] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()  # what must be up for it to measure (DEPENDENCIES), the deepest first
 
     def runbook(self) -> dict[str, Any]:
         return {
@@ -169,6 +170,7 @@ def parse(raw: Any, source: str = "catalog") -> Catalog:
             title_en=_require(entry, "title_en", sid),
             measures=_require(entry, "measures", sid),
             thresholds=thresholds,
+            depends_on=_dependencies(entry.get("depends_on", []), sid, source),
         )
     faults: dict[str, Fault] = {}
     for fid, body in _require(raw, "faults", source).items():
@@ -191,6 +193,15 @@ def _strings(values: Any, where: str) -> tuple[str, ...]:
     if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
         raise SetupError(f"catalog: {where} must be a list of strings (quote lines that contain ': ')")
     return tuple(values)
+
+
+DEPENDENCIES = ("backend", "login", "chat", "stream", "postgres", "redis", "prometheus")
+
+
+def _dependencies(value: Any, sid: str, source: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or set(value) - set(DEPENDENCIES):
+        raise SetupError(f"{source}: {sid}.depends_on must be a list of {', '.join(DEPENDENCIES)}, not {value!r}")
+    return tuple(value)
 
 
 def load(path: Path | None = None) -> Catalog:

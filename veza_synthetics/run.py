@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from . import __version__, history, redact, reports
+from . import __version__, dependencies, history, redact, reports
 from . import catalog as catalog_mod
 from .errors import SetupError
 from .probes import trust
@@ -185,6 +185,8 @@ class VezaRun:
             safety = [r["id"] for r in self.results if r.get("skipped_for_safety")]
             metadata["Skipped for safety"] = ", ".join(safety) or "none"
         self.final = self.summary()
+        if "failed" in outcomes:
+            dependencies.group(self.final, dependencies.probe(self.profile))
         history.annotate(self.final, history.load(self.history_dir, self.profile.name, self.location),
                          self.profile.history)
 
@@ -224,9 +226,9 @@ class VezaRun:
         if self.is_worker:
             return
         terminalreporter.section("veza-synthetics")
-        for line in terminal.changes(self.final) if self.final else []:
+        for line in [*dependencies.headline(self.final), *terminal.changes(self.final)] if self.final else []:
             terminalreporter.write_line(line, bold=True)
-        for line in terminal.lines(self.results):
+        for line in terminal.lines(self.final["checks"] if self.final else self.results):
             terminalreporter.write_line(line)
         if self.report_dir is not None:
             terminalreporter.write_line(f"reports: {self.report_dir}")

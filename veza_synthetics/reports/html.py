@@ -11,6 +11,7 @@ from typing import Any
 from pytest_html import extras as html_extras
 
 from .. import __version__, redact
+from ..dependencies import headline
 from ..profile import Profile
 from .charts import for_record as charts_for
 
@@ -58,7 +59,12 @@ def git_commit() -> str:
 
 
 def changes(run: dict[str, Any]) -> list[str]:
-    """The report's first lines: the checks that are NEW and RECOVERED since the last run."""
+    """The report's first lines: the root causes, then the checks that are NEW and RECOVERED since the last run."""
+    causes = [f"<p><b>{html.escape(redact.text(line))}</b></p>" for line in headline(run)]
+    return causes + _news(run)
+
+
+def _news(run: dict[str, Any]) -> list[str]:
     news = [c for c in run["checks"] if (c.get("trend") or {}).get("state") in ("new", "recovered")]
     if not news:
         runs = (run.get("history") or {}).get("runs", 0)

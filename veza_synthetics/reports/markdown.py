@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import redact
+from ..dependencies import headline
 
 
 def write(run: dict[str, Any], path: Path) -> None:
@@ -18,8 +19,9 @@ def summary(run: dict[str, Any], folder: Path) -> str:
     counts = {k: sum(1 for c in checks if c["outcome"] == k)
               for k in ("passed", "degraded", "failed", "no_data", "skipped")}
     no_data = [c for c in checks if c["outcome"] == "no_data"]
-    lines = [f"# Veza synthetic checks: {run['env']} ({run['location']}), {run['started_at'][:19]}Z",
-             "", " · ".join(f"{n} {k}" for k, n in counts.items()),
+    lines = [f"# Veza synthetic checks: {run['env']} ({run['location']}), {run['started_at'][:19]}Z", ""]
+    lines += [f"**{line}**" for line in headline(run)]
+    lines += ["", " · ".join(f"{n} {k}" for k, n in counts.items()),
              f"Faults injected: {', '.join(run['faults']) or 'none'}", ""]
     news = {state: [c for c in checks if (c.get("trend") or {}).get("state") == state] for state in ("new", "recovered")}
     if news["new"] or news["recovered"]:
@@ -29,7 +31,9 @@ def summary(run: dict[str, Any], folder: Path) -> str:
         lines.append("")
     if failed or degraded:
         lines.append("## What is wrong")
-        for c in failed + degraded:
+        for c in [c for c in failed if c.get("blocked_by")]:
+            lines.append(f"- **FAILED** `{c['id']}`: blocked by {c['blocked_by']}")
+        for c in [c for c in failed if not c.get("blocked_by")] + degraded:
             remedies = (c["runbook"].get("solutions") or "").splitlines() or ["(the check names none)"]
             lines += [f"- **{c['outcome'].upper()}** `{c['id']}` ({c['title_fr']}): {c['summary'].split(': ', 1)[-1]}",
                       f"  - First remedy: {remedies[0]}"]

@@ -10,7 +10,8 @@ def lines(results: list[dict[str, Any]]) -> list[str]:
     out = []
     for r in sorted(results, key=lambda r: (r["category"], r["id"], r["variant"])):
         suffix = " (writes)" if r["variant"] == "writes" else ""
-        out.append(f"{MARK.get(r['outcome'], r['outcome']):<9} {r['id']}{suffix}: {r['summary'].split(': ', 1)[-1]}")
+        said = f"blocked by {r['blocked_by']}" if r.get("blocked_by") else r["summary"].split(": ", 1)[-1]
+        out.append(f"{MARK.get(r['outcome'], r['outcome']):<9} {r['id']}{suffix}: {said}")
     return out
 
 

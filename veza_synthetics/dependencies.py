@@ -1,0 +1,95 @@
+"""Root cause first: when a dependency is down, the checks behind it are grouped under it.
+
+The catalog says what each check depends on (backend, login, chat, stream, postgres, redis,
+prometheus). After a run with failures, each dependency is probed once, read-only and
+bounded: does the backend answer HTTP at all, can the synthetic account log in (and out),
+do the chat, stream, PostgreSQL, Redis and Prometheus accept a connection. A failed check
+with a dependency down is marked "blocked by ..." and listed under it; a check that fails
+while its dependencies are up is never grouped.
+"""
+from __future__ import annotations
+
+import socket
+from typing import Any
+from urllib.parse import urlsplit
+
+from .catalog import load as load_catalog
+from .probes import auth, describe, http
+from .profile import Profile
+
+
+def _tcp(address: str, default_port: int, timeout_s: float) -> str | None:
+    parts = urlsplit(address if "//" in address else f"//{address}")
+    try:
+        with socket.create_connection((parts.hostname or "", parts.port or default_port), timeout=timeout_s):
+            return None
+    except OSError as exc:
+        return describe(exc, timeout_s)
+
+
+GATEWAY_ERRORS = (502, 504)  # a proxy in front answers for a server behind it that does not
+
+
+def _http(url: str, timeout_s: float) -> str | None:
+    """Down when nothing answers, or when the proxy in front says the server behind it does not; any
+    other HTTP status means the server is there (its own health is health.services' to judge)."""
+    result = http.fetch(url, timeout_s)
+    if result.error is None and result.measurements["status"] in GATEWAY_ERRORS:
+        return f"answered {result.measurements['status']}: the proxy in front cannot reach it"
+    return result.error
+
+
+def probe(profile: Profile) -> dict[str, str | None]:
+    """Each configured dependency: None when up, else why it is down (one line)."""
+    timeout = profile.timeouts.connect_s
+    p, down = profile, {}
+    if p.backend.url:
+        down["backend"] = _http(f"{p.backend.url}{p.backend.health_path}", timeout)
+        if down["backend"] is None and p.accounts.user_email:
+            login = auth.login(p.backend.url, p.accounts.user_email, p.accounts.user_password, p.timeouts.request_s)
+            if login.session is not None:
+                auth.logout(p.backend.url, login.session, p.timeouts.request_s)
+                down["login"] = None
+            else:
+                down["login"] = login.error or (f"login answered {login.measurements.get('status')}: "
+                                                f"{login.evidence.get('error')}")
+    if p.chat.url:
+        down["chat"] = _tcp(p.chat.url, 443 if p.chat.url.startswith("wss") else 80, timeout)
+    if p.stream.url:
+        down["stream"] = _http(f"{p.stream.url}/health", timeout)
+    if p.has_postgres:
+        down["postgres"] = _tcp(f"{p.postgres.host}:{p.postgres.port}", 5432, timeout)
+    if p.has_redis:
+        down["redis"] = _tcp(p.redis.url, 6379, timeout)
+    if p.has_prometheus:
+        down["prometheus"] = _http(f"{p.prometheus.url}/-/ready", timeout)
+    return down
+
+
+WORDING = {"backend": "backend unreachable", "login": "login failing", "chat": "chat unreachable",
+           "stream": "stream server unreachable", "postgres": "PostgreSQL unreachable", "redis": "Redis unreachable",
+           "prometheus": "Prometheus unreachable"}
+
+
+def group(run: dict[str, Any], down: dict[str, str | None]) -> None:
+    """Mark each failed check whose dependency is down (in place); the run's root causes, the widest first.
+    Login counts as down only while the backend answers (else the backend is the cause)."""
+    symptoms = load_catalog().symptoms
+    causes: dict[str, list[str]] = {}
+    for check in run["checks"]:
+        if check["outcome"] != "failed" or check["id"] not in symptoms:
+            continue
+        for dependency in symptoms[check["id"]].depends_on:  # in the catalog's order: the deepest first
+            if down.get(dependency):
+                check["blocked_by"] = f"{WORDING[dependency]} ({down[dependency]})"
+                causes.setdefault(dependency, []).append(check["id"])
+                break
+    run["root_causes"] = sorted(({"dependency": d, "reason": f"{WORDING[d]} ({down[d]})", "checks": sorted(set(ids))}
+                                 for d, ids in causes.items()), key=lambda c: -len(c["checks"]))
+    run["dependencies"] = {d: ("up" if why is None else f"down: {why}") for d, why in down.items()}
+
+
+def headline(run: dict[str, Any]) -> list[str]:
+    """The first lines of every report: "backend unreachable (...): 14 checks blocked"."""
+    return [f"ROOT CAUSE {cause['reason']}: {len(cause['checks'])} check(s) blocked: {', '.join(cause['checks'])}"
+            for cause in run.get("root_causes", [])]
