@@ -57,16 +57,23 @@ def veza_target(request: pytest.FixtureRequest, veza_profile: Profile) -> Iterat
 
 def report_check(request: pytest.FixtureRequest, record: Record, symptom: Symptom) -> None:
     """The record into the run's results, the test's JUnit properties, pytest-html and Allure;
-    then the test fails on a confirmed failure and is skipped when nothing could be measured."""
+    then the test fails on a confirmed failure (xfails when the check is quarantined) and is skipped
+    when nothing could be measured or a maintenance window covers it."""
+    run = current(request.config)
+    if run is not None:
+        record = run.adjust(record)
     request.node.user_properties += [("symptom", record["id"]), ("outcome", record["outcome"]),
                                      *((k, v) for k, v in record["measurements"].items()
                                        if isinstance(v, (int, float, str))),
                                      (RESULT_KEY, json.dumps(record))]
     request.node.stash[HTML_EXTRAS_KEY] = html_report.extras(record)
     allure_report.attach(record, symptom)
+    if record["outcome"] == "failed" and record.get("quarantined"):
+        q = record["quarantined"]
+        pytest.xfail(f"quarantined until {q['expires']} (owner {q['owner']}: {q['reason']}): {record['summary']}")
     if record["outcome"] == "failed":
         pytest.fail(failure_text(record), pytrace=False)
-    if record["outcome"] in ("no_data", "skipped"):
+    if record["outcome"] in ("no_data", "skipped", "maintenance"):
         pytest.skip(record["summary"])
 
 

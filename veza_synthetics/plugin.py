@@ -32,6 +32,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--pushgateway", default=None, help="push one gauge set per check to this Prometheus Pushgateway URL")
     group.addoption("--reports-dir", default="reports", help="folder for the run folders (default: reports)")
     group.addoption("--keep-reports", type=int, default=20, help="how many run folders to keep (default: 20)")
+    group.addoption("--quarantine", default="", help="a quarantine file (TOML): checks that report but do not fail "
+                                                      "the gate, each with an owner, a reason and an expiry date")
     group.addoption("--history", default="", help="folder of past results.json for trends (default: REPORTS_DIR/history; "
                                                    "the last history.keep runs per env and location)")
     group.addoption("--sandbox-variant", default="contract", choices=("contract", "deployed"),

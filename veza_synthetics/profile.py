@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import os
 import re
 import tomllib
@@ -158,8 +159,36 @@ SECTIONS: dict[str, type] = {
 DEFAULTS: dict[str, Any] = {
     "name": "", "kind": "live", "allow": "readonly", "location": "local", "extends": "",
     **{name: asdict(section()) for name, section in SECTIONS.items()},
-    "thresholds": {},
+    "thresholds": {}, "maintenance": [],
 }
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    """A planned window: checks run inside it are reported as "maintenance", neither pass nor fail."""
+    start: dt.datetime
+    end: dt.datetime
+    reason: str = ""
+
+    def covers(self, moment: dt.datetime) -> bool:
+        return self.start <= moment < self.end
+
+
+def _windows(entries: list[Any], source: str) -> tuple[Maintenance, ...]:
+    windows = []
+    for number, entry in enumerate(entries, 1):
+        where = f"profile {source}: maintenance window {number}"
+        if not isinstance(entry, dict) or set(entry) - {"start", "end", "reason"}:
+            raise SetupError(f"{where} must be {{start = ..., end = ..., reason = \"...\"}}")
+        try:
+            start, end = (entry[k] if isinstance(entry[k], dt.datetime) else dt.datetime.fromisoformat(str(entry[k]))
+                          for k in ("start", "end"))
+        except (KeyError, ValueError) as exc:
+            raise SetupError(f"{where}: 'start' and 'end' must be date-times with a time zone ({exc})") from None
+        if start.tzinfo is None or end.tzinfo is None or end <= start:
+            raise SetupError(f"{where}: 'start' and 'end' need a time zone (2026-12-01T02:00:00Z), end after start")
+        windows.append(Maintenance(start, end, str(entry.get("reason", ""))))
+    return tuple(windows)
 KINDS, ALLOWS = ("live", "sandbox"), ("readonly", "writes")
 
 
@@ -186,12 +215,17 @@ class Profile:
     history: History
     thresholds: dict[str, dict[str, dict[str, float]]]
     source: str
+    maintenance: tuple[Maintenance, ...] = ()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str) -> "Profile":
         sections = {name: section(**data[name]) for name, section in SECTIONS.items()}
         return cls(name=data["name"], kind=data["kind"], allow=data["allow"], location=data["location"],
-                   thresholds=data["thresholds"], source=source, **sections)
+                   thresholds=data["thresholds"], source=source, maintenance=_windows(data["maintenance"], source),
+                   **sections)
+
+    def maintenance_at(self, moment: dt.datetime) -> Maintenance | None:
+        return next((w for w in self.maintenance if w.covers(moment)), None)
 
     def with_changes(self, section: str, **values: Any) -> "Profile":
         """The same profile with some settings of one section changed (benchmarks and tests vary them)."""

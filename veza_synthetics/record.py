@@ -4,7 +4,9 @@ Schema version 2 (results.json): measurements and evidence are keyed by the step
 them ("me.status", "forbidden.status", "stream_health.body"); probe errors ("could not
 evaluate") are a list of their own, apart from the conditions ("condition false").
 Outcomes: passed, degraded, failed, no_data (nothing could be measured: never a pass), skipped
-(for safety: the profile forbids what the check needs).
+(for safety: the profile forbids what the check needs), maintenance (a planned window of the
+profile covered it; `measured_outcome` keeps what it measured). A run may add `trend`,
+`blocked_by` and `quarantined` to a check (history.py, dependencies.py, quarantine.py).
 Version 1 merged measurements over each other and folded probe errors into conditions;
 `upgrade` reads it for anything that looks back at older runs.
 """

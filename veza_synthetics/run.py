@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from . import __version__, dependencies, history, redact, reports
+from . import __version__, dependencies, history, quarantine, redact, reports
 from . import catalog as catalog_mod
 from .errors import SetupError
 from .probes import trust
@@ -61,6 +61,7 @@ class VezaRun:
         self.report_dir: Path | None = None
         self.prometheus_waited = False
         self.final: dict[str, Any] | None = None  # the run as results.json holds it, trends included
+        self.quarantine: dict[str, quarantine.Entry] = {}
         redact.register(*profile.secrets())
         trust(profile.tls.ca_file)
 
@@ -92,10 +93,33 @@ class VezaRun:
                 sandbox.stop()
             raise
         run = cls(profile, config, path)
+        if config.getoption("--quarantine"):
+            try:
+                run.quarantine = quarantine.load(Path(config.getoption("--quarantine")), dt.date.today())
+            except SetupError:
+                if sandbox:
+                    sandbox.stop()
+                raise
         run.sandbox = sandbox
         run.faults = faults or run.sandbox_faults()
         run.report_dir = reports.prepare_dir(config, profile.name)
         return run
+
+    def adjust(self, record: Record) -> Record:
+        """A check measured inside a maintenance window is "maintenance" (its measured outcome kept); a
+        quarantined check's failure is marked so, and does not fail the gate."""
+        window = self.profile.maintenance_at(dt.datetime.now(dt.UTC))
+        if window is not None:
+            return {**record, "outcome": "maintenance", "measured_outcome": record["outcome"],
+                    "maintenance": {"start": window.start.isoformat(), "end": window.end.isoformat(),
+                                    "reason": window.reason},
+                    "summary": f"{record['id']}: maintenance window until {window.end.isoformat()}"
+                               f"{f' ({window.reason})' if window.reason else ''}; measured "
+                               f"{record['outcome']}: {record['summary'].split(': ', 1)[-1]}"}
+        entry = self.quarantine.get(record["id"])
+        if entry is not None and record["outcome"] == "failed":
+            return {**record, "quarantined": entry.as_dict()}
+        return record
 
     def sandbox_faults(self) -> list[str]:
         """Faults already on in a sandbox this run did not start (the matrix switches them)."""

@@ -17,7 +17,7 @@ def summary(run: dict[str, Any], folder: Path) -> str:
     failed = [c for c in checks if c["outcome"] == "failed"]
     degraded = [c for c in checks if c["outcome"] == "degraded"]
     counts = {k: sum(1 for c in checks if c["outcome"] == k)
-              for k in ("passed", "degraded", "failed", "no_data", "skipped")}
+              for k in ("passed", "degraded", "failed", "no_data", "skipped", "maintenance")}
     no_data = [c for c in checks if c["outcome"] == "no_data"]
     lines = [f"# Veza synthetic checks: {run['env']} ({run['location']}), {run['started_at'][:19]}Z", ""]
     lines += [f"**{line}**" for line in headline(run)]
@@ -35,7 +35,10 @@ def summary(run: dict[str, Any], folder: Path) -> str:
             lines.append(f"- **FAILED** `{c['id']}`: blocked by {c['blocked_by']}")
         for c in [c for c in failed if not c.get("blocked_by")] + degraded:
             remedies = (c["runbook"].get("solutions") or "").splitlines() or ["(the check names none)"]
-            lines += [f"- **{c['outcome'].upper()}** `{c['id']}` ({c['title_fr']}): {c['summary'].split(': ', 1)[-1]}",
+            quarantined = (f" (quarantined until {c['quarantined']['expires']}, owner {c['quarantined']['owner']}: "
+                           f"{c['quarantined']['reason']})") if c.get("quarantined") else ""
+            lines += [f"- **{c['outcome'].upper()}** `{c['id']}`{quarantined} ({c['title_fr']}): "
+                      f"{c['summary'].split(': ', 1)[-1]}",
                       f"  - First remedy: {remedies[0]}"]
         lines.append("")
     if no_data:

@@ -24,11 +24,14 @@ def push(gateway: str, run: dict[str, Any]) -> str | None:
     no_data = Gauge("veza_synthetic_check_no_data", "1 when the check could measure nothing", labels, registry=registry)
     skipped = Gauge("veza_synthetic_check_skipped_for_safety", "1 when the profile forbids what the check needs",
                     labels, registry=registry)
+    maintenance = Gauge("veza_synthetic_check_maintenance", "1 when a maintenance window covered the check",
+                        labels, registry=registry)
     for r in run["checks"]:
         key = (r["id"], r["variant"])
         no_data.labels(*key).set(1 if r["outcome"] == "no_data" else 0)
         skipped.labels(*key).set(1 if r["outcome"] == "skipped" else 0)
-        if r["outcome"] in ("no_data", "skipped"):
+        maintenance.labels(*key).set(1 if r["outcome"] == "maintenance" else 0)
+        if r["outcome"] in ("no_data", "skipped", "maintenance"):
             continue  # neither a success nor a failure: no success series
         success.labels(*key).set(0 if r["outcome"] == "failed" else 1)
         degraded.labels(*key).set(1 if r["outcome"] == "degraded" else 0)

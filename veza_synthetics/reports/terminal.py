@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-MARK = {"passed": "PASS", "degraded": "DEGRADED", "failed": "FAIL", "no_data": "NO DATA", "skipped": "SKIPPED"}
+MARK = {"passed": "PASS", "degraded": "DEGRADED", "failed": "FAIL", "no_data": "NO DATA", "skipped": "SKIPPED",
+        "maintenance": "MAINT"}
 
 
 def lines(results: list[dict[str, Any]]) -> list[str]:
@@ -11,6 +12,9 @@ def lines(results: list[dict[str, Any]]) -> list[str]:
     for r in sorted(results, key=lambda r: (r["category"], r["id"], r["variant"])):
         suffix = " (writes)" if r["variant"] == "writes" else ""
         said = f"blocked by {r['blocked_by']}" if r.get("blocked_by") else r["summary"].split(": ", 1)[-1]
+        if r.get("quarantined"):
+            q = r["quarantined"]
+            said = f"[quarantined until {q['expires']}, owner {q['owner']}: does not fail the gate] {said}"
         out.append(f"{MARK.get(r['outcome'], r['outcome']):<9} {r['id']}{suffix}: {said}")
     return out
 
