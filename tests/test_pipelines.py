@@ -63,7 +63,7 @@ def test_workflows_call_only_tested_commands():
     for name, script in _run_scripts():
         for line in script.splitlines():
             if "veza-synth" in line:
-                assert re.search(r"\.venv/bin/veza-synth (run|failed-ids|no-data-ids|notify)\b", line), (name, line)
+                assert re.search(r"\.venv/bin/veza-synth (run|failed-ids|no-data-ids|notify|merge)\b", line), (name, line)
             if "args+=(" in line or "args=(" in line:
                 flags = set(re.findall(r"(--[a-z-]+|-m)\b", line))
                 assert flags <= ALLOWED_RUN_FLAGS, (name, flags)
@@ -71,6 +71,8 @@ def test_workflows_call_only_tested_commands():
                 assert line.strip() in ("make test", "make venv"), (name, line)
             if "failed-ids" in line:
                 assert ".venv/bin/veza-synth failed-ids reports/latest/results.json" in line, (name, line)
+            if "veza-synth merge" in line:
+                assert ".venv/bin/veza-synth merge locations/*/results.json --out reports/merged" in line, (name, line)
             if "veza-synth notify" in line:
                 assert ".venv/bin/veza-synth notify reports/latest/results.json" in line, (name, line)
 

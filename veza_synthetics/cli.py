@@ -82,6 +82,22 @@ def _notify(args) -> int:
     return 0
 
 
+def _merge(args) -> int:
+    """One verdict from several locations' results.json: written to --out as results.json and summary.md."""
+    from .merge import merge, read
+    from .reports import markdown, results
+    run = merge(read([Path(p) for p in args.results]), args.quorum)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results.write(run, out / "results.json")
+    markdown.write(run, out / "summary.md")
+    failed = [c["id"] for c in run["checks"] if c["outcome"] == "failed"]
+    partial = [c["id"] for c in run["checks"] if c["outcome"] == "degraded" and "partial outage" in c["summary"]]
+    print(f"merged {len(run['locations'])} location(s), quorum {run['quorum']}: failed {', '.join(failed) or 'none'}; "
+          f"partial outage {', '.join(partial) or 'none'} -> {out}")
+    return 1 if failed else 0
+
+
 def _matrix(args) -> int:
     from .matrix import render
     print(render(Path(args.results) if args.results else None))
@@ -115,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     notify = sub.add_parser("notify", help="the nightly's news from a results.json: open (a new failure), "
                                            "comment (a recovery) or quiet, with the issue's title")
     notify.add_argument("results")
+    merge = sub.add_parser("merge", help="one verdict from several locations' runs of one env, by quorum")
+    merge.add_argument("results", nargs="+", help="results.json files or run folders, one per location")
+    merge.add_argument("--quorum", type=int, default=0, help="locations that must fail a check (default: a majority)")
+    merge.add_argument("--out", default="reports/merged", help="folder for the merged results.json and summary.md")
     matrix = sub.add_parser("matrix", help="print the detection matrix (faults x checks)")
     matrix.add_argument("results", nargs="?", help="a results.json or a run folder: show the last measured outcomes")
     args, extra = parser.parse_known_args(argv)
@@ -127,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         if args.command == "notify":
             return _notify(args)
+        if args.command == "merge":
+            return _merge(args)
         return _ids(args) if args.command in ("failed-ids", "no-data-ids") else _matrix(args)
     except SetupError as exc:
         print(f"veza-synth: {exc}", file=sys.stderr)
