@@ -1,6 +1,7 @@
 """Run-to-run memory: each check's trend against the past runs of its env and location, the nightly's
 open/comment/quiet decision, and a history that survives corrupt or foreign files."""
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +104,32 @@ def test_a_fault_on_still_on_off_and_flapping(sandbox, tmp_path):
             assert "**RECOVERED** `stream.audio_cut` after 2 failed run(s)" in summary
     assert seen == [("stable", "quiet"), ("new", "open"), ("still_failing", "quiet"), ("recovered", "comment"),
                     ("flapping", "quiet")], seen
+    _history_page_renders(tmp_path)
+
+
+def _history_page_renders(reports: Path) -> None:
+    """reports/history.html in headless Chromium: the strip of five outcomes, the sparkline, the figures."""
+    from html.parser import HTMLParser
+
+    from test_reports import CHROMIUM_FLAGS
+    page = reports / "history.html"
+    assert page.exists() and 'href="../history.html"' in (reports / "latest" / "report.html").read_text()
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is installed by `make setup`"
+    dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={reports / 'chromium'}", "--dump-dom",
+                          page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+
+    class Cells(HTMLParser):
+        cells, svgs, text = 0, 0, []
+
+        def handle_starttag(self, tag, attrs):
+            self.cells += tag == "span" and ("class", "cell") in attrs
+            self.svgs += tag == "svg"
+
+        def handle_data(self, data):
+            self.text.append(data)
+    parsed = Cells()
+    parsed.feed(dom)
+    text = " ".join(parsed.text)
+    assert "stream.audio_cut" in text and "40 % of 5" in text and "mean time to recover" in text, text[:500]
+    assert parsed.cells >= 5 and parsed.svgs >= 1

@@ -25,8 +25,8 @@ from .probes import trust
 from .profile import ENV_DIR, Profile
 from .profile import load as load_profile
 from .record import SCHEMA_VERSION, Record, skipped_record
+from .reports import history_page, pushgateway, terminal
 from .reports import html as html_report
-from .reports import pushgateway, terminal
 
 if TYPE_CHECKING:
     from .sandbox.process import SandboxProcess
@@ -215,8 +215,12 @@ class VezaRun:
                          self.profile.history)
 
     @property
+    def reports_root(self) -> Path:
+        return Path(self.config.getoption("--reports-dir"))
+
+    @property
     def history_dir(self) -> Path:
-        return Path(self.config.getoption("--history") or Path(self.config.getoption("--reports-dir")) / "history")
+        return Path(self.config.getoption("--history") or self.reports_root / "history")
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(self, prefix: list[Any], summary: list[Any], postfix: list[Any]) -> None:
@@ -271,6 +275,8 @@ class VezaRun:
                     print(f"veza-synthetics: {failure}")
             if self.final is not None and self.results:
                 history.add(self.history_dir, self.final, self.profile.history.keep)
+                kept = history.load(self.history_dir, self.profile.name, self.location).runs
+                history_page.write(kept, self.profile.name, self.location, self.reports_root / "history.html")
         finally:
             if self.sandbox:
                 self.sandbox.stop()

@@ -61,7 +61,8 @@ def git_commit() -> str:
 def changes(run: dict[str, Any]) -> list[str]:
     """The report's first lines: the root causes, then the checks that are NEW and RECOVERED since the last run."""
     causes = [f"<p><b>{html.escape(redact.text(line))}</b></p>" for line in headline(run)]
-    return causes + _news(run)
+    return [*causes, *_news(run), '<p><a href="../history.html">History of this env and location</a> '
+                                  "(every check's last runs, pass rate, time to recover)</p>"]
 
 
 def _news(run: dict[str, Any]) -> list[str]:

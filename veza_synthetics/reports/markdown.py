@@ -48,7 +48,7 @@ def summary(run: dict[str, Any], folder: Path) -> str:
     lines += ["## All checks", "", "| check | outcome | trend | verdict |", "|---|---|---|---|"]
     lines += [f"| {c['id']}{' (writes)' if c['variant'] == 'writes' else ''} | {c['outcome']} | {_trend(c)} | "
               f"{c['summary'].split(': ', 1)[-1].replace('|', '/')} |" for c in checks]
-    lines += ["", f"Full report: {folder / 'report.html'}"]
+    lines += ["", f"Full report: {folder / 'report.html'}", f"History: {folder.parent / 'history.html'}"]
     return "\n".join(lines) + "\n"
 
 
