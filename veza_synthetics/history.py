@@ -57,7 +57,7 @@ def load(root: Path, env: str, location: str) -> Past:
 
 
 def add(root: Path, run: dict[str, Any], keep: int) -> Path:
-    """Keep this run in the history and drop the oldest beyond `keep`."""
+    """Keep this run in the history; the oldest beyond `keep` go."""
     where = folder(root, run["env"], run["location"])
     where.mkdir(parents=True, exist_ok=True)
     path = where / f"{run['started_at'][:19].replace(':', '').replace('-', '')}Z.json"

@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
@@ -43,8 +43,8 @@ class Target:
         self._lock = threading.Lock()
         self._sessions: list[auth.Session] = []
         self._last_login = threading.local()  # token()'s failure, per thread: each check explains its own
-        self._background: ThreadPoolExecutor | None = None
         self._early: dict[str, Future[Any]] = {}
+        self._background: list[Future[Any]] = []  # every background measurement, awaited by close()
 
     def timeout(self, kind: str) -> float:
         """A profile timeout by kind: connect, request, stream_read, stream, ws."""
@@ -68,10 +68,18 @@ class Target:
 
     def start_early(self, jobs: dict[str, Callable[[], Any]]) -> None:
         """Run these measurements in the background now (deliberate holds), each in its own thread."""
-        if not jobs:
-            return
-        self._background = ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="veza-hold")
-        self._early = {name: self._background.submit(job) for name, job in jobs.items()}
+        for name, job in jobs.items():
+            future: Future[Any] = Future()
+
+            def measure(job: Callable[[], Any] = job, future: Future[Any] = future) -> None:
+                try:
+                    future.set_result(job())
+                except BaseException as exc:  # the check's own caller reports it
+                    future.set_exception(exc)
+            threading.Thread(target=measure, name=f"veza-hold-{name}", daemon=True).start()
+            with self._lock:
+                self._early[name] = future
+                self._background.append(future)
 
     def early(self, name: str) -> Future[Any] | None:
         """The background measurement started for `name`, once (its caller owns the result)."""
@@ -112,8 +120,7 @@ class Target:
     def close(self) -> None:
         """Log out every session this target opened, whatever happened to the checks that used them
         (background measurements finish first: each is bounded by its hold and timeouts)."""
-        if self._background is not None:
-            self._background.shutdown(wait=True)
+        wait(self._background)
         sessions, self._sessions = self._sessions, []
         for session in sessions:
             auth.logout(self.profile.backend.url, session, self.timeout("request"))
