@@ -85,8 +85,10 @@ def _notify(args) -> int:
 def _merge(args) -> int:
     """One verdict from several locations' results.json: written to --out as results.json and summary.md."""
     from .merge import merge, read
+    from .profile import quorum_of
     from .reports import markdown, results
-    run = merge(read([Path(p) for p in args.results]), args.quorum)
+    quorum = args.quorum if args.quorum is not None else (quorum_of(args.env) if args.env else 0)
+    run = merge(read([Path(p) for p in args.results]), quorum)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results.write(run, out / "results.json")
@@ -133,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     notify.add_argument("results")
     merge = sub.add_parser("merge", help="one verdict from several locations' runs of one env, by quorum")
     merge.add_argument("results", nargs="+", help="results.json files or run folders, one per location")
-    merge.add_argument("--quorum", type=int, default=0, help="locations that must fail a check (default: a majority)")
+    merge.add_argument("--env", help="the profile whose `quorum` applies (its ${VAR} references are not needed)")
+    merge.add_argument("--quorum", type=int, help="locations that must fail a check (default: the profile's "
+                                                  "quorum, else a majority)")
     merge.add_argument("--out", default="reports/merged", help="folder for the merged results.json and summary.md")
     matrix = sub.add_parser("matrix", help="print the detection matrix (faults x checks)")
     matrix.add_argument("results", nargs="?", help="a results.json or a run folder: show the last measured outcomes")

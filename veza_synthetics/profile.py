@@ -160,6 +160,7 @@ DEFAULTS: dict[str, Any] = {
     "name": "", "kind": "live", "allow": "readonly", "location": "local", "extends": "",
     **{name: asdict(section()) for name, section in SECTIONS.items()},
     "thresholds": {}, "maintenance": [],
+    "quorum": 0,  # locations that must fail a check for a merged verdict to fail it (veza-synth merge); 0 = a majority
 }
 
 
@@ -216,13 +217,14 @@ class Profile:
     thresholds: dict[str, dict[str, dict[str, float]]]
     source: str
     maintenance: tuple[Maintenance, ...] = ()
+    quorum: int = 0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str) -> "Profile":
         sections = {name: section(**data[name]) for name, section in SECTIONS.items()}
         return cls(name=data["name"], kind=data["kind"], allow=data["allow"], location=data["location"],
                    thresholds=data["thresholds"], source=source, maintenance=_windows(data["maintenance"], source),
-                   **sections)
+                   quorum=data["quorum"], **sections)
 
     def maintenance_at(self, moment: dt.datetime) -> Maintenance | None:
         return next((w for w in self.maintenance if w.covers(moment)), None)
@@ -377,8 +379,17 @@ def _literal_secrets(raw: dict[str, Any], source: str, kind: str) -> None:
                                      f"reference an environment variable instead, e.g. \"${{VEZA_{key.upper()}}}\"")
 
 
-def load(name_or_path: str) -> Profile:
-    """Load a profile by name (fixtures/environments/NAME.toml) or path, following `extends`."""
+def quorum_of(name_or_path: str) -> int:
+    """A profile's `quorum` (locations that must fail a check in a merged verdict; 0 = a majority), read
+    without resolving its ${VAR} references: merging runs needs no secret."""
+    data, chain = _merged(name_or_path)
+    _check_types(data, str(chain[0][0]))
+    quorum: int = data["quorum"]
+    return quorum
+
+
+def _merged(name_or_path: str) -> tuple[dict[str, Any], list[tuple[Path, dict[str, Any]]]]:
+    """The profile's settings over the defaults, `extends` followed; ${VAR} references not resolved."""
     path = resolve_path(name_or_path)
     chain, seen = [], set()
     while True:
@@ -394,6 +405,12 @@ def load(name_or_path: str) -> Profile:
     data = copy.deepcopy(DEFAULTS)
     for path_i, raw in reversed(chain):
         data = _merge(data, raw, "", str(path_i))
+    return data, chain
+
+
+def load(name_or_path: str) -> Profile:
+    """Load a profile by name (fixtures/environments/NAME.toml) or path, following `extends`."""
+    data, chain = _merged(name_or_path)
     source = str(chain[0][0])
     _literal_secrets(chain[0][1], source, data["kind"])
     _check_types(data, source)
