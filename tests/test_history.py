@@ -83,13 +83,15 @@ def _notify(results: Path) -> dict:
 def test_a_fault_on_still_on_off_and_flapping(sandbox, tmp_path):
     """Five nights against the sandbox: each run's trend, what its reports lead with, and the nightly's news."""
     seen = []
-    for fault in [None, "stream.truncate", "stream.truncate", None, "stream.truncate"]:
+    for night, fault in enumerate([None, "stream.truncate", "stream.truncate", None, "stream.truncate"], 1):
         sandbox.set_faults([fault] if fault else [])
         try:
             run = _suite(sandbox.profile_path, tmp_path)
         finally:
             sandbox.set_faults([])
         latest = tmp_path / "latest"
+        if night >= 4:  # Allure 3's report of the run, its history kept beside the suite's
+            _allure(latest, tmp_path / "h")
         check = json.loads((latest / "results.json").read_text())["checks"][0]
         news = _notify(latest / "results.json")
         summary = (latest / "summary.md").read_text()
@@ -105,6 +107,18 @@ def test_a_fault_on_still_on_off_and_flapping(sandbox, tmp_path):
     assert seen == [("stable", "quiet"), ("new", "open"), ("still_failing", "quiet"), ("recovered", "comment"),
                     ("flapping", "quiet")], seen
     _history_page_renders(tmp_path)
+    allure_history = history.folder(tmp_path / "h", "sandbox", "sandbox") / history.ALLURE_HISTORY
+    assert len(allure_history.read_text().splitlines()) == 2  # nights 4 and 5
+    summary = json.loads((tmp_path / "latest" / "allure-report" / "summary.json").read_text())
+    assert summary["stats"]["failed"] == 1 and not summary.get("newTests"), summary  # known from its history
+    assert any((tmp_path / "latest" / "allure-report" / "data" / "history").iterdir())
+
+
+def _allure(run: Path, history_dir: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "veza_synthetics", "allure", str(run), "--history", str(history_dir)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (run / "allure-report" / "index.html").exists()
 
 
 def _history_page_renders(reports: Path) -> None:

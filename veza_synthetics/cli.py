@@ -11,6 +11,8 @@ from .catalog import load as load_catalog
 from .errors import SetupError
 from .run import NO_DATA_EXIT
 
+REPO_TOOLS = Path(__file__).resolve().parents[1] / "tools"  # npm-installed tools of a checkout (`make setup`)
+
 
 def _sandbox_up(args) -> int:
     from .profile import ENV_DIR
@@ -100,6 +102,37 @@ def _merge(args) -> int:
     return 1 if failed else 0
 
 
+def _allure(args) -> int:
+    """Allure 3's report of one run folder, into RUN/allure-report. Its history (transitions, flaky marks,
+    trends) lives beside the suite's history of the same env and location, kept and bounded alike."""
+    import json
+    import shutil
+    import subprocess
+
+    from .history import ALLURE_HISTORY, folder
+    run_dir = Path(args.run)
+    try:
+        run = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SetupError(f"{run_dir}: not a run folder with a results.json ({exc})") from None
+    binary = shutil.which("allure") or str(REPO_TOOLS / "allure" / "node_modules" / ".bin" / "allure")
+    if not Path(binary).exists():
+        raise SetupError("Allure 3 is not installed: `make setup` (npm install in tools/allure), or npm install -g allure")
+    history_dir = folder(Path(args.history) if args.history else run_dir.resolve().parent / "history",
+                         run["env"], run["location"])
+    history_dir.mkdir(parents=True, exist_ok=True)
+    config = run_dir / "allurerc.json"
+    config.write_text(json.dumps({"name": f"Veza synthetic checks: {run['env']} ({run['location']})",
+                                  "historyPath": str((history_dir / ALLURE_HISTORY).resolve())}))
+    done = subprocess.run([binary, "generate", str(run_dir / "allure-results"), "-o", str(run_dir / "allure-report"),
+                           "-c", str(config), "--history-limit", str(args.keep)], capture_output=True, text=True,
+                          timeout=300)
+    if done.returncode != 0:
+        raise SetupError(f"allure generate failed: {(done.stderr or done.stdout).strip()[-300:]}")
+    print(f"{run_dir / 'allure-report' / 'index.html'} (history: {history_dir / ALLURE_HISTORY})")
+    return 0
+
+
 def _matrix(args) -> int:
     from .matrix import render
     print(render(Path(args.results) if args.results else None))
@@ -139,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     merge.add_argument("--quorum", type=int, help="locations that must fail a check (default: the profile's "
                                                   "quorum, else a majority)")
     merge.add_argument("--out", default="reports/merged", help="folder for the merged results.json and summary.md")
+    allure = sub.add_parser("allure", help="Allure 3's report of a run folder, with its history kept beside the suite's")
+    allure.add_argument("run", nargs="?", default="reports/latest", help="a run folder (default: reports/latest)")
+    allure.add_argument("--history", help="the history folder (default: the run folder's ../history)")
+    allure.add_argument("--keep", type=int, default=30, help="runs Allure keeps in its history (default: 30)")
     matrix = sub.add_parser("matrix", help="print the detection matrix (faults x checks)")
     matrix.add_argument("results", nargs="?", help="a results.json or a run folder: show the last measured outcomes")
     args, extra = parser.parse_known_args(argv)
@@ -153,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             return _notify(args)
         if args.command == "merge":
             return _merge(args)
+        if args.command == "allure":
+            return _allure(args)
         return _ids(args) if args.command in ("failed-ids", "no-data-ids") else _matrix(args)
     except SetupError as exc:
         print(f"veza-synth: {exc}", file=sys.stderr)

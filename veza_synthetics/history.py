@@ -22,6 +22,7 @@ from .record import upgrade
 JUDGED = ("passed", "degraded", "failed")
 STATES = ("new", "still_failing", "recovered", "flapping", "stable")
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+ALLURE_HISTORY = "allure-history.jsonl"  # Allure 3's own history (its historyPath), kept beside these runs
 
 
 @dataclass
@@ -41,6 +42,8 @@ def load(root: Path, env: str, location: str) -> Past:
     if not where.is_dir():
         return history
     for path in sorted(where.iterdir()):
+        if path.name == ALLURE_HISTORY:
+            continue
         if path.suffix != ".json":
             history.skipped.append(f"{path.name}: not a results.json")
             continue
