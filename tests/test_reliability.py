@@ -89,8 +89,9 @@ def test_two_concurrent_runs_do_not_interfere(tmp_path):
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outputs = [proc.communicate(timeout=300)[0] for proc in runs]
     assert [proc.returncode for proc in runs] == [0, 0], outputs
-    folders = [p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink()]
+    folders = [p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink() and p.name[:8].isdigit()]
     assert len(folders) == 2 and all((f / "results.json").exists() for f in folders)
+    assert len(list((tmp_path / "history" / "sandbox" / "sandbox").glob("*.json"))) == 2  # both kept
 
 
 @pytest.fixture

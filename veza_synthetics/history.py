@@ -63,7 +63,8 @@ def add(root: Path, run: dict[str, Any], keep: int) -> Path:
     """Keep this run in the history; the oldest beyond `keep` go."""
     where = folder(root, run["env"], run["location"])
     where.mkdir(parents=True, exist_ok=True)
-    path = where / f"{run['started_at'][:19].replace(':', '').replace('-', '')}Z.json"
+    stamp = re.sub(r"[^0-9T.]", "", str(run["started_at"]).split("+")[0])  # to the microsecond: runs side by side
+    path = where / f"{stamp}Z.json"
     path.write_text(json.dumps(run, indent=1), encoding="utf-8")
     for old in sorted(p for p in where.glob("*.json"))[:-keep] if keep > 0 else []:
         old.unlink()
