@@ -7,7 +7,7 @@ import pytest
 
 from veza_synthetics import catalog, profile, redact
 from veza_synthetics.errors import SetupError
-from veza_synthetics.probes import auth, percentile, stream, websocket
+from veza_synthetics.probes import auth, decided_above, percentile, spread, stream, websocket
 from veza_synthetics.sandbox import faults
 from veza_synthetics.verdict import Verdict
 
@@ -212,6 +212,19 @@ def test_claims_are_decoded_without_the_signature():
 
 
 # -- probe maths ----------------------------------------------------------------------
+@pytest.mark.parametrize("planned", [5, 19, 20, 21, 50, 100, 200])
+def test_a_sample_stops_only_once_its_judged_figure_is_decided(planned):
+    """decided_above(n) values over a level put the judged figure (p95, or the max below 20 values) over
+    it whatever the rest are, so stopping there never changes a verdict."""
+    rng = np.random.default_rng(planned)
+    level, needed = 1000.0, decided_above(planned)
+    for _ in range(200):
+        high = list(rng.uniform(level + 1, 5000, needed))
+        low = list(rng.uniform(0, level, planned - needed))
+        figure = spread(high + low)
+        assert (figure["p95_ms"] if figure["p95_ms"] is not None else figure["max_ms"]) > level
+
+
 def test_percentiles_interpolate_like_numpy():
     values = [1, 2, 3, 4, 100]
     for q in (50, 95, 99):

@@ -41,39 +41,37 @@ def confirm(symptom: Symptom, measure: Measure, overrides: dict[str, dict[str, f
     `first` is an attempt already measured (in the background, for a check that holds).
     """
     first = first or measure_once(symptom, measure, overrides, 1)
-    attempts = [first.verdict]
-    if first.verdict.outcome == "failed":
-        attempts.append(measure_once(symptom, measure, overrides, 2).verdict)
-    return _record(symptom, attempts, writes, first.started)
+    second = measure_once(symptom, measure, overrides, 2) if first.verdict.outcome == "failed" else None
+    return _record(symptom, first, second, writes)
 
 
 async def confirm_async(symptom: Symptom, measure: Callable[[Verdict, int], Awaitable[None]],
                         overrides: dict[str, dict[str, float]] | None = None,
                         writes: bool = False) -> tuple[Record, Verdict]:
     """confirm() for an async measure (a hand-written `async def` check under pytest-asyncio)."""
-    attempts: list[Verdict] = []
-    started = time.perf_counter()
-    for attempt in (1, 2):
+    async def once(attempt: int) -> Attempt:
+        started = time.perf_counter()
         verdict = Verdict.for_symptom(symptom, overrides)
         try:
             await measure(verdict, attempt)
         except Exception as exc:
             _crashed(verdict, exc)
-        attempts.append(verdict)
-        if verdict.outcome != "failed":
-            break
-    return _record(symptom, attempts, writes, started)
+        return Attempt(verdict, started)
+    first = await once(1)
+    second = await once(2) if first.verdict.outcome == "failed" else None
+    return _record(symptom, first, second, writes)
 
 
 def _crashed(verdict: Verdict, exc: Exception) -> None:
     verdict.error("check", verdict.symptom.id, f"could not complete: {type(exc).__name__}: {exc}")
 
 
-def _record(symptom: Symptom, attempts: list[Verdict], writes: bool, started: float) -> tuple[Record, Verdict]:
+def _record(symptom: Symptom, first: Attempt, second: Attempt | None, writes: bool) -> tuple[Record, Verdict]:
+    attempts = [first.verdict] if second is None else [first.verdict, second.verdict]
     final = attempts[-1]
-    if len(attempts) == 2 and final.outcome != "failed":
-        final.note(f"first measurement failed ({attempts[0].summary()}); the re-measurement did not confirm it")
-    return check_record(symptom, final, attempts, writes, time.perf_counter() - started), final
+    if second is not None and final.outcome != "failed":
+        final.note(f"first measurement failed ({first.verdict.summary()}); the re-measurement did not confirm it")
+    return check_record(symptom, final, attempts, writes, time.perf_counter() - first.started), final
 
 
 def _catalog_measure(symptom_id: str, target: Target, writes: bool) -> Measure:

@@ -21,12 +21,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from . import diagnosis
 from .catalog import Section, Symptom, Threshold
 from .catalog import load as load_catalog
+from .checks import HOLDS
 from .probes import Result, auth, postgres, tls
 from .profile import Profile
 from .record import Record, failure_text
 from .reports import allure as allure_report
 from .reports import html as html_report
-from .run import HTML_EXTRAS_KEY, RESULT_KEY, current
+from .run import HOLDS_TOGETHER_VAR, HTML_EXTRAS_KEY, RESULT_KEY, current
 from .target import Target
 from .verdict import Verdict
 
@@ -41,17 +42,28 @@ def veza_profile(pytestconfig: pytest.Config) -> Profile:
     return run.profile
 
 
+def _read_only_checks(session: pytest.Session) -> set[str]:
+    """The catalog checks this session runs read-only (the ones whose first attempt may start early)."""
+    return {item.callspec.params["symptom"] for item in session.items
+            if "veza_diagnose" in getattr(item, "fixturenames", ()) and hasattr(item, "callspec")
+            and "symptom" in item.callspec.params and item.get_closest_marker("writes") is None}
+
+
+def _holds_start_at_first(config: pytest.Config) -> bool:
+    """An xdist worker under -n: every holding check comes to the worker that gets the first one
+    (scheduling.HoldsTogether), which then starts them all."""
+    workerinput = getattr(config, "workerinput", None)
+    return bool(workerinput and workerinput.get(HOLDS_TOGETHER_VAR))
+
+
 @pytest.fixture(scope="session")
 def veza_target(request: pytest.FixtureRequest, veza_profile: Profile) -> Iterator[Target]:
     """The platform under test, with its timeouts; every session it opens is logged out at the end.
-    The checks of this run that hold on purpose begin their first attempt now, in the background (under
-    xdist, where the controller hands items out one by one, each worker's holds run in their turn)."""
+    The checks of this run that hold on purpose begin their first attempt now, in the background (in an
+    xdist worker: when the first of them comes to it)."""
     with Target(veza_profile) as target:
         if not hasattr(request.config, "workerinput"):
-            diagnosis.start_holds(target, {item.callspec.params["symptom"] for item in request.session.items
-                                           if "veza_diagnose" in getattr(item, "fixturenames", ())
-                                           and hasattr(item, "callspec") and "symptom" in item.callspec.params
-                                           and item.get_closest_marker("writes") is None})
+            diagnosis.start_holds(target, _read_only_checks(request.session))
         yield target
 
 
@@ -82,6 +94,8 @@ def veza_diagnose(request: pytest.FixtureRequest, veza_target: Target) -> Callab
     """Run a catalog check; a confirmed failure fails the test with the whole diagnosis."""
     def run(symptom_id: str) -> Verdict:
         writes = request.node.get_closest_marker("writes") is not None
+        if not writes and symptom_id in HOLDS and _holds_start_at_first(request.config):
+            diagnosis.start_holds(veza_target, _read_only_checks(request.session))
         record, verdict = diagnosis.diagnose(symptom_id, veza_target, writes)
         report_check(request, record, load_catalog().symptoms[symptom_id])
         return verdict

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 NO_DATA_EXIT = 6  # a check measured nothing (pytest's own codes are 0-5); veza-synth run says 3
 PROFILE_VAR = "veza_profile"  # the resolved profile's path, handed to xdist workers
+HOLDS_TOGETHER_VAR = "veza_holds_together"  # the controller sends every holding check to one worker
 RUN_PLUGIN = "veza-run"
 RESULT_KEY = "veza_result"  # the check's record, carried from workers to the controller
 HTML_EXTRAS_KEY = pytest.StashKey[list[Any]]()
@@ -139,8 +140,18 @@ class VezaRun:
     # -- xdist, collection, safety ------------------------------------------------------------
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        """xdist: the workers use the controller's profile (and so its one sandbox)."""
+        """xdist: the workers use the controller's profile (and so its one sandbox), and learn whether the
+        holding checks all come to the worker that gets one of them."""
         node.workerinput[PROFILE_VAR] = self.profile_path
+        node.workerinput[HOLDS_TOGETHER_VAR] = self.config.getoption("dist", "no") == "load"
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        """-n (xdist's load distribution): the same, with the holding checks as one unit of work."""
+        if config.getoption("dist", "no") != "load":
+            return None
+        from .scheduling import HoldsTogether
+        return HoldsTogether(config, log)
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         wanted = set(option_list(config, "--symptoms"))

@@ -44,6 +44,7 @@ class Target:
         self._sessions: list[auth.Session] = []
         self._last_login = threading.local()  # token()'s failure, per thread: each check explains its own
         self._early: dict[str, Future[Any]] = {}
+        self._started: set[str] = set()
         self._background: list[Future[Any]] = []  # every background measurement, awaited by close()
 
     def timeout(self, kind: str) -> float:
@@ -67,8 +68,13 @@ class Target:
         return slot.result()  # type: ignore[return-value]  # one key, one measure
 
     def start_early(self, jobs: dict[str, Callable[[], Any]]) -> None:
-        """Run these measurements in the background now (deliberate holds), each in its own thread."""
+        """Run these measurements in the background now (deliberate holds), each in its own thread; a name
+        started before is not started again."""
         for name, job in jobs.items():
+            with self._lock:
+                if name in self._started:
+                    continue
+                self._started.add(name)
             future: Future[Any] = Future()
 
             def measure(job: Callable[[], Any] = job, future: Future[Any] = future) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..catalog import load as load_catalog
+from ..probes import exporters
 from ..target import Target
 from ..verdict import Verdict
 
@@ -38,3 +39,21 @@ def registered() -> dict[tuple[str, bool], Check]:
     for module in load_catalog().check_modules:
         importlib.import_module(module)
     return CHECKS
+
+
+def exporter_reaching(v: Verdict, target: Target, exporter: str, queries: dict[str, str]) -> exporters.Figures | None:
+    """An exporter's figures (postgres, redis) through Prometheus, when it reaches its server: no series is
+    not measured, its up gauge at 0 is a failure (the server is down as far as anything can tell)."""
+    metric, server, family = exporters.REACHES[exporter]
+    figures = target.exporter_figures(exporter, {"up": family["up"], **queries})
+    if not v.record(f"{exporter}_exporter", figures):
+        return None
+    up = figures.value("up")
+    if up is None:
+        selector = getattr(target.profile.prometheus, f"{exporter}_selector")
+        v.missing(f"{server}: no {exporter}_exporter series for {selector} in Prometheus")
+        return None
+    if not v.require(up == 1, f"{server} down according to {exporter}_exporter ({metric} 0)",
+                     ok_text=f"{server} up according to {exporter}_exporter ({metric} 1)"):
+        return None
+    return figures

@@ -7,7 +7,7 @@ from typing import Any
 from ..probes import Result, auth, exporters, postgres, redis
 from ..target import Target
 from ..verdict import Verdict
-from . import check
+from . import check, exporter_reaching
 
 SESSION_SAFE_POLICIES = ("noeviction",)
 ADMIN_STATS = "/api/v1/admin/stats"
@@ -205,14 +205,8 @@ def _exported_redis(v: Verdict, target: Target) -> None:
     cfg = target.profile.prometheus
     v.note(f"source: redis_exporter through Prometheus ({cfg.redis_selector}): no direct Redis access in this profile")
     v.missing("session key TTL: not measured (needs direct Redis access)")
-    figures = target.exporter_figures("redis", {**exporters.REDIS, "policy": exporters.REDIS_POLICY})
-    if not v.record("redis_exporter", figures):
-        return
-    up = figures.value("up")
-    if up is None:
-        v.missing(f"redis_exporter: no series for {cfg.redis_selector} in Prometheus")
-        return
-    if not v.require(up == 1, "redis_exporter: redis_up 0, the exporter cannot reach Redis"):
+    figures = exporter_reaching(v, target, "redis", {**exporters.REDIS, "policy": exporters.REDIS_POLICY})
+    if figures is None:
         return
     info = figures.figures["policy"]
     policy, maxmemory = (info[0]["labels"].get("maxmemory_policy") if info else None), figures.value("maxmemory")

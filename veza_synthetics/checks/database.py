@@ -12,7 +12,7 @@ import uuid
 from ..probes import Result, auth, exporters, http, postgres, spread
 from ..target import Target
 from ..verdict import Verdict
-from . import check
+from . import check, exporter_reaching
 
 
 def _through_exporter(v: Verdict, target: Target, unmeasured: str) -> bool:
@@ -27,23 +27,8 @@ def _through_exporter(v: Verdict, target: Target, unmeasured: str) -> bool:
     return True
 
 
-def _exporter(v: Verdict, target: Target, queries: dict[str, str]) -> exporters.Figures | None:
-    """postgres_exporter's figures, if it has series and reaches PostgreSQL."""
-    figures = target.exporter_figures("postgres", {**exporters.POSTGRES, **queries})
-    if not v.record("postgres_exporter", figures):
-        return None
-    up = figures.value("up")
-    if up is None:
-        v.missing(f"postgres_exporter: no series for {target.profile.prometheus.postgres_selector} in Prometheus")
-        return None
-    if not v.require(up == 1, "postgres_exporter: pg_up 0, the exporter cannot reach PostgreSQL",
-                     ok_text="postgres_exporter reaches PostgreSQL (pg_up 1)"):
-        return None
-    return figures
-
-
 def _saturation_from_exporter(v: Verdict, target: Target) -> None:
-    figures = _exporter(v, target, {"activity": exporters.POSTGRES_ACTIVITY})
+    figures = exporter_reaching(v, target, "postgres", {**exporters.POSTGRES, "activity": exporters.POSTGRES_ACTIVITY})
     if figures is None:
         return
     used, most, reserved = figures.value("connections"), figures.value("max_connections"), figures.value("reserved")
@@ -61,8 +46,11 @@ def connection_timeout(v: Verdict, target: Target, attempt: int) -> None:
             _saturation_from_exporter(v, target)
         return
     cfg, timeout = target.profile.postgres, target.timeout("connect")
-    connects = postgres.connect_times(cfg, target.profile.sampling.db_connects, timeout)
+    connects = postgres.connect_times(cfg, target.profile.sampling.db_connects, timeout,
+                                      fail_ms=v.thresholds["connect_p95_ms"].fail)
     v.record("connects", connects)
+    if "stopped" in connects.evidence:
+        v.note(f"connects stopped {connects.evidence['stopped']}")
     m = connects.measurements
     v.require(m["connect_failures"] == 0, f"{m['connect_failures']}/{m['connect_attempts']} connects failed: "
               + "; ".join(connects.evidence["connect_errors"][:2]))
@@ -82,7 +70,7 @@ def connection_timeout(v: Verdict, target: Target, attempt: int) -> None:
 def constraint_errors(v: Verdict, target: Target, attempt: int) -> None:
     if not target.profile.has_postgres:
         if _through_exporter(v, target, "names of NOT VALID constraints"):
-            figures = _exporter(v, target, exporters.POSTGRES_CONSTRAINTS)
+            figures = exporter_reaching(v, target, "postgres", exporters.POSTGRES_CONSTRAINTS)
             count = figures.value("not_valid_constraints") if figures else None
             if figures and count is None:
                 v.missing("veza_constraints_not_valid: no series (load postgres-exporter-queries.yaml in the exporter)")
@@ -209,7 +197,8 @@ def _judge_exported_statements(v: Verdict, target: Target) -> None:
     wait = 2 * cfg.scrape_interval_s
     if not exporters.wait_for_scrape(cfg.url, "pg_up", cfg.postgres_selector, time.time(), wait, target.timeout("request")):
         v.note(f"no postgres_exporter scrape within {wait:g} s after the searches: its figures may predate them")
-    figures = _exporter(v, target, {**exporters.POSTGRES_PERFORMANCE, "statements": exporters.POSTGRES_STATEMENTS})
+    figures = exporter_reaching(v, target, "postgres",
+                                {**exporters.POSTGRES_PERFORMANCE, "statements": exporters.POSTGRES_STATEMENTS})
     if figures is None:
         return
     window = sorted(figures.figures["statements"], key=lambda s: s["value"], reverse=True)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from ..probes import certificate, exporters, http, postgres, prometheus, redis
+from ..probes import certificate, http, postgres, prometheus, redis
 from ..target import Target
 from ..verdict import Verdict
-from . import check
+from . import check, exporter_reaching
 
 
 @check("health.services")
@@ -45,23 +45,9 @@ def services(v: Verdict, target: Target, attempt: int) -> None:
         if v.record("redis", result):
             v.require(True, "", ok_text=f"Redis PING {result.measurements['ping_ms']} ms")
     if p.has_prometheus:  # no direct access: the exporters say whether they reach their server
-        for server, exporter, figures, direct in (("PostgreSQL", "postgres", exporters.POSTGRES, p.has_postgres),
-                                                  ("Redis", "redis", exporters.REDIS, p.has_redis)):
+        for exporter, direct in (("postgres", p.has_postgres), ("redis", p.has_redis)):
             if not direct:
-                _exported_up(v, target, server, exporter, figures["up"])
-
-
-def _exported_up(v: Verdict, target: Target, server: str, exporter: str, up_query: str) -> None:
-    metric = "pg_up" if exporter == "postgres" else "redis_up"
-    figures = target.exporter_figures(exporter, {"up": up_query})
-    if not v.record(f"{exporter}_exporter", figures):
-        return
-    up = figures.value("up")
-    if up is None:
-        v.missing(f"{server}: no direct access and no {exporter}_exporter series in Prometheus")
-    else:
-        v.require(up == 1, f"{server} down according to {exporter}_exporter ({metric} 0)",
-                  ok_text=f"{server} up according to {exporter}_exporter ({metric} 1)")
+                exporter_reaching(v, target, exporter, {})
 
 
 def _certificates(v: Verdict, target: Target, urls: list[str]) -> None:

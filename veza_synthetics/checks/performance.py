@@ -12,7 +12,10 @@ def _sample(v: Verdict, target: Target, attempt: int) -> Result | None:
     login = result.evidence.get("login", "ok")
     if login != "ok":
         v.error("login", target.profile.backend.url, f"the sample cannot call me: {login}")
-    if not v.record("sample", result):
+    usable = v.record("sample", result)
+    if "gave_up" in result.evidence:
+        v.note(f"sample stopped early: {result.evidence['gave_up']}")
+    if not usable:
         return None
     m = result.measurements
     v.require(m["not_json"] == 0, f"bad response: {m['not_json']}/{m['requests']} answers were not JSON")
@@ -76,6 +79,7 @@ def error_rate(v: Verdict, target: Target, attempt: int) -> None:
     v.against("throttled_pct", m["throttled_pct"], label="throttled (429)",
               detail=f"{m['throttled']}/{m['requests']} sent" + (f", Retry-After {', '.join(retry)} s" if retry else "")
               + (f"; {m['abandoned']} more not sent: the sampler backed off" if m["abandoned"] else ""))
+
     window = target.profile.prometheus.rate_window
     _real_traffic(v, target, "error_pct", "5xx ratio", f'sum(rate(http_requests_total{{status=~"5.."}}[{window}])) '
                   f"/ sum(rate(http_requests_total[{window}]))", 100, " %")

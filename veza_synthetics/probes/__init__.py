@@ -127,5 +127,13 @@ def spread(values_ms: list[float]) -> dict[str, float | None]:
             "max_ms": _r(max(values_ms) if values_ms else None)}
 
 
+def decided_above(planned: int) -> int:
+    """How many of `planned` values above a level put the figure spread() judges (p95, or the max under
+    MIN_SAMPLES[95] values) above it whatever the other values are: a sample may stop there."""
+    if planned < MIN_SAMPLES[95]:
+        return 1
+    return planned - math.floor((planned - 1) * 0.95)
+
+
 def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 2)

@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .prometheus import QueryResult, query
+from . import Result
+from .prometheus import query
 
 POSTGRES = {
     "up": "min(pg_up{{{s}}})",
@@ -45,8 +46,12 @@ NODE = {
 }
 
 
+# Whether an exporter reaches its server: its gauge, the server it names, the query family holding its "up".
+REACHES = {"postgres": ("pg_up", "PostgreSQL", POSTGRES), "redis": ("redis_up", "Redis", REDIS)}
+
+
 @dataclass
-class Figures(QueryResult):
+class Figures(Result):
     """Named figures: each one a list of series ({labels, value}); `value()` for single-valued ones."""
     figures: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 

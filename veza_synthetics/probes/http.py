@@ -56,6 +56,7 @@ def fetch(url: str, timeout_s: float, headers: dict[str, str] | None = None,
 
 MAX_RETRY_AFTER_S = 2.0  # the longest pause a Retry-After gets from the sampler
 GIVE_UP_AFTER_THROTTLED = 5  # refusals after which a polite client stops asking
+FAILING_ANSWERS_PER_WORKER = 2  # with no success at all, this many failures per concurrent worker end the sample
 
 
 def _retry_after(value: str | None) -> float:
@@ -68,11 +69,14 @@ def _retry_after(value: str | None) -> float:
 async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], requests: int, concurrency: int,
                   timeout_s: float) -> list[dict[str, Any]]:
     """A polite client: a 429 pauses every worker for its Retry-After (at most 2 s), and after five
-    refusals the requests not yet sent are abandoned (counted, never sent)."""
+    refusals the requests not yet sent are abandoned (counted, never sent). A target whose first answers
+    all fail (timeouts, refused connections, 5xx: 2 per worker, not one success) is not hammered during
+    its incident either: the rest are abandoned the same way."""
     names = list(endpoints)
     semaphore = asyncio.Semaphore(concurrency)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    backoff = {"until": 0.0, "throttled": 0}
+    backoff = {"until": 0.0, "throttled": 0, "failed": 0, "succeeded": 0}
+    failing_limit = FAILING_ANSWERS_PER_WORKER * concurrency
 
     async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits, verify=tls()) as client:
         async def one(i: int) -> dict[str, Any]:
@@ -81,7 +85,11 @@ async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, A
             async with semaphore:
                 await asyncio.sleep(max(0.0, backoff["until"] - time.monotonic()))
                 if backoff["throttled"] >= GIVE_UP_AFTER_THROTTLED:
-                    return {"endpoint": name, "ms": 0.0, "status": None, "abandoned": True, "request_id": request_id}
+                    return {"endpoint": name, "ms": 0.0, "status": None, "abandoned": "throttled",
+                            "request_id": request_id}
+                if not backoff["succeeded"] and backoff["failed"] >= failing_limit:
+                    return {"endpoint": name, "ms": 0.0, "status": None, "abandoned": "failing",
+                            "request_id": request_id}
                 started, phases = time.perf_counter(), Phases()
                 try:
                     response = await client.get(endpoints[name], headers={**headers, "X-Request-ID": request_id},
@@ -98,6 +106,10 @@ async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, A
                     outcome = {"status": None, "timeout": True, "request_id": request_id}
                 except httpx.HTTPError as exc:
                     outcome = {"status": None, "error": describe(exc, timeout_s), "request_id": request_id}
+                if _ok(outcome):
+                    backoff["succeeded"] += 1
+                elif outcome["status"] is None or outcome["status"] >= 500:
+                    backoff["failed"] += 1
                 return {"endpoint": name, "ms": (time.perf_counter() - started) * 1000, **phases.split(), **outcome}
 
         return await asyncio.gather(*(one(i) for i in range(requests)))
@@ -112,6 +124,7 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], re
     everything = asyncio.run(_sample(base_url, endpoints, headers, requests, concurrency, timeout_s))
     records = [r for r in everything if not r.get("abandoned")]
     abandoned = len(everything) - len(records)
+    gave_up = sorted({r["abandoned"] for r in everything if r.get("abandoned")})
     per_endpoint = {}
     for name, path in endpoints.items():
         mine = [r for r in records if r["endpoint"] == name]
@@ -147,6 +160,11 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], re
                 "slowest": [{"endpoint": r["endpoint"], "ms": round(r["ms"], 1), "status": r.get("status"),
                              "timeout": bool(r.get("timeout")), "x_request_id": r["request_id"]} for r in slowest],
                 "status_counts": _count(str(r.get("status")) for r in records)}
+    if "failing" in gave_up:
+        evidence["gave_up"] = (f"the first {len(records)} answers all failed (not one success): the other "
+                               f"{abandoned} requests were not sent to a target in trouble")
+    if "throttled" in gave_up:
+        evidence["gave_up"] = f"{GIVE_UP_AFTER_THROTTLED} answers were 429: the other {abandoned} requests were not sent"
     error = None
     if unreachable and len(unreachable) == total:
         error = unreachable[0]

@@ -8,7 +8,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ..profile import Postgres
-from . import Result, describe, spread
+from . import Result, decided_above, describe, spread
 
 SATURATION = """
 SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS used,
@@ -51,22 +51,32 @@ def rows(conn: psycopg.Connection[Any], sql: str) -> list[dict[str, Any]]:
         return [dict(r) for r in cur.fetchall()]
 
 
-def connect_times(cfg: Postgres, attempts: int, timeout_s: float) -> Result:
-    """Fresh connect + auth + SELECT 1, `attempts` times: what a new application connection costs."""
-    times, errors = [], []
+def connect_times(cfg: Postgres, attempts: int, timeout_s: float, fail_ms: float | None = None) -> Result:
+    """Fresh connect + auth + SELECT 1, up to `attempts` times: what a new application connection costs.
+    With `fail_ms`, it stops once enough connects failed or took longer to decide the p95 (the evidence
+    says so): a slow server costs a few slow connects, not `attempts` of them."""
+    times, errors, over = [], [], 0
     for _ in range(attempts):
         started = time.perf_counter()
         try:
             with connect(cfg, timeout_s) as conn:
                 conn.execute("SELECT 1")
             times.append((time.perf_counter() - started) * 1000)
+            over += fail_ms is not None and times[-1] > fail_ms
         except (psycopg.Error, OSError) as exc:
             errors.append(f"{describe(exc, timeout_s)} after {(time.perf_counter() - started) * 1000:.0f} ms")
+            over += 1
+        if fail_ms is not None and over >= decided_above(attempts):
+            break
+    done = len(times) + len(errors)
     stats = spread(times)
-    result = Result("postgres", cfg.address, {"connect_attempts": attempts, "connect_failures": len(errors),
-                                              "connect_p95_ms": stats["p95_ms"], "connect_max_ms": stats["max_ms"]},
-                    {"connect_ms": stats, "connect_errors": errors[:3]})
-    return result
+    evidence: dict[str, Any] = {"connect_ms": stats, "connect_errors": errors[:3]}
+    if done < attempts:
+        evidence["stopped"] = (f"after {done} of {attempts} connects: {over} failed or over {fail_ms:g} ms, "
+                               "which decides the p95 whatever the others would take")
+    return Result("postgres", cfg.address, {"connect_attempts": done, "connect_failures": len(errors),
+                                            "connect_p95_ms": stats["p95_ms"], "connect_max_ms": stats["max_ms"]},
+                  evidence)
 
 
 def inspect(cfg: Postgres, timeout_s: float, queries: dict[str, str]) -> Result:

@@ -6,6 +6,7 @@ port, and can be stopped and started again (the infra.*_down faults do that).
 from __future__ import annotations
 
 import glob
+import json
 import os
 import pwd
 import shutil
@@ -168,30 +169,40 @@ class Redis:
 
 
 class Prometheus:
-    """Prometheus scraping the sandbox every second, with the veza_alerts rule group."""
+    """Prometheus scraping the sandbox every second, with the veza_alerts rule group.
 
-    def __init__(self, workdir: Path, binary: str):
+    It starts first, with no targets: its discovery hands targets to the scrapers only every 5 s from its
+    start, so those 5 s pass while the rest of the stack starts. The targets come later, through files
+    (file_sd), once their ports are known."""
+
+    def __init__(self, workdir: Path, binary: str, jobs: list[str]):
         self.binary = binary
         self.dir = workdir / "prometheus"
         self.dir.mkdir()
         self.port = free_port()
         self.rules = self.dir / "rules.yml"
+        self.jobs = jobs
         self.proc: subprocess.Popen | None = None
 
     @staticmethod
     def available() -> str | None:
         return shutil.which("prometheus")
 
-    def configure(self, targets: dict[str, list[int]], rules_text: str) -> None:
-        def addresses(ports: list[int]) -> str:
-            return ", ".join(f"'{LOOPBACK}:{port}'" for port in ports)
-        jobs = "".join(f"  - job_name: {job}\n    static_configs:\n      - targets: [{addresses(ports)}]\n"
-                       for job, ports in targets.items())
+    def configure(self, rules_text: str) -> None:
+        jobs = "".join(f"  - job_name: {job}\n    file_sd_configs:\n      - files: ['{self.dir / job}.json']\n"
+                       for job in self.jobs)
         (self.dir / "prometheus.yml").write_text(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n"
             f"rule_files:\n  - {self.rules}\nscrape_configs:\n{jobs}"
         )
         self.rules.write_text(rules_text)
+
+    def set_targets(self, targets: dict[str, list[int]]) -> None:
+        """Each job's scrape targets, written whole then renamed into place (the file watcher sees one change)."""
+        for job, ports in targets.items():
+            staged = self.dir / f".{job}.json"
+            staged.write_text(json.dumps([{"targets": [f"{LOOPBACK}:{port}" for port in ports]}]))
+            staged.rename(self.dir / f"{job}.json")
 
     def start(self) -> None:
         self.proc = subprocess.Popen(

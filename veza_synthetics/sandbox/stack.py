@@ -41,6 +41,7 @@ from .stream import StreamServer
 # contract: the guide's Veza (veza-contract.md); deployed: every known variant of the public code at once
 VARIANTS = ("contract", "deployed")
 BACKEND_INSTANCES = ("backend-1", "backend-2")  # behind one nginx upstream; the front.* faults act on the second
+SCRAPE_JOBS = ("veza-backend", "veza-chat", "veza-stream", "node", "postgres", "redis")  # scrape_targets() fills them
 MONITOR_ROLE, MONITOR_CONNECTIONS = "veza_monitor", 5
 EXPORTER_ROLE, EXPORTER_CONNECTIONS = "veza_exporter", 3  # postgres_exporter's own pg_monitor role
 EXPORTER_QUERIES = Path(__file__).parent.parent / "postgres-exporter-queries.yaml"
@@ -147,7 +148,12 @@ class Sandbox:
         self.pg = Postgres(self.workdir, s.pg_password)
         self.redis = Redis(self.workdir, s.redis_password)
         mark = time.monotonic()
-        await asyncio.to_thread(self.pg.init)
+        if self._prometheus_binary:
+            self.prometheus = Prometheus(self.workdir, self._prometheus_binary, list(SCRAPE_JOBS))
+            self.prometheus.configure(RULES)
+            await asyncio.gather(asyncio.to_thread(self.prometheus.start), asyncio.to_thread(self.pg.init))
+        else:
+            await asyncio.to_thread(self.pg.init)
         await asyncio.to_thread(self.pg.start)
         await asyncio.to_thread(self.redis.start)
         await self._seed()
@@ -176,8 +182,8 @@ class Sandbox:
         mark = self._timed("services", mark)
         await self._start_exporters()
         mark = self._timed("exporters", mark)
-        if self._prometheus_binary:
-            await self._start_prometheus()
+        if self.prometheus:
+            self.prometheus.set_targets(self.scrape_targets())
             if self._wait_prometheus:
                 await self._prometheus_scraped()
                 self._timed("prometheus_first_scrapes", mark)
@@ -239,13 +245,12 @@ class Sandbox:
         }
         await asyncio.gather(*(asyncio.to_thread(e.start) for e in self.exporters.values()))
 
-    async def _start_prometheus(self) -> None:
-        self.prometheus = Prometheus(self.workdir, self._prometheus_binary)
-        targets = {"veza-backend": [self.servers[i].port for i in BACKEND_INSTANCES], "veza-chat": [self.chat.port],
-                   "veza-stream": [self.servers["stream"].port],
-                   **{job: [exporter.port] for job, exporter in self.exporters.items()}}
-        self.prometheus.configure(targets, RULES)
-        await asyncio.to_thread(self.prometheus.start)
+    def scrape_targets(self) -> dict[str, list[int]]:
+        """The ports Prometheus scrapes, by job (SCRAPE_JOBS)."""
+        ports = {"veza-backend": [self.servers[i].port for i in BACKEND_INSTANCES], "veza-chat": [self.chat.port],
+                 "veza-stream": [self.servers["stream"].port],
+                 **{job: [exporter.port] for job, exporter in self.exporters.items()}}
+        return ports
 
     async def _prometheus_scraped(self) -> None:
         """Every target scraped twice, so rate() over a few seconds has data."""

@@ -1,0 +1,28 @@
+"""xdist scheduling for a run under -n: the checks that hold on purpose go to one worker together.
+
+That worker starts all their holds at once (fixtures.veza_diagnose), so a run costs its longest
+hold whatever the number of workers. xdist's own `--dist loadgroup` would do it by renaming node
+ids, which pytest 9.2 no longer honours (pytest-xdist#1386): the unit of work is chosen here from
+the node id's parameter instead.
+"""
+from __future__ import annotations
+
+from xdist.scheduler import LoadScopeScheduling
+
+from .checks import HOLDS, registered
+
+HOLDS_UNIT = "veza-holds"
+
+
+def symptom_in(nodeid: str) -> str:
+    """The catalog id a check's node id carries: tests_synthetic/test_auth.py::test_symptom[auth.session_lost]."""
+    return nodeid[nodeid.rfind("[") + 1:-1] if nodeid.endswith("]") else ""
+
+
+class HoldsTogether(LoadScopeScheduling):
+    """xdist's load distribution (every test its own unit of work), except that the holding checks are
+    one unit; xdist hands out the largest units first, so their holds begin with the run."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        registered()  # fills HOLDS (the controller collects nothing itself)
+        return HOLDS_UNIT if symptom_in(nodeid) in HOLDS else nodeid
