@@ -21,13 +21,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from . import diagnosis
 from .catalog import Section, Symptom, Threshold
 from .catalog import load as load_catalog
-from .checks import HOLDS
 from .probes import Result, auth, postgres, tls
 from .profile import Profile
 from .record import Record, failure_text
 from .reports import allure as allure_report
 from .reports import html as html_report
 from .run import HOLDS_TOGETHER_VAR, HTML_EXTRAS_KEY, RESULT_KEY, current
+from .scheduling import in_holds_unit
 from .target import Target
 from .verdict import Verdict
 
@@ -94,7 +94,7 @@ def veza_diagnose(request: pytest.FixtureRequest, veza_target: Target) -> Callab
     """Run a catalog check; a confirmed failure fails the test with the whole diagnosis."""
     def run(symptom_id: str) -> Verdict:
         writes = request.node.get_closest_marker("writes") is not None
-        if not writes and symptom_id in HOLDS and _holds_start_at_first(request.config):
+        if not writes and _holds_start_at_first(request.config) and in_holds_unit(request.node.nodeid):
             diagnosis.start_holds(veza_target, _read_only_checks(request.session))
         record, verdict = diagnosis.diagnose(symptom_id, veza_target, writes)
         report_check(request, record, load_catalog().symptoms[symptom_id])

@@ -14,9 +14,11 @@ from .checks import HOLDS, registered
 HOLDS_UNIT = "veza-holds"
 
 
-def symptom_in(nodeid: str) -> str:
-    """The catalog id a check's node id carries: tests_synthetic/test_auth.py::test_symptom[auth.session_lost]."""
-    return nodeid[nodeid.rfind("[") + 1:-1] if nodeid.endswith("]") else ""
+def in_holds_unit(nodeid: str) -> bool:
+    """Is this a holding check, by the catalog id its node id carries
+    (tests_synthetic/test_auth.py::test_symptom[auth.session_lost])?"""
+    registered()  # fills HOLDS (the controller collects nothing itself)
+    return nodeid.endswith("]") and nodeid[nodeid.rfind("[") + 1:-1] in HOLDS
 
 
 class HoldsTogether(LoadScopeScheduling):
@@ -24,5 +26,4 @@ class HoldsTogether(LoadScopeScheduling):
     one unit; xdist hands out the largest units first, so their holds begin with the run."""
 
     def _split_scope(self, nodeid: str) -> str:
-        registered()  # fills HOLDS (the controller collects nothing itself)
-        return HOLDS_UNIT if symptom_in(nodeid) in HOLDS else nodeid
+        return HOLDS_UNIT if in_holds_unit(nodeid) else nodeid
