@@ -32,13 +32,24 @@ def _check_markers(expression: str) -> None:
         raise SetupError(f"-m: unknown marker(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
 
 
+def _checks_dir() -> Path:
+    """tests_synthetic/: in the current directory, else beside the package (a checkout or editable install),
+    so the gate runs from any directory."""
+    from .plugin import CHECKS_DIR
+    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        if (base / CHECKS_DIR).is_dir():
+            return base / CHECKS_DIR
+    raise SetupError(f"veza-synth run: no {CHECKS_DIR}/ in {Path.cwd()} nor beside the installed package: run it "
+                     f"from the veza-synthetics repository, or `pytest YOUR_CHECKS --env NAME|PATH`")
+
+
 def _run(args, extra: list[str]) -> int:
     """pytest with the report options; exit 0 all passed, 1 a check failed, 2 could not start, 3 a check
     measured nothing (unless --allow-no-data)."""
     import pytest
     if args.markers:
         _check_markers(args.markers)
-    cmd = ["tests_synthetic", "-p", "no:cacheprovider"]
+    cmd = [str(_checks_dir()), "-p", "no:cacheprovider"]
     if args.env:
         cmd += ["--env", args.env]
     if args.markers:
