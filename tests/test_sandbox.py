@@ -38,6 +38,20 @@ def test_backend_health_ready_and_metrics(api):
     assert api.get("/health", headers={"X-Request-ID": "abc"}).headers["x-request-id"] == "abc"
 
 
+def test_each_backend_instance_counts_only_its_own_requests(sandbox_profile):
+    """As two processes would: Prometheus sums the job's instances, so neither may report the other's."""
+    targets = httpx.get(f"{sandbox_profile.prometheus.url}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+    first, second = sorted(t["scrapeUrl"] for t in targets if t["labels"]["job"] == "veza-backend")
+
+    def served(url: str) -> float:
+        return sum(sample.value for family in text_string_to_metric_families(httpx.get(url, timeout=5).text)
+                   for sample in family.samples if sample.name == "http_requests_total")
+    before = served(first), served(second)
+    for _ in range(5):
+        assert httpx.get(first.removesuffix("/metrics") + "/health", timeout=5).status_code == 200
+    assert (served(first) - before[0], served(second) - before[1]) == (5, 0)
+
+
 def test_auth_cycle_and_status_codes(api, target, sandbox_profile):
     session = target.login().session
     headers = {"Authorization": f"Bearer {session.access_token}"}

@@ -51,18 +51,31 @@ def error(text: str, status: int, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"success": False, "error": text}, status_code=status, headers=headers)
 
 
-class Backend:
-    def __init__(self, state):
-        self.s = state
-        self.started = time.time()
-        self.pool: AsyncConnectionPool | None = None
-        self.redis: aioredis.Redis | None = None
+class InstanceMetrics:
+    """One backend instance's own metrics, as each process of a deployed backend has them: Prometheus sums
+    the instances of the job, so they must not report each other's requests."""
+
+    def __init__(self) -> None:
         reg = self.registry = CollectorRegistry()
         self.requests = Counter("http_requests_total", "HTTP requests", ["method", "endpoint", "status"], registry=reg)
         self.duration = Histogram("http_request_duration_seconds", "HTTP request duration", ["method", "endpoint"],
                                   registry=reg, buckets=(.005, .01, .025, .05, .1, .2, .3, .5, 1, 2.5, 5, 10))
         self.active_sessions = Gauge("veza_active_sessions", "Sessions in Redis", registry=reg)
         self.auth_failures = Counter("veza_auth_failures_total", "Authentication failures", ["reason"], registry=reg)
+
+
+def metrics_of(request: Request) -> InstanceMetrics:
+    """The metrics of the instance serving this request (the middleware puts them in the request's state)."""
+    found: InstanceMetrics = request.state.metrics
+    return found
+
+
+class Backend:
+    def __init__(self, state):
+        self.s = state
+        self.started = time.time()
+        self.pool: AsyncConnectionPool | None = None
+        self.redis: aioredis.Redis | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
     async def open(self) -> None:
@@ -88,11 +101,13 @@ class Backend:
         faults that hit a single instance behind the load balancer (the second one)."""
         app = Starlette(routes=self.routes())
         odd_one_out = instance == "backend-2"
+        metrics = InstanceMetrics()
 
         async def middleware(scope, receive, send):
             if scope["type"] != "http":
                 return await app(scope, receive, send)
             path = scope["path"]
+            scope.setdefault("state", {})["metrics"] = metrics
             headers = dict(scope["headers"])
             request_id = headers.get(b"x-request-id", b"").decode() or uuid.uuid4().hex
             status_holder = {"status": 500}
@@ -116,7 +131,7 @@ class Backend:
                         await error("Internal server error", 500)(scope, receive, send_wrapper)
                         return
                     if faults.on("front.instance_rejects_tokens") and b"authorization" in headers:
-                        self.auth_failures.labels("invalid_signature").inc()
+                        metrics.auth_failures.labels("invalid_signature").inc()
                         await error("Invalid token: signature verification failed", 401)(scope, receive, send_wrapper)
                         return
                 if path.startswith("/api/"):
@@ -131,8 +146,8 @@ class Backend:
             finally:
                 endpoint = self._endpoint(scope, app)
                 if endpoint != "/metrics":
-                    self.requests.labels(scope["method"], endpoint, str(status_holder["status"])).inc()
-                    self.duration.labels(scope["method"], endpoint).observe(time.perf_counter() - started)
+                    metrics.requests.labels(scope["method"], endpoint, str(status_holder["status"])).inc()
+                    metrics.duration.labels(scope["method"], endpoint).observe(time.perf_counter() - started)
 
         return middleware
 
@@ -200,10 +215,10 @@ class Backend:
         async def count_sessions() -> int:
             return sum([1 async for _ in self.redis.scan_iter(match="veza:session:*", count=500)])
         try:  # bounded, so a dead Redis never makes the scrape itself time out
-            self.active_sessions.set(await asyncio.wait_for(count_sessions(), 0.3))
+            metrics_of(request).active_sessions.set(await asyncio.wait_for(count_sessions(), 0.3))
         except Exception:  # Redis down: the gauge keeps its last value
             pass
-        return Response(generate_latest(self.registry), media_type="text/plain; version=0.0.4")
+        return Response(generate_latest(metrics_of(request).registry), media_type="text/plain; version=0.0.4")
 
     # -- auth --------------------------------------------------------------------------
     def _tokens(self, user: dict, sid: str) -> dict:
@@ -231,7 +246,7 @@ class Backend:
                                      (email,))
             row = await cur.fetchone()
         if row is None or not hmac.compare_digest(row[4], password_hash(password, row[5])):
-            self.auth_failures.labels("invalid_credentials").inc()
+            metrics_of(request).auth_failures.labels("invalid_credentials").inc()
             return error("invalid email or password", 401)
         user = {"id": row[0], "username": row[1], "email": row[2], "role": row[3]}
         sid = uuid.uuid4().hex
@@ -284,10 +299,10 @@ class Backend:
             if claims.get("typ") != "refresh" or claims["exp"] < self.now():
                 raise jwt.InvalidTokenError("not a live refresh token")
         except jwt.InvalidTokenError:
-            self.auth_failures.labels("invalid_refresh").inc()
+            metrics_of(request).auth_failures.labels("invalid_refresh").inc()
             return error("Invalid refresh token", 401)
         if self.s.faults.on("auth.refresh_broken"):
-            self.auth_failures.labels("invalid_refresh").inc()
+            metrics_of(request).auth_failures.labels("invalid_refresh").inc()
             return error("Invalid refresh token", 401)
         if not await self._session_alive(claims["sid"]):
             return error("session expired", 401)
@@ -314,15 +329,15 @@ class Backend:
         try:
             claims = self._decode(auth[7:], key)
         except jwt.InvalidTokenError as exc:
-            self.auth_failures.labels("invalid_token").inc()
+            metrics_of(request).auth_failures.labels("invalid_token").inc()
             return error(f"Invalid token: {exc}", 401)
         if claims.get("typ") == "refresh":
             return error("Invalid token: refresh token used as access token", 401)
         if claims["exp"] < self.now():
-            self.auth_failures.labels("expired").inc()
+            metrics_of(request).auth_failures.labels("expired").inc()
             return error("token expired", 401)
         if not await self._session_alive(claims["sid"]):
-            self.auth_failures.labels("session_expired").inc()
+            metrics_of(request).auth_failures.labels("session_expired").inc()
             return error("session expired", 401)
         if self.s.faults.on("auth.forbidden") and claims["role"] != "admin":
             return error("Insufficient permissions", 403)
