@@ -143,12 +143,12 @@ class VezaRun:
         """xdist: the workers use the controller's profile (and so its one sandbox), and learn whether the
         holding checks all come to the worker that gets one of them."""
         node.workerinput[PROFILE_VAR] = self.profile_path
-        node.workerinput[HOLDS_TOGETHER_VAR] = self.config.getoption("dist", "no") == "load"
+        node.workerinput[HOLDS_TOGETHER_VAR] = _holds_together(self.config)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
         """-n (xdist's load distribution): the same, with the holding checks as one unit of work."""
-        if config.getoption("dist", "no") != "load":
+        if not _holds_together(config):
             return None
         from .scheduling import HoldsTogether
         return HoldsTogether(config, log)
@@ -304,6 +304,11 @@ class VezaRun:
             "duration_s": round((finished - started).total_seconds(), 2),
             "checks": sorted(self.results, key=lambda r: (r["category"], r["id"], r["variant"])),
         }
+
+
+def _holds_together(config: pytest.Config) -> bool:
+    """Under -n (xdist's default load distribution) the holding checks go to one worker together."""
+    return bool(config.getoption("dist", "no") == "load")
 
 
 def _symptom_of(item: pytest.Item) -> str | None:

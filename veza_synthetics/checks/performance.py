@@ -79,7 +79,6 @@ def error_rate(v: Verdict, target: Target, attempt: int) -> None:
     v.against("throttled_pct", m["throttled_pct"], label="throttled (429)",
               detail=f"{m['throttled']}/{m['requests']} sent" + (f", Retry-After {', '.join(retry)} s" if retry else "")
               + (f"; {m['abandoned']} more not sent: the sampler backed off" if m["abandoned"] else ""))
-
     window = target.profile.prometheus.rate_window
     _real_traffic(v, target, "error_pct", "5xx ratio", f'sum(rate(http_requests_total{{status=~"5.."}}[{window}])) '
                   f"/ sum(rate(http_requests_total[{window}]))", 100, " %")

@@ -124,7 +124,7 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], re
     everything = asyncio.run(_sample(base_url, endpoints, headers, requests, concurrency, timeout_s))
     records = [r for r in everything if not r.get("abandoned")]
     abandoned = len(everything) - len(records)
-    gave_up = sorted({r["abandoned"] for r in everything if r.get("abandoned")})
+    why_abandoned = {r["abandoned"] for r in everything if r.get("abandoned")}
     per_endpoint = {}
     for name, path in endpoints.items():
         mine = [r for r in records if r["endpoint"] == name]
@@ -160,11 +160,11 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], re
                 "slowest": [{"endpoint": r["endpoint"], "ms": round(r["ms"], 1), "status": r.get("status"),
                              "timeout": bool(r.get("timeout")), "x_request_id": r["request_id"]} for r in slowest],
                 "status_counts": _count(str(r.get("status")) for r in records)}
-    if "failing" in gave_up:
-        evidence["gave_up"] = (f"the first {len(records)} answers all failed (not one success): the other "
-                               f"{abandoned} requests were not sent to a target in trouble")
-    if "throttled" in gave_up:
-        evidence["gave_up"] = f"{GIVE_UP_AFTER_THROTTLED} answers were 429: the other {abandoned} requests were not sent"
+    reasons = {"failing": f"the first {len(records)} answers all failed (not one success)",
+               "throttled": f"{GIVE_UP_AFTER_THROTTLED} answers were 429"}
+    if why_abandoned:
+        evidence["gave_up"] = (" and ".join(reasons[why] for why in sorted(why_abandoned))
+                               + f": the other {abandoned} requests were not sent")
     error = None
     if unreachable and len(unreachable) == total:
         error = unreachable[0]

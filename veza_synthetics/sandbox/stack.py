@@ -247,10 +247,9 @@ class Sandbox:
 
     def scrape_targets(self) -> dict[str, list[int]]:
         """The ports Prometheus scrapes, by job (SCRAPE_JOBS)."""
-        ports = {"veza-backend": [self.servers[i].port for i in BACKEND_INSTANCES], "veza-chat": [self.chat.port],
-                 "veza-stream": [self.servers["stream"].port],
-                 **{job: [exporter.port] for job, exporter in self.exporters.items()}}
-        return ports
+        return {"veza-backend": [self.servers[i].port for i in BACKEND_INSTANCES], "veza-chat": [self.chat.port],
+                "veza-stream": [self.servers["stream"].port],
+                **{job: [exporter.port] for job, exporter in self.exporters.items()}}
 
     async def _prometheus_scraped(self) -> None:
         """Every target scraped twice, so rate() over a few seconds has data."""
