@@ -51,10 +51,10 @@ lint: venv
 	$(VENV)/bin/ruff check veza_synthetics tests tests_synthetic bench conftest.py
 	$(VENV)/bin/mypy veza_synthetics
 
-# Two workers, each with its own sandbox; whole files per worker (the matrix writes one results file, the
-# deployed variant starts one sandbox of its own).
+# Two workers, each with its own sandbox; the fault cells spread one by one over both, every other file
+# whole to one worker (tests/conftest.py's CellsApart).
 test: setup lint
-	$(VENV)/bin/pytest tests -p no:cacheprovider -n 2 --dist loadfile
+	$(VENV)/bin/pytest tests -p no:cacheprovider -n 2
 
 matrix: setup
 	$(VENV)/bin/veza-synth matrix

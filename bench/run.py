@@ -32,6 +32,7 @@ from veza_synthetics.profile import ENV_DIR, Profile, load  # noqa: E402
 from veza_synthetics.sandbox.process import SandboxProcess  # noqa: E402
 from veza_synthetics.target import Target  # noqa: E402
 
+UNPACED = 1e6  # requests a second: the sampler's own capacity, not a polite pace
 MARKERS = ["health", "auth", "database", "websocket", "streaming", "performance"]
 DETECTION = {"auth": "auth.forbidden", "database": "db.slow_queries", "websocket": "ws.drop_messages",
              "streaming": "stream.truncate", "performance": "perf.errors", "health": "infra.rules_missing"}
@@ -125,7 +126,7 @@ def accuracy(sandbox: SandboxProcess, profile: Profile) -> list[dict]:
     """Injected fault size against the figure the suite measures. The API delay is measured one
     request at a time against a baseline taken just before, so the sandbox's own queueing
     under concurrency does not blur it."""
-    serial = profile.with_changes("sampling", requests=40, concurrency=1)
+    serial = profile.with_changes("sampling", requests=40, concurrency=1, max_rps=UNPACED)
     target = Target(serial)
 
     def tracks_p50(attempt: int) -> float:
@@ -173,13 +174,13 @@ def overhead(profile: Profile) -> dict:
             started = time.perf_counter()
             client.get(url)
             bare.append((time.perf_counter() - started) * 1000)
-    sampled = http_probe.sample(profile.stream.url, {"health": "/health"}, {}, n, 1, 5)
+    sampled = http_probe.sample(profile.stream.url, {"health": "/health"}, {}, http_probe.Pace(n, 1, UNPACED), 5)
     sampler_p50 = sampled.evidence["per_endpoint"]["health"]["p50_ms"]
     phases = {phase: sampled.evidence["phases"][phase]["p50_ms"] for phase in ("connect_ms", "tls_ms", "first_byte_ms",
                                                                               "total_ms")}
     concurrency = profile.sampling.concurrency
     started = time.perf_counter()
-    http_probe.sample(profile.stream.url, {"health": "/health"}, {}, 2000, concurrency, 5)
+    http_probe.sample(profile.stream.url, {"health": "/health"}, {}, http_probe.Pace(2000, concurrency, UNPACED), 5)
     throughput = 2000 / (time.perf_counter() - started)
     return {"url": "stream /health", "curl_p50_ms": round(statistics.median(curl), 2),
             "httpx_p50_ms": round(statistics.median(bare), 2), "sampler_p50_ms": sampler_p50,

@@ -1,5 +1,6 @@
 """The project's own tests: one sandbox for the session, switched between faults."""
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 from veza_synthetics.profile import ENV_DIR
 from veza_synthetics.sandbox.process import SandboxProcess
@@ -20,3 +21,17 @@ def sandbox_profile(sandbox):
     profile = load(str(sandbox.profile_path))
     trust(profile.tls.ca_file)  # the front door's CA, as a profile names it
     return profile
+
+
+# The cells (a fault switched on, the checks judged) each take seconds to a minute: xdist spreads them one by
+# one over the workers; every other file goes whole to one worker (their module fixtures start once).
+CELLS = ("test_detection_matrix.py::", "test_deployed.py::test_detection_holds", "test_pipelines.py::test_nightly_")
+
+
+class CellsApart(LoadScopeScheduling):
+    def _split_scope(self, nodeid: str) -> str:
+        return nodeid if any(cell in nodeid for cell in CELLS) else nodeid.split("::", 1)[0]
+
+
+def pytest_xdist_make_scheduler(config, log):
+    return CellsApart(config, log)

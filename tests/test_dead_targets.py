@@ -108,6 +108,7 @@ session_s = 0.2
 ws_idle_s = 0.5
 [sampling]
 concurrency = 8
+max_rps = 200.0
 chat_messages = 5
 db_connects = 2
 search_calls = 2

@@ -80,9 +80,8 @@ def test_every_session_is_logged_out_when_checks_fail_or_raise(sandbox, sandbox_
 def test_monitoring_judges_veza_jobs_and_notes_the_others(sandbox, tmp_path):
     """A shared Prometheus: a down target of a job the profile does not name is a note, not a failure."""
     not_ours = _profile(sandbox, tmp_path, '[prometheus]\njobs = "veza-backend,veza-stream,node"\n')
-    sandbox.set_faults(["infra.target_down"])  # the chat's /metrics stops answering
+    sandbox.set_faults(["infra.target_down"])  # the chat's /metrics stops answering (returns once scraped so)
     try:
-        time.sleep(3)  # Prometheus's next scrapes see it (as the matrix waits)
         args = ["--symptoms", "health.monitoring", "-p", "no:cacheprovider"]
         scoped = subprocess.run([sys.executable, "-m", "pytest", "tests_synthetic", "--env", str(not_ours), *args,
                                  "--reports-dir", str(tmp_path / "a")], cwd=REPO, capture_output=True, text=True,
@@ -148,3 +147,50 @@ def test_the_sampler_backs_off_and_a_rejected_token_in_the_sample_counts(sandbox
     assert rejected["outcome"] == "failed"
     assert any("in the HTTP sample's me calls" in c["text"] and c["level"] == "failed" for c in rejected["conditions"])
     assert rejected["evidence"]["sample_me"]["status_by_instance"]["backend-2"].get("401")
+
+
+def test_the_sample_keeps_its_pace_and_its_concurrency(sandbox_profile):
+    """Requests start no faster than max_rps (the last start is at least (n - 1) / max_rps after the first,
+    whatever the machine's load), on no more connections than the concurrency allows."""
+    from veza_synthetics.probes import http
+    started = time.monotonic()
+    result = http.sample(sandbox_profile.backend.url, {"health": sandbox_profile.backend.health_path}, {},
+                         http.Pace(requests=11, concurrency=2, max_rps=20.0), 5)
+    assert time.monotonic() - started >= 10 / 20.0
+    assert result.measurements["succeeded"] == 11
+    assert result.evidence["phases"]["connections_opened"] <= 2
+    assert result.evidence["pace"] == {"max_rps": 20.0, "concurrency": 2, "sent_with_expiring_token": 0}
+
+
+def test_a_401_for_a_token_past_its_own_expiry_is_no_refused_valid_token(sandbox_profile):
+    """The sample marks requests sent within a second of the token's own exp: auth.http_401_403 leaves their
+    answers out (a token past its expiry is not a valid token)."""
+    from veza_synthetics.probes import auth, http
+    login = auth.login(sandbox_profile.backend.url, sandbox_profile.accounts.user_email,
+                       sandbox_profile.accounts.user_password, 5)
+    assert login.session is not None and login.session.expires_at is not None
+    try:
+        result = http.sample(sandbox_profile.backend.url, {"me": "/api/v1/auth/me"},
+                             {"Authorization": f"Bearer {login.session.access_token}"},
+                             http.Pace(requests=4, concurrency=1, max_rps=50.0), 5, token_expires_at=time.time())
+    finally:
+        auth.logout(sandbox_profile.backend.url, login.session, 5)
+    me = result.evidence["per_endpoint"]["me"]
+    assert me["status_counts"] == {"200": 4} and me["status_counts_token_valid"] == {}
+    assert result.evidence["pace"]["sent_with_expiring_token"] == 4
+
+
+def test_a_slow_platform_costs_a_few_slow_requests_not_the_whole_sample(sandbox, sandbox_profile):
+    """Once an endpoint's answers over the latency fail level decide its p95, the sample stops (and says so)."""
+    from veza_synthetics.probes import http
+    sandbox.set_faults(["perf.latency"])
+    try:
+        result = http.sample(sandbox_profile.backend.url, {"health": sandbox_profile.backend.health_path,
+                                                           "tracks": "/api/v1/tracks?limit=20"}, {},
+                             http.Pace(requests=40, concurrency=2, max_rps=50.0, decided_above_ms=200), 5)
+    finally:
+        sandbox.set_faults([])
+    assert result.measurements["requests"] < 40 and result.measurements["abandoned"] == 40 - result.measurements["requests"]
+    assert "often enough to decide its p95" in result.evidence["gave_up"]
+    slowest = max(stats["max_ms"] or 0 for stats in result.evidence["per_endpoint"].values())
+    assert slowest > 200

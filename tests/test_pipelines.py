@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 
@@ -129,6 +128,7 @@ def nightly(sandbox, tmp_path, *extra: str, chat_opt_in: bool = False,
                        + (f'[postgres]\nport = {p["postgres"]["port"]}\n' if direct else "")
                        + '[prometheus]\nrate_window = "5s"\nscrape_interval_s = 1.0\n'
                        '[holds]\nsession_s = 2.0\nws_idle_s = 3.0\n'
+                       '[sampling]\nmax_rps = 50.0\n'  # production's pace (0.75/s) is proven by a unit test
                        + (f'[chat]\nsynthetic_conversation = "{SYNTHETIC_CONVERSATION}"\n' if chat_opt_in else ""))
     before = httpx.get(f"{p['sandbox']['admin_url']}/writes", timeout=5).json()
     run = subprocess.run([*VEZA_SYNTH, "run", "--env", str(profile), "--location", "test-runner", *extra,
@@ -244,9 +244,8 @@ def test_nightly_fails_the_matrix_checks_both_ways(sandbox, tmp_path, direct, fa
     """The checks the matrix judges under the fault (those that must fail or must pass; the others' outcome
     proves nothing) through the nightly's own command."""
     relevant = sorted(c for c in load_catalog().symptoms if expectation(fault, c) != "may")
-    sandbox.set_faults([fault])
+    sandbox.set_faults([fault])  # returns once Prometheus has scraped the exporters since (catalog seen_by)
     try:
-        time.sleep(2)  # a couple of the exporters' 1 s scrapes
         run, results, writes = nightly(sandbox, tmp_path, "--symptoms", ",".join(relevant), direct=direct)
     finally:
         sandbox.set_faults([])
@@ -301,9 +300,8 @@ def test_gate_exit_codes(sandbox, tmp_path):
 
     anywhere = subprocess.run([*base, "-m", "health"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert anywhere.returncode == 0, anywhere.stdout[-2000:] + anywhere.stderr[-2000:]  # not only from the repo
-    sandbox.set_faults(["infra.rules_missing"])
+    sandbox.set_faults(["infra.rules_missing"])  # returns once Prometheus serves no rule group
     try:
-        time.sleep(1)
         failed = gate("-m", "health")
     finally:
         sandbox.set_faults([])

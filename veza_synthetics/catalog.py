@@ -81,6 +81,10 @@ class Fault:
     must_fail: tuple[str, ...]
     may_fail: tuple[str, ...]  # check ids or patterns, groups expanded
     size: float | None = None  # the fault's default strength, where it has one
+    seen_by: str = ""  # "scrape" or "rate_window": in effect once Prometheus has scraped (over that window) since
+
+
+SEEN_BY = ("", "scrape", "rate_window")
 
 
 @dataclass(frozen=True)
@@ -182,8 +186,11 @@ def parse(raw: Any, source: str = "catalog") -> Catalog:
         size = body.get("size")
         if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float))):
             raise SetupError(f"{source}: fault {fid}.size must be a number")
+        seen_by = body.get("seen_by", "")
+        if seen_by not in SEEN_BY:
+            raise SetupError(f"{source}: fault {fid}.seen_by must be one of {', '.join(SEEN_BY[1:])}, not {seen_by!r}")
         faults[fid] = Fault(id=fid, does=_require(body, "does", f"fault {fid}"), must_fail=must, may_fail=may,
-                            size=None if size is None else float(size))
+                            size=None if size is None else float(size), seen_by=seen_by)
     modules = _strings(_require(raw, "check_modules", source), "check_modules")
     return Catalog(symptoms=symptoms, faults=faults, sections=sections, check_modules=modules)
 

@@ -7,14 +7,17 @@ matrix-results.json ({fault: {check: outcome}}).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 from .catalog import load
+from .checks import registered
+from .diagnosis import diagnose, start_holds
+from .profile import Profile
+from .record import Record, skipped_record
+from .target import Target
 
 HEALTHY = "(none)"
-# Seconds a fault needs before a run can see it: those seen through Prometheus wait for its rate window
-# (5 s in the sandbox) or a few 1 s scrapes.
-SETTLE_S = {"perf.cpu_saturation": 7, "infra.target_down": 3, "infra.stream_down": 2, "infra.rules_missing": 1}
 WORST = {"passed": 0, "skipped": 1, "no_data": 1, "degraded": 2, "failed": 3}
 
 
@@ -25,6 +28,26 @@ def expectation(fault: str, check: str) -> str:
     if check in catalog.faults[fault].must_fail:
         return "fail"
     return "may" if check in catalog.allowed_to_fail(fault) else "pass"
+
+
+def measure(profile: Profile, symptom_ids: Iterable[str]) -> list[Record]:
+    """These checks against the profile's target, in this process, the way a run takes them (catalog ->
+    checks -> verdict -> record): the holds started first in the background, every failure confirmed,
+    one record per check and variant, the writes variant skipped where the profile forbids writes."""
+    checks, ids = registered(), sorted(set(symptom_ids))
+    records = []
+    with Target(profile) as target:
+        start_holds(target, set(ids))
+        for sid in ids:
+            for writes in (False, True):
+                if (sid, writes) not in checks:
+                    continue
+                if writes and not profile.allows_writes:
+                    records.append(skipped_record(sid, "writes", f"skipped for safety: profile '{profile.name}' "
+                                                                "forbids writes"))
+                    continue
+                records.append(diagnose(sid, target, writes)[0])
+    return records
 
 
 def outcomes_by_check(results: dict) -> dict[str, str]:

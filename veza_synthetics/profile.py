@@ -117,8 +117,9 @@ class Holds:
 
 @dataclass(frozen=True)
 class Sampling:
-    requests: int = 200
-    concurrency: int = 8
+    requests: int = 80      # 20 per sampled endpoint: the fewest a p95 is computed from
+    concurrency: int = 2    # in flight at once: low enough that the sample never queues behind itself
+    max_rps: float = 0.75   # the sample's pace: 45 a minute, well under the 100 a minute Veza's server allows (B11)
     chat_messages: int = 50
     db_connects: int = 20   # p95 needs 20 or more values (else the max is judged, named so)
     search_calls: int = 20
@@ -162,6 +163,11 @@ DEFAULTS: dict[str, Any] = {
     "thresholds": {}, "maintenance": [],
     "quorum": 0,  # locations that must fail a check for a merged verdict to fail it (veza-synth merge); 0 = a majority
 }
+
+
+# Sections whose every number a probe divides by, waits for or counts with: 0 or less is a broken profile.
+POSITIVE = {"timeouts": "every network call is bounded", "holds": "a hold lasts some time",
+            "sampling": "a sample needs at least one of each", "history": "a count of runs"}
 
 
 @dataclass(frozen=True)
@@ -320,9 +326,17 @@ def _check_types(data: dict[str, Any], source: str) -> None:
         if not data["prometheus"][name].strip():
             raise SetupError(f"profile {source}: 'prometheus.{name}' must not be empty (e.g. "
                              f"{DEFAULTS['prometheus'][name]!r})")
-    for name in DEFAULTS["timeouts"]:
-        if data["timeouts"][name] <= 0:
-            raise SetupError(f"profile {source}: 'timeouts.{name}' must be > 0 (every network call is bounded)")
+    try:
+        seconds(data["prometheus"]["rate_window"])
+    except SetupError as exc:
+        raise SetupError(f"profile {source}: 'prometheus.rate_window': {exc}") from None
+    for section, why in POSITIVE.items():
+        for name in DEFAULTS[section]:
+            if data[section][name] <= 0:
+                raise SetupError(f"profile {source}: '{section}.{name}' must be > 0 ({why}), "
+                                 f"not {data[section][name]!r}")
+    if data["quorum"] < 0:
+        raise SetupError(f"profile {source}: 'quorum' must be >= 0 (0 means a majority), not {data['quorum']!r}")
     symptoms = load_catalog().symptoms
     for sid, overrides in data["thresholds"].items():
         if sid not in symptoms:
@@ -377,6 +391,22 @@ def _literal_secrets(raw: dict[str, Any], source: str, kind: str) -> None:
                 if key in SECRET_KEYS and value and not VAR.fullmatch(str(value)):
                     raise SetupError(f"profile {source}: '{section}.{key}' holds a literal secret; "
                                      f"reference an environment variable instead, e.g. \"${{VEZA_{key.upper()}}}\"")
+
+
+def seconds(duration: str) -> float:
+    """A Prometheus duration ("5s", "5m", "1h30m") in seconds."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", duration)
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        raise SetupError(f"not a Prometheus duration: {duration!r} (e.g. 5m, 30s)")
+    unit_s = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    return sum(float(n) * unit_s[u] for n, u in parts)
+
+
+def unresolved(name_or_path: str) -> dict[str, Any]:
+    """A profile's settings, type-checked, without resolving its ${VAR} references (no secret needed)."""
+    data, chain = _merged(name_or_path)
+    _check_types(data, str(chain[0][0]))
+    return data
 
 
 def quorum_of(name_or_path: str) -> int:

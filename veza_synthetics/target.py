@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
-from .probes import Result, auth, exporters, http, stream, trust, websocket
+from .catalog import load as load_catalog
+from .probes import Result, auth, exporters, forget_connections, http, stream, trust, websocket
 from .profile import Profile
 
+LATENCY = ("perf.high_response_time", "p95_ms")  # the sample stops once this is decided to fail
 CONTRACT_KBPS = {"high": 320, "medium": 192, "low": 128, "mobile": 96}
 
 
@@ -99,6 +101,11 @@ class Target:
         return exporters.read(cfg.url, queries, self.timeout("request"), f"{exporter}_exporter",
                               s=getattr(cfg, f"{exporter}_selector"), w=cfg.rate_window, m=cfg.mountpoints)
 
+    def _fail_level(self, symptom_id: str, threshold: str) -> float | None:
+        """A threshold's fail level for this profile (its override, else the catalog's)."""
+        level = load_catalog().symptoms[symptom_id].thresholds[threshold].fail
+        return self.profile.threshold_overrides(symptom_id).get(threshold, {}).get("fail", level)
+
     # -- the synthetic account ----------------------------------------------------------
     def login(self, admin: bool = False) -> auth.LoginResult:
         """A login of its own for each consumer, so a short token or session lifetime only fails the
@@ -119,9 +126,7 @@ class Target:
     def login_failure(self) -> str:
         """Why this thread's last token() gave none."""
         last: auth.LoginResult | None = getattr(self._last_login, "result", None)
-        if last is None:
-            return "no login attempted"
-        return last.error or f"login answered {last.measurements.get('status')}: {last.evidence.get('error')}"
+        return "no login attempted" if last is None else _login_failure(last)
 
     def close(self) -> None:
         """Log out every session this target opened, whatever happened to the checks that used them
@@ -130,6 +135,7 @@ class Target:
         sessions, self._sessions = self._sessions, []
         for session in sessions:
             auth.logout(self.profile.backend.url, session, self.timeout("request"))
+        forget_connections()  # the next run starts its own, as a new browser would
 
     def __enter__(self) -> Target:
         return self
@@ -164,11 +170,13 @@ class Target:
                      "me": "/api/v1/auth/me"}
 
         def measure() -> Result:
-            token = self.token()
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-            result = http.sample(backend.url, endpoints, headers, sampling.requests, sampling.concurrency,
-                                 self.timeout("request"))
-            result.evidence["login"] = "ok" if token else self.login_failure()
+            login = self.login()
+            session = login.session
+            headers = {"Authorization": f"Bearer {session.access_token}"} if session else {}
+            pace = http.Pace(sampling.requests, sampling.concurrency, sampling.max_rps, self._fail_level(*LATENCY))
+            result = http.sample(backend.url, endpoints, headers, pace, self.timeout("request"),
+                                 session.expires_at if session else None)
+            result.evidence["login"] = "ok" if session else _login_failure(login)
             return result
         return self.shared("http", attempt, measure)
 
@@ -216,3 +224,7 @@ class Target:
                                          "title": canary.title, "signed_by": canary.signed_by}
             return result
         return self.shared("stream", attempt, measure)
+
+
+def _login_failure(login: auth.LoginResult) -> str:
+    return login.error or f"login answered {login.measurements.get('status')}: {login.evidence.get('error')}"

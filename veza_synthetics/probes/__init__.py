@@ -65,6 +65,14 @@ def request(method: str, url: str, timeout_s: float, **kwargs: Any) -> httpx.Res
         client.cookies.clear()
 
 
+def forget_connections() -> None:
+    """Close this thread's kept-alive connections."""
+    client: httpx.Client | None = getattr(_per_thread, "client", None)
+    if client is not None:
+        _per_thread.client = None
+        client.close()
+
+
 def trust(ca_file: str) -> None:
     """Add a private CA (the profile's tls.ca_file) to the verifying context; verification stays on."""
     if ca_file:

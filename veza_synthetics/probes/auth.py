@@ -29,6 +29,15 @@ class Session:
     server_date: float | None
     received_at: float
 
+    @property
+    def expires_at(self) -> float | None:
+        """When the access token stops being valid, on the local clock: its own lifetime (exp - iat)
+        counted from when it arrived, else the login's expires_in; None when neither says."""
+        payload = claims(self.access_token)
+        if isinstance(payload.get("exp"), (int, float)) and isinstance(payload.get("iat"), (int, float)):
+            return self.received_at + float(payload["exp"] - payload["iat"])
+        return self.received_at + self.expires_in if self.expires_in > 0 else None
+
 
 @dataclass
 class ApiResult(Result):

@@ -5,11 +5,12 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from . import Result, describe, request, spread, tls
+from . import Result, decided_above, describe, request, spread, tls
 
 
 class Phases:
@@ -54,6 +55,7 @@ def fetch(url: str, timeout_s: float, headers: dict[str, str] | None = None,
     return Result("http", url, {"status": response.status_code, "latency_ms": latency, **phases.split()}, evidence)
 
 
+TOKEN_EXPIRY_MARGIN_S = 1.0  # a request this close to its token's exp may reach the server after it
 MAX_RETRY_AFTER_S = 2.0  # the longest pause a Retry-After gets from the sampler
 GIVE_UP_AFTER_THROTTLED = 5  # refusals after which a polite client stops asking
 FAILING_ANSWERS_PER_WORKER = 2  # with no success at all, this many failures per concurrent worker end the sample
@@ -66,23 +68,46 @@ def _retry_after(value: str | None) -> float:
         return 1.0
 
 
-async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], requests: int, concurrency: int,
-                  timeout_s: float) -> list[dict[str, Any]]:
-    """A polite client: a 429 pauses every worker for its Retry-After (at most 2 s), and after five
+@dataclass(frozen=True)
+class Pace:
+    """How the sample treats its target: at most `concurrency` requests in flight, started at most
+    `max_rps` a second (what one user's client does, and what the front door's rate limit allows)."""
+    requests: int
+    concurrency: int
+    max_rps: float
+    decided_above_ms: float | None = None  # stop once an endpoint's p95 is sure to be above this
+
+    def planned(self, endpoints: int) -> list[int]:
+        """Requests planned per endpoint (they go round-robin)."""
+        return [len(range(i, self.requests, endpoints)) for i in range(endpoints)]
+
+
+async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], pace: Pace,
+                  timeout_s: float, token_expires_at: float | None) -> list[dict[str, Any]]:
+    """A polite client: requests start no faster than the declared rate; a 429 (with a Retry-After or
+    without) pauses every worker for its Retry-After (1 s without one, at most 2 s), and after five
     refusals the requests not yet sent are abandoned (counted, never sent). A target whose first answers
     all fail (timeouts, refused connections, 5xx: 2 per worker, not one success) is not hammered during
-    its incident either: the rest are abandoned the same way."""
+    its incident either: the rest are abandoned the same way. A request sent when the token was about to
+    expire (within a second of its own `exp`) is marked so: its 401 is no refusal of a valid token."""
     names = list(endpoints)
-    semaphore = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    backoff = {"until": 0.0, "throttled": 0, "failed": 0, "succeeded": 0}
-    failing_limit = FAILING_ANSWERS_PER_WORKER * concurrency
+    semaphore = asyncio.Semaphore(pace.concurrency)
+    limits = httpx.Limits(max_connections=pace.concurrency, max_keepalive_connections=pace.concurrency)
+    backoff = {"until": 0.0, "throttled": 0, "failed": 0, "succeeded": 0, "next_start": time.monotonic()}
+    slow = dict.fromkeys(names, 0)
+    slow_enough = {name: decided_above(n) for name, n in zip(names, pace.planned(len(names)), strict=True)}
+    decided: list[str] = []  # the endpoint whose p95 is decided above pace.decided_above_ms
+    failing_limit = FAILING_ANSWERS_PER_WORKER * pace.concurrency
+    interval = 1.0 / pace.max_rps
 
     async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits, verify=tls()) as client:
         async def one(i: int) -> dict[str, Any]:
             name = names[i % len(names)]
             request_id = f"veza-synth-{uuid.uuid4().hex[:12]}"
             async with semaphore:
+                start_at = max(time.monotonic(), backoff["next_start"], backoff["until"])
+                backoff["next_start"] = start_at + interval
+                await asyncio.sleep(max(0.0, start_at - time.monotonic()))
                 await asyncio.sleep(max(0.0, backoff["until"] - time.monotonic()))
                 if backoff["throttled"] >= GIVE_UP_AFTER_THROTTLED:
                     return {"endpoint": name, "ms": 0.0, "status": None, "abandoned": "throttled",
@@ -90,7 +115,11 @@ async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, A
                 if not backoff["succeeded"] and backoff["failed"] >= failing_limit:
                     return {"endpoint": name, "ms": 0.0, "status": None, "abandoned": "failing",
                             "request_id": request_id}
+                if decided:
+                    return {"endpoint": name, "ms": 0.0, "status": None, "abandoned": "decided",
+                            "decided_by": decided[0], "request_id": request_id}
                 started, phases = time.perf_counter(), Phases()
+                expiring = token_expires_at is not None and time.time() >= token_expires_at - TOKEN_EXPIRY_MARGIN_S
                 try:
                     response = await client.get(endpoints[name], headers={**headers, "X-Request-ID": request_id},
                                                 extensions={"trace": phases.trace})
@@ -106,22 +135,27 @@ async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, A
                     outcome = {"status": None, "timeout": True, "request_id": request_id}
                 except httpx.HTTPError as exc:
                     outcome = {"status": None, "error": describe(exc, timeout_s), "request_id": request_id}
+                elapsed_ms = (time.perf_counter() - started) * 1000
                 if _ok(outcome):
                     backoff["succeeded"] += 1
+                    if pace.decided_above_ms is not None and elapsed_ms > pace.decided_above_ms:
+                        slow[name] += 1
+                        if slow[name] >= slow_enough[name] and not decided:
+                            decided.append(name)
                 elif outcome["status"] is None or outcome["status"] >= 500:
                     backoff["failed"] += 1
-                return {"endpoint": name, "ms": (time.perf_counter() - started) * 1000, **phases.split(), **outcome}
+                return {"endpoint": name, "ms": elapsed_ms, **phases.split(), **outcome, "token_expiring": expiring}
 
-        return await asyncio.gather(*(one(i) for i in range(requests)))
+        return await asyncio.gather(*(one(i) for i in range(pace.requests)))
 
 
-def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], requests: int, concurrency: int,
-           timeout_s: float) -> Result:
-    """Spread `requests` GETs over the endpoints, at most `concurrency` at once, each bounded by timeout_s.
+def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], pace: Pace, timeout_s: float,
+           token_expires_at: float | None = None) -> Result:
+    """Spread `pace.requests` GETs over the endpoints, paced, each bounded by timeout_s.
 
     Latency figures count successful answers (2xx/3xx) only: a fast error is never a fast success.
     Errors are 5xx and failed connections (reset, refused, TLS); 429 is counted apart (throttled)."""
-    everything = asyncio.run(_sample(base_url, endpoints, headers, requests, concurrency, timeout_s))
+    everything = asyncio.run(_sample(base_url, endpoints, headers, pace, timeout_s, token_expires_at))
     records = [r for r in everything if not r.get("abandoned")]
     abandoned = len(everything) - len(records)
     why_abandoned = {r["abandoned"] for r in everything if r.get("abandoned")}
@@ -131,6 +165,8 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], re
         succeeded = [r["ms"] for r in mine if _ok(r)]
         per_endpoint[name] = {"path": path, **spread(succeeded),
                               "status_counts": _count(str(r.get("status")) for r in mine),
+                              "status_counts_token_valid": _count(str(r.get("status")) for r in mine
+                                                                  if not r.get("token_expiring")),
                               "timeouts": sum(1 for r in mine if r.get("timeout")),
                               "errors_5xx": sum(1 for r in mine if (r.get("status") or 0) >= 500),
                               "failed_connections": sum(1 for r in mine if r.get("error"))}
@@ -147,6 +183,8 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], re
                     "error_pct": round(100 * errors / total, 2), "throttled": len(throttled),
                     "throttled_pct": round(100 * len(throttled) / total, 2), "not_json": len(not_json)}
     evidence = {"per_endpoint": per_endpoint,
+                "pace": {"max_rps": pace.max_rps, "concurrency": pace.concurrency,
+                         "sent_with_expiring_token": sum(1 for r in records if r.get("token_expiring"))},
                 "phases": {"connections_opened": sum(1 for r in records if r.get("connect_ms") is not None),
                            **{phase: spread([r[phase] for r in records if r.get(phase) is not None])
                               for phase in ("connect_ms", "tls_ms")},
@@ -160,8 +198,11 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], re
                 "slowest": [{"endpoint": r["endpoint"], "ms": round(r["ms"], 1), "status": r.get("status"),
                              "timeout": bool(r.get("timeout")), "x_request_id": r["request_id"]} for r in slowest],
                 "status_counts": _count(str(r.get("status")) for r in records)}
+    decided_by = next((r["decided_by"] for r in everything if r.get("decided_by")), "")
     reasons = {"failing": f"the first {len(records)} answers all failed (not one success)",
-               "throttled": f"{GIVE_UP_AFTER_THROTTLED} answers were 429"}
+               "throttled": f"{GIVE_UP_AFTER_THROTTLED} answers were 429",
+               "decided": f"{decided_by} answered over {pace.decided_above_ms or 0:g} ms often enough to "
+                          "decide its p95 whatever the others would take"}
     if why_abandoned:
         evidence["gave_up"] = (" and ".join(reasons[why] for why in sorted(why_abandoned))
                                + f": the other {abandoned} requests were not sent")

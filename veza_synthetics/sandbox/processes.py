@@ -5,6 +5,7 @@ port, and can be stopped and started again (the infra.*_down faults do that).
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -14,6 +15,8 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+
+import httpx
 
 from ..errors import SetupError
 
@@ -217,6 +220,17 @@ class Prometheus:
         self.rules.write_text(rules_text)
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(1)
+
+    def rules_loaded(self, present: bool, timeout_s: float = 10) -> None:
+        """Wait until Prometheus serves rule groups (present) or none, after a reload."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+                groups = httpx.get(f"http://{LOOPBACK}:{self.port}/api/v1/rules", timeout=2).json()["data"]["groups"]
+                if bool(groups) == present:
+                    return
+            time.sleep(0.1)
+        raise SetupError(f"Prometheus did not {'load' if present else 'drop'} its rules within {timeout_s:g} s")
 
     def stop(self) -> None:
         _stop(self.proc)

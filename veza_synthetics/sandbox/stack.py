@@ -13,6 +13,7 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from starlette.routing import Route
 
 from ..catalog import load as load_catalog
 from ..errors import SetupError
+from ..profile import seconds, unresolved
 from . import faults as fault_ids
 from .audio import CANARY_NAME
 from .backend import Backend, password_hash
@@ -112,6 +114,8 @@ class Sandbox:
         if variant not in VARIANTS:
             raise SetupError(f"unknown sandbox variant {variant!r}: one of {', '.join(VARIANTS)}")
         self.base_profile = base_profile
+        window = unresolved(str(base_profile))["prometheus"]["rate_window"] if base_profile else "5s"
+        self.rate_window_s = seconds(window)  # what the profile's checks read rate() over
         self.state = SandboxState(variant=variant)
         self.workdir: Path | None = None
         self.pg: Postgres | None = None
@@ -303,7 +307,7 @@ class Sandbox:
                 return
             if on:
                 self.state.faults.active.add(fault)
-            hook = getattr(self, "_on_" + fault.replace(".", "_"), None)
+            hook = self._switches().get(fault)
             if hook:
                 await hook(on)
             if not on:
@@ -312,10 +316,39 @@ class Sandbox:
     def fire_once(self, fault: str) -> None:
         """A blip: the fault acts on one request, then switches itself off."""
         fault_ids.validate([fault])
-        if hasattr(self, "_on_" + fault.replace(".", "_")):
+        if fault in self._switches():
             raise SetupError(f"{fault} switches a whole server: it cannot fire once")
         self.state.faults.active.add(fault)
         self.state.faults.once.add(fault)
+
+    def _switches(self) -> dict[str, Callable[[bool], Awaitable[None]]]:
+        """The faults that switch a whole server or the data; the others act per request (faults.on)."""
+        return {"db.pool_exhausted": self._on_db_pool_exhausted, "db.invalid_constraint": self._on_db_invalid_constraint,
+                "db.slow_queries": self._on_db_slow_queries, "perf.disk_full": self._on_perf_disk_full,
+                "infra.redis_down": self._on_infra_redis_down, "infra.postgres_down": self._on_infra_postgres_down,
+                "infra.stream_down": self._on_infra_stream_down, "front.idle_timeout": self._on_front_idle_timeout,
+                "front.rate_limit": self._on_front_rate_limit, "front.cert_expiring": self._on_front_cert_expiring,
+                "infra.rules_missing": self._on_infra_rules_missing}
+
+    async def _seen_by_prometheus(self, faults: list[str], since: float) -> None:
+        """Return once Prometheus sees these faults (catalog `seen_by`): every target scraped after they
+        were switched on, and over the whole rate window for the faults read through rate()."""
+        ways = {load_catalog().faults[f].seen_by for f in faults} - {""}
+        if not ways or not self.prometheus:
+            return
+        window_s = self.rate_window_s if "rate_window" in ways else 0.0
+        after = since + window_s
+        url = f"http://{LOOPBACK}:{self.prometheus.port}/api/v1/query"
+        deadline = time.monotonic() + 30 + window_s
+        async with httpx.AsyncClient(timeout=2) as client:
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError, KeyError, ValueError, IndexError):
+                    data = (await client.get(url, params={"query": "min(timestamp(up))"})).json()
+                    if float(data["data"]["result"][0]["value"][1]) > after:
+                        return
+                await asyncio.sleep(0.2)
+        raise SetupError(f"Prometheus did not scrape every target within {30 + window_s:g} s of switching "
+                         f"{', '.join(faults)}")
 
     async def _sql(self, *statements: str) -> None:
         async with await psycopg.AsyncConnection.connect(self.pg.socket_dsn.replace("dbname=postgres", "dbname=veza_db"),
@@ -391,7 +424,7 @@ class Sandbox:
     async def _on_infra_rules_missing(self, on: bool) -> None:
         if self.prometheus:
             self.prometheus.reload(NO_RULES if on else RULES)
-            await asyncio.sleep(0.5)
+            await asyncio.to_thread(self.prometheus.rules_loaded, not on)
 
     # -- admin API (its own port, never on a Veza-facing path) -----------------------------
     def admin_asgi(self):
@@ -407,7 +440,9 @@ class Sandbox:
                         return JSONResponse({"error": f"faults without a size: {sorted(unknown)}; sized faults: "
                                                       f"{sorted(fault_ids.default_sizes())}"}, 400)
                     self.state.faults.params = {**fault_ids.default_sizes(), **params}
+                    since = time.time()
                     await self.set_faults(list(body["active"]))
+                    await self._seen_by_prometheus(list(body["active"]), since)
                 except SetupError as exc:
                     return JSONResponse({"error": str(exc)}, 404)
                 except (ValueError, KeyError, TypeError):
