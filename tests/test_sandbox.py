@@ -2,8 +2,10 @@
 import asyncio
 import json
 import os
+import signal
 import socket
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -322,3 +324,58 @@ def test_a_full_disk_is_a_real_file_on_the_data_volume(sandbox, sandbox_profile)
     finally:
         sandbox.set_faults([])
     assert not os.path.exists(f"{data}/filler")
+
+
+# -- nothing left behind ------------------------------------------------------------------------------
+OWNER = """
+import sys, time
+from veza_synthetics.profile import ENV_DIR
+from veza_synthetics.sandbox.process import SandboxProcess
+sandbox = SandboxProcess(base_profile=ENV_DIR / "sandbox.toml", wait_prometheus=False)
+sandbox.start()
+print(sandbox.proc.pid, flush=True)
+time.sleep(600)
+"""
+SERVERS = {"postgres", "redis-server", "prometheus", "nginx", "prometheus-node", "prometheus-post", "prometheus-redi"}
+
+
+def _alive(pid: int, comm: str) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z" and stat.split("(", 1)[1].rsplit(")", 1)[0] == comm
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+
+
+@pytest.mark.parametrize("killed", ["owner", "sandbox"])
+def test_a_sigkilled_parent_leaves_no_server_running(killed):
+    """The process that started the sandbox (a CI job killed on timeout), or the sandbox process itself,
+    dies by SIGKILL: every server of the stack ends with it, PostgreSQL's detached postmaster included."""
+    import subprocess
+    import sys
+
+    from veza_synthetics.sandbox.guard import descendants
+    owner = subprocess.Popen([sys.executable, "-c", OWNER], stdout=subprocess.PIPE, text=True)
+    try:
+        guard = int(owner.stdout.readline())
+        tree = {pid: Path(f"/proc/{pid}/comm").read_text().strip() for pid in descendants(guard)
+                if Path(f"/proc/{pid}/comm").exists()}
+        assert SERVERS <= set(tree.values()), tree
+        sandbox_up = next(pid for pid in descendants(guard) if _parent(pid) == guard and "sandbox" in _cmdline(pid))
+        os.kill(owner.pid if killed == "owner" else sandbox_up, signal.SIGKILL)
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline and any(_alive(pid, comm) for pid, comm in tree.items()):
+            time.sleep(0.2)
+        left = {pid: comm for pid, comm in tree.items() if _alive(pid, comm)}
+        assert not left, f"still running after the {killed} was killed: {left}"
+    finally:
+        owner.kill()
+        owner.wait(10)

@@ -1,4 +1,5 @@
-"""The sandbox as a child process: started once per run (by pytest's controller or a test), stopped at the end."""
+"""The sandbox as a child process: started once per run (by pytest's controller or a test), stopped at the end;
+under a guard (guard.py), so that it stops, and leaves nothing running, when this process is killed."""
 from __future__ import annotations
 
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from ..errors import SetupError
+from .guard import die_with_parent
 
 START_TIMEOUT_S = 120  # the first start encodes the canary MP3s (~8 s); later ones take a few seconds
 
@@ -30,7 +32,8 @@ class SandboxProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> str:
-        cmd = [sys.executable, "-m", "veza_synthetics", "sandbox", "up", "--profile-out", str(self.profile_path)]
+        cmd = [sys.executable, "-m", "veza_synthetics.sandbox.guard",  # nothing outlives the sandbox, or this process
+               sys.executable, "-m", "veza_synthetics", "sandbox", "up", "--profile-out", str(self.profile_path)]
         if self.inject:
             cmd += ["--inject", ",".join(self.inject)]
         if self.base_profile:
@@ -40,7 +43,8 @@ class SandboxProcess:
         if not self.wait_prometheus:
             cmd.append("--no-wait-prometheus")
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                         preexec_fn=die_with_parent)
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self.profile_path.exists():
             if self.proc.poll() is not None:
