@@ -55,8 +55,9 @@ def pytest_run(*args: str) -> tuple[float, int, dict | None]:
 
 def checks_phase_s(results: dict) -> float:
     """Wall time from the first check's start to the last check's end (pytest and xdist start-up excluded)."""
-    checks = [c for c in results["checks"] if "finished_at" in c]
-    return round(max(c["finished_at"] for c in checks) - min(c["finished_at"] - c["duration_s"] for c in checks), 2)
+    ended = {i: dt.datetime.fromisoformat(c["finished_at"]).timestamp() for i, c in enumerate(results["checks"])
+             if "finished_at" in c}
+    return round(max(ended.values()) - min(ended[i] - results["checks"][i]["duration_s"] for i in ended), 2)
 
 
 def run_time(sandbox: SandboxProcess) -> dict:

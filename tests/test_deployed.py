@@ -109,7 +109,7 @@ def test_detection_holds_under_the_deployed_variant(deployed, fault):
                       and expectation(fault, c) != "may" and c not in BASELINE_NOT_PASSING)
     proc.set_faults([fault])  # in effect when it returns, as Prometheus sees it too
     try:
-        records = measure(profile, relevant)  # in this process, the way a run takes them
+        records = [r.to_json() for r in measure(profile, relevant)]  # in this process, as a run takes them
     finally:
         proc.set_faults([])
     outcomes = outcomes_by_check({"checks": records})  # the worst of a check's variants, as in the matrix

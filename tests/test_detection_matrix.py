@@ -39,7 +39,7 @@ def test_fault_is_detected(fault, sandbox, sandbox_profile):
     active = sandbox.set_faults([] if fault == HEALTHY else [fault])
     relevant = sorted(c for c in CATALOG.symptoms if expectation(fault, c) != "may")
     try:
-        records = measure(sandbox_profile, relevant)
+        records = [r.to_json() for r in measure(sandbox_profile, relevant)]
     finally:
         sandbox.set_faults([])
     outcomes = outcomes_by_check({"checks": records})

@@ -1,5 +1,6 @@
 """The suite keeps its head: blips are confirmed away, persistent faults fail every time, runs
 don't interfere, healthy runs raise no false alarm, and measured figures match injected ones."""
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -74,7 +75,8 @@ def test_holds_run_at_once_and_one_download_serves_the_stream_checks(sandbox, tm
     run, results = suite(sandbox.profile_path, tmp_path, *workers)
     assert run.returncode == 0, run.stdout[-2000:]
     checks = {c["id"]: c for c in results["checks"] if c["variant"] == "read-only"}
-    spans = {sid: (checks[sid]["finished_at"] - checks[sid]["duration_s"], checks[sid]["finished_at"])
+    ended = {sid: dt.datetime.fromisoformat(checks[sid]["finished_at"]).timestamp() for sid in checks}
+    spans = {sid: (ended[sid] - checks[sid]["duration_s"], ended[sid])
              for sid in ("auth.session_lost", "ws.disconnects", "stream.audio_cut")}
     # every hold began before the first of the two deliberate waits ended (the sandbox's canary downloads in
     # a blink: its span may end before another hold's thread is scheduled)

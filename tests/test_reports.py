@@ -52,7 +52,7 @@ def test_results_json_follows_the_schema(truncated_run):
     for key in ("id", "category", "outcome", "summary", "conditions", "errors", "measurements", "thresholds",
                 "evidence", "runbook", "attempts"):
         assert key in cut
-    assert run["schema_version"] == 2 and cut["errors"] == []  # the probe measured: a condition failed
+    assert run["schema_version"] == 3 and cut["errors"] == []  # the probe measured: a condition failed
     assert cut["measurements"]["stream.bytes"] < cut["measurements"]["stream.content_length"]  # keyed by step
     assert set(cut["evidence"]) == {"stream"}
     assert cut["outcome"] == "failed" and cut["category"] == "streaming"
@@ -68,7 +68,9 @@ def test_junit_carries_symptom_and_measurements(truncated_run):
     assert case.find("failure") is not None
     props = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert props["symptom"] == "stream.audio_cut" and props["outcome"] == "failed"
-    assert "missing_bytes" in props
+    assert "missing_bytes" in props and props["verdict"].startswith("stream.audio_cut: ")
+    junit, results = (folder / "junit.xml").stat().st_size, (folder / "results.json").stat().st_size
+    assert "veza_result" not in props and junit < results / 2, "junit.xml carries the verdict, not the record"
 
 
 def test_summary_md_names_the_failure_and_the_first_remedy(truncated_run):

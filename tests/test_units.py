@@ -164,13 +164,15 @@ def test_measurements_are_kept_by_step_and_errors_apart_from_conditions():
         v.record("me", Result("auth", "GET /me", {"status": 401}))
 
 
-def test_results_of_schema_1_read_as_schema_2():
+def test_results_of_schemas_1_and_2_read_as_schema_3():
     from veza_synthetics.record import SCHEMA_VERSION, upgrade
     old = {"schema_version": 1, "checks": [{"id": "auth.jwt_expired", "outcome": "failed", "measurements": {"status": 401},
                                             "attempts": [{"outcome": "failed", "measurements": {}}]}]}
     new = upgrade(old)
-    assert new["schema_version"] == SCHEMA_VERSION == 2 and new["upgraded_from"] == 1
+    assert new["schema_version"] == SCHEMA_VERSION == 3 and new["upgraded_from"] == 1
     assert new["checks"][0]["errors"] == [] and new["checks"][0]["attempts"][0]["errors"] == []
+    two = upgrade({"schema_version": 2, "checks": [{"id": "ws.disconnects", "finished_at": 1767225600.5}]})
+    assert two["checks"][0]["finished_at"] == "2026-01-01T00:00:00.500+00:00"  # one time format: ISO 8601 UTC
     with pytest.raises(ValueError, match="newer"):
         upgrade({"schema_version": 99, "checks": []})
 

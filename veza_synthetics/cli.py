@@ -14,7 +14,7 @@ from .run import NO_DATA_EXIT
 REPO_TOOLS = Path(__file__).resolve().parents[1] / "tools"  # npm-installed tools of a checkout (`make setup`)
 
 
-def _sandbox_up(args) -> int:
+def _sandbox_up(args: argparse.Namespace) -> int:
     from .profile import ENV_DIR
     from .sandbox.run import serve
     inject = load_catalog().validate_faults([f.strip() for f in (args.inject or "").split(",") if f.strip()])
@@ -43,7 +43,7 @@ def _checks_dir() -> Path:
                      f"from the veza-synthetics repository, or `pytest YOUR_CHECKS --env NAME|PATH`")
 
 
-def _run(args, extra: list[str]) -> int:
+def _run(args: argparse.Namespace, extra: list[str]) -> int:
     """pytest with the report options; exit 0 all passed, 1 a check failed, 2 could not start, 3 a check
     measured nothing (unless --allow-no-data)."""
     import pytest
@@ -74,13 +74,13 @@ def _run(args, extra: list[str]) -> int:
     return code if code in (0, 1) else 2
 
 
-def _ids(args) -> int:
+def _ids(args: argparse.Namespace) -> int:
     from .reports.results import ids_with
     print(ids_with(Path(args.results), "failed" if args.command == "failed-ids" else "no_data"))
     return 0
 
 
-def _notify(args) -> int:
+def _notify(args: argparse.Namespace) -> int:
     """For $GITHUB_OUTPUT: action=open|comment|quiet and the issue's title (the body is summary.md)."""
     import json
 
@@ -95,7 +95,7 @@ def _notify(args) -> int:
     return 0
 
 
-def _merge(args) -> int:
+def _merge(args: argparse.Namespace) -> int:
     """One verdict from several locations' results.json: written to --out as results.json and summary.md."""
     from .merge import merge, read
     from .profile import quorum_of
@@ -113,7 +113,7 @@ def _merge(args) -> int:
     return 1 if failed else 0
 
 
-def _allure(args) -> int:
+def _allure(args: argparse.Namespace) -> int:
     """Allure 3's report of one run folder, into RUN/allure-report. Its history (transitions, flaky marks,
     trends) lives beside the suite's history of the same env and location, kept and bounded alike."""
     import json
@@ -144,7 +144,7 @@ def _allure(args) -> int:
     return 0
 
 
-def _matrix(args) -> int:
+def _matrix(args: argparse.Namespace) -> int:
     from .matrix import render
     print(render(Path(args.results) if args.results else None))
     return 0

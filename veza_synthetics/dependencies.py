@@ -71,22 +71,24 @@ WORDING = {"backend": "backend unreachable", "login": "login failing", "chat": "
            "prometheus": "Prometheus unreachable"}
 
 
-def group(run: dict[str, Any], down: dict[str, str | None]) -> None:
-    """Mark each failed check whose dependency is down (in place); the run's root causes, the widest first.
-    Login counts as down only while the backend answers (else the backend is the cause)."""
+def group(run: dict[str, Any], down: dict[str, str | None]) -> dict[str, Any]:
+    """The run with each failed check whose dependency is down marked `blocked_by`, and its root causes,
+    the widest first (a new run: the one given is not changed). Login counts as down only while the
+    backend answers (else the backend is the cause)."""
     symptoms = load_catalog().symptoms
     causes: dict[str, list[str]] = {}
+    checks = []
     for check in run["checks"]:
-        if check["outcome"] != "failed" or check["id"] not in symptoms:
-            continue
-        for dependency in symptoms[check["id"]].depends_on:  # in the catalog's order: the deepest first
-            if down.get(dependency):
-                check["blocked_by"] = f"{WORDING[dependency]} ({down[dependency]})"
-                causes.setdefault(dependency, []).append(check["id"])
-                break
-    run["root_causes"] = sorted(({"dependency": d, "reason": f"{WORDING[d]} ({down[d]})", "checks": sorted(set(ids))}
-                                 for d, ids in causes.items()), key=lambda c: -len(c["checks"]))
-    run["dependencies"] = {d: ("up" if why is None else f"down: {why}") for d, why in down.items()}
+        dependency = next((d for d in symptoms[check["id"]].depends_on if down.get(d)), None) \
+            if check["outcome"] == "failed" and check["id"] in symptoms else None  # the deepest first
+        if dependency is not None:
+            check = {**check, "blocked_by": f"{WORDING[dependency]} ({down[dependency]})"}
+            causes.setdefault(dependency, []).append(check["id"])
+        checks.append(check)
+    root_causes = sorted(({"dependency": d, "reason": f"{WORDING[d]} ({down[d]})", "checks": sorted(set(ids))}
+                          for d, ids in causes.items()), key=lambda c: -len(c["checks"]))
+    return {**run, "checks": checks, "root_causes": root_causes,
+            "dependencies": {d: ("up" if why is None else f"down: {why}") for d, why in down.items()}}
 
 
 def headline(run: dict[str, Any]) -> list[str]:

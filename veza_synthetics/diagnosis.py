@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from .catalog import Symptom
 from .catalog import load as load_catalog
 from .checks import HOLDS, registered
-from .record import Record, check_record
+from .record import CheckRecord, check_record
 from .target import Target
 from .verdict import Verdict
 
@@ -33,7 +33,7 @@ def measure_once(symptom: Symptom, measure: Measure, overrides: dict[str, dict[s
 
 
 def confirm(symptom: Symptom, measure: Measure, overrides: dict[str, dict[str, float]] | None = None,
-            writes: bool = False, first: Attempt | None = None) -> tuple[Record, Verdict]:
+            writes: bool = False, first: Attempt | None = None) -> tuple[CheckRecord, Verdict]:
     """The check's record (what every report shows) and its final verdict.
 
     A failure is measured a second time; only a confirmed failure fails. Both
@@ -47,7 +47,7 @@ def confirm(symptom: Symptom, measure: Measure, overrides: dict[str, dict[str, f
 
 async def confirm_async(symptom: Symptom, measure: Callable[[Verdict, int], Awaitable[None]],
                         overrides: dict[str, dict[str, float]] | None = None,
-                        writes: bool = False) -> tuple[Record, Verdict]:
+                        writes: bool = False) -> tuple[CheckRecord, Verdict]:
     """confirm() for an async measure (a hand-written `async def` check under pytest-asyncio)."""
     async def once(attempt: int) -> Attempt:
         started = time.perf_counter()
@@ -66,7 +66,7 @@ def _crashed(verdict: Verdict, exc: Exception) -> None:
     verdict.error("check", verdict.symptom.id, f"could not complete: {type(exc).__name__}: {exc}")
 
 
-def _record(symptom: Symptom, first: Attempt, second: Attempt | None, writes: bool) -> tuple[Record, Verdict]:
+def _record(symptom: Symptom, first: Attempt, second: Attempt | None, writes: bool) -> tuple[CheckRecord, Verdict]:
     attempts = [first.verdict] if second is None else [first.verdict, second.verdict]
     final = attempts[-1]
     if second is not None and final.outcome != "failed":
@@ -79,7 +79,7 @@ def _catalog_measure(symptom_id: str, target: Target, writes: bool) -> Measure:
     return lambda v, attempt: check(v, target, attempt)
 
 
-def diagnose(symptom_id: str, target: Target, writes: bool = False) -> tuple[Record, Verdict]:
+def diagnose(symptom_id: str, target: Target, writes: bool = False) -> tuple[CheckRecord, Verdict]:
     """A catalog check against the target, confirmed; its first attempt taken from the background
     where start_holds() began it."""
     early = target.early(symptom_id) if not writes else None

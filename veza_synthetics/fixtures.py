@@ -7,7 +7,6 @@ Gatus-style wording, a confirmed failure, report rows, metrics).
 """
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -21,12 +20,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from . import diagnosis
 from .catalog import Section, Symptom, Threshold
 from .catalog import load as load_catalog
+from .checking import HTML_EXTRAS_KEY, current
 from .probes import Result, auth, postgres, tls
 from .profile import Profile
-from .record import Record, failure_text
+from .record import CheckRecord, failure_text
 from .reports import allure as allure_report
 from .reports import html as html_report
-from .run import HOLDS_TOGETHER_VAR, HTML_EXTRAS_KEY, RESULT_KEY, current
+from .run import HOLDS_TOGETHER_VAR
 from .scheduling import in_holds_unit
 from .target import Target
 from .verdict import Verdict
@@ -35,11 +35,11 @@ from .verdict import Verdict
 @pytest.fixture(scope="session")
 def veza_profile(pytestconfig: pytest.Config) -> Profile:
     """The environment profile of this run (the sandbox's unless --env says otherwise)."""
-    run = current(pytestconfig)
-    if run is None:
+    part = current(pytestconfig)
+    if part is None:
         pytest.skip("veza-synthetics is not checking an environment here: pass --env NAME|PATH "
                     "(or run tests_synthetic/, which defaults to the sandbox)")
-    return run.profile
+    return part.profile
 
 
 def _read_only_checks(session: pytest.Session) -> set[str]:
@@ -67,26 +67,25 @@ def veza_target(request: pytest.FixtureRequest, veza_profile: Profile) -> Iterat
         yield target
 
 
-def report_check(request: pytest.FixtureRequest, record: Record, symptom: Symptom) -> None:
-    """The record into the run's results, the test's JUnit properties, pytest-html and Allure;
-    then the test fails on a confirmed failure (xfails when the check is quarantined) and is skipped
-    when nothing could be measured or a maintenance window covers it."""
-    run = current(request.config)
-    if run is not None:
-        record = run.adjust(record)
-    request.node.user_properties += [("symptom", record["id"]), ("outcome", record["outcome"]),
-                                     *((k, v) for k, v in record["measurements"].items()
-                                       if isinstance(v, (int, float, str))),
-                                     (RESULT_KEY, json.dumps(record))]
-    request.node.stash[HTML_EXTRAS_KEY] = html_report.extras(record)
-    allure_report.attach(record, symptom)
-    if record["outcome"] == "failed" and record.get("quarantined"):
-        q = record["quarantined"]
-        pytest.xfail(f"quarantined until {q['expires']} (owner {q['owner']}: {q['reason']}): {record['summary']}")
-    if record["outcome"] == "failed":
+def report_check(request: pytest.FixtureRequest, record: CheckRecord, symptom: Symptom) -> None:
+    """The record into the run's records (checking.py), the test's JUnit properties (the verdict, not the
+    record), pytest-html and Allure; then the test fails on a confirmed failure (xfails when the check is
+    quarantined) and is skipped when nothing could be measured or a maintenance window covers it."""
+    part = current(request.config)
+    if part is not None:
+        record = part.add(record)
+    request.node.user_properties += [("symptom", record.id), ("outcome", record.outcome), ("verdict", record.summary),
+                                     *((k, v) for k, v in record.measurements.items()
+                                       if isinstance(v, (int, float, str)))]
+    request.node.stash[HTML_EXTRAS_KEY] = html_report.extras(record.to_json())
+    allure_report.attach(record.to_json(), symptom)
+    if record.outcome == "failed" and record.quarantined:
+        q = record.quarantined
+        pytest.xfail(f"quarantined until {q['expires']} (owner {q['owner']}: {q['reason']}): {record.summary}")
+    if record.outcome == "failed":
         pytest.fail(failure_text(record), pytrace=False)
-    if record["outcome"] in ("no_data", "skipped", "maintenance"):
-        pytest.skip(record["summary"])
+    if record.outcome in ("no_data", "skipped", "maintenance"):
+        pytest.skip(record.summary)
 
 
 @pytest.fixture
@@ -210,7 +209,7 @@ class ReadOnlyRedis:
     READS = frozenset({"ping", "info", "ttl", "pttl", "exists", "get", "mget", "type", "scan", "hget", "hgetall",
                        "llen", "scard", "zcard", "dbsize", "config_get"})
 
-    def __init__(self, client: redis_client.Redis):
+    def __init__(self, client: redis_client.Redis[bytes]):
         self._client = client
 
     def __getattr__(self, name: str) -> Any:

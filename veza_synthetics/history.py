@@ -106,13 +106,14 @@ def trend(check: dict[str, Any], started_at: str, past: list[dict[str, Any]], se
     return {"state": "stable", "since": since, "runs": streak}
 
 
-def annotate(run: dict[str, Any], history: Past, settings: Settings) -> None:
-    """Give every check of this run its trend (in place), and the run a note of the history it used."""
+def annotate(run: dict[str, Any], history: Past, settings: Settings) -> dict[str, Any]:
+    """The run with every check's trend and a note of the history it used (a new run: the one given is
+    not changed)."""
+    checks = []
     for check in run["checks"]:
         found = trend(check, run["started_at"], history.runs, settings)
-        if found is not None:
-            check["trend"] = found
-    run["history"] = {"runs": len(history.runs), "skipped": history.skipped}
+        checks.append({**check, "trend": found} if found is not None else check)
+    return {**run, "checks": checks, "history": {"runs": len(history.runs), "skipped": history.skipped}}
 
 
 def changes(run: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:

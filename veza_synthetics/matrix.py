@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from .catalog import load
 from .checks import registered
 from .diagnosis import diagnose, start_holds
 from .profile import Profile
-from .record import Record, skipped_record
+from .record import CheckRecord, skipped_record
 from .target import Target
 
 HEALTHY = "(none)"
@@ -30,7 +31,7 @@ def expectation(fault: str, check: str) -> str:
     return "may" if check in catalog.allowed_to_fail(fault) else "pass"
 
 
-def measure(profile: Profile, symptom_ids: Iterable[str]) -> list[Record]:
+def measure(profile: Profile, symptom_ids: Iterable[str]) -> list[CheckRecord]:
     """These checks against the profile's target, in this process, the way a run takes them (catalog ->
     checks -> verdict -> record): the holds started first in the background, every failure confirmed,
     one record per check and variant, the writes variant skipped where the profile forbids writes."""
@@ -50,7 +51,7 @@ def measure(profile: Profile, symptom_ids: Iterable[str]) -> list[Record]:
     return records
 
 
-def outcomes_by_check(results: dict) -> dict[str, str]:
+def outcomes_by_check(results: dict[str, Any]) -> dict[str, str]:
     """One outcome per check id: the worst over its variants (read-only, writes)."""
     out: dict[str, str] = {}
     for c in results["checks"]:
@@ -61,10 +62,10 @@ def outcomes_by_check(results: dict) -> dict[str, str]:
 
 def load_measured(path: Path) -> dict[str, dict[str, str]]:
     path = path / "results.json" if path.is_dir() else path
-    data = json.loads(path.read_text())
+    data: dict[str, Any] = json.loads(path.read_text())
     if "checks" in data:
         return {",".join(data.get("faults") or []) or HEALTHY: outcomes_by_check(data)}
-    return data
+    return {fault: dict(row) for fault, row in data.items()}
 
 
 def render(results: Path | None = None) -> str:

@@ -1,9 +1,10 @@
 """The pytest plugin, loaded by its `pytest11` entry point (or `-p veza_synthetics`).
 
-It adds the options and markers, parametrizes `symptom` from the catalog, loads the
-fixtures (fixtures.py), and, when a run targets Veza, registers the run (run.py) with the
-plugin manager: the run owns the profile, the sandbox it may start, the results and the
-report files, and sets the exit status.
+It adds the options, markers and the plugin's hook (hooks.py), parametrizes `symptom` from the
+catalog, loads the fixtures (fixtures.py), and, when a run targets Veza, registers its parts
+with the plugin manager: on the controller the run (run.py: profile, sandbox, records, exit
+status) and the report writers that subscribe to its end; wherever tests execute, the checking
+part (checking.py: safety skips, records, sent back from xdist workers).
 """
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ from pathlib import Path
 import pytest
 
 from . import catalog as catalog_mod
-from . import fixtures
+from . import checking, fixtures, hooks, reports
 from .checks import registered
 from .errors import SetupError
-from .reports import pushgateway
-from .run import NO_DATA_EXIT, PROFILE_VAR, RUN_PLUGIN, VezaRun, current
+from .profile import load as load_profile
+from .reports import history_page, pushgateway
+from .run import NO_DATA_EXIT, PROFILE_VAR, RUN_PLUGIN, Run
+
+WRITERS = (reports, pushgateway, history_page)  # each implements hooks.pytest_veza_run_finished
 
 CHECKS_DIR = "tests_synthetic"
 
@@ -51,25 +55,35 @@ def targets_veza(config: pytest.Config) -> bool:
     return any(CHECKS_DIR in Path(str(arg).split("::")[0]).resolve().parts for arg in config.args)
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hooks)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    for name, description in catalog_mod.load().markers().items():
+    catalog = catalog_mod.load()
+    for name, description in catalog.markers().items():
         config.addinivalue_line("markers", f"{name}: {description}")
     if not config.pluginmanager.has_plugin(fixtures.__name__):
         config.pluginmanager.register(fixtures, fixtures.__name__)
     workerinput = getattr(config, "workerinput", None)
-    if workerinput is not None:
+    if workerinput is not None:  # an xdist worker: it runs checks against the controller's profile
         if PROFILE_VAR in workerinput:
-            config.pluginmanager.register(VezaRun.for_worker(config, workerinput[PROFILE_VAR]), RUN_PLUGIN)
+            profile = load_profile(workerinput[PROFILE_VAR])
+            config.pluginmanager.register(checking.Checking(config, profile, catalog), checking.CHECKING_PLUGIN)
         return
     if not targets_veza(config):
         return
     try:
-        run = VezaRun.start(config)
+        run = Run.start(config, catalog)
     except SetupError as exc:
         _push_could_not_start(config)
         raise pytest.UsageError(str(exc)) from None
     config.pluginmanager.register(run, RUN_PLUGIN)
+    for writer in WRITERS:
+        config.pluginmanager.register(writer, f"veza-writer-{writer.__name__}")
+    # under -n the controller collects nothing and this part stays empty; sequential, the checks run here
+    config.pluginmanager.register(checking.Checking(config, run.profile, catalog), checking.CHECKING_PLUGIN)
 
 
 def _push_could_not_start(config: pytest.Config) -> None:
@@ -88,7 +102,7 @@ VEZA_FIXTURES = ("veza_diagnose", "veza_verdict", "veza_profile", "veza_target")
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Count the checks a run without an environment collects: they will be skipped, and the run says why."""
-    if current(config) is None:
+    if checking.current(config) is None:
         config.stash[UNCHECKED] = sum(1 for item in items
                                       if set(VEZA_FIXTURES) & set(getattr(item, "fixturenames", ())))
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 MASK = "[REDACTED]"
 _known: set[str] = set()
@@ -27,7 +28,7 @@ def text(value: str) -> str:
     return value
 
 
-def data(value):
+def data(value: Any) -> Any:
     """Redact every string inside a JSON-like structure."""
     if isinstance(value, str):
         return text(value)

@@ -21,7 +21,7 @@ def in_holds_unit(nodeid: str) -> bool:
     return nodeid.endswith("]") and nodeid[nodeid.rfind("[") + 1:-1] in HOLDS
 
 
-class HoldsTogether(LoadScopeScheduling):
+class HoldsTogether(LoadScopeScheduling):  # type: ignore[misc]  # xdist ships no type hints
     """xdist's load distribution (every test its own unit of work), except that the holding checks are
     one unit; xdist hands out the largest units first, so their holds begin with the run."""
 

@@ -76,8 +76,10 @@ def error_rate(v: Verdict, target: Target, attempt: int) -> None:
     v.against("error_pct", m["error_pct"], label="error share (5xx, failed connections)",
               detail=f"{m['errors']}/{m['requests']}; statuses {result.evidence['status_counts']}")
     retry = result.evidence["retry_after"]
-    v.against("throttled_pct", m["throttled_pct"], label="throttled (429)",
-              detail=f"{m['throttled']}/{m['requests']} sent" + (f", Retry-After {', '.join(retry)} s" if retry else "")
+    pace = result.evidence["pace"]
+    v.against("throttled_pct", m["throttled_pct"], label="throttled (429, and not sent after five)",
+              detail=f"{m['throttled']}/{m['requests']} sent at {pace['max_rps']:g} requests/s at most"
+              + (f", Retry-After {', '.join(retry)} s" if retry else "")
               + (f"; {m['abandoned']} more not sent: the sampler backed off" if m["abandoned"] else ""))
     window = target.profile.prometheus.rate_window
     _real_traffic(v, target, "error_pct", "5xx ratio", f'sum(rate(http_requests_total{{status=~"5.."}}[{window}])) '

@@ -31,7 +31,7 @@ def disconnects(v: Verdict, target: Target, attempt: int) -> None:
               f"close code {code} (abnormal) after {m['open_s']:g} s open: {events}", ok_text=f"close code {code}")
 
 
-@check("ws.message_loss")
+@check("ws.message_loss", holds=True)  # a paced conversation: 50 messages take 2.5 s
 def message_loss(v: Verdict, target: Target, attempt: int) -> None:
     forbidden = target.may_send_chat()
     if forbidden:
@@ -50,7 +50,7 @@ def message_loss(v: Verdict, target: Target, attempt: int) -> None:
         v.against(name, m[name], text=f"{name} {m[name]}/{m['sent']} messages" + (f" (#{numbers[:10]})" if numbers else ""))
 
 
-@check("ws.high_latency")
+@check("ws.high_latency", holds=True)  # the same conversation as ws.message_loss
 def high_latency(v: Verdict, target: Target, attempt: int) -> None:
     forbidden = target.may_send_chat()
     if forbidden:

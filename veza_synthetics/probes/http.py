@@ -158,7 +158,8 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], pa
     everything = asyncio.run(_sample(base_url, endpoints, headers, pace, timeout_s, token_expires_at))
     records = [r for r in everything if not r.get("abandoned")]
     abandoned = len(everything) - len(records)
-    why_abandoned = {r["abandoned"] for r in everything if r.get("abandoned")}
+    abandoned_by = _count(r["abandoned"] for r in everything if r.get("abandoned"))
+    why_abandoned = set(abandoned_by)
     per_endpoint = {}
     for name, path in endpoints.items():
         mine = [r for r in records if r["endpoint"] == name]
@@ -181,7 +182,10 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], pa
                     "timeouts": timeouts,
                     "timeout_pct": round(100 * timeouts / total, 2), "errors": errors,
                     "error_pct": round(100 * errors / total, 2), "throttled": len(throttled),
-                    "throttled_pct": round(100 * len(throttled) / total, 2), "not_json": len(not_json)}
+                    # refused by the rate limit: the 429s and the requests not sent after five of them
+                    "throttled_pct": round(100 * (len(throttled) + abandoned_by.get("throttled", 0))
+                                           / (total + abandoned_by.get("throttled", 0)), 2),
+                    "not_json": len(not_json)}
     evidence = {"per_endpoint": per_endpoint,
                 "pace": {"max_rps": pace.max_rps, "concurrency": pace.concurrency,
                          "sent_with_expiring_token": sum(1 for r in records if r.get("token_expiring"))},

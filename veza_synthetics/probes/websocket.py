@@ -178,7 +178,8 @@ async def _delivery(url: str, token: str | None, messages: int, timeout_s: float
 
 
 def delivery(url: str, token: str | None, messages: int, timeout_s: float, conversation: str,
-             gap_s: float = 0.01) -> Result:
-    """Two clients in `conversation`; A sends numbered messages; what B gets, and how fast."""
+             gap_s: float = 0.05) -> Result:
+    """Two clients in `conversation`; A sends numbered messages, 20 a second (a busy conversation, not a burst that
+    queues behind itself); what B gets, and how fast."""
     budget = messages * (gap_s + 0.01) + 4 * timeout_s + 10
     return asyncio.run(asyncio.wait_for(_delivery(url, token, messages, timeout_s, conversation, gap_s), budget))

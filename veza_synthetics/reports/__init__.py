@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from ..hooks import RunFinished
 from . import markdown, results
 
 
@@ -38,6 +39,12 @@ def _prune(root: Path, keep: int) -> None:
     runs = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and p.name[:8].isdigit())
     for old in runs[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@pytest.hookimpl
+def pytest_veza_run_finished(finished: RunFinished) -> None:
+    if finished.folder is not None:
+        write_all(finished.results, finished.folder)
 
 
 def write_all(run: dict[str, Any], folder: Path) -> None:

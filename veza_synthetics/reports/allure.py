@@ -11,11 +11,12 @@ from .charts import for_record as charts_for
 
 
 def attach(record: dict[str, Any], symptom: Symptom) -> None:
-    allure.dynamic.epic(record["category"])
-    allure.dynamic.story(f"{record['id']} — {record['title_en']}")
-    allure.dynamic.title(f"{record['id']} ({record['variant']})")
-    allure.dynamic.severity(symptom.section.severity)
-    allure.dynamic.description(record["summary"])
+    dynamic: Any = allure.dynamic  # allure-pytest ships no type hints for it
+    dynamic.epic(record["category"])
+    dynamic.story(f"{record['id']} — {record['title_en']}")
+    dynamic.title(f"{record['id']} ({record['variant']})")
+    dynamic.severity(symptom.section.severity)
+    dynamic.description(record["summary"])
     for number, attempt in enumerate(record["attempts"], 1):
         with allure.step(f"measurement {number}: {attempt['outcome']}: {attempt['summary']}"):
             allure.attach(json.dumps({"measurements": attempt["measurements"], "errors": attempt["errors"]},

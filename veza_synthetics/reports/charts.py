@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from html import escape
+from typing import Any
 
 W, H, PAD = 560, 220, 40
 
 
-def _scale(values, lo, hi, out_lo, out_hi):
+def _scale(values: list[float], lo: float, hi: float, out_lo: float, out_hi: float) -> list[float]:
     span = (hi - lo) or 1.0
     return [out_lo + (v - lo) * (out_hi - out_lo) / span for v in values]
 
@@ -21,7 +22,7 @@ def _frame(title: str, x_label: str, y_label: str, x_max: float, y_max: float) -
             f'{escape(y_label)} (0–{y_max:.3g})</text>']
 
 
-def stream_timeline(timeline: list, stalls: list) -> str | None:
+def stream_timeline(timeline: list[list[float]], stalls: list[dict[str, float]]) -> str | None:
     """Media seconds buffered and the playhead against wall time, stalls shaded."""
     if len(timeline) < 2:
         return None
@@ -59,7 +60,7 @@ def latency_histogram(latencies_ms: list[float], bins: int = 20) -> str | None:
     return "".join(out) + "</svg>"
 
 
-def for_record(record: dict) -> list[tuple[str, str]]:
+def for_record(record: dict[str, Any]) -> list[tuple[str, str]]:
     """(name, svg) charts that fit this check's evidence."""
     charts = []
     stream = record["evidence"].get("stream")

@@ -11,7 +11,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from .. import redact
+import pytest
+
+from .. import history, redact
+from ..hooks import RunFinished
 
 COLOUR = {"passed": "#1a7f37", "degraded": "#bf8700", "failed": "#cf222e", "no_data": "#8c959f",
           "skipped": "#d0d7de", "maintenance": "#0969da"}
@@ -119,6 +122,17 @@ def render(runs: list[dict[str, Any]], env: str, location: str, now: dt.datetime
             "<table><tr><th>check</th><th>last runs</th><th>key measurement (dashed: warn, fail)</th>"
             "<th>pass rate</th><th>last failure</th><th>mean time to recover</th></tr>"
             + "".join(body) + "</table></body></html>")
+
+
+@pytest.hookimpl
+def pytest_veza_run_finished(finished: RunFinished) -> None:
+    """The finished run joins its env and location's history, and the page is drawn again."""
+    run = finished.results
+    if not finished.completed or not run["checks"]:
+        return
+    history.add(finished.history_dir, run, finished.profile.history.keep)
+    kept = history.load(finished.history_dir, run["env"], run["location"]).runs
+    write(kept, run["env"], run["location"], finished.reports_root / "history.html")
 
 
 def write(runs: list[dict[str, Any]], env: str, location: str, path: Path) -> None:

@@ -42,11 +42,11 @@ def block(record: dict[str, Any]) -> str:
         f"{esc(json.dumps(record['measurements'], indent=1, default=str))}</pre><pre>{evidence}</pre></details></div>")
 
 
-def metadata(profile: Profile, location: str, faults: list[str], started_at: float) -> dict[str, Any]:
+def metadata(profile: Profile, location: str, faults: list[str], started_at: dt.datetime) -> dict[str, Any]:
     """The HTML report's Environment table: what ran, where, against what (no secrets)."""
     return {"Environment": f"{profile.name} ({profile.allow})", "Location": location,
             "Endpoints": redact.data(profile.endpoints()), "Faults injected": ", ".join(faults) or "none",
-            "Started": dt.datetime.fromtimestamp(started_at, dt.UTC).isoformat(timespec="seconds"),
+            "Started": started_at.isoformat(timespec="seconds"),
             "Suite": f"veza-synthetics {__version__} ({git_commit() or 'no git'})"}
 
 

@@ -6,11 +6,21 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, pushadd_to_gateway
 
 from .. import redact
+from ..hooks import RunFinished
 
 RUN_JOB, CHECKS_JOB = "veza_synthetics_run", "veza_synthetics"
+
+
+@pytest.hookimpl
+def pytest_veza_run_finished(finished: RunFinished) -> None:
+    gateway = finished.config.getoption("--pushgateway")
+    failure = push(gateway, finished.results) if gateway else None
+    if failure:
+        print(f"veza-synthetics: {failure}")
 
 
 def push(gateway: str, run: dict[str, Any]) -> str | None:

@@ -1,0 +1,127 @@
+"""The part of a run that runs checks: registered in every process that executes tests (a sequential run,
+or each xdist worker), beside the controller's run (run.py).
+
+It keeps the records of the checks it ran (a maintenance window or the quarantine applied), skips what
+the profile forbids, waits for a sandbox's first scrapes before the checks that read Prometheus, and
+hands its records to the controller: directly in a sequential run, through xdist's `workeroutput`
+from a worker.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from . import quarantine
+from .catalog import Catalog
+from .errors import SetupError
+from .profile import Profile
+from .record import CheckRecord, skipped_record
+
+CHECKING_PLUGIN = "veza-checking"
+RECORDS_KEY = "veza_records"  # workeroutput key: the worker's records, as JSON
+HTML_EXTRAS_KEY = pytest.StashKey[list[Any]]()
+READS_PROMETHEUS = {"health", "performance"}  # check categories that need the sandbox's first scrapes
+
+
+def option_list(config: pytest.Config, name: str) -> list[str]:
+    return [item.strip() for item in (config.getoption(name) or "").split(",") if item.strip()]
+
+
+def current(config: pytest.Config) -> Checking | None:
+    part = config.pluginmanager.get_plugin(CHECKING_PLUGIN)
+    return part if isinstance(part, Checking) else None
+
+
+def symptom_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    symptom = callspec.params.get("symptom") if callspec else None
+    return symptom if isinstance(symptom, str) else None
+
+
+class Checking:
+    def __init__(self, config: pytest.Config, profile: Profile, catalog: Catalog):
+        self.config, self.profile, self.catalog = config, profile, catalog
+        self.records: list[CheckRecord] = []
+        self.prometheus_waited = False
+        path = config.getoption("--quarantine")
+        self.quarantine = quarantine.load(Path(path), dt.date.today()) if path else {}
+
+    def add(self, record: CheckRecord) -> CheckRecord:
+        """Keep a check's record, as the run reports it: a check measured inside a maintenance window is
+        "maintenance" (its measured outcome kept); a quarantined check's failure is marked so."""
+        window = self.profile.maintenance_at(dt.datetime.now(dt.UTC))
+        entry = self.quarantine.get(record.id)
+        if window is not None:
+            record = record.but(
+                outcome="maintenance", measured_outcome=record.outcome,
+                maintenance={"start": window.start.isoformat(), "end": window.end.isoformat(), "reason": window.reason},
+                summary=f"{record.id}: maintenance window until {window.end.isoformat()}"
+                        f"{f' ({window.reason})' if window.reason else ''}; measured "
+                        f"{record.outcome}: {record.summary.split(': ', 1)[-1]}")
+        elif entry is not None and record.outcome == "failed":
+            record = record.but(quarantined=entry.as_dict())
+        self.records.append(record)
+        return record
+
+    def category_of(self, item: pytest.Item) -> str | None:
+        symptom = self.catalog.symptoms.get(symptom_of(item) or "")
+        return symptom.category if symptom else None
+
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        wanted = set(option_list(config, "--symptoms"))
+        if wanted:
+            keep = [i for i in items if symptom_of(i) in wanted]
+            deselected = [i for i in items if i not in keep]
+            if deselected:
+                config.hook.pytest_deselected(items=deselected)
+                items[:] = keep
+        if self.profile.sandbox.admin_url:  # the others run while the sandbox's Prometheus takes its first scrapes
+            items.sort(key=lambda i: self.category_of(i) in READS_PROMETHEUS)
+
+    def _wait_for_first_scrapes(self) -> None:
+        """Before the first check that reads a sandbox's Prometheus: every target scraped (the sandbox's
+        admin API answers at once when that is long done)."""
+        self.prometheus_waited = True
+        try:
+            response = httpx.get(f"{self.profile.sandbox.admin_url}/prometheus-ready", timeout=40)
+        except httpx.HTTPError as exc:
+            raise SetupError(f"the sandbox's admin API did not answer: {exc}") from None
+        if response.status_code == 503:
+            raise SetupError(response.json().get("error", "the sandbox's Prometheus is not ready"))
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if (not self.prometheus_waited and self.profile.sandbox.admin_url and self.profile.has_prometheus
+                and self.category_of(item) in READS_PROMETHEUS):
+            self._wait_for_first_scrapes()
+        reason = None
+        if item.get_closest_marker("writes") and not self.profile.allows_writes:
+            reason = f"skipped for safety: profile '{self.profile.name}' forbids writes"
+        elif item.get_closest_marker("destructive") and self.profile.kind != "sandbox":
+            reason = f"skipped for safety: destructive tests never run against '{self.profile.name}'"
+        if reason is None:
+            return
+        symptom = symptom_of(item)
+        if symptom:
+            self.records.append(skipped_record(symptom, "writes" if item.get_closest_marker("writes") else "read-only",
+                                               reason))
+        pytest.skip(reason)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+        """Hand the check's HTML block to pytest-html (whose wrapper runs outside this one)."""
+        outcome = yield
+        report = outcome.get_result()
+        extras = item.stash.get(HTML_EXTRAS_KEY, [])
+        if report.when == "call" and extras:
+            report.extras = [*getattr(report, "extras", []), *extras]
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """An xdist worker sends its records to the controller (pytest-xdist's workeroutput)."""
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput[RECORDS_KEY] = [record.to_json() for record in self.records]

@@ -1,0 +1,28 @@
+"""The plugin's own hook: the one step every report writer subscribes to (pytest_addhooks registers it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .profile import Profile
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """A finished run, as every writer sees it: its results.json document (trends and root causes included),
+    where its files go, and the options it ran with."""
+    results: dict[str, Any]
+    folder: Path | None  # this run's report folder (None when reports are not written)
+    reports_root: Path
+    history_dir: Path
+    profile: Profile
+    config: pytest.Config
+    completed: bool  # the checks' phase ended (else the run stopped before: no history is kept of it)
+
+
+@pytest.hookspec
+def pytest_veza_run_finished(finished: RunFinished) -> None:
+    """Called once on the controller after the last check, before the sandbox stops: write a report."""
