@@ -26,6 +26,10 @@ def sandbox_profile(sandbox):
 # The cells (a fault switched on, the checks judged) each take seconds to a minute: xdist spreads them one by
 # one over the workers; every other file goes whole to one worker (their module fixtures start once).
 CELLS = ("test_detection_matrix.py::", "test_deployed.py::test_detection_holds", "test_pipelines.py::test_nightly_")
+# What takes longest goes first (longest processing time first), so no worker is left with a minute-long cell
+# at the end: a throttled canary downloaded twice, the dead-target runs, the healthy runs, 3 s connects.
+LONGEST_FIRST = ("stream.throttle", "blackhole", "test_healthy_runs", "db.slow_connect", "test_plugin.py",
+                 "perf.latency", "perf.hang", "test_history.py")
 
 
 class CellsApart(LoadScopeScheduling):
@@ -34,4 +38,11 @@ class CellsApart(LoadScopeScheduling):
 
 
 def pytest_xdist_make_scheduler(config, log):
+    config.option.loadscopereorder = False  # the collection's order (longest first) is the queue's
     return CellsApart(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        return next((i for i, slow in enumerate(LONGEST_FIRST) if slow in item.nodeid), len(LONGEST_FIRST))
+    items.sort(key=rank)  # stable: the rest keep their order, files stay together

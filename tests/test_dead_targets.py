@@ -148,7 +148,7 @@ def test_every_check_fails_in_bounded_time_with_the_reason(servers, tmp_path, ki
         assert any(word in text for word in EXPECTED_WORDS[kind]), f"{sid} under {kind}: {check['summary']}"
     if kind in ("refused", "blackhole"):  # a dead target is not hammered: the sample stops once nothing succeeds
         sample = by_id["perf.error_rate"]
-        assert 0 < sample["measurements"]["sample.requests"] < 200 and sample["measurements"]["sample.abandoned"]
+        assert 0 < sample["measurements"]["sample.requests"] < 80 and sample["measurements"]["sample.abandoned"]
         assert any(n.startswith("sample stopped early: the first") for n in sample["notes"]), sample["notes"]
     assert SECRET not in run.stdout + run.stderr
     for file in (p for p in (tmp_path / "reports" / "latest").rglob("*") if p.is_file()):

@@ -116,3 +116,28 @@ def test_detection_holds_under_the_deployed_variant(deployed, fault):
     wanted = {"fail": "failed", "pass": "passed"}
     wrong = [f"{c}: {outcomes.get(c)}" for c in relevant if outcomes.get(c) != wanted[expectation(fault, c)]]
     assert not wrong, f"under {fault} on the deployed variant: {wrong}"
+
+
+def test_a_player_asks_for_identity_and_compressed_audio_is_decoded(deployed):
+    """The public stream server gzips the MP3 whenever the client accepts gzip (S5): the probe asks for
+    identity as a media player does, and a body compressed anyway is decoded, the encoding named."""
+    import gzip
+
+    from veza_synthetics.probes import stream
+    from veza_synthetics.sandbox.audio import canary_files
+    from veza_synthetics.target import Canary, Target
+    _, profile = deployed
+    with Target(profile) as target:
+        canary = target.canary()
+    assert isinstance(canary, Canary), canary
+    with httpx.stream("GET", canary.url, timeout=10, verify=tls()) as compressed:  # httpx accepts gzip by default
+        assert compressed.headers.get("content-encoding") == "gzip" and "content-length" not in compressed.headers
+    played = stream.download(canary.url, 5, 10, 60)
+    assert played.encoding == "" and played.status == 200 and played.content_length == len(played.body)
+    mp3 = canary_files()[(320, False)].read_bytes()
+    wire = gzip.compress(mp3)
+    dl = stream.Download(status=200, body=stream._decompressed(wire, "gzip"), encoding="gzip", wire_bytes=len(wire),
+                         arrivals=[(0.1, len(wire) // 2), (0.2, len(wire))])
+    result = stream.analyse(dl, "https://stream.example/canary", 320, 20.0)
+    assert result.evidence["decode_error"] is None and result.evidence["content_encoding"] == "gzip"
+    assert abs(result.measurements["decoded_s"] - 20.0) < 0.1 and result.measurements["bytes"] == len(wire)

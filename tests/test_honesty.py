@@ -67,7 +67,7 @@ def test_every_session_is_logged_out_when_checks_fail_or_raise(sandbox, sandbox_
     assert failing.returncode == 1
     (tmp_path / "test_raises.py").write_text(textwrap.dedent('''
         def test_logs_in_then_raises(veza_target):
-            assert veza_target.login().session is not None
+            assert veza_target.session().session is not None
             raise RuntimeError("a check that crashes after logging in")
         '''))
     raising = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path / "test_raises.py"), "--env",
@@ -147,8 +147,8 @@ def test_the_sampler_backs_off_and_a_rejected_token_in_the_sample_counts(sandbox
     finally:
         sandbox.set_faults([])
     assert rejected["outcome"] == "failed"
-    assert any("in the HTTP sample's me calls" in c["text"] and c["level"] == "failed" for c in rejected["conditions"])
-    assert rejected["evidence"]["sample_me"]["status_by_instance"]["backend-2"].get("401")
+    assert any("in the HTTP sample" in c["text"] and c["level"] == "failed" for c in rejected["conditions"])
+    assert rejected["evidence"]["sample_token"]["status_by_instance"]["backend-2"].get("401")
 
 
 def test_the_sample_keeps_its_pace_and_its_concurrency(sandbox_profile):
@@ -196,3 +196,17 @@ def test_a_slow_platform_costs_a_few_slow_requests_not_the_whole_sample(sandbox,
     assert "often enough to decide its p95" in result.evidence["gave_up"]
     slowest = max(stats["max_ms"] or 0 for stats in result.evidence["per_endpoint"].values())
     assert slowest > 200
+
+
+def test_the_login_budget_is_never_exceeded(sandbox, sandbox_profile, tmp_path):
+    """With auth.max_logins_per_run = 1 the synthetic user logs in once and the admin's part of
+    auth.http_401_403 is reported as not measured, naming the setting: no second login is made."""
+    budget_one = _profile(sandbox, tmp_path, "[auth]\nmax_logins_per_run = 1\n")
+    before = sandbox.writes()["logins"]
+    check = _run_one(budget_one, "auth.http_401_403", tmp_path / "one")
+    after = sandbox.writes()["logins"]
+    made = {email: n - before.get(email, 0) for email, n in after.items() if n != before.get(email, 0)}
+    assert made == {sandbox_profile.accounts.user_email: 1}, made
+    assert check["outcome"] == "passed", check["summary"]
+    assert any("admin_login: not measured" in m and "auth.max_logins_per_run = 1" in m for m in check["not_measured"])
+    assert _results(tmp_path / "one")["logins"] == {"made": 1, "budget": 1}

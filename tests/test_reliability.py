@@ -56,9 +56,17 @@ def test_healthy_runs_raise_no_false_alarm(sandbox, sandbox_profile, tmp_path):
                    for line in httpx.get(url, timeout=5).text.splitlines() if line.startswith("http_requests_total{"))
 
     for i, extra in enumerate([(), (), (), (), (), ("-n", "2", "--dist", "loadfile")]):
-        before = requests_served()
+        before, logins_before = requests_served(), sandbox.writes()["logins"]
         run, results = suite(sandbox.profile_path, tmp_path / str(i), *extra)
         served = requests_served() - before
+        logins = {email: n - logins_before.get(email, 0) for email, n in sandbox.writes()["logins"].items()
+                  if n != logins_before.get(email, 0)}
+        acc = sandbox_profile.accounts
+        if "-n" not in extra:  # one session per account and run: the synthetic user's, and the admin's for its check
+            assert logins == {acc.user_email: 1, acc.admin_email: 1}, f"run {i + 1}: {logins}"
+        else:  # each worker that runs checks keeps its own session
+            assert 1 <= logins[acc.user_email] <= 2 and logins.get(acc.admin_email, 0) <= 2, logins
+        assert results["logins"] == {"made": sum(logins.values()), "budget": 2}, (results["logins"], logins)
         bad = [f"{c['id']}: {c['outcome']}: {c['summary']}" for c in results["checks"] if c["outcome"] != "passed"]
         assert not bad and run.returncode == 0, f"run {i + 1} {extra}: {bad}"
         # documented: about 200 sampled + 100; under -n 2 the worker running the auth checks takes its own sample

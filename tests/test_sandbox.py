@@ -54,8 +54,10 @@ def test_each_backend_instance_counts_only_its_own_requests(sandbox_profile):
     assert (served(first) - before[0], served(second) - before[1]) == (5, 0)
 
 
-def test_auth_cycle_and_status_codes(api, target, sandbox_profile):
-    session = target.login().session
+def test_auth_cycle_and_status_codes(api, sandbox_profile):
+    from veza_synthetics.probes import auth
+    acc = sandbox_profile.accounts  # a session of the test's own: it is logged out below
+    session = auth.login(sandbox_profile.backend.url, acc.user_email, acc.user_password, 5).session
     headers = {"Authorization": f"Bearer {session.access_token}"}
     assert api.get("/api/v1/auth/me", headers=headers).json()["data"]["username"] == "synthetic"
     assert api.get("/api/v1/auth/me").status_code == 401

@@ -132,67 +132,63 @@ def _expand_group(name: str) -> tuple[str, ...]:
 def parse(raw: Any, source: str = "catalog") -> Catalog:
     if not isinstance(raw, dict):
         raise SetupError(f"{source}: expected a mapping at the top level")
-    sections: dict[str, Section] = {}
-    for key, body in _require(raw, "sections", source).items():
-        sections[key] = Section(
-            key=key,
-            title_fr=_require(body, "title_fr", f"section {key}"),
-            title_en=_require(body, "title_en", f"section {key}"),
-            solutions=_strings([_require(body, "solutions", f"section {key}")], f"section {key}.solutions")[0],
-            prevention=_strings([_require(body, "prevention", f"section {key}")], f"section {key}.prevention")[0],
-            diagnostics=_strings(body.get("diagnostics", ()), f"section {key}.diagnostics"),
-            severity=_require(body, "severity", f"section {key}"),
-        )
+    sections = {key: _section(key, body) for key, body in _require(raw, "sections", source).items()}
     symptoms: dict[str, Symptom] = {}
     for entry in _require(raw, "checks", source):
-        sid = _require(entry, "id", "a check")
-        if sid in symptoms:
-            raise SetupError(f"{source}: check {sid} is listed twice")
-        section_key = _require(entry, "section", sid)
-        if section_key not in sections:
-            raise SetupError(f"{source}: check {sid} names unknown section '{section_key}'")
-        category = section_key if section_key in CATEGORIES else "health"
-        thresholds: dict[str, Threshold] = {}
-        for name, spec in (entry.get("thresholds") or {}).items():
-            if spec.get("bad_when") not in ("above", "below"):
-                raise SetupError(f"{source}: {sid}.{name}.bad_when must be 'above' or 'below'")
-            if spec.get("warn") is None and spec.get("fail") is None:
-                raise SetupError(f"{source}: {sid}.{name} needs a warn or a fail level")
-            thresholds[name] = Threshold(
-                name=name,
-                unit=str(spec.get("unit", "")),
-                bad_when=spec["bad_when"],
-                source=str(_require(spec, "source", f"{sid}.{name}")),
-                warn=spec.get("warn"),
-                fail=spec.get("fail"),
-            )
-        symptoms[sid] = Symptom(
-            id=sid,
-            category=category,
-            section=sections[section_key],
-            title_fr=_require(entry, "title_fr", sid),
-            title_en=_require(entry, "title_en", sid),
-            measures=_require(entry, "measures", sid),
-            thresholds=thresholds,
-            depends_on=_dependencies(entry.get("depends_on", []), sid, source),
-        )
-    faults: dict[str, Fault] = {}
-    for fid, body in _require(raw, "faults", source).items():
-        must = tuple(_require(body, "must_fail", f"fault {fid}"))
-        for sid in must:
-            if sid not in symptoms:
-                raise SetupError(f"{source}: fault {fid} must fail unknown check '{sid}'")
-        may = tuple(p for name in body.get("may_fail", ()) for p in _expand_group(name))
-        size = body.get("size")
-        if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float))):
-            raise SetupError(f"{source}: fault {fid}.size must be a number")
-        seen_by = body.get("seen_by", "")
-        if seen_by not in SEEN_BY:
-            raise SetupError(f"{source}: fault {fid}.seen_by must be one of {', '.join(SEEN_BY[1:])}, not {seen_by!r}")
-        faults[fid] = Fault(id=fid, does=_require(body, "does", f"fault {fid}"), must_fail=must, may_fail=may,
-                            size=None if size is None else float(size), seen_by=seen_by)
+        symptom = _symptom(entry, sections, source)
+        if symptom.id in symptoms:
+            raise SetupError(f"{source}: check {symptom.id} is listed twice")
+        symptoms[symptom.id] = symptom
+    faults = {fid: _fault(fid, body, symptoms, source) for fid, body in _require(raw, "faults", source).items()}
     modules = _strings(_require(raw, "check_modules", source), "check_modules")
     return Catalog(symptoms=symptoms, faults=faults, sections=sections, check_modules=modules)
+
+
+def _section(key: str, body: Any) -> Section:
+    where = f"section {key}"
+    return Section(key=key, title_fr=_require(body, "title_fr", where), title_en=_require(body, "title_en", where),
+                   solutions=_strings([_require(body, "solutions", where)], f"{where}.solutions")[0],
+                   prevention=_strings([_require(body, "prevention", where)], f"{where}.prevention")[0],
+                   diagnostics=_strings(body.get("diagnostics", ()), f"{where}.diagnostics"),
+                   severity=_require(body, "severity", where))
+
+
+def _threshold(sid: str, name: str, spec: Any, source: str) -> Threshold:
+    if spec.get("bad_when") not in ("above", "below"):
+        raise SetupError(f"{source}: {sid}.{name}.bad_when must be 'above' or 'below'")
+    if spec.get("warn") is None and spec.get("fail") is None:
+        raise SetupError(f"{source}: {sid}.{name} needs a warn or a fail level")
+    return Threshold(name=name, unit=str(spec.get("unit", "")), bad_when=spec["bad_when"],
+                     source=str(_require(spec, "source", f"{sid}.{name}")), warn=spec.get("warn"), fail=spec.get("fail"))
+
+
+def _symptom(entry: Any, sections: dict[str, Section], source: str) -> Symptom:
+    sid = _require(entry, "id", "a check")
+    section_key = _require(entry, "section", sid)
+    if section_key not in sections:
+        raise SetupError(f"{source}: check {sid} names unknown section '{section_key}'")
+    return Symptom(id=sid, category=section_key if section_key in CATEGORIES else "health",
+                   section=sections[section_key], title_fr=_require(entry, "title_fr", sid),
+                   title_en=_require(entry, "title_en", sid), measures=_require(entry, "measures", sid),
+                   thresholds={name: _threshold(sid, name, spec, source)
+                               for name, spec in (entry.get("thresholds") or {}).items()},
+                   depends_on=_dependencies(entry.get("depends_on", []), sid, source))
+
+
+def _fault(fid: str, body: Any, symptoms: dict[str, Symptom], source: str) -> Fault:
+    must = tuple(_require(body, "must_fail", f"fault {fid}"))
+    unknown = [sid for sid in must if sid not in symptoms]
+    if unknown:
+        raise SetupError(f"{source}: fault {fid} must fail unknown check '{unknown[0]}'")
+    size = body.get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float))):
+        raise SetupError(f"{source}: fault {fid}.size must be a number")
+    seen_by = body.get("seen_by", "")
+    if seen_by not in SEEN_BY:
+        raise SetupError(f"{source}: fault {fid}.seen_by must be one of {', '.join(SEEN_BY[1:])}, not {seen_by!r}")
+    return Fault(id=fid, does=_require(body, "does", f"fault {fid}"), must_fail=must,
+                 may_fail=tuple(p for name in body.get("may_fail", ()) for p in _expand_group(name)),
+                 size=None if size is None else float(size), seen_by=seen_by)
 
 
 def _strings(values: Any, where: str) -> tuple[str, ...]:

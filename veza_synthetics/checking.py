@@ -9,6 +9,7 @@ from a worker.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,9 @@ from .profile import Profile
 from .record import CheckRecord, skipped_record
 
 CHECKING_PLUGIN = "veza-checking"
-RECORDS_KEY = "veza_records"  # workeroutput key: the worker's records, as JSON
+RECORDS_KEY = "veza_records"  # workeroutput key: the worker's records, as one JSON text (execnet carries only
+# plain types within limits: a table size over 2**31 or a numpy figure would stop the whole output)
+LOGINS_KEY = "veza_logins"
 HTML_EXTRAS_KEY = pytest.StashKey[list[Any]]()
 READS_PROMETHEUS = {"health", "performance"}  # check categories that need the sandbox's first scrapes
 
@@ -47,6 +50,7 @@ class Checking:
     def __init__(self, config: pytest.Config, profile: Profile, catalog: Catalog):
         self.config, self.profile, self.catalog = config, profile, catalog
         self.records: list[CheckRecord] = []
+        self.logins = 0  # made by this process's target (one session per account)
         self.prometheus_waited = False
         path = config.getoption("--quarantine")
         self.quarantine = quarantine.load(Path(path), dt.date.today()) if path else {}
@@ -124,4 +128,5 @@ class Checking:
         """An xdist worker sends its records to the controller (pytest-xdist's workeroutput)."""
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:
-            workeroutput[RECORDS_KEY] = [record.to_json() for record in self.records]
+            workeroutput[RECORDS_KEY] = json.dumps([record.to_json() for record in self.records], default=str)
+            workeroutput[LOGINS_KEY] = self.logins

@@ -50,20 +50,11 @@ def _run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.markers:
         _check_markers(args.markers)
     cmd = [str(_checks_dir()), "-p", "no:cacheprovider"]
-    if args.env:
-        cmd += ["--env", args.env]
-    if args.markers:
-        cmd += ["-m", args.markers]
-    if args.location:
-        cmd += ["--location", args.location]
-    if args.inject:
-        cmd += ["--inject", args.inject]
-    if args.pushgateway:
-        cmd += ["--pushgateway", args.pushgateway]
-    if args.fail_on_degraded:
-        cmd.append("--fail-on-degraded")
-    if args.allow_no_data:
-        cmd.append("--allow-no-data")
+    for flag, value in (("--env", args.env), ("-m", args.markers), ("--location", args.location),
+                        ("--inject", args.inject), ("--pushgateway", args.pushgateway)):
+        cmd += [flag, value] if value else []
+    cmd += [flag for flag, on in (("--fail-on-degraded", args.fail_on_degraded), ("--allow-no-data", args.allow_no_data))
+            if on]
     reports_dir = Path(args.reports_dir)
     code = int(pytest.main(cmd + ["--reports-dir", str(reports_dir)] + extra))
     if code == 5:

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .catalog import load as load_catalog
-from .probes import auth, describe, http
+from .probes import describe, http
 from .profile import Profile
 
 
@@ -39,20 +39,15 @@ def _http(url: str, timeout_s: float) -> str | None:
     return result.error
 
 
-def probe(profile: Profile) -> dict[str, str | None]:
-    """Each configured dependency: None when up, else why it is down (one line)."""
+def probe(profile: Profile, run: dict[str, Any]) -> dict[str, str | None]:
+    """Each configured dependency: None when up, else why it is down (one line). Login is read from the
+    run's own session (the checks' "login" step): the probe logs in no more than the checks did."""
     timeout = profile.timeouts.connect_s
     p, down = profile, {}
     if p.backend.url:
         down["backend"] = _http(f"{p.backend.url}{p.backend.health_path}", timeout)
         if down["backend"] is None and p.accounts.user_email:
-            login = auth.login(p.backend.url, p.accounts.user_email, p.accounts.user_password, p.timeouts.request_s)
-            if login.session is not None:
-                auth.logout(p.backend.url, login.session, p.timeouts.request_s)
-                down["login"] = None
-            else:
-                down["login"] = login.error or (f"login answered {login.measurements.get('status')}: "
-                                                f"{login.evidence.get('error')}")
+            down["login"] = login_failure(run)
     if p.chat.url:
         down["chat"] = _tcp(p.chat.url, 443 if p.chat.url.startswith("wss") else 80, timeout)
     if p.stream.url:
@@ -64,6 +59,16 @@ def probe(profile: Profile) -> dict[str, str | None]:
     if p.has_prometheus:
         down["prometheus"] = _http(f"{p.prometheus.url}/-/ready", timeout)
     return down
+
+
+def login_failure(run: dict[str, Any]) -> str | None:
+    """Why the run's login failed, from the checks that recorded it (None: it worked, or none logged in)."""
+    for check in run["checks"]:
+        error = next((e["error"] for e in check.get("errors", []) if e.get("step") == "login"), None)
+        status = check.get("measurements", {}).get("login.status")
+        if error or (status is not None and status != 200):
+            return error or f"login answered {status}"
+    return None
 
 
 WORDING = {"backend": "backend unreachable", "login": "login failing", "chat": "chat unreachable",

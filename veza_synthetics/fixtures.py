@@ -65,6 +65,9 @@ def veza_target(request: pytest.FixtureRequest, veza_profile: Profile) -> Iterat
         if not hasattr(request.config, "workerinput"):
             diagnosis.start_holds(target, _read_only_checks(request.session))
         yield target
+    part = current(request.config)
+    if part is not None:
+        part.logins += target.logins
 
 
 def report_check(request: pytest.FixtureRequest, record: CheckRecord, symptom: Symptom) -> None:

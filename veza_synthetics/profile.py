@@ -1,282 +1,21 @@
-"""Environment profiles (TOML): endpoints, credentials as ${VAR} references, limits, permissions."""
+"""Environment profiles (TOML): endpoints, credentials as ${VAR} references, limits, permissions.
+
+Loading and validation live here; the typed model (every setting, its default) is profile_model.py.
+"""
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import os
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .catalog import load as load_catalog
 from .errors import SetupError
+from .profile_model import ALLOWS, DEFAULTS, ENV_DIR, KINDS, POSITIVE, SECRET_KEYS, VAR, History, Postgres, Profile
 
-ENV_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "environments"
-VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
-SECRET_KEYS = ("password", "secret", "user_password", "admin_password")
-
-@dataclass(frozen=True)
-class Backend:
-    url: str = ""
-    health_path: str = "/health"
-    ready_path: str = "/ready"
-    search_query: str = "Track {n}"  # {n}: the call's number; the sandbox's titles are "Track N ..."
-    search_min_results: int = 0      # results each search must return (0: not judged)
-
-
-@dataclass(frozen=True)
-class Chat:
-    url: str = ""
-    health_url: str = ""
-    auth: str = "token"
-    broadcast: bool = True
-    # Sending chat messages is a write. A read-only profile sends none unless it names a conversation
-    # kept for the synthetic account, where its messages may land (an explicit opt-in).
-    synthetic_conversation: str = ""
-    # The client's own application heartbeat ({"type": "Ping"}) while idle, in seconds; 0 = none, as a
-    # browser on Veza's web app (it answers the server's 30 s pings and sends none).
-    client_heartbeat_s: float = 0.0
-
-
-@dataclass(frozen=True)
-class Stream:
-    url: str = ""
-    secret: str = field(default="", repr=False)
-    canary_track_id: int = 0
-    canary: str = "canary"
-    quality: str = "medium"
-    content_type_required: bool = True  # False for the variant that omits it
-
-
-@dataclass(frozen=True)
-class Postgres:
-    host: str = ""
-    port: int = 5432
-    dbname: str = "veza_db"
-    user: str = ""
-    password: str = field(default="", repr=False)
-    sslmode: str = "prefer"
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}/{self.dbname}"
-
-
-@dataclass(frozen=True)
-class Redis:
-    url: str = ""
-    password: str = field(default="", repr=False)
-
-
-@dataclass(frozen=True)
-class Prometheus:
-    url: str = ""
-    rate_window: str = "5m"
-    jobs: str = "veza-backend,veza-chat,veza-stream,node,postgres,redis"  # Veza's scrape jobs (comma-separated)
-    rule_groups: str = "veza_alerts"                         # the rule groups that must be loaded
-    judge_real_traffic: bool = False  # judge the platform's own 5xx ratio and p95 over rate_window
-    scrape_interval_s: float = 30.0   # the exporters' scrape interval: a check waits up to twice it for fresh figures
-    # Which series are whose: PromQL label matchers for each exporter's series, and a regex of the
-    # mountpoints whose disk is judged (every mount node_exporter reports, by default).
-    node_selector: str = 'job="node"'
-    postgres_selector: str = 'job="postgres"'
-    redis_selector: str = 'job="redis"'
-    mountpoints: str = ".*"
-
-    def job_names(self) -> set[str]:
-        return {j.strip() for j in self.jobs.split(",") if j.strip()}
-
-    def group_names(self) -> set[str]:
-        return {g.strip() for g in self.rule_groups.split(",") if g.strip()}
-
-
-@dataclass(frozen=True)
-class Accounts:
-    user_email: str = ""
-    user_password: str = field(default="", repr=False)
-    admin_email: str = ""
-    admin_password: str = field(default="", repr=False)
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    connect_s: float = 3.0
-    request_s: float = 5.0
-    stream_read_s: float = 10.0
-    stream_s: float = 90.0
-    ws_s: float = 5.0
-
-
-@dataclass(frozen=True)
-class Holds:
-    session_s: float = 5.0
-    ws_idle_s: float = 60.0
-
-
-@dataclass(frozen=True)
-class Sampling:
-    requests: int = 80      # 20 per sampled endpoint: the fewest a p95 is computed from
-    concurrency: int = 2    # in flight at once: low enough that the sample never queues behind itself
-    max_rps: float = 0.75   # the sample's pace: 45 a minute, well under the 100 a minute Veza's server allows (B11)
-    chat_messages: int = 50
-    db_connects: int = 20   # p95 needs 20 or more values (else the max is judged, named so)
-    search_calls: int = 20
-    auth_calls: int = 10  # `me` calls of auth.http_401_403: enough to reach every instance behind a balancer
-
-
-@dataclass(frozen=True)
-class Auth:
-    expires_in_s: int = 0
-    session_store: str = "redis"
-
-
-@dataclass(frozen=True)
-class Tls:
-    """Verification stays on; a private CA (a front door's own) is trusted by naming its file."""
-    ca_file: str = ""
-
-
-@dataclass(frozen=True)
-class History:
-    """Run-to-run memory (history.py): runs kept per env and location, and what flapping means."""
-    keep: int = 30          # runs kept per env and location
-    flap_window: int = 10   # runs looked at for flapping
-    flap_changes: int = 3   # changes between failing and not in that window that make a check flap
-
-
-@dataclass(frozen=True)
-class SandboxAdmin:
-    admin_url: str = ""
-
-
-SECTIONS: dict[str, type] = {
-    "backend": Backend, "chat": Chat, "stream": Stream, "postgres": Postgres, "redis": Redis,
-    "prometheus": Prometheus, "accounts": Accounts, "timeouts": Timeouts, "holds": Holds, "sampling": Sampling,
-    "auth": Auth, "tls": Tls, "sandbox": SandboxAdmin, "history": History,
-}
-# Every setting a profile may hold, with its default and therefore its type.
-DEFAULTS: dict[str, Any] = {
-    "name": "", "kind": "live", "allow": "readonly", "location": "local", "extends": "",
-    **{name: asdict(section()) for name, section in SECTIONS.items()},
-    "thresholds": {}, "maintenance": [],
-    "quorum": 0,  # locations that must fail a check for a merged verdict to fail it (veza-synth merge); 0 = a majority
-}
-
-
-# Sections whose every number a probe divides by, waits for or counts with: 0 or less is a broken profile.
-POSITIVE = {"timeouts": "every network call is bounded", "holds": "a hold lasts some time",
-            "sampling": "a sample needs at least one of each", "history": "a count of runs"}
-
-
-@dataclass(frozen=True)
-class Maintenance:
-    """A planned window: checks run inside it are reported as "maintenance", neither pass nor fail."""
-    start: dt.datetime
-    end: dt.datetime
-    reason: str = ""
-
-    def covers(self, moment: dt.datetime) -> bool:
-        return self.start <= moment < self.end
-
-
-def _windows(entries: list[Any], source: str) -> tuple[Maintenance, ...]:
-    windows = []
-    for number, entry in enumerate(entries, 1):
-        where = f"profile {source}: maintenance window {number}"
-        if not isinstance(entry, dict) or set(entry) - {"start", "end", "reason"}:
-            raise SetupError(f"{where} must be {{start = ..., end = ..., reason = \"...\"}}")
-        try:
-            start, end = (entry[k] if isinstance(entry[k], dt.datetime) else dt.datetime.fromisoformat(str(entry[k]))
-                          for k in ("start", "end"))
-        except (KeyError, ValueError) as exc:
-            raise SetupError(f"{where}: 'start' and 'end' must be date-times with a time zone ({exc})") from None
-        if start.tzinfo is None or end.tzinfo is None or end <= start:
-            raise SetupError(f"{where}: 'start' and 'end' need a time zone (2026-12-01T02:00:00Z), end after start")
-        windows.append(Maintenance(start, end, str(entry.get("reason", ""))))
-    return tuple(windows)
-KINDS, ALLOWS = ("live", "sandbox"), ("readonly", "writes")
-
-
-@dataclass(frozen=True)
-class Profile:
-    """A validated profile: every setting typed, every ${VAR} resolved."""
-    name: str
-    kind: str
-    allow: str
-    location: str
-    backend: Backend
-    chat: Chat
-    stream: Stream
-    postgres: Postgres
-    redis: Redis
-    prometheus: Prometheus
-    accounts: Accounts
-    timeouts: Timeouts
-    holds: Holds
-    sampling: Sampling
-    auth: Auth
-    tls: Tls
-    sandbox: SandboxAdmin
-    history: History
-    thresholds: dict[str, dict[str, dict[str, float]]]
-    source: str
-    maintenance: tuple[Maintenance, ...] = ()
-    quorum: int = 0
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str) -> "Profile":
-        sections = {name: section(**data[name]) for name, section in SECTIONS.items()}
-        return cls(name=data["name"], kind=data["kind"], allow=data["allow"], location=data["location"],
-                   thresholds=data["thresholds"], source=source, maintenance=_windows(data["maintenance"], source),
-                   quorum=data["quorum"], **sections)
-
-    def maintenance_at(self, moment: dt.datetime) -> Maintenance | None:
-        return next((w for w in self.maintenance if w.covers(moment)), None)
-
-    def with_changes(self, section: str, **values: Any) -> "Profile":
-        """The same profile with some settings of one section changed (benchmarks and tests vary them)."""
-        return replace(self, **{section: replace(getattr(self, section), **values)})
-
-    @property
-    def allows_writes(self) -> bool:
-        return self.allow == "writes"
-
-    @property
-    def has_postgres(self) -> bool:
-        return bool(self.postgres.host)
-
-    @property
-    def has_redis(self) -> bool:
-        return bool(self.redis.url)
-
-    @property
-    def has_prometheus(self) -> bool:
-        return bool(self.prometheus.url)
-
-    @property
-    def has_stream(self) -> bool:
-        return bool(self.stream.url)
-
-    def secrets(self) -> list[str]:
-        """Every secret value the profile resolved, for redaction."""
-        found = []
-        for name in SECTIONS:
-            section = asdict(getattr(self, name))
-            found += [str(v) for k, v in section.items() if k in SECRET_KEYS and v]
-        return found
-
-    def threshold_overrides(self, symptom_id: str) -> dict[str, dict[str, float]]:
-        return self.thresholds.get(symptom_id, {})
-
-    def endpoints(self) -> dict[str, str]:
-        """Target addresses for reports (credentials in URLs are redacted by the report writers)."""
-        out = {name: getattr(self, name).url for name in ("backend", "chat", "stream", "redis", "prometheus")
-               if getattr(self, name).url}
-        if self.postgres.host:
-            out["postgres"] = self.postgres.address
-        return out
+__all__ = ["ENV_DIR", "History", "Postgres", "Profile", "load", "quorum_of", "resolve_path", "seconds", "unresolved"]
 
 
 def resolve_path(name_or_path: str) -> Path:
@@ -318,6 +57,12 @@ def _check_types(data: dict[str, Any], source: str) -> None:
                 _check_type(f"{section}.{key}", data[section][key], default, source)
         else:
             _check_type(section, data[section], defaults, source)
+    _check_values(data, source)
+    _check_thresholds(data["thresholds"], source)
+
+
+def _check_values(data: dict[str, Any], source: str) -> None:
+    """Values of the right type a probe still cannot use: unknown kinds, empty selectors, counts of 0."""
     if data["kind"] not in KINDS:
         raise SetupError(f"profile {source}: 'kind' must be one of {KINDS}, not {data['kind']!r}")
     if data["allow"] not in ALLOWS:
@@ -330,15 +75,25 @@ def _check_types(data: dict[str, Any], source: str) -> None:
         seconds(data["prometheus"]["rate_window"])
     except SetupError as exc:
         raise SetupError(f"profile {source}: 'prometheus.rate_window': {exc}") from None
+    _check_positive(data, source)
+    if not 1 <= data["auth"]["max_logins_per_run"] <= 2:
+        raise SetupError(f"profile {source}: 'auth.max_logins_per_run' must be 1 (the synthetic user only) or 2 (and the "
+                         f"admin), not {data['auth']['max_logins_per_run']!r}: Veza locks an address out after 3 logins")
+    if data["quorum"] < 0:
+        raise SetupError(f"profile {source}: 'quorum' must be >= 0 (0 means a majority), not {data['quorum']!r}")
+
+
+def _check_positive(data: dict[str, Any], source: str) -> None:
     for section, why in POSITIVE.items():
         for name in DEFAULTS[section]:
             if data[section][name] <= 0:
                 raise SetupError(f"profile {source}: '{section}.{name}' must be > 0 ({why}), "
                                  f"not {data[section][name]!r}")
-    if data["quorum"] < 0:
-        raise SetupError(f"profile {source}: 'quorum' must be >= 0 (0 means a majority), not {data['quorum']!r}")
+
+
+def _check_thresholds(thresholds: dict[str, Any], source: str) -> None:
     symptoms = load_catalog().symptoms
-    for sid, overrides in data["thresholds"].items():
+    for sid, overrides in thresholds.items():
         if sid not in symptoms:
             raise SetupError(f"profile {source}: thresholds for unknown check '{sid}'")
         for name, levels in overrides.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,8 @@ class Run:
         self.location: str = config.getoption("--location") or profile.location
         self.report_dir: Path | None = None
         self.final: dict[str, Any] | None = None  # the run as results.json holds it, trends included
+        self.reported: list[str] = []  # the checks whose test reported a verdict: each must have its record
+        self.logins = 0  # made by the run, every process's target together
         redact.register(*profile.secrets())
         trust(profile.tls.ca_file)
 
@@ -111,7 +114,12 @@ class Run:
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         """A worker's records, sent through workeroutput when it finished."""
         output = getattr(node, "workeroutput", None) or {}
-        self.records += [CheckRecord.from_json(r) for r in output.get(checking_mod.RECORDS_KEY, [])]
+        self.records += [CheckRecord.from_json(r) for r in json.loads(output.get(checking_mod.RECORDS_KEY, "[]"))]
+        self.logins += int(output.get(checking_mod.LOGINS_KEY, 0))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call":
+            self.reported += [str(value) for key, value in report.user_properties if key == "symptom"]
 
     # -- the end of the run ---------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
@@ -119,6 +127,11 @@ class Run:
         local = checking_mod.current(self.config)
         if local is not None:  # a sequential run: the checks ran in this process
             self.records += local.records
+            self.logins += local.logins
+        lost = sorted(set(self.reported) - {r.id for r in self.records})
+        if lost:  # a verdict without its record would vanish from every report: the run says so and fails
+            print(f"veza-synthetics: the records of {', '.join(lost)} did not reach the controller")
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         outcomes = {r.outcome for r in self.records}
         if session.exitstatus == 0 and self.config.getoption("--fail-on-degraded") and "degraded" in outcomes:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -129,7 +142,7 @@ class Run:
             metadata["Skipped for safety"] = ", ".join(r.id for r in self.records if r.skipped_for_safety) or "none"
         final = self.summary()
         if "failed" in outcomes:
-            final = dependencies.group(final, dependencies.probe(self.profile))
+            final = dependencies.group(final, dependencies.probe(self.profile, final))
         self.final = history.annotate(final, history.load(self.history_dir, self.profile.name, self.location),
                                       self.profile.history)
 
@@ -174,6 +187,8 @@ class Run:
             terminalreporter.write_line(line, bold=True)
         for line in terminal.lines(run["checks"]):
             terminalreporter.write_line(line)
+        terminalreporter.write_line(f"logins: {self.logins} (auth.max_logins_per_run = "
+                                    f"{self.profile.auth.max_logins_per_run} per process)")
         if self.report_dir is not None:
             terminalreporter.write_line(f"reports: {self.report_dir}")
 
@@ -195,6 +210,7 @@ class Run:
             "endpoints": self.profile.endpoints(), "faults": self.faults,
             "started_at": self.started_at.isoformat(), "finished_at": finished.isoformat(),
             "duration_s": round((finished - self.started_at).total_seconds(), 2),
+            "logins": {"made": self.logins, "budget": self.profile.auth.max_logins_per_run},
             "checks": [r.to_json() for r in sorted(self.records, key=lambda r: (r.category, r.id, r.variant))],
         }
 

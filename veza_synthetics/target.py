@@ -45,14 +45,19 @@ class Target:
         self._lock = threading.Lock()
         self._sessions: list[auth.Session] = []
         self._last_login = threading.local()  # token()'s failure, per thread: each check explains its own
+        self._session_lock = threading.RLock()
+        self._user: auth.LoginResult | None = None   # the run's one session of the synthetic account
+        self._admin: auth.LoginResult | None = None  # and of the admin account, where a check needs it
+        self.logins = 0
         self._early: dict[str, Future[Any]] = {}
         self._started: set[str] = set()
         self._background: list[Future[Any]] = []  # every background measurement, awaited by close()
 
     def timeout(self, kind: str) -> float:
         """A profile timeout by kind: connect, request, stream_read, stream, ws."""
-        value: float = getattr(self.profile.timeouts, f"{kind}_s")
-        return value
+        t = self.profile.timeouts
+        return {"connect": t.connect_s, "request": t.request_s, "stream_read": t.stream_read_s, "stream": t.stream_s,
+                "ws": t.ws_s}[kind]
 
     def shared(self, key: str, attempt: int, measure: Callable[[], ResultT]) -> ResultT:
         """`measure()` once per key and attempt; a second caller, in any thread, waits for the first's result."""
@@ -99,27 +104,62 @@ class Target:
         by the profile's selector, over the profile's rate window (and mountpoints, for disks)."""
         cfg = self.profile.prometheus
         return exporters.read(cfg.url, queries, self.timeout("request"), f"{exporter}_exporter",
-                              s=getattr(cfg, f"{exporter}_selector"), w=cfg.rate_window, m=cfg.mountpoints)
+                              s=cfg.selector(exporter), w=cfg.rate_window, m=cfg.mountpoints)
 
     def _fail_level(self, symptom_id: str, threshold: str) -> float | None:
         """A threshold's fail level for this profile (its override, else the catalog's)."""
         level = load_catalog().symptoms[symptom_id].thresholds[threshold].fail
         return self.profile.threshold_overrides(symptom_id).get(threshold, {}).get("fail", level)
 
-    # -- the synthetic account ----------------------------------------------------------
-    def login(self, admin: bool = False) -> auth.LoginResult:
-        """A login of its own for each consumer, so a short token or session lifetime only fails the
-        checks that judge lifetimes; every session is logged out by close()."""
-        acc = self.profile.accounts
+    # -- the synthetic account: one session per run ----------------------------------------
+    def session(self, admin: bool = False) -> auth.LoginResult:
+        """The run's one session of the account (Veza keeps one session per account and locks an address
+        out after a few logins): logged in at first use, shared by every check, every confirmation and the
+        root-cause grouping; refreshed when its access token nears its own expiry; logged out once, by
+        close(). A login that failed is not retried (the budget, auth.max_logins_per_run, counts it)."""
+        with self._session_lock:
+            held = self._held(admin)
+            if held.session is not None and not admin and _expiring(held.session):
+                self.refresh()
+            return held
+
+    def _held(self, admin: bool) -> auth.LoginResult:
+        """The account's session as it is (logged in at first use)."""
+        if admin:
+            self._admin = self._admin or self._login(True)
+            return self._admin
+        self._user = self._user or self._login(False)
+        return self._user
+
+    def _login(self, admin: bool) -> auth.LoginResult:
+        acc, budget = self.profile.accounts, self.profile.auth.max_logins_per_run
+        who = "admin" if admin else "synthetic user"
+        if self.logins >= budget:
+            return auth.LoginResult("auth", f"POST {auth.LOGIN}", over_budget=True,
+                                    error=f"{who} not logged in: the run made its {self.logins} login(s) of "
+                                          f"auth.max_logins_per_run = {budget}")
+        self.logins += 1
         email, password = (acc.admin_email, acc.admin_password) if admin else (acc.user_email, acc.user_password)
         result = auth.login(self.profile.backend.url, email, password, self.timeout("request"))
         if result.session is not None:
-            with self._lock:
-                self._sessions.append(result.session)
+            self._sessions.append(result.session)
         return result
 
+    def refresh(self) -> auth.RefreshResult:
+        """Refresh the run's session: its new tokens (and rotated refresh token) become the session's."""
+        with self._session_lock:
+            held = self._held(False)
+            if held.session is None:
+                return auth.RefreshResult("auth", f"POST {auth.REFRESH}", error=f"no session to refresh: "
+                                                                               f"{_login_failure(held)}")
+            result = auth.refresh(self.profile.backend.url, held.session, self.timeout("request"))
+            if result.session is not None:
+                self._sessions = [result.session if s is held.session else s for s in self._sessions]
+                held.session = result.session
+            return result
+
     def token(self) -> str | None:
-        result = self.login()
+        result = self.session()
         self._last_login.result = result
         return result.session.access_token if result.session else None
 
@@ -132,7 +172,8 @@ class Target:
         """Log out every session this target opened, whatever happened to the checks that used them
         (background measurements finish first: each is bounded by its hold and timeouts)."""
         wait(self._background)
-        sessions, self._sessions = self._sessions, []
+        with self._session_lock:
+            sessions, self._sessions = self._sessions, []
         for session in sessions:
             auth.logout(self.profile.backend.url, session, self.timeout("request"))
         forget_connections()  # the next run starts its own, as a new browser would
@@ -170,7 +211,7 @@ class Target:
                      "me": "/api/v1/auth/me"}
 
         def measure() -> Result:
-            login = self.login()
+            login = self.session()
             session = login.session
             headers = {"Authorization": f"Bearer {session.access_token}"} if session else {}
             pace = http.Pace(sampling.requests, sampling.concurrency, sampling.max_rps, self._fail_level(*LATENCY))
@@ -224,6 +265,11 @@ class Target:
                                          "title": canary.title, "signed_by": canary.signed_by}
             return result
         return self.shared("stream", attempt, measure)
+
+
+def _expiring(session: auth.Session) -> bool:
+    expires_at = session.expires_at
+    return expires_at is not None and time.time() >= expires_at - http.TOKEN_EXPIRY_MARGIN_S
 
 
 def _login_failure(login: auth.LoginResult) -> str:

@@ -50,7 +50,7 @@ def exporter_reaching(v: Verdict, target: Target, exporter: str, queries: dict[s
         return None
     up = figures.value("up")
     if up is None:
-        selector = getattr(target.profile.prometheus, f"{exporter}_selector")
+        selector = target.profile.prometheus.selector(exporter)
         v.missing(f"{server}: no {exporter}_exporter series for {selector} in Prometheus")
         return None
     if not v.require(up == 1, f"{server} down according to {exporter}_exporter ({metric} 0)",

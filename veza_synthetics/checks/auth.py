@@ -15,7 +15,11 @@ ADMIN_STATS = "/api/v1/admin/stats"
 
 
 def _login(v: Verdict, target: Target, step: str, admin: bool = False) -> auth.Session | None:
-    result = target.login(admin)
+    """The run's session of the account (one login per run, shared by every check), recorded under `step`."""
+    result = target.session(admin)
+    if result.over_budget and admin:  # the admin's part is not measured; the synthetic user's session always is
+        v.missing(f"{step}: not measured: {result.error}")
+        return None
     if not v.record(step, result):
         return None
     who = "admin" if admin else "synthetic user"
@@ -68,28 +72,31 @@ def _valid_token_accepted(v: Verdict, base: str, timeout: float, session: auth.S
 
 
 def _sample_accepts_token(v: Verdict, target: Target, attempt: int) -> None:
-    """The run's HTTP sample calls `me` with a valid token too: a 401/403 among those answers counts."""
+    """Every request of the run's HTTP sample carries the session's valid token: a 401/403 on any sampled
+    endpoint (behind a balancer, from whichever instance answered it) is a valid token refused."""
     sample = target.http_sample(attempt)
-    me = sample.evidence.get("per_endpoint", {}).get("me")
-    if sample.error or me is None or sample.evidence.get("login") != "ok":
-        reason = sample.error or (f"its login failed: {sample.evidence.get('login')}" if me else "no me sampled")
-        v.note(f"the HTTP sample's me answers are not judged here: {reason}")
+    endpoints = sample.evidence.get("per_endpoint", {})
+    if sample.error or not endpoints or sample.evidence.get("login") != "ok":
+        reason = sample.error or (f"its login failed: {sample.evidence.get('login')}" if endpoints else "nothing sampled")
+        v.note(f"the HTTP sample's answers are not judged here: {reason}")
         return
-    counts = me["status_counts_token_valid"]  # a 401 for a token past its own exp is no refusal of a valid one
-    rejected = counts.get("401", 0) + counts.get("403", 0)
-    total = sum(counts.values())
-    expiring = sum(me["status_counts"].values()) - total
+    counts: dict[str, int] = {}
+    for stats in endpoints.values():  # a 401 for a token past its own exp is no refusal of a valid one
+        for status, n in stats["status_counts_token_valid"].items():
+            counts[status] = counts.get(status, 0) + n
+    rejected, total = counts.get("401", 0) + counts.get("403", 0), sum(counts.values())
+    expiring = sum(sum(stats["status_counts"].values()) for stats in endpoints.values()) - total
     if expiring:
-        v.note(f"{expiring} of the HTTP sample's me calls were sent within a second of the token's own expiry "
+        v.note(f"{expiring} of the HTTP sample's requests were sent within a second of the token's own expiry "
                "or after it: not judged as refusals of a valid token")
     if not total:
-        v.note("the HTTP sample's me answers are not judged here: every one was sent with an expiring token")
+        v.note("the HTTP sample's answers are not judged here: every one was sent with an expiring token")
         return
-    v.measurements.update({"sample_me.calls": total, "sample_me.rejected": rejected})
-    v.evidence["sample_me"] = {"status_counts": counts,
-                               "status_by_instance": sample.evidence.get("status_by_instance", {})}
+    v.measurements.update({"sample_token.calls": total, "sample_token.rejected": rejected})
+    v.evidence["sample_token"] = {"status_counts": counts,
+                                  "status_by_instance": sample.evidence.get("status_by_instance", {})}
     v.against("rejected_pct", 100 * rejected / total,
-              text=f"valid token refused {rejected}/{total} times in the HTTP sample's me calls"
+              text=f"valid token refused {rejected}/{total} times in the HTTP sample"
                    + (f" (by instance: {sample.evidence.get('status_by_instance')})" if rejected else ""))
 
 
@@ -136,7 +143,7 @@ def jwt_expired(v: Verdict, target: Target, attempt: int) -> None:
     worst = max(skews, key=lambda k: abs(skews[k]))
     v.measurements["skews_s"] = {k: round(s, 1) for k, s in skews.items()}
     v.against("clock_skew_s", abs(skews[worst]), label=f"clock skew ({worst})")
-    refreshed = auth.refresh(base, session, timeout)
+    refreshed = target.refresh()  # the run's session and its refresh, as every check shares them
     if v.record("refresh", refreshed):
         status = refreshed.measurements["status"]
         if v.require(status == 200 and refreshed.access_token is not None,
@@ -168,7 +175,7 @@ def session_lost(v: Verdict, target: Target, attempt: int) -> None:
     if v.record("me_after_hold", me):
         v.require(me.measurements["status"] == 200,
                   f"session gone after {hold:g} s: me answered {me.measurements['status']} {me.evidence.get('error')!r}")
-    refreshed = auth.refresh(base, session, timeout)
+    refreshed = target.refresh()
     if v.record("refresh_after_hold", refreshed) and v.require(
             refreshed.measurements["status"] == 200,
             f"refresh after {hold:g} s answered {refreshed.measurements['status']} {refreshed.evidence.get('error')!r}"):

@@ -1,6 +1,7 @@
 """The guide's health_check.sh, and the monitoring that should have paged."""
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
 
 from ..probes import certificate, http, postgres, prometheus, redis
@@ -17,22 +18,7 @@ def services(v: Verdict, target: Target, attempt: int) -> None:
                  "chat_health": (p.chat.health_url, "healthy"),
                  "stream_health": (p.stream.url and f"{p.stream.url}/health/detailed", "healthy")}
     for step, (url, want) in endpoints.items():
-        label = step.replace("_", " ")
-        if not url:
-            v.note(f"{label}: not configured in this profile")
-            continue
-        result = http.fetch(url, timeout)
-        if not v.record(step, result):
-            continue
-        body = result.evidence.get("body")
-        body = body if isinstance(body, dict) else {}
-        status = str(body.get("status", "")).lower()
-        broken = "; ".join(f"{k} {body[k]}" for k in ("database", "redis", "reason")
-                           if isinstance(body.get(k), str) and body[k] != "ok")
-        v.require(result.measurements["status"] == 200 and status == want,
-                  f"{label} HTTP {result.measurements['status']} status {status or '?'!r} != {want!r}"
-                  + (f" ({broken})" if broken else ""),
-                  ok_text=f"{label} {want} in {result.measurements['latency_ms']:.0f} ms")
+        _health(v, step, url, want, timeout)
     _certificates(v, target, [url for url, _ in endpoints.values() if url])
     if p.has_postgres:
         result = postgres.inspect(p.postgres, target.timeout("connect"),
@@ -48,6 +34,26 @@ def services(v: Verdict, target: Target, attempt: int) -> None:
         for exporter, direct in (("postgres", p.has_postgres), ("redis", p.has_redis)):
             if not direct:
                 exporter_reaching(v, target, exporter, {})
+
+
+def _health(v: Verdict, step: str, url: str, want: str, timeout: float) -> None:
+    """One health endpoint: HTTP 200 and the status it must report, with what it says is broken."""
+    label = step.replace("_", " ")
+    if not url:
+        v.note(f"{label}: not configured in this profile")
+        return
+    result = http.fetch(url, timeout)
+    if not v.record(step, result):
+        return
+    body = result.evidence.get("body")
+    body = body if isinstance(body, dict) else {}
+    status = str(body.get("status", "")).lower()
+    broken = "; ".join(f"{k} {body[k]}" for k in ("database", "redis", "reason")
+                       if isinstance(body.get(k), str) and body[k] != "ok")
+    v.require(result.measurements["status"] == 200 and status == want,
+              f"{label} HTTP {result.measurements['status']} status {status or '?'!r} != {want!r}"
+              + (f" ({broken})" if broken else ""),
+              ok_text=f"{label} {want} in {result.measurements['latency_ms']:.0f} ms")
 
 
 def _certificates(v: Verdict, target: Target, urls: list[str]) -> None:
@@ -70,6 +76,8 @@ def monitoring(v: Verdict, target: Target, attempt: int) -> None:
     if not p.has_prometheus:
         v.missing("no Prometheus in this profile")
         return
+    if attempt == 2:  # a confirmation reads the next scrape, not the one that just failed
+        time.sleep(p.prometheus.scrape_interval_s)
     result = prometheus.overview(p.prometheus.url, target.timeout("request"))
     if not v.record("prometheus", result):
         return

@@ -54,6 +54,10 @@ def quality_degraded(v: Verdict, target: Target, attempt: int) -> None:
     else:
         v.missing(f"Content-Type not judged: this stream server omits it (answered {m['content_type'] or 'none'!r})")
     v.against("clipped_pct", m["clipped_pct"], label="clipped samples")
+    encoding = v.evidence["stream"].get("content_encoding")
+    if encoding:  # a finding, not a failure: the audio decoded
+        v.require(True, "", ok_text=f"the stream server compressed the MP3 (Content-Encoding {encoding}) although the "
+                                    f"player asked for identity: decoded; players that accept {encoding} pay for it")
 
 
 @check("stream.excessive_buffering", holds=True)

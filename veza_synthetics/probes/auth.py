@@ -49,11 +49,13 @@ class ApiResult(Result):
 @dataclass
 class LoginResult(ApiResult):
     session: Session | None = field(default=None, repr=False)
+    over_budget: bool = False  # not attempted: the run's login budget (auth.max_logins_per_run) is spent
 
 
 @dataclass
 class RefreshResult(ApiResult):
     access_token: str | None = field(default=None, repr=False)
+    session: Session | None = field(default=None, repr=False)  # the refreshed session (its refresh token rotated)
 
 
 def claims(token: str) -> dict[str, Any]:
@@ -133,6 +135,10 @@ def refresh(base_url: str, session: Session, timeout_s: float) -> RefreshResult:
         data = result.body.get("data") or {}
         result.evidence["access_claims"] = claims(data.get("access_token", ""))
         result.access_token = data.get("access_token")
+        if result.access_token:
+            result.session = Session(result.access_token, data.get("refresh_token") or session.refresh_token,
+                                     int(data.get("expires_in") or session.expires_in), session.user,
+                                     result.server_date, time.time())
     return result
 
 

@@ -82,6 +82,58 @@ class Pace:
         return [len(range(i, self.requests, endpoints)) for i in range(endpoints)]
 
 
+class _Politeness:
+    """What one sample owes its target: the declared pace, a pause after each 429, and when to stop asking
+    (five 429s; only failures so far, 2 per concurrent worker; an endpoint's p95 already decided)."""
+
+    def __init__(self, pace: Pace, names: list[str]):
+        self.pace, self.next_start, self.until = pace, time.monotonic(), 0.0
+        self.throttled = self.failed = self.succeeded = 0
+        self.slow = dict.fromkeys(names, 0)
+        self.slow_enough = {name: decided_above(n) for name, n in zip(names, pace.planned(len(names)), strict=True)}
+        self.decided_by = ""  # the endpoint whose p95 is decided above pace.decided_above_ms
+
+    async def wait_turn(self) -> None:
+        start_at = max(time.monotonic(), self.next_start, self.until)
+        self.next_start = start_at + 1.0 / self.pace.max_rps
+        await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+        await asyncio.sleep(max(0.0, self.until - time.monotonic()))  # a 429 may have come meanwhile
+
+    def stop_reason(self) -> str | None:
+        if self.throttled >= GIVE_UP_AFTER_THROTTLED:
+            return "throttled"
+        if not self.succeeded and self.failed >= FAILING_ANSWERS_PER_WORKER * self.pace.concurrency:
+            return "failing"
+        return "decided" if self.decided_by else None
+
+    def answered(self, name: str, outcome: dict[str, Any], elapsed_ms: float) -> None:
+        if outcome.get("status") == 429:
+            self.throttled += 1
+            self.until = time.monotonic() + _retry_after(outcome.get("retry_after"))
+        if _ok(outcome):
+            self.succeeded += 1
+            if self.pace.decided_above_ms is not None and elapsed_ms > self.pace.decided_above_ms:
+                self.slow[name] += 1
+                if self.slow[name] >= self.slow_enough[name] and not self.decided_by:
+                    self.decided_by = name
+        elif outcome["status"] is None or outcome["status"] >= 500:
+            self.failed += 1
+
+
+async def _get(client: httpx.AsyncClient, path: str, headers: dict[str, Any], request_id: str, phases: Phases,
+               timeout_s: float) -> dict[str, Any]:
+    try:
+        response = await client.get(path, headers={**headers, "X-Request-ID": request_id},
+                                    extensions={"trace": phases.trace})
+    except httpx.TimeoutException:
+        return {"status": None, "timeout": True, "request_id": request_id}
+    except httpx.HTTPError as exc:
+        return {"status": None, "error": describe(exc, timeout_s), "request_id": request_id}
+    return {"status": response.status_code, "json": "json" in response.headers.get("content-type", ""),
+            "request_id": response.headers.get("x-request-id", request_id),
+            "retry_after": response.headers.get("retry-after"), "instance": response.headers.get("x-veza-instance")}
+
+
 async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], pace: Pace,
                   timeout_s: float, token_expires_at: float | None) -> list[dict[str, Any]]:
     """A polite client: requests start no faster than the declared rate; a 429 (with a Retry-After or
@@ -93,57 +145,23 @@ async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, A
     names = list(endpoints)
     semaphore = asyncio.Semaphore(pace.concurrency)
     limits = httpx.Limits(max_connections=pace.concurrency, max_keepalive_connections=pace.concurrency)
-    backoff = {"until": 0.0, "throttled": 0, "failed": 0, "succeeded": 0, "next_start": time.monotonic()}
-    slow = dict.fromkeys(names, 0)
-    slow_enough = {name: decided_above(n) for name, n in zip(names, pace.planned(len(names)), strict=True)}
-    decided: list[str] = []  # the endpoint whose p95 is decided above pace.decided_above_ms
-    failing_limit = FAILING_ANSWERS_PER_WORKER * pace.concurrency
-    interval = 1.0 / pace.max_rps
+    polite = _Politeness(pace, names)
 
     async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits, verify=tls()) as client:
         async def one(i: int) -> dict[str, Any]:
             name = names[i % len(names)]
             request_id = f"veza-synth-{uuid.uuid4().hex[:12]}"
             async with semaphore:
-                start_at = max(time.monotonic(), backoff["next_start"], backoff["until"])
-                backoff["next_start"] = start_at + interval
-                await asyncio.sleep(max(0.0, start_at - time.monotonic()))
-                await asyncio.sleep(max(0.0, backoff["until"] - time.monotonic()))
-                if backoff["throttled"] >= GIVE_UP_AFTER_THROTTLED:
-                    return {"endpoint": name, "ms": 0.0, "status": None, "abandoned": "throttled",
-                            "request_id": request_id}
-                if not backoff["succeeded"] and backoff["failed"] >= failing_limit:
-                    return {"endpoint": name, "ms": 0.0, "status": None, "abandoned": "failing",
-                            "request_id": request_id}
-                if decided:
-                    return {"endpoint": name, "ms": 0.0, "status": None, "abandoned": "decided",
-                            "decided_by": decided[0], "request_id": request_id}
+                await polite.wait_turn()
+                reason = polite.stop_reason()
+                if reason:
+                    return {"endpoint": name, "ms": 0.0, "status": None, "abandoned": reason,
+                            "decided_by": polite.decided_by, "request_id": request_id}
                 started, phases = time.perf_counter(), Phases()
                 expiring = token_expires_at is not None and time.time() >= token_expires_at - TOKEN_EXPIRY_MARGIN_S
-                try:
-                    response = await client.get(endpoints[name], headers={**headers, "X-Request-ID": request_id},
-                                                extensions={"trace": phases.trace})
-                    outcome = {"status": response.status_code,
-                               "json": "json" in response.headers.get("content-type", ""),
-                               "request_id": response.headers.get("x-request-id", request_id),
-                               "retry_after": response.headers.get("retry-after"),
-                               "instance": response.headers.get("x-veza-instance")}
-                    if response.status_code == 429:
-                        backoff["throttled"] += 1
-                        backoff["until"] = time.monotonic() + _retry_after(response.headers.get("retry-after"))
-                except httpx.TimeoutException:
-                    outcome = {"status": None, "timeout": True, "request_id": request_id}
-                except httpx.HTTPError as exc:
-                    outcome = {"status": None, "error": describe(exc, timeout_s), "request_id": request_id}
+                outcome = await _get(client, endpoints[name], headers, request_id, phases, timeout_s)
                 elapsed_ms = (time.perf_counter() - started) * 1000
-                if _ok(outcome):
-                    backoff["succeeded"] += 1
-                    if pace.decided_above_ms is not None and elapsed_ms > pace.decided_above_ms:
-                        slow[name] += 1
-                        if slow[name] >= slow_enough[name] and not decided:
-                            decided.append(name)
-                elif outcome["status"] is None or outcome["status"] >= 500:
-                    backoff["failed"] += 1
+                polite.answered(name, outcome, elapsed_ms)
                 return {"endpoint": name, "ms": elapsed_ms, **phases.split(), **outcome, "token_expiring": expiring}
 
         return await asyncio.gather(*(one(i) for i in range(pace.requests)))

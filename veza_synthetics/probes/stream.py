@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,8 +29,10 @@ class Download:
     headers: dict[str, Any] = field(default_factory=dict)
     content_length: int | None = None
     body: bytes = b""
-    arrivals: list[tuple[float, int]] = field(default_factory=list)  # (seconds since request, bytes so far)
+    arrivals: list[tuple[float, int]] = field(default_factory=list)  # (seconds since request, wire bytes so far)
     error: str | None = None
+    encoding: str = ""  # the Content-Encoding the server used although the player asked for identity
+    wire_bytes: int = 0  # bytes received on the wire (the body as sent, before any decompression)
 
 
 def download(url: str, connect_s: float, read_s: float, max_s: float) -> Download:
@@ -41,9 +44,11 @@ def download(url: str, connect_s: float, read_s: float, max_s: float) -> Downloa
     started = time.perf_counter()
     try:
         with httpx.Client(timeout=httpx.Timeout(read_s, connect=connect_s), verify=tls()) as client, \
-                client.stream("GET", url) as response:
+                client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response:  # as a player asks
             out.status = response.status_code
-            out.headers = {k: v for k, v in response.headers.items() if k in ("content-type", "content-length", "accept-ranges")}
+            out.encoding = response.headers.get("content-encoding", "").strip().lower().replace("identity", "")
+            out.headers = {k: v for k, v in response.headers.items()
+                           if k in ("content-type", "content-length", "accept-ranges", "content-encoding")}
             if "content-length" in response.headers:
                 out.content_length = int(response.headers["content-length"])
             received = 0
@@ -56,8 +61,21 @@ def download(url: str, connect_s: float, read_s: float, max_s: float) -> Downloa
                     break
     except httpx.HTTPError as exc:
         out.error = "connection closed mid-body: " + describe(exc, timeout_s) if chunks else describe(exc, timeout_s)
-    out.body = b"".join(chunks)
+    out.wire_bytes = sum(len(c) for c in chunks)
+    out.body = _decompressed(b"".join(chunks), out.encoding)
     return out
+
+
+def _decompressed(raw: bytes, encoding: str) -> bytes:
+    """The audio itself from a body the server compressed (gzip or deflate; a cut stream gives what it
+    holds); bytes of another encoding are left as they are, and fail to decode as audio."""
+    wbits = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}.get(encoding)
+    if wbits is None:
+        return raw
+    try:
+        return zlib.decompressobj(wbits).decompress(raw)
+    except zlib.error:
+        return raw
 
 
 def decode(mp3: bytes) -> tuple[np.ndarray | None, int, str | None]:
@@ -128,9 +146,11 @@ def analyse(dl: Download, url: str, nominal_kbps: int, track_s: float) -> Result
         return Result("stream", target, {"status": dl.status}, {"body_excerpt": dl.body[:200].decode(errors="replace")},
                       error=f"bad response: HTTP {dl.status}")
     pcm, rate, decode_error = decode(dl.body)
-    m: dict[str, Any] = {"status": dl.status, "bytes": len(dl.body), "content_length": dl.content_length,
+    m: dict[str, Any] = {"status": dl.status, "bytes": dl.wire_bytes or len(dl.body), "audio_bytes": len(dl.body),
+               "content_length": dl.content_length,
                "content_type": dl.headers.get("content-type", ""), "track_s": track_s, "nominal_kbps": nominal_kbps}
-    evidence: dict[str, Any] = {"headers": dl.headers, "transfer_error": dl.error, "decode_error": decode_error}
+    evidence: dict[str, Any] = {"headers": dl.headers, "transfer_error": dl.error, "decode_error": decode_error,
+                                "content_encoding": dl.encoding or None}
     if dl.arrivals:
         m["ttfb_s"] = round(dl.arrivals[0][0], 3)
         m["download_s"] = round(dl.arrivals[-1][0], 3)
@@ -144,7 +164,7 @@ def analyse(dl: Download, url: str, nominal_kbps: int, track_s: float) -> Result
     gaps = silence_gaps(pcm, rate)
     m["longest_gap_ms"] = max((g["ms"] for g in gaps), default=0)
     evidence["silence_gaps"] = gaps[:10]
-    bytes_per_media_s = len(dl.body) / decoded_s
+    bytes_per_media_s = m["bytes"] / decoded_s  # arrivals count wire bytes
     media = [(t, n / bytes_per_media_s) for t, n in dl.arrivals]
     transfer_s = max(dl.arrivals[-1][0] - dl.arrivals[0][0], 1e-3)
     m["speed_ratio"] = round(decoded_s / transfer_s, 3)

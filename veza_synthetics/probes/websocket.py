@@ -108,37 +108,62 @@ def count_delivery(sent: list[int], received: list[int]) -> dict[str, Any]:
     return {"lost": lost, "duplicated": duplicated, "reordered": reordered}
 
 
-async def _delivery(url: str, token: str | None, messages: int, timeout_s: float, conversation: str,
-                    gap_s: float) -> Result:
-    run = uuid.uuid4().hex[:8]
+async def _pair(url: str, token: str | None, timeout_s: float) -> tuple[ClientConnection, ClientConnection] | Result:
+    """Two connected clients (A sends, B receives), or why not."""
     try:
         a = await _connect(url, token, timeout_s)
     except (OSError, WebSocketException, TimeoutError) as exc:
         return Result("websocket", url, error=f"handshake failed: {describe(exc, timeout_s)}")
     try:
-        b = await _connect(url, token, timeout_s)
+        return a, await _connect(url, token, timeout_s)
     except (OSError, WebSocketException, TimeoutError) as exc:
         await a.close()
         return Result("websocket", url, error=f"second client's handshake failed: {describe(exc, timeout_s)}")
+
+
+async def _app_pongs(ws: ClientConnection, timeout_s: float, events: list[str]) -> list[float]:
+    """Five application Ping/Pong round trips (ms): reported beside delivery, judged by ws.disconnects."""
+    pongs: list[float] = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        await ws.send(json.dumps({"type": "Ping"}))
+        try:
+            await _recv_type(ws, "Pong", timeout_s)
+        except TimeoutError:
+            events.append(f"no Pong within {timeout_s:g} s")
+            break
+        pongs.append((time.perf_counter() - t0) * 1000)
+    return pongs
+
+
+async def _receive(b: ClientConnection, run: str, messages: int, arrivals: list[tuple[int, float]]) -> None:
+    """B's side: when each of this run's numbered messages arrived."""
+    async for raw in b:
+        frame = json.loads(raw)
+        cid = str(frame.get("client_msg_id") or "")
+        if frame.get("type") == "NewMessage" and cid.startswith(run):
+            arrivals.append((int(cid.split("-")[1]), time.perf_counter()))
+            if len(arrivals) >= messages:
+                return
+
+
+async def _delivery(url: str, token: str | None, messages: int, timeout_s: float, conversation: str,
+                    gap_s: float) -> Result:
+    run = uuid.uuid4().hex[:8]
+    pair = await _pair(url, token, timeout_s)
+    if isinstance(pair, Result):
+        return pair
+    a, b = pair
     sent_at: dict[int, float] = {}
     arrivals: list[tuple[int, float]] = []
-
-    async def receive_b() -> None:
-        async for raw in b:
-            frame = json.loads(raw)
-            cid = str(frame.get("client_msg_id") or "")
-            if frame.get("type") == "NewMessage" and cid.startswith(run):
-                arrivals.append((int(cid.split("-")[1]), time.perf_counter()))
-                if len(arrivals) >= messages:
-                    return
-
-    events, pongs = [], []
+    events: list[str] = []
+    pongs: list[float] = []
     try:
         for ws in (a, b):
             await _recv_type(ws, "ActionConfirmed", timeout_s)
             await ws.send(json.dumps({"type": "JoinConversation", "conversation_id": conversation}))
             await _recv_type(ws, "ActionConfirmed", timeout_s)
-        receiver = asyncio.create_task(receive_b())
+        receiver = asyncio.create_task(_receive(b, run, messages, arrivals))
         for i in range(messages):
             sent_at[i] = time.perf_counter()
             await a.send(json.dumps({"type": "SendMessage", "conversation_id": conversation,
@@ -148,15 +173,7 @@ async def _delivery(url: str, token: str | None, messages: int, timeout_s: float
             await asyncio.wait_for(receiver, timeout_s)
         except TimeoutError:
             events.append(f"B still missing messages {timeout_s:g} s after the last send")
-        for _ in range(5):  # application Ping/Pong: reported beside the delivery figures, judged by ws.disconnects
-            t0 = time.perf_counter()
-            await a.send(json.dumps({"type": "Ping"}))
-            try:
-                await _recv_type(a, "Pong", timeout_s)
-            except TimeoutError:
-                events.append(f"no Pong within {timeout_s:g} s")
-                break
-            pongs.append((time.perf_counter() - t0) * 1000)
+        pongs = await _app_pongs(a, timeout_s, events)
     except ConnectionClosed as exc:
         events.append(f"connection closed: {exc}")
     except TimeoutError:
@@ -164,6 +181,11 @@ async def _delivery(url: str, token: str | None, messages: int, timeout_s: float
     finally:
         for ws in (a, b):
             await ws.close()
+    return _delivered(url, messages, sent_at, arrivals, pongs, events)
+
+
+def _delivered(url: str, messages: int, sent_at: dict[int, float], arrivals: list[tuple[int, float]],
+               pongs: list[float], events: list[str]) -> Result:
     latencies = [(t - sent_at[n]) * 1000 for n, t in arrivals if n in sent_at]
     counts = count_delivery(list(range(messages)), [n for n, _ in arrivals])
     lat = spread(latencies)

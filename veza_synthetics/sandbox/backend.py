@@ -125,24 +125,8 @@ class Backend:
             if scope["method"] not in ("GET", "HEAD", "OPTIONS") and path not in SESSION_PATHS:
                 self.s.write_requests.append(f"{scope['method']} {path}")
             try:
-                faults = self.s.faults
-                if odd_one_out and path != "/metrics":
-                    if faults.on("front.instance_errors"):
-                        await error("Internal server error", 500)(scope, receive, send_wrapper)
-                        return
-                    if faults.on("front.instance_rejects_tokens") and b"authorization" in headers:
-                        metrics.auth_failures.labels("invalid_signature").inc()
-                        await error("Invalid token: signature verification failed", 401)(scope, receive, send_wrapper)
-                        return
-                if path.startswith("/api/"):
-                    if faults.on("perf.latency"):
-                        await asyncio.sleep(faults.param("perf.latency"))
-                    if faults.one_in("perf.hang", 10):
-                        await asyncio.sleep(30)
-                    if faults.one_in("perf.errors", 20):
-                        await error("Internal server error", 500)(scope, receive, send_wrapper)
-                        return
-                await app(scope, receive, send_wrapper)
+                answer = await self._injected(path, b"authorization" in headers, odd_one_out, metrics)
+                await (answer or app)(scope, receive, send_wrapper)
             finally:
                 endpoint = self._endpoint(scope, app)
                 if endpoint != "/metrics":
@@ -150,6 +134,23 @@ class Backend:
                     metrics.duration.labels(scope["method"], endpoint).observe(time.perf_counter() - started)
 
         return middleware
+
+    async def _injected(self, path: str, has_token: bool, odd_one_out: bool, metrics: InstanceMetrics):
+        """What the faults make of this request: an error to answer with, or None (after any delay they add)."""
+        faults = self.s.faults
+        if odd_one_out and path != "/metrics":
+            if faults.on("front.instance_errors"):
+                return error("Internal server error", 500)
+            if faults.on("front.instance_rejects_tokens") and has_token:
+                metrics.auth_failures.labels("invalid_signature").inc()
+                return error("Invalid token: signature verification failed", 401)
+        if not path.startswith("/api/"):
+            return None
+        if faults.on("perf.latency"):
+            await asyncio.sleep(faults.param("perf.latency"))
+        if faults.one_in("perf.hang", 10):
+            await asyncio.sleep(30)
+        return error("Internal server error", 500) if faults.one_in("perf.errors", 20) else None
 
     @staticmethod
     def _endpoint(scope, app) -> str:
@@ -241,6 +242,7 @@ class Backend:
             email, password = str(body["email"]), str(body["password"])
         except Exception:
             return error("email and password are required", 400)
+        self.s.logins[email] = self.s.logins.get(email, 0) + 1  # what a lockout counts: every attempt
         async with self.pool.connection() as conn:
             cur = await conn.execute("SELECT id, username, email, role, password_hash, salt FROM users WHERE email = %s",
                                      (email,))

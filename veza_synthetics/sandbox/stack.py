@@ -102,6 +102,7 @@ class SandboxState:
     redis_port: int = 0
     stream_url: str = ""
     write_requests: list = field(default_factory=list)  # the safety recorder: non-GET API calls
+    logins: dict = field(default_factory=dict)  # login attempts per email (Veza locks an address out after 3)
     variant: str = "contract"  # or "deployed": the public Veza code's known variants (VARIANTS)
 
     @property
@@ -410,8 +411,9 @@ class Sandbox:
         await self._reload_door(chat_read_timeout="1s" if on else DoorSettings.chat_read_timeout)
 
     async def _on_front_rate_limit(self, on: bool) -> None:
-        await self._reload_door(api_rate="5r/s" if on else DoorSettings.api_rate,
-                                api_burst=5 if on else DoorSettings.api_burst)
+        rate = self.state.faults.param("front.rate_limit")
+        await self._reload_door(api_rate=f"{rate:g}r/s" if on else DoorSettings.api_rate,
+                                api_burst=2 if on else DoorSettings.api_burst)
 
     async def _on_front_cert_expiring(self, on: bool) -> None:
         await asyncio.to_thread(self.nginx.reissue, self.state.faults.param("front.cert_expiring") if on else CERT_DAYS)
@@ -428,64 +430,63 @@ class Sandbox:
 
     # -- admin API (its own port, never on a Veza-facing path) -----------------------------
     def admin_asgi(self):
-        known = sorted(load_catalog().faults)
+        return Starlette(routes=[Route("/writes", self._admin_writes), Route("/stream-secret", self._admin_stream_secret),
+                                 Route("/prometheus-ready", self._admin_prometheus_ready),
+                                 Route("/faults", self._admin_faults, methods=["GET", "PUT"]),
+                                 Route("/faults/{fault}", self._admin_one, methods=["POST", "DELETE"])])
 
-        async def faults(request: Request):
-            if request.method == "PUT":
-                try:
-                    body = await request.json()
-                    params = {k: float(v) for k, v in body.get("params", {}).items()}
-                    unknown = set(params) - set(fault_ids.default_sizes())
-                    if unknown:
-                        return JSONResponse({"error": f"faults without a size: {sorted(unknown)}; sized faults: "
-                                                      f"{sorted(fault_ids.default_sizes())}"}, 400)
-                    self.state.faults.params = {**fault_ids.default_sizes(), **params}
-                    since = time.time()
-                    await self.set_faults(list(body["active"]))
-                    await self._seen_by_prometheus(list(body["active"]), since)
-                except SetupError as exc:
-                    return JSONResponse({"error": str(exc)}, 404)
-                except (ValueError, KeyError, TypeError):
-                    return JSONResponse({"error": 'expected {"active": [fault ids]}'}, 400)
-            return JSONResponse({"active": sorted(self.state.faults.active), "known": known,
-                                 "params": self.state.faults.params, "started_in_s": self.timings})
-
-        async def one(request: Request):
-            fault, on = request.path_params["fault"], request.method == "POST"
+    async def _admin_faults(self, request: Request):
+        if request.method == "PUT":
             try:
-                if on and request.query_params.get("once"):
-                    self.fire_once(fault)
-                else:
-                    await self.switch(fault, on)
+                body = await request.json()
+                params = {k: float(v) for k, v in body.get("params", {}).items()}
+                unknown = set(params) - set(fault_ids.default_sizes())
+                if unknown:
+                    return JSONResponse({"error": f"faults without a size: {sorted(unknown)}; sized faults: "
+                                                  f"{sorted(fault_ids.default_sizes())}"}, 400)
+                self.state.faults.params = {**fault_ids.default_sizes(), **params}
+                since = time.time()
+                await self.set_faults(list(body["active"]))
+                await self._seen_by_prometheus(list(body["active"]), since)
             except SetupError as exc:
                 return JSONResponse({"error": str(exc)}, 404)
-            return JSONResponse({"active": sorted(self.state.faults.active), "once": sorted(self.state.faults.once)})
+            except (ValueError, KeyError, TypeError):
+                return JSONResponse({"error": 'expected {"active": [fault ids]}'}, 400)
+        return JSONResponse({"active": sorted(self.state.faults.active), "known": sorted(load_catalog().faults),
+                             "params": self.state.faults.params, "started_in_s": self.timings})
 
-        async def writes(request: Request):
-            """Every write the suite made: API requests that change data, SQL that is not a read, and the
-            chat messages stored per conversation."""
-            return JSONResponse({"http": list(self.state.write_requests), "sql": self.pg.suite_writes(),
-                                 "chat": await self.chat.stored_messages()})
+    async def _admin_one(self, request: Request):
+        fault, on = request.path_params["fault"], request.method == "POST"
+        try:
+            if on and request.query_params.get("once"):
+                self.fire_once(fault)
+            else:
+                await self.switch(fault, on)
+        except SetupError as exc:
+            return JSONResponse({"error": str(exc)}, 404)
+        return JSONResponse({"active": sorted(self.state.faults.active), "once": sorted(self.state.faults.once)})
 
-        async def prometheus_ready(request: Request):
-            """Waits (up to 30 s) until Prometheus has scraped every target twice: a run that started the
-            sandbox without waiting asks here before its first check that reads Prometheus."""
-            if not self.prometheus:
-                return JSONResponse({"error": "this sandbox runs without Prometheus"}, 404)
-            try:
-                await self._prometheus_scraped()
-            except SetupError as exc:
-                return JSONResponse({"error": str(exc)}, 503)
-            return JSONResponse({"ready": True})
+    async def _admin_writes(self, request: Request):
+        """Every write the suite made: API requests that change data, SQL that is not a read, and the
+        chat messages stored per conversation."""
+        return JSONResponse({"http": list(self.state.write_requests), "logins": dict(self.state.logins),
+                             "sql": self.pg.suite_writes(),
+                             "chat": await self.chat.stored_messages()})
 
-        async def stream_secret(request: Request):
-            """For the tests of a profile that signs locally: production gives no such secret."""
-            return JSONResponse({"secret": self.state.stream_secret, "canary": CANARY_NAME})
+    async def _admin_prometheus_ready(self, request: Request):
+        """Waits (up to 30 s) until Prometheus has scraped every target twice: a run that started the
+        sandbox without waiting asks here before its first check that reads Prometheus."""
+        if not self.prometheus:
+            return JSONResponse({"error": "this sandbox runs without Prometheus"}, 404)
+        try:
+            await self._prometheus_scraped()
+        except SetupError as exc:
+            return JSONResponse({"error": str(exc)}, 503)
+        return JSONResponse({"ready": True})
 
-        return Starlette(routes=[Route("/writes", writes), Route("/stream-secret", stream_secret),
-                                 Route("/prometheus-ready", prometheus_ready),
-                                 Route("/faults", faults, methods=["GET", "PUT"]),
-                                 Route("/faults/{fault}", one, methods=["POST", "DELETE"])])
+    async def _admin_stream_secret(self, request: Request):
+        """For the tests of a profile that signs locally: production gives no such secret."""
+        return JSONResponse({"secret": self.state.stream_secret, "canary": CANARY_NAME})
 
     # -- the profile it publishes ------------------------------------------------------------
     def profile(self) -> dict:

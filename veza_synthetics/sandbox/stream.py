@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hmac
 import time
 
@@ -63,23 +64,25 @@ class StreamServer:
         body, kbps = self._served(quality)
         start, status, headers = 0, 200, {"Accept-Ranges": "bytes"}
         if "range" in request.headers:
-            try:
-                first, last = request.headers["range"].removeprefix("bytes=").split("-")
-                start, end = int(first), int(last) if last else len(body) - 1
-                if not 0 <= start <= end < len(body):
-                    raise ValueError
-            except ValueError:
+            span = _byte_range(request.headers["range"], len(body))
+            if span is None:
                 self._count("/stream/{name}", 416)
                 return Response(status_code=416, headers={"Content-Range": f"bytes */{len(body)}"})
+            (start, end), status = span, 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{len(body)}"
             body = body[:end + 1]
-            status = 206
-            headers["Content-Range"] = f"bytes {start}-{end}/{len(self._served(quality)[0])}"
         if self.s.faults.on("stream.slow_start"):
             await asyncio.sleep(3)
         self._count("/stream/{name}", status)
+        headers["Content-Length"] = str(len(body) - start)
+        if self.s.deployed and "gzip" in request.headers.get("accept-encoding", ""):
+            # the public code's CompressionLayer (S5): gzip whenever the client accepts it, no Content-Length
+            body, start = gzip.compress(body[start:], compresslevel=6), 0
+            headers["Content-Encoding"] = "gzip"
+            del headers["Content-Length"]
         return StreamingResponse(self._chunks(body, start, kbps), status_code=status,
                                  media_type=None if self.s.deployed else "audio/mpeg",  # the public code omits it
-                                 headers={**headers, "Content-Length": str(len(body) - start)})
+                                 headers=headers)
 
     async def _chunks(self, body: bytes, start: int, kbps: int):
         faults = self.s.faults
@@ -112,3 +115,13 @@ class StreamServer:
 
     async def metrics(self, request: Request):
         return PlainTextResponse(generate_latest(self.registry).decode(), media_type="text/plain; version=0.0.4")
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """`bytes=first-[last]` as (first, last), or None when it is not a satisfiable range of `size` bytes."""
+    try:
+        first, last = header.removeprefix("bytes=").split("-")
+        start, end = int(first), int(last) if last else size - 1
+    except ValueError:
+        return None
+    return (start, end) if 0 <= start <= end < size else None
