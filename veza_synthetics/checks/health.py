@@ -76,14 +76,15 @@ def monitoring(v: Verdict, target: Target, attempt: int) -> None:
     if not p.has_prometheus:
         v.missing("no Prometheus in this profile")
         return
-    if attempt == 2:  # a confirmation reads the next scrape, not the one that just failed
-        time.sleep(p.prometheus.scrape_interval_s)
-    result = prometheus.overview(p.prometheus.url, target.timeout("request"))
+    cfg, jobs = p.prometheus, p.prometheus.job_names()
+    result = prometheus.overview(cfg.url, target.timeout("request"))
+    if attempt == 2 and not result.error and any(t["job"] in jobs for t in result.evidence["targets_down"]):
+        time.sleep(cfg.scrape_interval_s)  # a confirmation judges the next scrape, not the one that just failed
+        result = prometheus.overview(cfg.url, target.timeout("request"))
     if not v.record("prometheus", result):
         return
-    ev, m, cfg = result.evidence, result.measurements, p.prometheus
+    ev, m = result.evidence, result.measurements
     v.require(m["ready"], "Prometheus /-/ready is not 200")
-    jobs = cfg.job_names()
     ours = [t for t in ev["targets_down"] if t["job"] in jobs]
     others = [t for t in ev["targets_down"] if t["job"] not in jobs]
     down = ", ".join(f"{t['job']} ({t['last_error'] or t['health']})" for t in ours)
