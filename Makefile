@@ -51,11 +51,11 @@ lint: venv
 	$(VENV)/bin/ruff check veza_synthetics tests tests_synthetic bench conftest.py
 	$(VENV)/bin/mypy veza_synthetics
 
-# Three workers (the tests mostly wait on holds and timeouts: 2 cores stay half idle with two), each with its
+# Four workers (the tests mostly wait on holds and timeouts: 2 cores stay half idle with two), each with its
 # own sandbox; the fault cells spread one by one over them, longest first, every other file
 # whole to one worker (tests/conftest.py's CellsApart).
 test: setup lint
-	$(VENV)/bin/pytest tests -p no:cacheprovider -n 3
+	$(VENV)/bin/pytest tests -p no:cacheprovider -n 4
 
 matrix: setup
 	$(VENV)/bin/veza-synth matrix
