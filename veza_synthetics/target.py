@@ -22,6 +22,7 @@ from urllib.parse import urlencode, urlsplit
 from .catalog import load as load_catalog
 from .probes import Result, auth, exporters, forget_connections, http, stream, trust, websocket
 from .profile import Profile
+from .verdict import Verdict
 
 LATENCY = ("perf.high_response_time", "p95_ms")  # the sample stops once this is decided to fail
 CONTRACT_KBPS = {"high": 320, "medium": 192, "low": 128, "mobile": 96}
@@ -107,9 +108,9 @@ class Target:
                               s=cfg.selector(exporter), w=cfg.rate_window, m=cfg.mountpoints)
 
     def _fail_level(self, symptom_id: str, threshold: str) -> float | None:
-        """A threshold's fail level for this profile (its override, else the catalog's)."""
-        level = load_catalog().symptoms[symptom_id].thresholds[threshold].fail
-        return self.profile.threshold_overrides(symptom_id).get(threshold, {}).get("fail", level)
+        """A threshold's fail level for this profile (its override, else the catalog's), as the verdict has it."""
+        symptom = load_catalog().symptoms[symptom_id]
+        return Verdict.for_symptom(symptom, self.profile.threshold_overrides(symptom_id)).thresholds[threshold].fail
 
     # -- the synthetic account: one session per run ----------------------------------------
     def session(self, admin: bool = False) -> auth.LoginResult:

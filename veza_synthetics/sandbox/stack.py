@@ -259,17 +259,21 @@ class Sandbox:
     async def _prometheus_scraped(self) -> None:
         """Every target scraped twice, so rate() over a few seconds has data."""
         targets = len(BACKEND_INSTANCES) + 2 + len(self.exporters)
+        if not await self._prometheus_until("count(count_over_time(up[1m]) >= 2)", lambda n: n == targets, 30):
+            raise SetupError("sandbox: Prometheus did not scrape every target within 30 s")
+
+    async def _prometheus_until(self, query: str, holds: Callable[[float], bool], timeout_s: float) -> bool:
+        """Ask Prometheus `query` (one value) until `holds(value)`; False when timeout_s passed first."""
         url = f"http://{LOOPBACK}:{self.prometheus.port}/api/v1/query"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout_s
         async with httpx.AsyncClient(timeout=2) as client:
             while time.monotonic() < deadline:
-                with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
-                    data = (await client.get(url, params={"query": "count(count_over_time(up[1m]) >= 2)"})).json()
-                    result = data["data"]["result"]
-                    if result and int(result[0]["value"][1]) == targets:
-                        return
-                await asyncio.sleep(0.25)
-        raise SetupError("sandbox: Prometheus did not scrape every target within 30 s")
+                with contextlib.suppress(httpx.HTTPError, KeyError, ValueError, IndexError):
+                    data = (await client.get(url, params={"query": query})).json()
+                    if holds(float(data["data"]["result"][0]["value"][1])):
+                        return True
+                await asyncio.sleep(0.2)
+        return False
 
     async def stop(self) -> None:
         steps = [self._release_held]
@@ -338,17 +342,8 @@ class Sandbox:
         if not ways or not self.prometheus:
             return
         window_s = self.rate_window_s if "rate_window" in ways else 0.0
-        after = since + window_s
-        url = f"http://{LOOPBACK}:{self.prometheus.port}/api/v1/query"
-        deadline = time.monotonic() + 30 + window_s
-        async with httpx.AsyncClient(timeout=2) as client:
-            while time.monotonic() < deadline:
-                with contextlib.suppress(httpx.HTTPError, KeyError, ValueError, IndexError):
-                    data = (await client.get(url, params={"query": "min(timestamp(up))"})).json()
-                    if float(data["data"]["result"][0]["value"][1]) > after:
-                        return
-                await asyncio.sleep(0.2)
-        raise SetupError(f"Prometheus did not scrape every target within {30 + window_s:g} s of switching "
+        if not await self._prometheus_until("min(timestamp(up))", lambda t: t > since + window_s, 30 + window_s):
+            raise SetupError(f"Prometheus did not scrape every target within {30 + window_s:g} s of switching "
                          f"{', '.join(faults)}")
 
     async def _sql(self, *statements: str) -> None:
