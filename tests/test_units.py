@@ -319,6 +319,26 @@ def test_matrix_prints_every_fault_against_every_check(tmp_path):
     assert ".!" in row, "a must-fail check that passed is marked against the expectation"
 
 
+def test_a_pass_cell_excuses_a_latency_warning_and_nothing_else():
+    from veza_synthetics.matrix import meets
+    from veza_synthetics.record import check_record
+    cat = catalog.load()
+
+    def record(sid, **figures):
+        v = verdict(sid)
+        for name, value in figures.items():
+            v.against(name, value, label=name)
+        return check_record(cat.symptoms[sid], v, [v], False, 0.1).to_json()
+    assert meets("pass", record("ws.high_latency", delivery_p95_ms=62))         # over the 50 ms warning
+    assert not meets("pass", record("ws.high_latency", delivery_p95_ms=300))    # over the 250 ms fail level
+    assert not meets("fail", record("ws.high_latency", delivery_p95_ms=62))
+    assert meets("fail", record("ws.high_latency", delivery_p95_ms=300))
+    warned = verdict("db.connection_timeout")
+    warned.against("connections_used_pct", 75, label="connections used")   # over its 70 % warning: not a time
+    assert warned.outcome == "degraded"
+    assert not meets("pass", check_record(cat.symptoms["db.connection_timeout"], warned, [warned], False, 0.1).to_json())
+
+
 def test_production_without_variables_cannot_start(tmp_path):
     import os
     import subprocess

@@ -7,7 +7,7 @@ matrix-results.json ({fault: {check: outcome}}).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from .record import CheckRecord, skipped_record
 from .target import Target
 
 HEALTHY = "(none)"
+TIMING_UNITS = frozenset({"ms", "s"})
 WORST = {"passed": 0, "skipped": 1, "no_data": 1, "degraded": 2, "failed": 3}
 
 
@@ -51,13 +52,32 @@ def measure(profile: Profile, symptom_ids: Iterable[str]) -> list[CheckRecord]:
     return records
 
 
-def outcomes_by_check(results: dict[str, Any]) -> dict[str, str]:
-    """One outcome per check id: the worst over its variants (read-only, writes)."""
-    out: dict[str, str] = {}
-    for c in results["checks"]:
-        if WORST.get(c["outcome"], 3) >= WORST.get(out.get(c["id"], "passed"), 0):
-            out[c["id"]] = c["outcome"]
+def worst_by_check(records: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """One record per check id: the worst over its variants (read-only, writes)."""
+    out: dict[str, Mapping[str, Any]] = {}
+    for c in records:
+        if c["id"] not in out or WORST.get(c["outcome"], 3) >= WORST.get(out[c["id"]]["outcome"], 0):
+            out[c["id"]] = c
     return out
+
+
+def outcomes_by_check(results: Mapping[str, Any]) -> dict[str, str]:
+    return {sid: record["outcome"] for sid, record in worst_by_check(results["checks"]).items()}
+
+
+def meets(want: str, record: Mapping[str, Any]) -> bool:
+    """Whether a check's record is what its matrix cell expects: "fail" is failed; "pass" is passed, or
+    degraded by latency warning levels alone. The matrix proves detection at the fail level; a warning
+    level of time is crossed by the test machine's own load (a 50 ms chat warning measured 62 ms on a
+    2-core CI runner), and how far under its thresholds the sandbox runs is a benchmark's figure."""
+    if want == "fail":
+        return bool(record["outcome"] == "failed")
+    if record["outcome"] == "passed":
+        return True
+    crossed = [c for c in record["conditions"] if c["level"] != "passed"]
+    return record["outcome"] == "degraded" and not record["errors"] and bool(crossed) and all(
+        c["level"] == "degraded" and record["thresholds"].get(c["threshold"], {}).get("unit") in TIMING_UNITS
+        for c in crossed)
 
 
 def load_measured(path: Path) -> dict[str, dict[str, str]]:
