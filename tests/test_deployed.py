@@ -19,14 +19,14 @@ REPO = Path(__file__).resolve().parents[1]
 CATALOG = load_catalog()
 # What each check must report against the healthy deployed variant, and words its verdict must hold.
 DECLARED = {
-    "health.services": ("passed", "backend health healthy"),   # at /api/health
+    "health.services": ("passed", "chat health healthy"),      # backend at /api/health; chat's under data (C4)
     "health.monitoring": ("passed", "rule group veza_alerts loaded"),
-    "auth.http_401_403": ("passed", "valid token refused 0/10"),
-    "auth.jwt_expired": ("passed", "token lifetime 900 s = expires_in 900 s"),  # 15 min tokens
-    "auth.session_lost": ("passed", "refresh_tokens:"),          # read from PostgreSQL, not Redis
+    "auth.http_401_403": ("passed", "non-admin on /api/v1/admin/dashboard 403"),  # no /admin/stats (B7)
+    "auth.jwt_expired": ("passed", "token lifetime 3600 s = expires_in 3600 s"),  # hard-coded 1 h (B8)
+    "auth.session_lost": ("passed", "(expires_at bigint)"),     # PostgreSQL, epoch seconds (B9)
     "db.connection_timeout": ("passed", "connect p95"),
     "db.constraint_errors": ("passed", "NOT VALID constraints 0"),
-    "db.degraded_performance": ("passed", "API search p95"),
+    "db.degraded_performance": ("passed", "cache hit"),         # the stub search is not timed (B13)
     "ws.disconnects": ("passed", "s idle, Pong in"),             # /ws without a token; held for the whole hold
     "ws.message_loss": ("failed", "members do not get messages"),  # no NewMessage broadcast: a true failure
     "ws.high_latency": ("no_data", "no message reached client B"),
@@ -44,7 +44,9 @@ BASELINE_NOT_PASSING = {c for c, (outcome, _) in DECLARED.items() if outcome != 
 # a fault whose checks already fail or have no data on the healthy variant (ws.drop_messages, ws.latency:
 # no broadcast), and this one.
 NOT_APPLICABLE = {"db.constraint_violation": "only the writes part of db.constraint_errors sees it, and the "
-                                             "deployed profile is read-only"}
+                                             "deployed profile is read-only",
+                  "db.slow_queries": "the fault slows the search query, which the public code's stub search "
+                                     "never runs (B13)"}
 DEPLOYED_FAULTS = sorted(f for f, row in CATALOG.faults.items()
                          if f.split(".")[0] in ("auth", "db", "ws", "stream", "perf")
                          and not set(row.must_fail) <= BASELINE_NOT_PASSING and f not in NOT_APPLICABLE)
@@ -71,7 +73,9 @@ def test_the_shipped_profile_sets_every_variant(deployed):
     _, profile = deployed
     assert profile.backend.health_path == "/api/health" and profile.chat.auth == "none"
     assert not profile.chat.broadcast and not profile.stream.content_type_required
-    assert profile.auth.session_store == "postgres" and profile.auth.expires_in_s == 900
+    assert profile.auth.session_store == "postgres" and profile.auth.expires_in_s == 3600            # B8
+    assert profile.chat.health_status_path == "data.status" and profile.backend.ready_path == ""     # C4, B2
+    assert profile.auth.forbidden_path == "/api/v1/admin/dashboard" and profile.backend.search_path == ""  # B7, B13
     assert '"${VEZA_BACKEND_URL}"' in (ENV_DIR / "veza-deployed.toml").read_text()  # credentials stay references
 
 
@@ -80,8 +84,18 @@ def test_the_sandbox_serves_the_deployed_shape(deployed):
     base = profile.backend.url
     assert httpx.get(f"{base}/api/health", timeout=5, verify=tls()).status_code == 200
     assert httpx.get(f"{base}/health", timeout=5, verify=tls()).status_code == 404
+    assert httpx.get(f"{base}/ready", timeout=5, verify=tls()).status_code == 404                     # B2
+    assert httpx.get(f"{base}/api/v1/search", params={"q": "Track"}, timeout=5, verify=tls()).json()["data"] == {
+        "tracks": [], "resources": [], "users": [], "listings": []}                                   # B13
+    assert httpx.get(httpx.URL(profile.chat.health_url), timeout=5, verify=tls()).json()["data"]["status"] == "healthy"
     assert httpx.get(f"{base}/metrics", timeout=5, verify=tls()).status_code == 403  # inside the network only
     assert profile.chat.url.endswith("/ws")
+    account = {"email": profile.accounts.user_email, "password": profile.accounts.user_password}
+    first, second = (httpx.post(f"{base}/api/v1/auth/login", json=account, timeout=5, verify=tls()).json()["data"]
+                     for _ in range(2))
+    refreshed = [httpx.post(f"{base}/api/v1/auth/refresh", json={"refresh_token": t["refresh_token"]}, timeout=5,
+                            verify=tls()).status_code for t in (first, second)]
+    assert refreshed == [401, 200], "a login ends the account's earlier sessions (B10)"
 
 
 def test_every_check_says_the_truth_under_the_deployed_variant(deployed, tmp_path):
@@ -98,6 +112,30 @@ def test_every_check_says_the_truth_under_the_deployed_variant(deployed, tmp_pat
     assert held >= load(str(proc.profile_path)).holds.ws_idle_s - 0.05, f"ws.disconnects held {held} s"  # timer grain
     quality = checks["stream.quality_degraded"]
     assert any("Content-Type not judged" in n for n in quality["not_measured"]), quality["not_measured"]
+    assert any("no ready endpoint" in n for n in checks["health.services"]["not_measured"])            # B2
+    assert any("no search that reads the database" in n
+               for n in checks["db.degraded_performance"]["not_measured"])                            # B13
+    assert not [c for c in checks["perf.high_response_time"]["conditions"] if c["text"].startswith("search")]
+    assert results["logins"]["made"] <= results["logins"]["budget"]
+
+
+def test_a_shape_setting_that_fits_nothing_is_named_not_a_crash(deployed):
+    """The profile says where an answer holds a figure; a path the answer lacks is "could not evaluate",
+    naming the setting and what the answer held (C4's nested chat health read at the contract's path,
+    B13's stub search counted as a list)."""
+    _, profile = deployed
+    contract_path = profile.with_changes("chat", health_status_path="status")
+    [health] = [r.to_json() for r in measure(contract_path, ["health.services"])]
+    assert health["outcome"] == "failed", health["summary"]
+    assert "chat.health_status_path = 'status' matches nothing in the answer (keys: data, message, success)" \
+        in health["summary"]
+    timed = profile.with_changes("backend", search_path="/api/v1/search")
+    [search] = [r for r in measure(timed, ["db.degraded_performance"]) if r.variant == "read-only"]
+    assert "backend.search_results_path = 'data' is not a list in the answer (keys: listings, resources, tracks, users)" \
+        in search.summary, search.summary
+    counted = timed.with_changes("backend", search_results_path="data.tracks", search_min_results=1)
+    [empty] = [r for r in measure(counted, ["db.degraded_performance"]) if r.variant == "read-only"]
+    assert "answered 200 with 0 results (at least 1 expected)" in empty.summary, empty.summary
 
 
 @pytest.mark.parametrize("fault", DEPLOYED_FAULTS)

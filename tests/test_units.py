@@ -339,6 +339,29 @@ def test_a_pass_cell_excuses_a_latency_warning_and_nothing_else():
     assert not meets("pass", check_record(cat.symptoms["db.connection_timeout"], warned, [warned], False, 0.1).to_json())
 
 
+def test_an_answer_is_read_where_the_profile_says():
+    from veza_synthetics.shape import Mismatch, at_path, list_at
+    nested = {"success": True, "data": {"status": "healthy"}, "message": None}
+    assert at_path(nested, "data.status", "chat.health_status_path") == "healthy"
+    assert at_path(nested, "", "x") is nested
+    missing = at_path(nested, "status", "chat.health_status_path")
+    assert isinstance(missing, Mismatch)
+    assert str(missing) == "chat.health_status_path = 'status' matches nothing in the answer (keys: data, message, success)"
+    assert str(at_path("<html>", "status", "s")) == "s = 'status' matches nothing in the answer (a str)"
+    stub = {"data": {"tracks": [], "resources": [], "users": [], "listings": []}}
+    assert str(list_at(stub, "data", "backend.search_results_path")) == \
+        "backend.search_results_path = 'data' is not a list in the answer (keys: listings, resources, tracks, users)"
+    assert list_at(stub, "data.tracks", "backend.search_results_path") == []
+
+
+@pytest.mark.parametrize("setting,value", [("backend.ready_path", "ready"), ("auth.forbidden_path", ""),
+                                           ("backend.health_path", "api/health")])
+def test_a_route_setting_must_be_a_path(tmp_path, setting, value):
+    section, name = setting.split(".")
+    with pytest.raises(SetupError, match=f"'{setting}' must be a path starting with '/'"):
+        profile.load(write(tmp_path, f"[{section}]\n{name} = {value!r}\n".replace("'", '"')))
+
+
 def test_production_without_variables_cannot_start(tmp_path):
     import os
     import subprocess

@@ -76,11 +76,27 @@ def _check_values(data: dict[str, Any], source: str) -> None:
     except SetupError as exc:
         raise SetupError(f"profile {source}: 'prometheus.rate_window': {exc}") from None
     _check_positive(data, source)
+    _check_paths(data, source)
     if not 1 <= data["auth"]["max_logins_per_run"] <= 2:
         raise SetupError(f"profile {source}: 'auth.max_logins_per_run' must be 1 (the synthetic user only) or 2 (and the "
                          f"admin), not {data['auth']['max_logins_per_run']!r}: Veza locks an address out after 3 logins")
     if data["quorum"] < 0:
         raise SetupError(f"profile {source}: 'quorum' must be >= 0 (0 means a majority), not {data['quorum']!r}")
+
+
+# URL paths a check appends to a base URL; those that may be "" say the platform has no such route.
+URL_PATHS = {"backend.health_path": False, "backend.ready_path": True, "backend.search_path": True,
+             "auth.forbidden_path": False}
+
+
+def _check_paths(data: dict[str, Any], source: str) -> None:
+    for setting, may_be_empty in URL_PATHS.items():
+        section, name = setting.split(".")
+        value = data[section][name]
+        if not (value.startswith("/") or (may_be_empty and value == "")):
+            raise SetupError(f"profile {source}: '{setting}' must be a path starting with '/' (e.g. "
+                             f"{DEFAULTS[section][name]!r}){' or empty for none' if may_be_empty else ''}, "
+                             f"not {value!r}")
 
 
 def _check_positive(data: dict[str, Any], source: str) -> None:

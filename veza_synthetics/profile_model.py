@@ -18,8 +18,13 @@ SECRET_KEYS = ("password", "secret", "user_password", "admin_password")
 class Backend:
     url: str = ""
     health_path: str = "/health"
-    ready_path: str = "/ready"
+    health_status_path: str = "status"  # where the health answer says "healthy" (a dotted JSON path)
+    ready_path: str = "/ready"          # "": the server has none (Veza's dev server, B2): not measured, said so
+    # The API's search, timed by db.degraded_performance; "": none worth timing (the public code's search is
+    # a stub that never reads the database, B13): not measured, said so.
+    search_path: str = "/api/v1/search"
     search_query: str = "Track {n}"  # {n}: the call's number; the sandbox's titles are "Track N ..."
+    search_results_path: str = "data"  # the list of results in the answer (a dotted JSON path)
     search_min_results: int = 0      # results each search must return (0: not judged)
 
 
@@ -27,6 +32,7 @@ class Backend:
 class Chat:
     url: str = ""
     health_url: str = ""
+    health_status_path: str = "status"  # "data.status" for the public code's chat server (C4)
     auth: str = "token"
     broadcast: bool = True
     # Sending chat messages is a write. A read-only profile sends none unless it names a conversation
@@ -43,6 +49,7 @@ class Stream:
     secret: str = field(default="", repr=False)
     canary_track_id: int = 0
     canary: str = "canary"
+    health_status_path: str = "status"
     quality: str = "medium"
     content_type_required: bool = True  # False for the variant that omits it
 
@@ -131,6 +138,9 @@ class Sampling:
 class Auth:
     expires_in_s: int = 0
     session_store: str = "redis"
+    # An admin-only route: a non-admin's token must get 403 there (the public code has no /admin/stats and
+    # guards /api/v1/admin/dashboard, B7).
+    forbidden_path: str = "/api/v1/admin/stats"
     # Logins a run may make: the synthetic account once, the admin account once. Veza's production server
     # allows 3 logins per 15 minutes per address (B12) and keeps one session per account (B10).
     max_logins_per_run: int = 2

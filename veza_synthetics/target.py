@@ -207,9 +207,9 @@ class Target:
 
     def http_sample(self, attempt: int) -> Result:
         backend, sampling = self.profile.backend, self.profile.sampling
+        search = f"{backend.search_path}?{urlencode({'q': backend.search_query.replace('{n}', '1')})}"
         endpoints = {"health": backend.health_path, "tracks": "/api/v1/tracks?limit=20",
-                     "search": f"/api/v1/search?{urlencode({'q': backend.search_query.replace('{n}', '1')})}",
-                     "me": "/api/v1/auth/me"}
+                     **({"search": search} if backend.search_path else {}), "me": "/api/v1/auth/me"}
 
         def measure() -> Result:
             login = self.session()

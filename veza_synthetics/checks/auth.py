@@ -11,7 +11,6 @@ from ..verdict import Verdict
 from . import check, exporter_reaching
 
 SESSION_SAFE_POLICIES = ("noeviction",)
-ADMIN_STATS = "/api/v1/admin/stats"
 
 
 def _login(v: Verdict, target: Target, step: str, admin: bool = False) -> auth.Session | None:
@@ -103,22 +102,23 @@ def _sample_accepts_token(v: Verdict, target: Target, attempt: int) -> None:
 @check("auth.http_401_403")
 def http_401_403(v: Verdict, target: Target, attempt: int) -> None:
     base, timeout = target.profile.backend.url, target.timeout("request")
+    admin_only = target.profile.auth.forbidden_path
     session = _login(v, target, "login")
     if session is None:
         return
     _valid_token_accepted(v, base, timeout, session, target.profile.sampling.auth_calls)
-    forbidden = auth.request(base, "GET", ADMIN_STATS, timeout, token=session.access_token)
+    forbidden = auth.request(base, "GET", admin_only, timeout, token=session.access_token)
     if v.record("forbidden", forbidden):
         status = forbidden.measurements["status"]
         v.require(status == 403, f"admin call by a non-admin answered {status}, expected 403"
                   + (" (authorization not enforced)" if status == 200 else f": {forbidden.evidence.get('error')}"),
-                  ok_text="non-admin on an admin endpoint 403")
+                  ok_text=f"non-admin on {admin_only} 403")
     _sample_accepts_token(v, target, attempt)
     if target.profile.accounts.admin_email:
         admin = _login(v, target, "admin_login", admin=True)
         if admin is not None:
-            _status_is(v, "admin_stats", auth.request(base, "GET", ADMIN_STATS, timeout, token=admin.access_token),
-                       200, "admin call by the admin", ok_text="admin on an admin endpoint 200")
+            _status_is(v, "admin_call", auth.request(base, "GET", admin_only, timeout, token=admin.access_token),
+                       200, "admin call by the admin", ok_text=f"admin on {admin_only} 200")
 
 
 @check("auth.jwt_expired")
@@ -250,11 +250,20 @@ def _exported_redis(v: Verdict, target: Target) -> None:
     _redis_memory(v, figures.value("used_memory"), maxmemory, " (redis_exporter)")
 
 
+# refresh_tokens.expires_at read whatever its type: a timestamp (the contract) or epoch seconds in a BIGINT
+# (the public code, B9, where comparing it with now() is a type error). Both pass through text.
+SESSION_EXPIRY = ("CASE WHEN expires_at::text ~ '^[0-9]+([.][0-9]+)?$' THEN to_timestamp(expires_at::text::float8) "
+                  "ELSE expires_at::text::timestamptz END")
+
+
 def _postgres_session(v: Verdict, target: Target, claims: dict[str, Any], session: auth.Session) -> None:
     """The deployed variant keeps refresh tokens in PostgreSQL: one read-only SELECT on refresh_tokens."""
     user_id = int(claims.get("user_id", 0))
-    query = ("SELECT count(*) AS live, extract(epoch FROM max(expires_at) - now())::float AS ttl_s "
-             f"FROM refresh_tokens WHERE user_id = {user_id} AND expires_at > now()")
+    query = (f"WITH tokens AS (SELECT {SESSION_EXPIRY} AS expires, pg_typeof(expires_at)::text AS kind "
+             f"FROM refresh_tokens WHERE user_id = {user_id}) "
+             "SELECT count(*) FILTER (WHERE expires > now()) AS live, "
+             "extract(epoch FROM max(expires) FILTER (WHERE expires > now()) - now())::float AS ttl_s, "
+             "min(kind) AS expiry_type FROM tokens")
     result = postgres.inspect(target.profile.postgres, target.timeout("connect"), {"refresh_tokens": query})
     if not v.record("refresh_tokens", result):
         return
@@ -263,4 +272,4 @@ def _postgres_session(v: Verdict, target: Target, claims: dict[str, Any], sessio
     if lifetime > 0:
         v.against("session_ttl_ratio", max(ttl, 0) / lifetime,
                   text=f"refresh_tokens: {row['live']} live for the synthetic user, the longest {ttl:.0f} s "
-                       f"vs refresh lifetime {lifetime} s")
+                       f"vs refresh lifetime {lifetime} s (expires_at {row['expiry_type'] or 'unknown type'})")

@@ -10,6 +10,7 @@ import time
 import uuid
 
 from ..probes import Result, auth, exporters, http, postgres, spread
+from ..shape import Mismatch, list_at
 from ..target import Target
 from ..verdict import Verdict
 from . import check, exporter_reaching
@@ -139,15 +140,24 @@ def degraded_performance(v: Verdict, target: Target, attempt: int) -> None:
 def _search_sample(v: Verdict, target: Target) -> None:
     """The API's search, the query the guide's slow-query section is about, timed call by call."""
     p = target.profile
+    if not p.backend.search_path:
+        v.missing("API search: not measured: no search that reads the database (backend.search_path is empty)")
+        return
     searches: list[float] = []
     for i in range(p.sampling.search_calls):
         query = p.backend.search_query.replace("{n}", str(i + 1))
-        result = http.fetch(f"{p.backend.url}/api/v1/search", target.timeout("request"), params={"q": query})
+        url = f"{p.backend.url}{p.backend.search_path}"
+        result = http.fetch(url, target.timeout("request"), params={"q": query})
         if result.error:
             v.record(f"search_{i + 1}", result)
             break
-        status, body = result.measurements["status"], result.evidence.get("body")
-        found = len(body.get("data") or []) if isinstance(body, dict) else 0
+        status = result.measurements["status"]
+        results = list_at(result.evidence.get("body"), p.backend.search_results_path, "backend.search_results_path")
+        if status == 200 and isinstance(results, Mismatch):
+            v.evidence[f"search_{i + 1}"] = result.evidence
+            v.error(f"search_{i + 1}", url, str(results))
+            break
+        found = 0 if isinstance(results, Mismatch) else len(results)
         if not v.require(status == 200 and found >= p.backend.search_min_results,
                          f"search {query!r} answered {status} with {found} results"
                          + (f" (at least {p.backend.search_min_results} expected)" if status == 200 else "")):

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..probes import certificate, http, postgres, prometheus, redis
+from ..shape import Mismatch, at_path
 from ..target import Target
 from ..verdict import Verdict
 from . import check, exporter_reaching
@@ -13,13 +15,20 @@ from . import check, exporter_reaching
 @check("health.services")
 def services(v: Verdict, target: Target, attempt: int) -> None:
     p, timeout = target.profile, target.timeout("request")
-    endpoints = {"backend_health": (p.backend.url and f"{p.backend.url}{p.backend.health_path}", "healthy"),
-                 "backend_ready": (p.backend.url and f"{p.backend.url}{p.backend.ready_path}", "ready"),
-                 "chat_health": (p.chat.health_url, "healthy"),
-                 "stream_health": (p.stream.url and f"{p.stream.url}/health/detailed", "healthy")}
-    for step, (url, want) in endpoints.items():
-        _health(v, step, url, want, timeout)
-    _certificates(v, target, [url for url, _ in endpoints.values() if url])
+    endpoints = {
+        "backend_health": Health(p.backend.url and f"{p.backend.url}{p.backend.health_path}", "healthy",
+                                 "backend.health_status_path", p.backend.health_status_path),
+        "backend_ready": Health(p.backend.url and p.backend.ready_path and f"{p.backend.url}{p.backend.ready_path}",
+                                "ready", "backend.health_status_path", p.backend.health_status_path),
+        "chat_health": Health(p.chat.health_url, "healthy", "chat.health_status_path", p.chat.health_status_path),
+        "stream_health": Health(p.stream.url and f"{p.stream.url}/health/detailed", "healthy",
+                                "stream.health_status_path", p.stream.health_status_path)}
+    for step, endpoint in endpoints.items():
+        if step == "backend_ready" and p.backend.url and not p.backend.ready_path:
+            v.missing("backend ready: not measured: no ready endpoint (backend.ready_path is empty)")
+        else:
+            _health(v, step, endpoint, timeout)
+    _certificates(v, target, [e.url for e in endpoints.values() if e.url])
     if p.has_postgres:
         result = postgres.inspect(p.postgres, target.timeout("connect"),
                                   {"pg_stat_activity_count": "SELECT count(*) AS connections FROM pg_stat_activity"})
@@ -36,18 +45,32 @@ def services(v: Verdict, target: Target, attempt: int) -> None:
                 exporter_reaching(v, target, exporter, {})
 
 
-def _health(v: Verdict, step: str, url: str, want: str, timeout: float) -> None:
+@dataclass(frozen=True)
+class Health:
+    """A health endpoint, the status it must report and where its answer says it (a profile setting)."""
+    url: str
+    want: str
+    status_setting: str
+    status_path: str
+
+
+def _health(v: Verdict, step: str, endpoint: Health, timeout: float) -> None:
     """One health endpoint: HTTP 200 and the status it must report, with what it says is broken."""
-    label = step.replace("_", " ")
-    if not url:
+    label, want = step.replace("_", " "), endpoint.want
+    if not endpoint.url:
         v.note(f"{label}: not configured in this profile")
         return
-    result = http.fetch(url, timeout)
+    result = http.fetch(endpoint.url, timeout)
     if not v.record(step, result):
         return
-    body = result.evidence.get("body")
-    body = body if isinstance(body, dict) else {}
-    status = str(body.get("status", "")).lower()
+    answer = result.evidence.get("body")
+    found = at_path(answer, endpoint.status_path, endpoint.status_setting)
+    if isinstance(found, Mismatch) and result.measurements["status"] == 200:
+        v.error(step, endpoint.url, str(found))  # a healthy answer of another shape: the setting is wrong
+        return
+    status = "" if isinstance(found, Mismatch) else str(found).lower()
+    parent = at_path(answer, endpoint.status_path.rpartition(".")[0], endpoint.status_setting)
+    body = parent if isinstance(parent, dict) else {}
     broken = "; ".join(f"{k} {body[k]}" for k in ("database", "redis", "reason")
                        if isinstance(body.get(k), str) and body[k] != "ok")
     v.require(result.measurements["status"] == 200 and status == want,

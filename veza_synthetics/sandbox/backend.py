@@ -22,7 +22,9 @@ from starlette.routing import Route
 from .serving import open_pool, renew_pool
 
 ACCESS_LIFETIME_S = 3600
-DEPLOYED_ACCESS_LIFETIME_S = 900  # the deployed variant's 15 min
+DEPLOYED_ACCESS_LIFETIME_S = 3600  # hard-coded in the public code (B8), whatever JWT_ACCESS_TTL says
+DEPLOYED_ADMIN_ROUTES = ("dashboard", "users", "analytics", "categories")  # no /admin/stats there (B7)
+DEPLOYED_SEARCH = {"tracks": [], "resources": [], "users": [], "listings": []}  # a stub: no database (B13)
 REFRESH_LIFETIME_S = 7 * 24 * 3600
 SKEW_S = 600  # auth.clock_skew: the backend's clock runs 10 min ahead
 # What any user does without changing data: not counted as writes by the safety recorder.
@@ -163,14 +165,15 @@ class Backend:
     def routes(self):
         return [
             Route("/api/health" if self.s.deployed else "/health", self.health),
-            Route("/ready", self.ready),
+            *([] if self.s.deployed else [Route("/ready", self.ready)]),  # the public dev server has none (B2)
             Route("/metrics", self.metrics),
             Route("/api/v1/auth/login", self.login, methods=["POST"]),
             Route("/api/v1/auth/refresh", self.refresh, methods=["POST"]),
             Route("/auth/refresh", self.refresh, methods=["POST"]),
             Route("/api/v1/auth/logout", self.logout, methods=["POST"]),
             Route("/api/v1/auth/me", self.me),
-            Route("/api/v1/admin/stats", self.admin_stats),
+            *([Route(f"/api/v1/admin/{name}", self.admin_stats) for name in DEPLOYED_ADMIN_ROUTES]
+              if self.s.deployed else [Route("/api/v1/admin/stats", self.admin_stats)]),
             Route("/api/v1/tracks", self.tracks),
             Route("/api/v1/tracks/{id:int}", self.track),
             Route("/api/v1/tracks/{id:int}/stream-url", self.stream_url),
@@ -257,10 +260,12 @@ class Backend:
 
     # -- sessions: in Redis (the contract) or in the refresh_tokens table (the deployed variant) ----
     async def _open_session(self, sid: str, user_id: int) -> None:
-        if self.s.deployed:
+        if self.s.deployed:  # one session per account: a login ends the earlier ones (B10); epoch expiry (B9)
             async with self.pool.connection() as conn:
-                await conn.execute("INSERT INTO refresh_tokens (user_id, session_id, expires_at) "
-                                   "VALUES (%s, %s, now() + make_interval(secs => %s))", (user_id, sid, self._session_ttl()))
+                await conn.execute("DELETE FROM refresh_tokens WHERE user_id = %s", (user_id,))
+                await conn.execute("INSERT INTO refresh_tokens (user_id, session_id, expires_at) VALUES "
+                                   "(%s, %s, extract(epoch FROM now() + make_interval(secs => %s))::bigint)",
+                                   (user_id, sid, self._session_ttl()))
         else:
             await self.redis.set(f"veza:session:{sid}", json.dumps({"user_id": user_id, "created_at": int(time.time())}),
                                  ex=self._session_ttl())
@@ -268,7 +273,8 @@ class Backend:
     async def _session_alive(self, sid: str) -> bool:
         if self.s.deployed:
             async with self.pool.connection() as conn:
-                cur = await conn.execute("SELECT 1 FROM refresh_tokens WHERE session_id = %s AND expires_at > now()",
+                cur = await conn.execute("SELECT 1 FROM refresh_tokens WHERE session_id = %s "
+                                         "AND expires_at > extract(epoch FROM now())",
                                          (sid,))
                 return await cur.fetchone() is not None
         return bool(await self.redis.exists(f"veza:session:{sid}"))
@@ -401,6 +407,8 @@ class Backend:
         return ok({"url": url, "expires": expires})
 
     async def search(self, request: Request):
+        if self.s.deployed:
+            return ok(DEPLOYED_SEARCH)
         text = request.query_params.get("q", "")
         sql = SEARCH_SLOW if self.s.faults.on("db.slow_queries") else SEARCH_FAST
         async with self.pool.connection() as conn:

@@ -78,6 +78,8 @@ class Chat:
         path = urlsplit(request.path).path
         if path == "/health":
             body = {"status": "healthy", "service": "veza-chat-server", "connections": len(self.connections)}
+            if self.s.deployed:  # the public chat server nests it, without connections (C4)
+                body = {"success": True, "data": {"status": "healthy", "service": "veza-chat-server"}, "message": None}
             return connection.respond(HTTPStatus.OK, json.dumps(body) + "\n")
         if path == "/metrics":
             if self.s.faults.on("infra.target_down"):

@@ -26,12 +26,13 @@ CREATE TABLE playlists (
     CONSTRAINT playlists_owner_name_key UNIQUE (owner_id, name)
 );
 
--- Where the deployed variant keeps its sessions (the contract's keeps them in Redis).
+-- Where the deployed variant keeps its sessions (the contract's keeps them in Redis), expiry in epoch
+-- seconds as the public code stores it (B9).
 CREATE TABLE refresh_tokens (
     id bigserial PRIMARY KEY,
     user_id integer NOT NULL REFERENCES users (id),
     session_id text NOT NULL UNIQUE,
-    expires_at timestamptz NOT NULL,
+    expires_at bigint NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
