@@ -133,6 +133,10 @@ def test_a_shape_setting_that_fits_nothing_is_named_not_a_crash(deployed):
     [search] = [r for r in measure(timed, ["db.degraded_performance"]) if r.variant == "read-only"]
     assert "backend.search_results_path = 'data' is not a list in the answer (keys: listings, resources, tracks, users)" \
         in search.summary, search.summary
+    no_chat = profile.with_changes("chat", url="", health_url="")
+    chat = {r.id: r for r in measure(no_chat, ["ws.disconnects", "ws.message_loss", "ws.high_latency"])}
+    assert {r.outcome for r in chat.values()} == {"no_data"}, [r.summary for r in chat.values()]
+    assert all("no chat server in this profile" in r.summary for r in chat.values())
     counted = timed.with_changes("backend", search_results_path="data.tracks", search_min_results=1)
     [empty] = [r for r in measure(counted, ["db.degraded_performance"]) if r.variant == "read-only"]
     assert "answered 200 with 0 results (at least 1 expected)" in empty.summary, empty.summary

@@ -151,6 +151,22 @@ def test_the_sampler_backs_off_and_a_rejected_token_in_the_sample_counts(sandbox
     assert rejected["evidence"]["sample_token"]["status_by_instance"]["backend-2"].get("401")
 
 
+def test_the_whole_run_keeps_the_declared_pace_under_a_rate_limit(sandbox, sandbox_profile):
+    """Every request of a run to the API takes its turn from one pace, not only the sample's: under a front
+    door allowing 1 request a second (burst 2), a run declaring 0.9 a second meets no 429 at all, the
+    checks' own bursts (10 `me` calls, logins, the admin call) included."""
+    from veza_synthetics.matrix import measure
+    polite = sandbox_profile.with_changes("sampling", max_rps=0.9, requests=8)
+    sandbox.set_faults(["front.rate_limit"])
+    try:
+        records = {r.id: r for r in measure(polite, ["auth.http_401_403", "perf.error_rate"]) if r.variant == "read-only"}
+    finally:
+        sandbox.set_faults([])
+    assert records["auth.http_401_403"].outcome == "passed", records["auth.http_401_403"].summary
+    assert records["perf.error_rate"].measurements["sample.throttled"] == 0, records["perf.error_rate"].summary
+    assert records["perf.error_rate"].outcome == "passed", records["perf.error_rate"].summary
+
+
 def test_the_sample_keeps_its_pace_and_its_concurrency(sandbox_profile):
     """Requests start no faster than max_rps (the last start is at least (n - 1) / max_rps after the first,
     whatever the machine's load), on no more connections than the concurrency allows."""

@@ -128,7 +128,7 @@ def nightly(sandbox, tmp_path, *extra: str, chat_opt_in: bool = False,
                        + (f'[postgres]\nport = {p["postgres"]["port"]}\n' if direct else "")
                        + '[prometheus]\nrate_window = "5s"\nscrape_interval_s = 1.0\n'
                        '[holds]\nsession_s = 2.0\nws_idle_s = 3.0\n'
-                       '[sampling]\nmax_rps = 50.0\n'  # production's pace (0.75/s) is proven by a unit test
+                       '[sampling]\nmax_rps = 50.0\n'  # production's pace (0.4/s) is proven by test_honesty and test_units
                        + (f'[chat]\nsynthetic_conversation = "{SYNTHETIC_CONVERSATION}"\n' if chat_opt_in else ""))
     before = httpx.get(f"{p['sandbox']['admin_url']}/writes", timeout=5).json()
     run = subprocess.run([*VEZA_SYNTH, "run", "--env", str(profile), "--location", "test-runner", *extra,

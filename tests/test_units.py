@@ -362,6 +362,43 @@ def test_a_route_setting_must_be_a_path(tmp_path, setting, value):
         profile.load(write(tmp_path, f"[{section}]\n{name} = {value!r}\n".replace("'", '"')))
 
 
+def test_one_pace_per_api_origin_spaces_every_caller():
+    """Threads and event loops share one schedule per origin (the run's requests count together, B12); a
+    429's pause holds them all; other origins and a retired run are not paced."""
+    import asyncio
+    import threading
+    import time
+
+    from veza_synthetics.probes import pacing
+    pace = pacing.declare("https://api.example:8443/api/v1", 40.0)
+    assert pacing.of("https://API.example:8443/health") is pace and pacing.of("https://stream.example") is None
+    starts: list[float] = []
+
+    def calls() -> None:
+        for _ in range(3):
+            pace.wait()
+            starts.append(time.monotonic())
+
+    async def turns() -> None:
+        for _ in range(3):
+            await pace.turn()
+            starts.append(time.monotonic())
+    threads = [threading.Thread(target=calls) for _ in range(2)] + [threading.Thread(target=asyncio.run, args=(turns(),))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    starts.sort()
+    assert len(starts) == 9 and starts[-1] - starts[0] >= 8 / 40.0 - 0.005  # no two turns closer than 1/40 s
+    pace.pause(0.3)
+    before = time.monotonic()
+    pace.wait()
+    assert time.monotonic() - before >= 0.29
+    assert pacing.retry_after_s(None) == 1.0 and pacing.retry_after_s("600") == pacing.MAX_PAUSE_S
+    pacing.retire("https://api.example:8443", pace)
+    assert pacing.of("https://api.example:8443") is None
+
+
 def test_production_without_variables_cannot_start(tmp_path):
     import os
     import subprocess

@@ -7,9 +7,18 @@ from ..verdict import Verdict
 from . import check
 
 
+def _no_chat(v: Verdict, target: Target) -> bool:
+    if target.profile.has_chat:
+        return False
+    v.missing("no chat server in this profile")
+    return True
+
+
 @check("ws.disconnects", holds=True)
 def disconnects(v: Verdict, target: Target, attempt: int) -> None:
     p = target.profile
+    if _no_chat(v, target):
+        return
     token = None
     if p.chat.auth == "token":
         token = target.token()
@@ -33,6 +42,8 @@ def disconnects(v: Verdict, target: Target, attempt: int) -> None:
 
 @check("ws.message_loss", holds=True)  # a paced conversation: 50 messages take 2.5 s
 def message_loss(v: Verdict, target: Target, attempt: int) -> None:
+    if _no_chat(v, target):
+        return
     forbidden = target.may_send_chat()
     if forbidden:
         v.forbid(forbidden)
@@ -52,6 +63,8 @@ def message_loss(v: Verdict, target: Target, attempt: int) -> None:
 
 @check("ws.high_latency", holds=True)  # the same conversation as ws.message_loss
 def high_latency(v: Verdict, target: Target, attempt: int) -> None:
+    if _no_chat(v, target):
+        return
     forbidden = target.may_send_chat()
     if forbidden:
         v.forbid(forbidden)

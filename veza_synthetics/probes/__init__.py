@@ -20,6 +20,8 @@ import psycopg
 import websockets.exceptions
 from redis import exceptions as redis_errors
 
+from . import pacing
+
 
 @dataclass
 class Result:
@@ -58,11 +60,16 @@ def request(method: str, url: str, timeout_s: float, **kwargs: Any) -> httpx.Res
     """A single API call on connections kept alive per origin, as a browser keeps them, so its latency is
     the request's, not a fresh TCP and TLS handshake (the sampler times those phases apart). No cookie
     outlives the call: one check's session never leaks into another's."""
-    client = _browser()
+    client, pace = _browser(), pacing.of(url)
+    if pace is not None:  # the run's pace of this API (pacing.py): the checks' calls count with the sample's
+        pace.wait()
     try:
-        return client.request(method, url, timeout=timeout_s, **kwargs)
+        response = client.request(method, url, timeout=timeout_s, **kwargs)
     finally:
         client.cookies.clear()
+    if pace is not None and response.status_code == 429:
+        pace.pause(pacing.retry_after_s(response.headers.get("retry-after")))
+    return response
 
 
 def forget_connections() -> None:

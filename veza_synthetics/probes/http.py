@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from . import Result, decided_above, describe, request, spread, tls
+from . import Result, decided_above, describe, pacing, request, spread, tls
 
 
 class Phases:
@@ -56,16 +56,8 @@ def fetch(url: str, timeout_s: float, headers: dict[str, str] | None = None,
 
 
 TOKEN_EXPIRY_MARGIN_S = 1.0  # a request this close to its token's exp may reach the server after it
-MAX_RETRY_AFTER_S = 2.0  # the longest pause a Retry-After gets from the sampler
 GIVE_UP_AFTER_THROTTLED = 5  # refusals after which a polite client stops asking
 FAILING_ANSWERS_PER_WORKER = 2  # with no success at all, this many failures per concurrent worker end the sample
-
-
-def _retry_after(value: str | None) -> float:
-    try:
-        return min(max(float(value or 1), 0.0), MAX_RETRY_AFTER_S)
-    except ValueError:
-        return 1.0
 
 
 @dataclass(frozen=True)
@@ -86,8 +78,8 @@ class _Politeness:
     """What one sample owes its target: the declared pace, a pause after each 429, and when to stop asking
     (five 429s; only failures so far, 2 per concurrent worker; an endpoint's p95 already decided)."""
 
-    def __init__(self, pace: Pace, names: list[str]):
-        self.pace, self.next_start, self.until = pace, time.monotonic(), 0.0
+    def __init__(self, pace: Pace, names: list[str], origin: pacing.OriginPace | None):
+        self.pace, self.origin, self.next_start, self.until = pace, origin, time.monotonic(), 0.0
         self.throttled = self.failed = self.succeeded = 0
         self.slow = dict.fromkeys(names, 0)
         self.slow_enough = {name: decided_above(n) for name, n in zip(names, pace.planned(len(names)), strict=True)}
@@ -98,6 +90,8 @@ class _Politeness:
         self.next_start = start_at + 1.0 / self.pace.max_rps
         await asyncio.sleep(max(0.0, start_at - time.monotonic()))
         await asyncio.sleep(max(0.0, self.until - time.monotonic()))  # a 429 may have come meanwhile
+        if self.origin is not None:  # the run's other requests to this API share its pace
+            await self.origin.turn()
 
     def stop_reason(self) -> str | None:
         if self.throttled >= GIVE_UP_AFTER_THROTTLED:
@@ -109,7 +103,10 @@ class _Politeness:
     def answered(self, name: str, outcome: dict[str, Any], elapsed_ms: float) -> None:
         if outcome.get("status") == 429:
             self.throttled += 1
-            self.until = time.monotonic() + _retry_after(outcome.get("retry_after"))
+            pause = pacing.retry_after_s(outcome.get("retry_after"))
+            self.until = time.monotonic() + pause
+            if self.origin is not None:
+                self.origin.pause(pause)
         if _ok(outcome):
             self.succeeded += 1
             if self.pace.decided_above_ms is not None and elapsed_ms > self.pace.decided_above_ms:
@@ -136,8 +133,9 @@ async def _get(client: httpx.AsyncClient, path: str, headers: dict[str, Any], re
 
 async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], pace: Pace,
                   timeout_s: float, token_expires_at: float | None) -> list[dict[str, Any]]:
-    """A polite client: requests start no faster than the declared rate; a 429 (with a Retry-After or
-    without) pauses every worker for its Retry-After (1 s without one, at most 2 s), and after five
+    """A polite client: requests start no faster than the declared rate, and take their turns from the
+    run's pace of that API (pacing.py) where one is declared; a 429 (with a Retry-After or without) pauses
+    every worker, and the run's other calls, for its Retry-After (1 s without one, at most 30 s); after five
     refusals the requests not yet sent are abandoned (counted, never sent). A target whose first answers
     all fail (timeouts, refused connections, 5xx: 2 per worker, not one success) is not hammered during
     its incident either: the rest are abandoned the same way. A request sent when the token was about to
@@ -145,7 +143,7 @@ async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, A
     names = list(endpoints)
     semaphore = asyncio.Semaphore(pace.concurrency)
     limits = httpx.Limits(max_connections=pace.concurrency, max_keepalive_connections=pace.concurrency)
-    polite = _Politeness(pace, names)
+    polite = _Politeness(pace, names, pacing.of(base_url))
 
     async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits, verify=tls()) as client:
         async def one(i: int) -> dict[str, Any]:
