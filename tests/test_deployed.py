@@ -30,7 +30,7 @@ DECLARED = {
     "ws.disconnects": ("passed", "s idle, Pong in"),             # /ws without a token; held for the whole hold
     "ws.message_loss": ("failed", "members do not get messages"),  # no NewMessage broadcast: a true failure
     "ws.high_latency": ("no_data", "no message reached client B"),
-    "stream.audio_cut": ("passed", "decoded 20.00 s of a 20 s track"),
+    "stream.audio_cut": ("passed", "longest silence gap"),       # signed with SECRET_KEY, no /info (B13, S6)
     "stream.quality_degraded": ("passed", "bitrate deviation"),  # Content-Type: not judged, said so
     "stream.excessive_buffering": ("passed", "startup"),
     "perf.high_response_time": ("passed", "health p95"),
@@ -85,6 +85,8 @@ def test_the_sandbox_serves_the_deployed_shape(deployed):
     assert httpx.get(f"{base}/api/health", timeout=5, verify=tls()).status_code == 200
     assert httpx.get(f"{base}/health", timeout=5, verify=tls()).status_code == 404
     assert httpx.get(f"{base}/ready", timeout=5, verify=tls()).status_code == 404                     # B2
+    assert httpx.get(f"{base}/api/v1/tracks/1/stream-url", timeout=5, verify=tls()).status_code == 404    # B13
+    assert httpx.get(f"{profile.stream.url}/info/{profile.stream.canary}", timeout=5, verify=tls()).status_code == 404  # S6
     assert httpx.get(f"{base}/api/v1/search", params={"q": "Track"}, timeout=5, verify=tls()).json()["data"] == {
         "tracks": [], "resources": [], "users": [], "listings": []}                                   # B13
     assert httpx.get(httpx.URL(profile.chat.health_url), timeout=5, verify=tls()).json()["data"]["status"] == "healthy"
@@ -113,6 +115,9 @@ def test_every_check_says_the_truth_under_the_deployed_variant(deployed, tmp_pat
     quality = checks["stream.quality_degraded"]
     assert any("Content-Type not judged" in n for n in quality["not_measured"]), quality["not_measured"]
     assert any("no ready endpoint" in n for n in checks["health.services"]["not_measured"])            # B2
+    cut = checks["stream.audio_cut"]
+    assert any("the canary's duration is unknown" in n for n in cut["not_measured"]), cut["not_measured"]  # S6
+    assert cut["evidence"]["stream"]["canary"]["signed_by"] == "the profile's stream secret"            # B13
     assert any("no search that reads the database" in n
                for n in checks["db.degraded_performance"]["not_measured"])                            # B13
     assert not [c for c in checks["perf.high_response_time"]["conditions"] if c["text"].startswith("search")]

@@ -30,6 +30,9 @@ def audio_cut(v: Verdict, target: Target, attempt: int) -> None:
     if "decoded_s" in m and m["track_s"]:
         v.against("missing_audio_s", m["track_s"] - m["decoded_s"],
                   text=f"decoded {m['decoded_s']:.2f} s of a {m['track_s']:g} s track")
+    elif "decoded_s" in m:
+        v.missing(f"missing audio: not measured: the canary's duration is unknown (decoded {m['decoded_s']:.2f} s; "
+                  "no track metadata and no /info from the stream server)")
     if "longest_gap_ms" in m:
         gaps = ev["silence_gaps"]
         v.against("longest_gap_ms", m["longest_gap_ms"], label="longest silence gap",

@@ -59,17 +59,25 @@ def _browser() -> httpx.Client:
 def request(method: str, url: str, timeout_s: float, **kwargs: Any) -> httpx.Response:
     """A single API call on connections kept alive per origin, as a browser keeps them, so its latency is
     the request's, not a fresh TCP and TLS handshake (the sampler times those phases apart). No cookie
-    outlives the call: one check's session never leaks into another's."""
-    client, pace = _browser(), pacing.of(url)
-    if pace is not None:  # the run's pace of this API (pacing.py): the checks' calls count with the sample's
-        pace.wait()
+    outlives the call: one check's session never leaks into another's. The caller takes its turn at the
+    run's pace first (take_turn); a 429 here pauses that pace for its Retry-After."""
+    client = _browser()
     try:
         response = client.request(method, url, timeout=timeout_s, **kwargs)
     finally:
         client.cookies.clear()
+    pace = pacing.of(url)
     if pace is not None and response.status_code == 429:
         pace.pause(pacing.retry_after_s(response.headers.get("retry-after")))
     return response
+
+
+def take_turn(url: str) -> None:
+    """Wait for the run's turn at this API (pacing.py: the checks' calls count with the sample's); a caller
+    timing its request takes its turn first, so no figure holds the wait. Origins nobody paces pass."""
+    pace = pacing.of(url)
+    if pace is not None:
+        pace.wait()
 
 
 def forget_connections() -> None:

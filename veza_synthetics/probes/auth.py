@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from . import Result, describe
+from . import Result, describe, take_turn
 from . import request as keepalive_request
 
 ApiResultT = TypeVar("ApiResultT", bound="ApiResult")
@@ -87,6 +87,7 @@ def request(base_url: str, method: str, path: str, timeout_s: float, token: str 
             json_body: dict[str, Any] | None = None) -> ApiResult:
     """One API call: status, latency, the error text of the response (never its tokens)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    take_turn(f"{base_url}{path}")  # before the clock starts: the latency is the platform's, not the run's pace
     started = time.perf_counter()
     try:
         response = keepalive_request(method, f"{base_url}{path}", timeout_s, headers=headers, json=json_body)

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from . import Result, decided_above, describe, pacing, request, spread, tls
+from . import Result, decided_above, describe, pacing, request, spread, take_turn, tls
 
 
 class Phases:
@@ -40,6 +40,7 @@ class Phases:
 def fetch(url: str, timeout_s: float, headers: dict[str, str] | None = None,
           params: dict[str, str] | None = None) -> Result:
     """GET one URL: status, latency, JSON body when there is one."""
+    take_turn(url)  # before the clock starts: the latency is the platform's, not the run's pace
     started, phases = time.perf_counter(), Phases()
     try:
         response = request("GET", url, timeout_s, headers=headers, params=params, extensions={"trace": phases})

@@ -24,6 +24,7 @@ from .serving import open_pool, renew_pool
 ACCESS_LIFETIME_S = 3600
 DEPLOYED_ACCESS_LIFETIME_S = 3600  # hard-coded in the public code (B8), whatever JWT_ACCESS_TTL says
 DEPLOYED_ADMIN_ROUTES = ("dashboard", "users", "analytics", "categories")  # no /admin/stats there (B7)
+DEPLOYED_TRACK = {"id": 1, "title": "Sample Track", "artist": "Sample Artist", "filename": "sample.mp3"}  # B13
 DEPLOYED_SEARCH = {"tracks": [], "resources": [], "users": [], "listings": []}  # a stub: no database (B13)
 REFRESH_LIFETIME_S = 7 * 24 * 3600
 SKEW_S = 600  # auth.clock_skew: the backend's clock runs 10 min ahead
@@ -174,9 +175,10 @@ class Backend:
             Route("/api/v1/auth/me", self.me),
             *([Route(f"/api/v1/admin/{name}", self.admin_stats) for name in DEPLOYED_ADMIN_ROUTES]
               if self.s.deployed else [Route("/api/v1/admin/stats", self.admin_stats)]),
-            Route("/api/v1/tracks", self.tracks),
-            Route("/api/v1/tracks/{id:int}", self.track),
-            Route("/api/v1/tracks/{id:int}/stream-url", self.stream_url),
+            *([Route("/api/v1/tracks", self.sample_tracks), Route("/api/v1/tracks/{id:int}", self.sample_track)]
+              if self.s.deployed else  # stubs and no stream-url route in the public code (B13)
+              [Route("/api/v1/tracks", self.tracks), Route("/api/v1/tracks/{id:int}", self.track),
+               Route("/api/v1/tracks/{id:int}/stream-url", self.stream_url)]),
             Route("/api/v1/search", self.search),
             Route("/api/v1/playlists", self.create_playlist, methods=["POST"]),
             Route("/api/v1/playlists/{id:int}", self.delete_playlist, methods=["DELETE"]),
@@ -390,6 +392,12 @@ class Backend:
                                      (request.path_params["id"],))
             row = await cur.fetchone()
         return ok(self._track(row)) if row else error("track not found", 404)
+
+    async def sample_tracks(self, request: Request):
+        return ok([DEPLOYED_TRACK], message="Tracks retrieved successfully")
+
+    async def sample_track(self, request: Request):
+        return ok(DEPLOYED_TRACK, message="Track retrieved successfully")
 
     async def stream_url(self, request: Request):
         claims = await self._authenticate(request)

@@ -491,8 +491,10 @@ class Sandbox:
             "backend": {"url": self.nginx.url("backend")},
             "chat": {"url": f"{self.nginx.url('chat', 'wss')}/{'ws' if s.deployed else 'chat'}",
                      "health_url": f"{self.nginx.url('chat')}/health"},
-            # no stream secret: as in production, the backend signs the canary's URL
-            "stream": {"url": s.stream_url, "canary_track_id": CANARY_TRACK_ID, "canary": CANARY_NAME},
+            # The contract's backend signs the canary's URL: no secret. The public code has no route that
+            # signs one (B13): the suite signs with the stream server's SECRET_KEY, as a team running it must.
+            "stream": {"url": s.stream_url, "canary_track_id": CANARY_TRACK_ID, "canary": CANARY_NAME,
+                       **({"secret": s.stream_secret} if s.deployed else {})},
             "tls": {"ca_file": str(self.nginx.ca.ca_file)},
             "postgres": {"host": LOOPBACK, "port": self.pg_proxy.port, "dbname": "veza_db", "user": MONITOR_ROLE,
                          "password": s.monitor_password},

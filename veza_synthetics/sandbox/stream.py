@@ -29,7 +29,7 @@ class StreamServer:
     def asgi(self):
         return Starlette(routes=[
             Route("/stream/{name}", self.stream),
-            Route("/info/{name}", self.info),
+            *([] if self.s.deployed else [Route("/info/{name}", self.info)]),  # stream_server has none (S6)
             Route("/health", self.health),
             Route("/health/detailed", self.health_detailed),
             Route("/metrics", self.metrics),
