@@ -76,6 +76,7 @@ def test_the_shipped_profile_sets_every_variant(deployed):
     assert profile.auth.session_store == "postgres" and profile.auth.expires_in_s == 3600            # B8
     assert profile.chat.health_status_path == "data.status" and profile.backend.ready_path == ""     # C4, B2
     assert profile.auth.forbidden_path == "/api/v1/admin/dashboard" and profile.backend.search_path == ""  # B7, B13
+    assert profile.prometheus.job_names() == {"node", "postgres", "redis"} and profile.stream.secret       # B3, S1
     assert '"${VEZA_BACKEND_URL}"' in (ENV_DIR / "veza-deployed.toml").read_text()  # credentials stay references
 
 
@@ -91,6 +92,8 @@ def test_the_sandbox_serves_the_deployed_shape(deployed):
         "tracks": [], "resources": [], "users": [], "listings": []}                                   # B13
     assert httpx.get(httpx.URL(profile.chat.health_url), timeout=5, verify=tls()).json()["data"]["status"] == "healthy"
     assert httpx.get(f"{base}/metrics", timeout=5, verify=tls()).status_code == 403  # inside the network only
+    scraped = httpx.get(f"{profile.prometheus.url}/api/v1/query", params={"query": "count by (job) (up)"}, timeout=5).json()
+    assert {r["metric"]["job"] for r in scraped["data"]["result"]} == {"node", "postgres", "redis"}  # B3, C5, S7
     assert profile.chat.url.endswith("/ws")
     account = {"email": profile.accounts.user_email, "password": profile.accounts.user_password}
     first, second = (httpx.post(f"{base}/api/v1/auth/login", json=account, timeout=5, verify=tls()).json()["data"]

@@ -81,7 +81,7 @@ class Chat:
             if self.s.deployed:  # the public chat server nests it, without connections (C4)
                 body = {"success": True, "data": {"status": "healthy", "service": "veza-chat-server"}, "message": None}
             return connection.respond(HTTPStatus.OK, json.dumps(body) + "\n")
-        if path == "/metrics":
+        if path == "/metrics" and not self.s.deployed:  # the public chat server has none (C5)
             if self.s.faults.on("infra.target_down"):
                 await asyncio.sleep(5)  # the scrape times out: the target stops answering
             self.connections_gauge.set(len(self.connections))

@@ -44,6 +44,9 @@ from .stream import StreamServer
 VARIANTS = ("contract", "deployed")
 BACKEND_INSTANCES = ("backend-1", "backend-2")  # behind one nginx upstream; the front.* faults act on the second
 SCRAPE_JOBS = ("veza-backend", "veza-chat", "veza-stream", "node", "postgres", "redis")  # scrape_targets() fills them
+# The public code's servers export no Prometheus text (backend and stream /metrics are JSON, B3 and S7; the chat
+# has none, C5): the deployed variant's Prometheus scrapes the exporters only.
+EXPORTER_JOBS = ("node", "postgres", "redis")
 MONITOR_ROLE, MONITOR_CONNECTIONS = "veza_monitor", 5
 EXPORTER_ROLE, EXPORTER_CONNECTIONS = "veza_exporter", 3  # postgres_exporter's own pg_monitor role
 EXPORTER_QUERIES = Path(__file__).parent.parent / "postgres-exporter-queries.yaml"
@@ -154,7 +157,8 @@ class Sandbox:
         self.redis = Redis(self.workdir, s.redis_password)
         mark = time.monotonic()
         if self._prometheus_binary:
-            self.prometheus = Prometheus(self.workdir, self._prometheus_binary, list(SCRAPE_JOBS))
+            self.prometheus = Prometheus(self.workdir, self._prometheus_binary,
+                                         list(EXPORTER_JOBS if s.deployed else SCRAPE_JOBS))
             self.prometheus.configure(RULES)
             await asyncio.gather(asyncio.to_thread(self.prometheus.start), asyncio.to_thread(self.pg.init))
         else:
@@ -251,14 +255,16 @@ class Sandbox:
         await asyncio.gather(*(asyncio.to_thread(e.start) for e in self.exporters.values()))
 
     def scrape_targets(self) -> dict[str, list[int]]:
-        """The ports Prometheus scrapes, by job (SCRAPE_JOBS)."""
+        """The ports Prometheus scrapes, by job (SCRAPE_JOBS; EXPORTER_JOBS only for the deployed variant)."""
+        exporters = {job: [exporter.port] for job, exporter in self.exporters.items()}
+        if self.state.deployed:
+            return exporters
         return {"veza-backend": [self.servers[i].port for i in BACKEND_INSTANCES], "veza-chat": [self.chat.port],
-                "veza-stream": [self.servers["stream"].port],
-                **{job: [exporter.port] for job, exporter in self.exporters.items()}}
+                "veza-stream": [self.servers["stream"].port], **exporters}
 
     async def _prometheus_scraped(self) -> None:
         """Every target scraped twice, so rate() over a few seconds has data."""
-        targets = len(BACKEND_INSTANCES) + 2 + len(self.exporters)
+        targets = sum(len(ports) for ports in self.scrape_targets().values())
         if not await self._prometheus_until("count(count_over_time(up[1m]) >= 2)", lambda n: n == targets, 30):
             raise SetupError("sandbox: Prometheus did not scrape every target within 30 s")
 

@@ -114,6 +114,8 @@ class StreamServer:
         return JSONResponse({"status": "Healthy", "checks": {"canary": {"status": "Healthy", "files": len(self.files)}}})
 
     async def metrics(self, request: Request):
+        if self.s.deployed:  # JSON in the public stream server (S7)
+            return JSONResponse({"active_streams": 0, "files": len(self.files)})
         return PlainTextResponse(generate_latest(self.registry).decode(), media_type="text/plain; version=0.0.4")
 
 
