@@ -2,6 +2,7 @@
 profile for it, and what each check says against it (passed through the variant, failed because the
 variant is the symptom, or not measured with the reason)."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -101,6 +102,9 @@ def test_the_sandbox_serves_the_deployed_shape(deployed):
     refreshed = [httpx.post(f"{base}/api/v1/auth/refresh", json={"refresh_token": t["refresh_token"]}, timeout=5,
                             verify=tls()).status_code for t in (first, second)]
     assert refreshed == [401, 200], "a login ends the account's earlier sessions (B10)"
+    assert "token_type" not in second and "access_token" in second                                   # B5
+    assert httpx.post(f"{base}/auth/refresh", json={"refresh_token": second["refresh_token"]}, timeout=5,
+                      verify=tls()).status_code == 404                                                  # B6
 
 
 def test_every_check_says_the_truth_under_the_deployed_variant(deployed, tmp_path):
@@ -145,6 +149,10 @@ def test_a_shape_setting_that_fits_nothing_is_named_not_a_crash(deployed):
     chat = {r.id: r for r in measure(no_chat, ["ws.disconnects", "ws.message_loss", "ws.high_latency"])}
     assert {r.outcome for r in chat.values()} == {"no_data"}, [r.summary for r in chat.values()]
     assert all("no chat server in this profile" in r.summary for r in chat.values())
+    medium = profile.with_changes("stream", quality="medium")  # the server ignores it (S3): a true deviation
+    [quality] = [r for r in measure(medium, ["stream.quality_degraded"]) if r.variant == "read-only"]
+    assert quality.outcome == "failed" and re.search(r"3[12]\d kbps delivered, 192 kbps requested", quality.summary), \
+        quality.summary
     counted = timed.with_changes("backend", search_results_path="data.tracks", search_min_results=1)
     [empty] = [r for r in measure(counted, ["db.degraded_performance"]) if r.variant == "read-only"]
     assert "answered 200 with 0 results (at least 1 expected)" in empty.summary, empty.summary

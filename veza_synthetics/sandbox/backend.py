@@ -170,7 +170,7 @@ class Backend:
             Route("/metrics", self.metrics),
             Route("/api/v1/auth/login", self.login, methods=["POST"]),
             Route("/api/v1/auth/refresh", self.refresh, methods=["POST"]),
-            Route("/auth/refresh", self.refresh, methods=["POST"]),
+            *([] if self.s.deployed else [Route("/auth/refresh", self.refresh, methods=["POST"])]),  # B6
             Route("/api/v1/auth/logout", self.logout, methods=["POST"]),
             Route("/api/v1/auth/me", self.me),
             *([Route(f"/api/v1/admin/{name}", self.admin_stats) for name in DEPLOYED_ADMIN_ROUTES]
@@ -240,7 +240,10 @@ class Backend:
         access = jwt.encode(claims, self.s.jwt_secret, algorithm="HS256")
         refresh = jwt.encode({"user_id": user["id"], "sid": sid, "typ": "refresh", "iat": now,
                               "exp": now + REFRESH_LIFETIME_S}, self.s.jwt_secret, algorithm="HS256")
-        return {"access_token": access, "refresh_token": refresh, "token_type": "Bearer", "expires_in": normal}
+        tokens = {"access_token": access, "refresh_token": refresh, "token_type": "Bearer", "expires_in": normal}
+        if self.s.deployed:
+            del tokens["token_type"]  # the public code sends none (B5)
+        return tokens
 
     def _session_ttl(self) -> int:
         return 1 if self.s.faults.on("auth.session_eviction") else REFRESH_LIFETIME_S

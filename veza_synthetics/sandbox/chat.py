@@ -37,7 +37,8 @@ class Chat:
     async def start(self) -> None:
         self.pool = await open_pool(self.s.app_dsn, 2, 4, autocommit=True)
         self._server = await serve(self.handler, LOOPBACK, self.port, process_request=self.process_request,
-                                   ping_interval=30, ping_timeout=20, close_timeout=2)
+                                   ping_interval=None if self.s.deployed else 30,  # the public chat never pings (C3)
+                                   ping_timeout=20, close_timeout=2)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def reconnect_database(self) -> None:
