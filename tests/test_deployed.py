@@ -200,3 +200,17 @@ def test_a_player_asks_for_identity_and_compressed_audio_is_decoded(deployed):
     result = stream.analyse(dl, "https://stream.example/canary", 320, 20.0)
     assert result.evidence["decode_error"] is None and result.evidence["content_encoding"] == "gzip"
     assert abs(result.measurements["decoded_s"] - 20.0) < 0.1 and result.measurements["bytes"] == len(wire)
+
+
+def test_redis_down_is_seen_although_the_dev_servers_health_says_healthy(deployed):
+    """The public dev server's /api/health checks the database only (B1): with Redis down it still answers
+    healthy, and health.services fails through its own Redis probe, naming it."""
+    proc, profile = deployed
+    proc.set_faults(["infra.redis_down"])
+    try:
+        [services] = measure(profile, ["health.services"])
+    finally:
+        proc.set_faults([])
+    assert services.outcome == "failed", services.summary
+    assert any(c["text"].startswith("backend health healthy") for c in services.conditions), services.conditions
+    assert [e["step"] for e in services.errors] == ["redis"], services.errors

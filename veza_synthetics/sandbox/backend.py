@@ -204,6 +204,12 @@ class Backend:
 
     async def health(self, request: Request):
         database, redis_status = await self._component_status()
+        if self.s.deployed:  # the public dev server's /api/health: the database only, no redis, no uptime (B1)
+            up = database == "ok"
+            return JSONResponse({"status": "healthy" if up else "unhealthy", "service": "veza-backend-dev",
+                                 "version": "2.0.0", "frontend": "react", "timestamp": int(self.now()),
+                                 "database": database, "components": {"database_connected": up, "websocket_active": True}},
+                                status_code=200 if up else 503)
         healthy = database == "ok" and redis_status == "ok"
         body = {"status": "healthy" if healthy else "unhealthy", "service": "veza-backend-api", "version": "sandbox",
                 "timestamp": int(self.now()), "uptime_s": round(time.time() - self.started, 1),
