@@ -35,6 +35,19 @@ def test_each_trend_state_from_its_sequence():
     assert _trend(["passed", "failed", "no_data"]) is None                 # nothing measured: no trend
 
 
+def test_an_unconfirmed_failure_counts_towards_flapping_and_nothing_else():
+    def flaky(started: str) -> dict:
+        run = _run(started, "passed")
+        run["checks"][0]["attempts"] = [{"outcome": "failed"}, {"outcome": "passed"}]
+        return run
+    one = flaky("2026-11-02T02:00:00")
+    assert history.trend(one["checks"][0], one["started_at"], [_run("2026-11-01T02:00:00", "passed")],
+                         SETTINGS)["state"] == "stable"              # one blip: two changes, not a recovery
+    past = [_run("2026-11-01T02:00:00", "passed"), flaky("2026-11-02T02:00:00")]
+    now = flaky("2026-11-03T02:00:00")
+    assert history.trend(now["checks"][0], now["started_at"], past, SETTINGS)["state"] == "flapping"
+
+
 def test_no_data_and_skipped_runs_do_not_break_a_streak():
     past = [_run("2026-11-01T02:00:00", "failed"), _run("2026-11-02T02:00:00", "no_data")]
     now = _run("2026-11-03T02:00:00", "failed")

@@ -129,3 +129,41 @@ def test_html_report_shows_verdict_and_remedies_without_a_click(truncated_run, t
     subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1400,1800", (folder / "report.html").as_uri()],
                    capture_output=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_a_failure_the_re_measurement_did_not_confirm_is_flaky_in_every_format(tmp_path):
+    """Both measurements kept; JUnit's <flakyFailure> on the testcase pytest's own junitxml wrote (the Surefire
+    shape Jenkins and GitLab read); the terminal and the HTML say FLAKY and show both measurements."""
+    import subprocess
+    import sys
+    import xml.etree.ElementTree as ET
+
+    from veza_synthetics.catalog import load
+    from veza_synthetics.diagnosis import confirm
+    from veza_synthetics.reports import html, junit, terminal
+    symptom = load().symptoms["perf.high_response_time"]
+
+    def blip(v, attempt):  # slow once, fast when measured again
+        v.against("p95_ms", 350 if attempt == 1 else 40, label="health p95")
+    record, _ = confirm(symptom, blip)
+    data = record.to_json()
+    assert record.outcome == "passed" and record.flaky and data["flaky"] is True
+    assert [a["outcome"] for a in data["attempts"]] == ["failed", "passed"]
+    line = terminal.lines([data])[0]
+    assert line.startswith("FLAKY") and "first measurement: health p95 350 ms >= 200 ms" in line
+    block = html.block(data)
+    assert "FLAKY" in block and "measurement 1: <b>failed</b>" in block and "measurement 2: <b>passed</b>" in block
+    test = tmp_path / "test_blip.py"
+    test.write_text("def test_blip(request):\n    print('captured')\n"
+                    f"    request.node.user_properties.append(({junit.FLAKY_PROPERTY!r}, {data['attempts'][0]['summary']!r}))\n")
+    xml = tmp_path / "junit.xml"
+    subprocess.run([sys.executable, "-m", "pytest", str(test), "-p", "no:cacheprovider", "-p", "no:randomly",
+                    "-o", "junit_logging=system-out", f"--junitxml={xml}", "--rootdir", str(tmp_path)],
+                   cwd=tmp_path, capture_output=True, timeout=120, check=True)
+    assert junit.mark_flaky(xml) == 1 and junit.mark_flaky(xml) == 0  # once only
+    case = ET.parse(xml).getroot().find(".//testcase")
+    tags = [child.tag for child in case]
+    assert tags.index("flakyFailure") < tags.index("system-out"), tags  # Surefire's order
+    flaky = case.find("flakyFailure")
+    assert flaky.get("type") == "unconfirmed failure" and "health p95 350 ms" in flaky.get("message")
+    assert "health p95 350 ms" in flaky.find("stackTrace").text

@@ -26,6 +26,7 @@ from .profile import Profile
 from .record import CheckRecord, failure_text
 from .reports import allure as allure_report
 from .reports import html as html_report
+from .reports import junit as junit_report
 from .run import HOLDS_TOGETHER_VAR
 from .scheduling import in_holds_unit
 from .target import Target
@@ -80,6 +81,8 @@ def report_check(request: pytest.FixtureRequest, record: CheckRecord, symptom: S
     request.node.user_properties += [("symptom", record.id), ("outcome", record.outcome), ("verdict", record.summary),
                                      *((k, v) for k, v in record.measurements.items()
                                        if isinstance(v, (int, float, str)))]
+    if record.flaky:  # reports/junit.py makes it the testcase's <flakyFailure>
+        request.node.user_properties.append((junit_report.FLAKY_PROPERTY, record.attempts[0]["summary"]))
     request.node.stash[HTML_EXTRAS_KEY] = html_report.extras(record.to_json())
     allure_report.attach(record.to_json(), symptom)
     if record.outcome == "failed" and record.quarantined:

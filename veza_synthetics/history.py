@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .profile import History as Settings
-from .record import upgrade
+from .record import is_flaky, upgrade
 
 JUDGED = ("passed", "degraded", "failed")
 STATES = ("new", "still_failing", "recovered", "flapping", "stable")
@@ -71,30 +71,36 @@ def add(root: Path, run: dict[str, Any], keep: int) -> Path:
     return path
 
 
-def _outcomes(runs: list[dict[str, Any]], check_id: str, variant: str) -> list[tuple[str, str]]:
-    """(outcome, started_at) of one check in these runs, judged outcomes only, oldest first."""
+def _outcomes(runs: list[dict[str, Any]], check_id: str, variant: str) -> list[tuple[str, str, bool]]:
+    """(outcome, started_at, flaky) of one check in these runs, judged outcomes only, oldest first."""
     out = []
     for run in runs:
         for check in run["checks"]:
             if check.get("id") == check_id and check.get("variant") == variant and check.get("outcome") in JUDGED:
-                out.append((check["outcome"], str(run.get("started_at", ""))))
+                out.append((check["outcome"], str(run.get("started_at", "")), _flaky(check)))
     return out
 
 
+def _flaky(check: dict[str, Any]) -> bool:
+    return is_flaky(check["outcome"], check.get("attempts") or [])
+
+
 def trend(check: dict[str, Any], started_at: str, past: list[dict[str, Any]], settings: Settings) -> dict[str, Any] | None:
-    """The check's trend against the past runs, or None when it measured nothing now."""
+    """The check's trend against the past runs, or None when it measured nothing now. A flaky run (a failure
+    its re-measurement did not confirm) counts its unconfirmed failure towards flapping."""
     if check["outcome"] not in JUDGED:
         return None
-    seq = [*_outcomes(past, check["id"], check["variant"]), (check["outcome"], started_at)]
-    failing = [outcome == "failed" for outcome, _ in seq]
-    recent = failing[-settings.flap_window:]
-    flips = sum(1 for a, b in pairwise(recent) if a != b)
+    seq = [*_outcomes(past, check["id"], check["variant"]), (check["outcome"], started_at, _flaky(check))]
+    failing = [outcome == "failed" for outcome, _, _ in seq]
+    window = seq[-settings.flap_window:]
+    measured = [f for outcome, _, flaky in window for f in ([True] if flaky else []) + [outcome == "failed"]]
+    flips = sum(1 for a, b in pairwise(measured) if a != b)
     streak = 1
     while streak < len(failing) and failing[-streak - 1] == failing[-1]:
         streak += 1
     since = seq[-streak][1]
     if flips >= settings.flap_changes:
-        return {"state": "flapping", "since": seq[-len(recent)][1], "runs": len(recent), "changes": flips}
+        return {"state": "flapping", "since": window[0][1], "runs": len(window), "changes": flips}
     if failing[-1]:
         state = "new" if streak == 1 else "still_failing"
         return {"state": state, "since": since, "runs": streak}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -62,6 +62,10 @@ class CheckRecord:
     blocked_by: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys of a newer schema, kept as they were read
 
+    @property
+    def flaky(self) -> bool:
+        return is_flaky(self.outcome, self.attempts)
+
     def but(self, **changes: Any) -> CheckRecord:
         """This record with some fields changed: the enrichments' way."""
         return replace(self, **changes)
@@ -73,15 +77,22 @@ class CheckRecord:
                 del out[key]
         if not self.skipped_for_safety:
             del out["skipped_for_safety"]
-        return {**out, **self.extra}
+        return {**out, **self.extra, **({"flaky": True} if self.flaky else {})}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CheckRecord:
         """A record from results.json (schema 3, or an older one through `upgrade`)."""
         names = {f.name for f in fields(cls)} - {"extra"}
+        data = {k: v for k, v in data.items() if k != "flaky"}  # derived from the attempts, never stored
         tuples = {"conditions", "errors", "notes", "not_measured", "attempts"}
         known: dict[str, Any] = {k: (tuple(v) if k in tuples else v) for k, v in data.items() if k in names}
         return cls(**known, extra={k: v for k, v in data.items() if k not in names})
+
+
+def is_flaky(outcome: str, attempts: Sequence[Mapping[str, Any]]) -> bool:
+    """A failure the second measurement did not confirm: reported as flaky (JUnit's flakyFailure, the history's
+    flapping), never as a plain pass."""
+    return len(attempts) == 2 and attempts[0].get("outcome") == "failed" and outcome != "failed"
 
 
 def _make(symptom: Symptom | None, symptom_id: str, writes: bool, **found: Any) -> CheckRecord:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ..hooks import RunFinished
-from . import markdown, results
+from . import junit, markdown, results
 
 
 def prepare_dir(config: pytest.Config, env_name: str) -> Path:
@@ -45,6 +45,9 @@ def _prune(root: Path, keep: int) -> None:
 def pytest_veza_run_finished(finished: RunFinished) -> None:
     if finished.folder is not None:
         write_all(finished.results, finished.folder)
+    xml = Path(getattr(finished.config.option, "xmlpath", None) or "")
+    if xml.is_file():  # written by pytest's junitxml at the session's end, before this
+        junit.mark_flaky(xml)
 
 
 def write_all(run: dict[str, Any], folder: Path) -> None:

@@ -17,6 +17,8 @@ def attach(record: dict[str, Any], symptom: Symptom) -> None:
     dynamic.title(f"{record['id']} ({record['variant']})")
     dynamic.severity(symptom.section.severity)
     dynamic.description(record["summary"])
+    if record.get("flaky"):  # both measurements are the steps below
+        dynamic.tag("flaky")
     for number, attempt in enumerate(record["attempts"], 1):
         with allure.step(f"measurement {number}: {attempt['outcome']}: {attempt['summary']}"):
             allure.attach(json.dumps({"measurements": attempt["measurements"], "errors": attempt["errors"]},

@@ -31,11 +31,17 @@ def block(record: dict[str, Any]) -> str:
     conditions = "".join(f"<li><b>{esc(c['level'])}</b> {esc(c['text'])}</li>" for c in record["conditions"]
                          if c["text"])
     evidence = esc(json.dumps(record["evidence"], indent=1, default=str)[:6000])
+    attempts = record.get("attempts") or []
+    both = "".join(f"<li>measurement {number}: <b>{esc(a['outcome'])}</b> {esc(a['summary'])}</li>"
+                   for number, a in enumerate(attempts, 1))
+    measured = f"<h4>Measurements</h4><ul>{both}</ul>" if len(attempts) > 1 else ""  # a failure re-measured
+    flaky = ("<p><b>FLAKY</b>: the first measurement failed and the re-measurement did not confirm it</p>"
+             if record.get("flaky") else "")
     rb = record["runbook"]
     return redact.text(
         f"<div class='veza'><h3 style='color:{colour}'>{esc(record['summary'])}</h3>"
         f"<p><i>{esc(record.get('title_fr', ''))}</i> — {esc(record.get('title_en', ''))}</p>"
-        f"<ul>{errors}{conditions}</ul>"
+        f"<ul>{errors}{conditions}</ul>{flaky}{measured}"
         f"<h4>Solutions ({esc(rb.get('section', ''))})</h4><pre>{esc(rb.get('solutions', ''))}</pre>"
         f"<h4>Prévention</h4><pre>{esc(rb.get('prevention', ''))}</pre>"
         f"<details><summary>Measurements and evidence (by step)</summary><pre>"

@@ -15,7 +15,10 @@ def lines(results: list[dict[str, Any]]) -> list[str]:
         if r.get("quarantined"):
             q = r["quarantined"]
             said = f"[quarantined until {q['expires']}, owner {q['owner']}: does not fail the gate] {said}"
-        out.append(f"{MARK.get(r['outcome'], r['outcome']):<9} {r['id']}{suffix}: {said}")
+        mark = "FLAKY" if r.get("flaky") else MARK.get(r["outcome"], r["outcome"])
+        if r.get("flaky"):
+            said += f" (first measurement: {r['attempts'][0]['summary'].split(': ', 1)[-1]})"
+        out.append(f"{mark:<9} {r['id']}{suffix}: {said}")
     return out
 
 
