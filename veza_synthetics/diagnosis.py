@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from .catalog import Symptom
 from .catalog import load as load_catalog
 from .checks import HOLDS, registered
+from .probes import identity
 from .record import CheckRecord, check_record
 from .target import Target
 from .verdict import Verdict
@@ -25,10 +26,12 @@ def measure_once(symptom: Symptom, measure: Measure, overrides: dict[str, dict[s
                  attempt: int) -> Attempt:
     started = time.perf_counter()
     verdict = Verdict.for_symptom(symptom, overrides)
-    try:
-        measure(verdict, attempt)
-    except Exception as exc:  # a bug or an unforeseen answer: said plainly, as a failure
-        _crashed(verdict, exc)
+    with identity.attempt_trace() as trace:  # every request of the attempt carries one trace id
+        verdict.trace_id = trace
+        try:
+            measure(verdict, attempt)
+        except Exception as exc:  # a bug or an unforeseen answer: said plainly, as a failure
+            _crashed(verdict, exc)
     return Attempt(verdict, started)
 
 
@@ -52,10 +55,12 @@ async def confirm_async(symptom: Symptom, measure: Callable[[Verdict, int], Awai
     async def once(attempt: int) -> Attempt:
         started = time.perf_counter()
         verdict = Verdict.for_symptom(symptom, overrides)
-        try:
-            await measure(verdict, attempt)
-        except Exception as exc:
-            _crashed(verdict, exc)
+        with identity.attempt_trace() as trace:
+            verdict.trace_id = trace
+            try:
+                await measure(verdict, attempt)
+            except Exception as exc:
+                _crashed(verdict, exc)
         return Attempt(verdict, started)
     first = await once(1)
     second = await once(2) if first.verdict.outcome == "failed" else None

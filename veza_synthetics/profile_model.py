@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .errors import SetupError
 
 ENV_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "environments"
@@ -149,6 +150,16 @@ class Auth:
 
 
 @dataclass(frozen=True)
+class Tracing:
+    """The headers that make the suite's requests findable on the platform (probes/identity.py): a W3C
+    traceparent, a request id, a User-Agent naming the suite. A front door that strips or refuses unknown
+    headers is told here to get none."""
+    traceparent: bool = True
+    request_id_header: str = "X-Request-ID"  # "": send none
+    user_agent: str = f"veza-synthetics/{__version__} (synthetic monitoring)"  # "": the HTTP client's own
+
+
+@dataclass(frozen=True)
 class Tls:
     """Verification stays on; a private CA (a front door's own) is trusted by naming its file."""
     ca_file: str = ""
@@ -170,7 +181,7 @@ class SandboxAdmin:
 SECTIONS: dict[str, type] = {
     "backend": Backend, "chat": Chat, "stream": Stream, "postgres": Postgres, "redis": Redis,
     "prometheus": Prometheus, "accounts": Accounts, "timeouts": Timeouts, "holds": Holds, "sampling": Sampling,
-    "auth": Auth, "tls": Tls, "sandbox": SandboxAdmin, "history": History,
+    "auth": Auth, "tls": Tls, "tracing": Tracing, "sandbox": SandboxAdmin, "history": History,
 }
 # Every setting a profile may hold, with its default and therefore its type.
 DEFAULTS: dict[str, Any] = {
@@ -234,6 +245,7 @@ class Profile:
     sampling: Sampling
     auth: Auth
     tls: Tls
+    tracing: Tracing
     sandbox: SandboxAdmin
     history: History
     thresholds: dict[str, dict[str, dict[str, float]]]

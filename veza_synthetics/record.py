@@ -113,7 +113,7 @@ def check_record(symptom: Symptom, final: Verdict, attempts: list[Verdict], writ
                  thresholds=final.thresholds_table(), evidence=final.evidence, notes=tuple(final.notes),
                  not_measured=tuple(final.no_data),
                  attempts=tuple({"outcome": a.outcome, "summary": a.summary(), "measurements": a.measurements,
-                                 "errors": [e.as_dict() for e in a.errors]} for a in attempts),
+                                 "errors": [e.as_dict() for e in a.errors], "trace_id": a.trace_id} for a in attempts),
                  duration_s=round(duration_s, 3), skipped_for_safety=final.outcome == "skipped")
 
 

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 from .catalog import load as load_catalog
-from .probes import Result, auth, exporters, forget_connections, http, pacing, stream, trust, websocket
+from .probes import Result, auth, exporters, forget_connections, http, identity, pacing, stream, trust, websocket
 from .profile import Profile
 from .verdict import Verdict
 
@@ -42,6 +42,7 @@ class Target:
     def __init__(self, profile: Profile):
         self.profile = profile
         trust(profile.tls.ca_file)
+        identity.configure(profile.tracing)
         # every request of the run to the API takes its turn at the declared pace
         self.pace = pacing.declare(profile.backend.url, profile.sampling.max_rps) if profile.backend.url else None
         self._memo: dict[tuple[str, int], Future[Result]] = {}

@@ -46,6 +46,7 @@ class Verdict:
     errors: list[ProbeError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     no_data: list[str] = field(default_factory=list)
+    trace_id: str = ""  # the W3C trace every request of this attempt carried (probes/identity.py)
     skipped_for_safety: str = ""  # why the check did not measure: the profile forbids what it needs
 
     @classmethod

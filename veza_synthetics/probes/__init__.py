@@ -20,7 +20,7 @@ import psycopg
 import websockets.exceptions
 from redis import exceptions as redis_errors
 
-from . import pacing
+from . import identity, pacing
 
 
 @dataclass
@@ -56,20 +56,23 @@ def _browser() -> httpx.Client:
     return client
 
 
-def request(method: str, url: str, timeout_s: float, **kwargs: Any) -> httpx.Response:
+def request(method: str, url: str, timeout_s: float, headers: dict[str, str] | None = None,
+            **kwargs: Any) -> tuple[httpx.Response, dict[str, str]]:
     """A single API call on connections kept alive per origin, as a browser keeps them, so its latency is
-    the request's, not a fresh TCP and TLS handshake (the sampler times those phases apart). No cookie
-    outlives the call: one check's session never leaks into another's. The caller takes its turn at the
-    run's pace first (take_turn); a 429 here pauses that pace for its Retry-After."""
+    the request's, not a fresh TCP and TLS handshake (the sampler times those phases apart), and the ids it
+    carried (identity.py: traceparent, request id). No cookie outlives the call: one check's session never
+    leaks into another's. The caller takes its turn at the run's pace first (take_turn); a 429 here pauses
+    that pace for its Retry-After."""
     client = _browser()
+    marks, sent = identity.new_request()
     try:
-        response = client.request(method, url, timeout=timeout_s, **kwargs)
+        response = client.request(method, url, timeout=timeout_s, headers={**marks, **(headers or {})}, **kwargs)
     finally:
         client.cookies.clear()
     pace = pacing.of(url)
     if pace is not None and response.status_code == 429:
         pace.pause(pacing.retry_after_s(response.headers.get("retry-after")))
-    return response
+    return response, identity.ids(sent, response.headers)
 
 
 def take_turn(url: str) -> None:

@@ -90,11 +90,12 @@ def request(base_url: str, method: str, path: str, timeout_s: float, token: str 
     take_turn(f"{base_url}{path}")  # before the clock starts: the latency is the platform's, not the run's pace
     started = time.perf_counter()
     try:
-        response = keepalive_request(method, f"{base_url}{path}", timeout_s, headers=headers, json=json_body)
+        response, ids = keepalive_request(method, f"{base_url}{path}", timeout_s, headers=headers, json=json_body)
     except httpx.HTTPError as exc:
         return ApiResult("auth", f"{method} {path}", error=describe(exc, timeout_s))
     body = _body(response)
-    evidence = {"status": response.status_code, "error": body.get("error"), "message": body.get("message")}
+    evidence = {"status": response.status_code, "error": body.get("error"), "message": body.get("message"),
+                "request": ids}
     instance = next((response.headers[h] for h in INSTANCE_HEADERS if h in response.headers), None)
     if instance:
         evidence["instance"] = instance

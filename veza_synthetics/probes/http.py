@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from . import Result, decided_above, describe, pacing, request, spread, take_turn, tls
+from . import Result, decided_above, describe, identity, pacing, request, spread, take_turn, tls
 
 
 class Phases:
@@ -43,12 +43,12 @@ def fetch(url: str, timeout_s: float, headers: dict[str, str] | None = None,
     take_turn(url)  # before the clock starts: the latency is the platform's, not the run's pace
     started, phases = time.perf_counter(), Phases()
     try:
-        response = request("GET", url, timeout_s, headers=headers, params=params, extensions={"trace": phases})
+        response, ids = request("GET", url, timeout_s, headers=headers, params=params, extensions={"trace": phases})
     except httpx.HTTPError as exc:  # every network failure becomes the probe's error, never a traceback
         return Result("http", url, {"latency_ms": round((time.perf_counter() - started) * 1000, 1)},
                       error=describe(exc, timeout_s))
     latency = round((time.perf_counter() - started) * 1000, 1)
-    evidence = {"status": response.status_code, "content_type": response.headers.get("content-type", "")}
+    evidence = {"status": response.status_code, "content_type": response.headers.get("content-type", ""), "request": ids}
     try:
         evidence["body"] = response.json()
     except ValueError:
@@ -118,17 +118,24 @@ class _Politeness:
             self.failed += 1
 
 
-async def _get(client: httpx.AsyncClient, path: str, headers: dict[str, Any], request_id: str, phases: Phases,
+def _named(record: dict[str, Any]) -> dict[str, Any]:
+    """One sampled request as a verdict names it: when, what it measured, and the ids to find it by."""
+    return {"endpoint": record["endpoint"], "at": record["at"], "ms": round(record["ms"], 1),
+            "status": record.get("status"), "timeout": bool(record.get("timeout")),
+            **{k: record[k] for k in ("trace_id", "request_id", "echoed_request_id") if k in record}}
+
+
+async def _get(client: httpx.AsyncClient, path: str, headers: dict[str, Any], phases: Phases,
                timeout_s: float) -> dict[str, Any]:
+    marks, sent = identity.new_request()
     try:
-        response = await client.get(path, headers={**headers, "X-Request-ID": request_id},
-                                    extensions={"trace": phases.trace})
+        response = await client.get(path, headers={**marks, **headers}, extensions={"trace": phases.trace})
     except httpx.TimeoutException:
-        return {"status": None, "timeout": True, "request_id": request_id}
+        return {"status": None, "timeout": True, **identity.ids(sent, None)}
     except httpx.HTTPError as exc:
-        return {"status": None, "error": describe(exc, timeout_s), "request_id": request_id}
+        return {"status": None, "error": describe(exc, timeout_s), **identity.ids(sent, None)}
     return {"status": response.status_code, "json": "json" in response.headers.get("content-type", ""),
-            "request_id": response.headers.get("x-request-id", request_id),
+            **identity.ids(sent, response.headers),
             "retry_after": response.headers.get("retry-after"), "instance": response.headers.get("x-veza-instance")}
 
 
@@ -149,19 +156,19 @@ async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, A
     async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits, verify=tls()) as client:
         async def one(i: int) -> dict[str, Any]:
             name = names[i % len(names)]
-            request_id = f"veza-synth-{uuid.uuid4().hex[:12]}"
             async with semaphore:
                 await polite.wait_turn()
                 reason = polite.stop_reason()
                 if reason:
                     return {"endpoint": name, "ms": 0.0, "status": None, "abandoned": reason,
-                            "decided_by": polite.decided_by, "request_id": request_id}
-                started, phases = time.perf_counter(), Phases()
+                            "decided_by": polite.decided_by}
+                started, phases, at = time.perf_counter(), Phases(), dt.datetime.now(dt.UTC)
                 expiring = token_expires_at is not None and time.time() >= token_expires_at - TOKEN_EXPIRY_MARGIN_S
-                outcome = await _get(client, endpoints[name], headers, request_id, phases, timeout_s)
+                outcome = await _get(client, endpoints[name], headers, phases, timeout_s)
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 polite.answered(name, outcome, elapsed_ms)
-                return {"endpoint": name, "ms": elapsed_ms, **phases.split(), **outcome, "token_expiring": expiring}
+                return {"endpoint": name, "ms": elapsed_ms, "at": at.isoformat(timespec="milliseconds"),
+                        **phases.split(), **outcome, "token_expiring": expiring}
 
         return await asyncio.gather(*(one(i) for i in range(pace.requests)))
 
@@ -216,8 +223,10 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], pa
                 "status_by_instance": {instance: _count(str(r.get("status")) for r in records
                                                         if r.get("instance") == instance)
                                        for instance in sorted({r["instance"] for r in records if r.get("instance")})},
-                "slowest": [{"endpoint": r["endpoint"], "ms": round(r["ms"], 1), "status": r.get("status"),
-                             "timeout": bool(r.get("timeout")), "x_request_id": r["request_id"]} for r in slowest],
+                # the requests a verdict names: the slowest for latency, the failed ones for errors
+                "slowest": [_named(r) for r in slowest],
+                "failed": [_named(r) for r in records if r.get("timeout") or r.get("error")
+                           or (r.get("status") or 0) >= 500][:10],
                 "status_counts": _count(str(r.get("status")) for r in records)}
     decided_by = next((r["decided_by"] for r in everything if r.get("decided_by")), "")
     reasons = {"failing": f"the first {len(records)} answers all failed (not one success)",

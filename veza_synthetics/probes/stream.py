@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import soundfile as sf
 
-from . import Result, describe, tls
+from . import Result, describe, identity, tls
 
 SILENCE_DBFS = -70.0  # digital silence and decoder gaps; music's quiet passages sit far above (-54 dBFS in the canary)
 CLIP_LEVEL = 0.95     # -0.45 dBFS: hard clipping leaves decoded samples here, a master's peaks only graze it
@@ -33,6 +33,7 @@ class Download:
     error: str | None = None
     encoding: str = ""  # the Content-Encoding the server used although the player asked for identity
     wire_bytes: int = 0  # bytes received on the wire (the body as sent, before any decompression)
+    request: dict[str, str] = field(default_factory=dict)  # the download's ids (identity.py)
 
 
 def download(url: str, connect_s: float, read_s: float, max_s: float) -> Download:
@@ -43,8 +44,10 @@ def download(url: str, connect_s: float, read_s: float, max_s: float) -> Downloa
     chunks = []
     started = time.perf_counter()
     try:
+        marks, sent = identity.new_request()
         with httpx.Client(timeout=httpx.Timeout(read_s, connect=connect_s), verify=tls()) as client, \
-                client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response:  # as a player asks
+                client.stream("GET", url, headers={**marks, "Accept-Encoding": "identity"}) as response:  # a player's
+            out.request = identity.ids(sent, response.headers)
             out.status = response.status_code
             out.encoding = response.headers.get("content-encoding", "").strip().lower().replace("identity", "")
             out.headers = {k: v for k, v in response.headers.items()
@@ -143,14 +146,15 @@ def analyse(dl: Download, url: str, nominal_kbps: int, track_s: float) -> Result
     if dl.status is None:
         return Result("stream", target, error=dl.error or "no response")
     if dl.status != 200:
-        return Result("stream", target, {"status": dl.status}, {"body_excerpt": dl.body[:200].decode(errors="replace")},
+        return Result("stream", target, {"status": dl.status}, {"body_excerpt": dl.body[:200].decode(errors="replace"),
+                                                                "request": dl.request},
                       error=f"bad response: HTTP {dl.status}")
     pcm, rate, decode_error = decode(dl.body)
     m: dict[str, Any] = {"status": dl.status, "bytes": dl.wire_bytes or len(dl.body), "audio_bytes": len(dl.body),
                "content_length": dl.content_length,
                "content_type": dl.headers.get("content-type", ""), "track_s": track_s, "nominal_kbps": nominal_kbps}
     evidence: dict[str, Any] = {"headers": dl.headers, "transfer_error": dl.error, "decode_error": decode_error,
-                                "content_encoding": dl.encoding or None}
+                                "content_encoding": dl.encoding or None, "request": dl.request}
     if dl.arrivals:
         m["ttfb_s"] = round(dl.arrivals[0][0], 3)
         m["download_s"] = round(dl.arrivals[-1][0], 3)

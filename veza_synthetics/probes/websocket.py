@@ -9,16 +9,22 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.http11 import USER_AGENT
 
-from . import Result, describe, spread, tls
+from . import Result, describe, identity, spread, tls
 
 ABNORMAL = {1006, 1011}
 
 
-def _connect(url: str, token: str | None, timeout_s: float) -> connect:
+def _connect(url: str, token: str | None, timeout_s: float, ids: dict[str, str] | None = None) -> connect:
+    """The upgrade request carries the suite's identity (identity.py); its ids go into `ids` when given."""
     full = f"{url}{'&' if '?' in url else '?'}token={token}" if token else url
+    marks, sent = identity.new_request()
+    agent = marks.pop("User-Agent", USER_AGENT)  # tracing.user_agent = "": the library's own
+    if ids is not None:
+        ids.update(sent.as_dict())
     return connect(full, open_timeout=timeout_s, close_timeout=timeout_s, ping_interval=None, max_queue=None,
-                   ssl=tls() if url.startswith("wss:") else None)
+                   ssl=tls() if url.startswith("wss:") else None, additional_headers=marks, user_agent_header=agent)
 
 
 def _close_code(ws: ClientConnection) -> int | None:
@@ -50,13 +56,15 @@ async def _idle(ws: ClientConnection, hold_s: float, heartbeat_s: float) -> None
 async def _hold(url: str, token: str | None, hold_s: float, timeout_s: float, heartbeat_s: float) -> Result:
     m: dict[str, Any] = {"hold_s": hold_s}
     events: list[str] = []
+    ids: dict[str, str] = {}  # the connection's, named by a verdict on its disconnect
     started = time.perf_counter()
     try:
-        ws = await _connect(url, token, timeout_s)
+        ws = await _connect(url, token, timeout_s, ids)
     except InvalidStatus as exc:
-        return Result("websocket", url, error=f"handshake refused: HTTP {exc.response.status_code}")
+        return Result("websocket", url, evidence={"connection": ids},
+                      error=f"handshake refused: HTTP {exc.response.status_code}")
     except (OSError, WebSocketException, TimeoutError) as exc:
-        return Result("websocket", url, error=f"handshake failed: {describe(exc, timeout_s)}")
+        return Result("websocket", url, evidence={"connection": ids}, error=f"handshake failed: {describe(exc, timeout_s)}")
     m["handshake_ms"] = round((time.perf_counter() - started) * 1000, 1)
     waiting_for = "the connected frame"
     try:
@@ -84,7 +92,7 @@ async def _hold(url: str, token: str | None, hold_s: float, timeout_s: float, he
         await ws.close()
     m["close_code"] = _close_code(ws)
     m["open_s"] = round(time.perf_counter() - started, 2)
-    return Result("websocket", url, m, {"events": events})
+    return Result("websocket", url, m, {"events": events, "connection": ids})
 
 
 def hold(url: str, token: str | None, hold_s: float, timeout_s: float, heartbeat_s: float = 0.0) -> Result:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -131,12 +132,22 @@ class Backend:
                 answer = await self._injected(path, b"authorization" in headers, odd_one_out, metrics)
                 await (answer or app)(scope, receive, send_wrapper)
             finally:
+                self._log(instance, scope, status_holder["status"], request_id, headers)
                 endpoint = self._endpoint(scope, app)
                 if endpoint != "/metrics":
                     metrics.requests.labels(scope["method"], endpoint, str(status_holder["status"])).inc()
                     metrics.duration.labels(scope["method"], endpoint).observe(time.perf_counter() - started)
 
         return middleware
+
+    def _log(self, instance: str, scope, status: int, request_id: str, headers: dict) -> None:
+        """One line per request, ids included, as the platform's own request log has them."""
+        if not self.s.backend_log:
+            return
+        trace = headers.get(b"traceparent", b"").decode() or "-"
+        with open(self.s.backend_log, "a", encoding="utf-8") as log:
+            log.write(f"{dt.datetime.now(dt.UTC).isoformat(timespec='milliseconds')} {instance} {scope['method']} "
+                      f"{scope['path']} {status} request_id={request_id} traceparent={trace}\n")
 
     async def _injected(self, path: str, has_token: bool, odd_one_out: bool, metrics: InstanceMetrics):
         """What the faults make of this request: an error to answer with, or None (after any delay they add)."""

@@ -114,7 +114,9 @@ error_log {self.prefix / 'logs' / 'error.log'} warn;
 user root;
 events {{ worker_connections 1024; }}
 http {{
-  access_log {self.prefix / 'logs' / 'access.log'};
+  log_format veza '$remote_addr [$time_iso8601] "$request" $status $request_time '
+                  'rid=$http_x_request_id traceparent=$http_traceparent ua="$http_user_agent"';
+  access_log {self.prefix / 'logs' / 'access.log'} veza;
   client_body_temp_path {temp}/body; proxy_temp_path {temp}/proxy; fastcgi_temp_path {temp}/fastcgi;
   uwsgi_temp_path {temp}/uwsgi; scgi_temp_path {temp}/scgi;
   proxy_http_version 1.1;

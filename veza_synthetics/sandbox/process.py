@@ -76,6 +76,10 @@ class SandboxProcess:
     def writes(self) -> dict:
         return httpx.get(f"{self.admin_url()}/writes", timeout=10).json()
 
+    def logs(self) -> dict[str, list[str]]:
+        """The front door's access log and the backend's request log (their last lines)."""
+        return httpx.get(f"{self.admin_url()}/logs", timeout=10).json()
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)

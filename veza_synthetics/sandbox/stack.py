@@ -107,6 +107,7 @@ class SandboxState:
     write_requests: list = field(default_factory=list)  # the safety recorder: non-GET API calls
     logins: dict = field(default_factory=dict)  # login attempts per email (Veza locks an address out after 3)
     variant: str = "contract"  # or "deployed": the public Veza code's known variants (VARIANTS)
+    backend_log: str = ""  # each API request with its request id and traceparent, as a production log has them
 
     @property
     def deployed(self) -> bool:
@@ -153,6 +154,7 @@ class Sandbox:
         s = self.state
         self.workdir = Path(tempfile.mkdtemp(prefix="veza-sandbox-"))
         self.workdir.chmod(0o755)  # the postgres user must reach its data dir
+        s.backend_log = str(self.workdir / "backend.log")
         self.pg = Postgres(self.workdir, s.pg_password)
         self.redis = Redis(self.workdir, s.redis_password)
         mark = time.monotonic()
@@ -433,6 +435,7 @@ class Sandbox:
     def admin_asgi(self):
         return Starlette(routes=[Route("/writes", self._admin_writes), Route("/stream-secret", self._admin_stream_secret),
                                  Route("/prometheus-ready", self._admin_prometheus_ready),
+                                 Route("/logs", self._admin_logs),
                                  Route("/faults", self._admin_faults, methods=["GET", "PUT"]),
                                  Route("/faults/{fault}", self._admin_one, methods=["POST", "DELETE"])])
 
@@ -484,6 +487,14 @@ class Sandbox:
         except SetupError as exc:
             return JSONResponse({"error": str(exc)}, 503)
         return JSONResponse({"ready": True})
+
+    async def _admin_logs(self, request: Request):
+        """The front door's access log and the backend's request log (the last 2000 lines of each), for the
+        tests that find a report's request and trace ids where an on-call engineer would look."""
+        def tail(path: Path) -> list[str]:
+            return path.read_text(errors="replace").splitlines()[-2000:] if path.is_file() else []
+        access = self.nginx.prefix / "logs" / "access.log" if self.nginx else Path()
+        return JSONResponse({"access": tail(access), "backend": tail(Path(self.state.backend_log))})
 
     async def _admin_stream_secret(self, request: Request):
         """For the tests of a profile that signs locally: production gives no such secret."""
