@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+TRACE, LOGS = "https://jaeger.example/trace/{trace_id}", "https://logs.example/?q={request_id}&from={start}&to={end}"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
@@ -21,9 +22,11 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 def truncated_run(sandbox, tmp_path_factory):
     """`pytest -m streaming` with stream.truncate on: the issue's reference incident."""
     reports = tmp_path_factory.mktemp("reports")
+    linked = reports.parent / "linked.toml"  # the sandbox's profile with the platform's tools to link to
+    linked.write_text(f'extends = "{sandbox.profile_path}"\n[links]\ntrace = "{TRACE}"\nlogs = "{LOGS}"\n')
     sandbox.set_faults(["stream.truncate"])
     try:
-        run = subprocess.run([sys.executable, "-m", "pytest", "tests_synthetic", "--env", str(sandbox.profile_path),
+        run = subprocess.run([sys.executable, "-m", "pytest", "tests_synthetic", "--env", str(linked),
                               "-m", "streaming", "-p", "no:cacheprovider", "--reports-dir", str(reports)],
                              cwd=REPO, capture_output=True, text=True, timeout=300)
     finally:
@@ -33,6 +36,23 @@ def truncated_run(sandbox, tmp_path_factory):
     secrets = [stream_secret, profile["postgres"]["password"], profile["redis"]["password"],
                profile["accounts"]["user_password"], profile["accounts"]["admin_password"]]
     return run, (reports / "latest").resolve(), secrets
+
+
+def test_a_failure_links_to_its_trace_and_its_requests_logs_in_every_format(truncated_run):
+    _, folder, _ = truncated_run
+    results = json.loads((folder / "results.json").read_text())
+    cut = next(c for c in results["checks"] if c["id"] == "stream.audio_cut")
+    assert cut["outcome"] == "failed"
+    traces = [link["url"] for link in cut["links"] if link["kind"] == "trace"]
+    assert traces == [f"https://jaeger.example/trace/{a['trace_id']}" for a in cut["attempts"]]
+    download = cut["evidence"]["stream"]["request"]
+    logs = [link["url"] for link in cut["links"] if link["kind"] == "logs"]
+    assert len(logs) == 1 and logs[0].startswith(f"https://logs.example/?q={download['request_id']}&from=20")
+    html = (folder / "report.html").read_text()
+    assert traces[0] in html and "Find it on the platform" in html
+    assert traces[0] in (folder / "summary.md").read_text()
+    passed = [c for c in results["checks"] if c["outcome"] == "passed"]
+    assert passed and not any(link["kind"] in ("trace", "logs") for c in passed for link in c.get("links") or [])
 
 
 def test_every_file_is_there(truncated_run):

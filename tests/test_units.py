@@ -399,6 +399,34 @@ def test_one_pace_per_api_origin_spaces_every_caller():
     assert pacing.of("https://api.example:8443") is None
 
 
+def test_remedies_name_this_environments_addresses_never_a_password(tmp_path, monkeypatch):
+    from veza_synthetics.remedies import render
+    monkeypatch.setenv("PG_PW", "pg-secret-1")
+    monkeypatch.setenv("REDIS_URL_T", "redis://:redis-secret-2@cache.veza.example:6380/0")
+    p = profile.load(write(tmp_path, """
+[backend]
+url = "https://api.veza.example"
+health_path = "/api/health"
+[prometheus]
+url = "https://prom.veza.example"
+[postgres]
+host = "db.veza.example"
+port = 6432
+dbname = "veza_prod"
+user = "veza_monitor"
+password = "${PG_PW}"
+[redis]
+url = "${REDIS_URL_T}"
+"""))
+    guide = catalog.load().symptoms["db.degraded_performance"].runbook()["diagnostics"]
+    rendered = [render(line, p) for line in guide]
+    assert any(line.startswith("psql -h db.veza.example -p 6432 -U veza_monitor -d veza_prod") for line in rendered)
+    assert render("curl -s http://localhost:8080/health | jq .", p) == "curl -s https://api.veza.example/api/health | jq ."
+    assert render("curl 'http://localhost:9090/api/v1/query?query=up'", p) == "curl 'https://prom.veza.example/api/v1/query?query=up'"
+    assert render("redis-cli ping", p) == "redis-cli -h cache.veza.example -p 6380 ping"
+    assert not any(secret in " ".join(rendered + [render("redis-cli ping", p)]) for secret in ("pg-secret-1", "redis-secret-2"))
+
+
 def test_production_without_variables_cannot_start(tmp_path):
     import os
     import subprocess

@@ -17,7 +17,7 @@ import pytest_asyncio
 import redis as redis_client
 from websockets.asyncio.client import ClientConnection, connect
 
-from . import diagnosis
+from . import diagnosis, links, remedies
 from .catalog import Section, Symptom, Threshold
 from .catalog import load as load_catalog
 from .checking import HTML_EXTRAS_KEY, current
@@ -75,6 +75,8 @@ def report_check(request: pytest.FixtureRequest, record: CheckRecord, symptom: S
     """The record into the run's records (checking.py), the test's JUnit properties (the verdict, not the
     record), pytest-html and Allure; then the test fails on a confirmed failure (xfails when the check is
     quarantined) and is skipped when nothing could be measured or a maintenance window covers it."""
+    profile = request.getfixturevalue("veza_profile")
+    record = remedies.for_environment(links.attach(record, profile), profile)  # for this platform's addresses
     part = current(request.config)
     if part is not None:
         record = part.add(record)

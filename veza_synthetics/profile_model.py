@@ -160,6 +160,15 @@ class Tracing:
 
 
 @dataclass(frozen=True)
+class Links:
+    """Templates from a verdict to the platform's tools (links.py): {trace_id}; {request_id}, {trace_id},
+    {start}, {end}; a Prometheus (or Grafana) graph address, the Prometheus URL's /graph when empty."""
+    trace: str = ""       # "https://jaeger.example/trace/{trace_id}"
+    logs: str = ""        # "https://kibana.example/app/discover#/?_a=(query:'{request_id}')&from={start}&to={end}"
+    prometheus: str = ""
+
+
+@dataclass(frozen=True)
 class Tls:
     """Verification stays on; a private CA (a front door's own) is trusted by naming its file."""
     ca_file: str = ""
@@ -181,7 +190,7 @@ class SandboxAdmin:
 SECTIONS: dict[str, type] = {
     "backend": Backend, "chat": Chat, "stream": Stream, "postgres": Postgres, "redis": Redis,
     "prometheus": Prometheus, "accounts": Accounts, "timeouts": Timeouts, "holds": Holds, "sampling": Sampling,
-    "auth": Auth, "tls": Tls, "tracing": Tracing, "sandbox": SandboxAdmin, "history": History,
+    "auth": Auth, "tls": Tls, "tracing": Tracing, "links": Links, "sandbox": SandboxAdmin, "history": History,
 }
 # Every setting a profile may hold, with its default and therefore its type.
 DEFAULTS: dict[str, Any] = {
@@ -246,6 +255,7 @@ class Profile:
     auth: Auth
     tls: Tls
     tracing: Tracing
+    links: Links
     sandbox: SandboxAdmin
     history: History
     thresholds: dict[str, dict[str, dict[str, float]]]

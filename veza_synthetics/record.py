@@ -26,7 +26,7 @@ from .verdict import Verdict
 
 SCHEMA_VERSION = 3
 Json = dict[str, Any]
-ENRICHMENTS = ("measured_outcome", "maintenance", "quarantined", "trend", "blocked_by")  # absent unless a run adds them
+ENRICHMENTS = ("measured_outcome", "maintenance", "quarantined", "trend", "blocked_by", "links")  # absent unless a run adds them
 
 
 def now_iso() -> str:
@@ -60,6 +60,7 @@ class CheckRecord:
     quarantined: Mapping[str, str] | None = None
     trend: Mapping[str, Any] | None = None
     blocked_by: str | None = None
+    links: tuple[Json, ...] | None = None  # to the platform's traces, logs and graphs (links.py)
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys of a newer schema, kept as they were read
 
     @property
@@ -84,7 +85,7 @@ class CheckRecord:
         """A record from results.json (schema 3, or an older one through `upgrade`)."""
         names = {f.name for f in fields(cls)} - {"extra"}
         data = {k: v for k, v in data.items() if k != "flaky"}  # derived from the attempts, never stored
-        tuples = {"conditions", "errors", "notes", "not_measured", "attempts"}
+        tuples = {"conditions", "errors", "notes", "not_measured", "attempts", "links"}
         known: dict[str, Any] = {k: (tuple(v) if k in tuples else v) for k, v in data.items() if k in names}
         return cls(**known, extra={k: v for k, v in data.items() if k not in names})
 
@@ -156,6 +157,8 @@ def failure_text(record: CheckRecord) -> str:
     lines += ["Conditions:"] + [f"  [{c['level'].upper()}] {c['text']}" for c in record.conditions if c["text"]]
     if len(record.attempts) == 2:
         lines.append(f"Confirmed by a second measurement: {record.attempts[0]['summary']}")
+    if record.links:
+        lines += ["Find it on the platform:"] + [f"  {link['label']}: {link['url']}" for link in record.links]
     lines += ["", f"Guide: {record.runbook['section']}", "Solutions:"]
     lines += [f"  {line}" for line in record.runbook["solutions"].splitlines()]
     lines += ["Prévention:"] + [f"  {line}" for line in record.runbook["prevention"].splitlines()]

@@ -19,6 +19,8 @@ def attach(record: dict[str, Any], symptom: Symptom) -> None:
     dynamic.description(record["summary"])
     if record.get("flaky"):  # both measurements are the steps below
         dynamic.tag("flaky")
+    for link in record.get("links") or []:
+        dynamic.link(link["url"], name=link["label"])
     for number, attempt in enumerate(record["attempts"], 1):
         with allure.step(f"measurement {number}: {attempt['outcome']}: {attempt['summary']}"):
             allure.attach(json.dumps({"measurements": attempt["measurements"], "errors": attempt["errors"]},

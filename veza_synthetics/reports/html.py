@@ -35,13 +35,16 @@ def block(record: dict[str, Any]) -> str:
     both = "".join(f"<li>measurement {number}: <b>{esc(a['outcome'])}</b> {esc(a['summary'])}</li>"
                    for number, a in enumerate(attempts, 1))
     measured = f"<h4>Measurements</h4><ul>{both}</ul>" if len(attempts) > 1 else ""  # a failure re-measured
+    found = "".join(f"<li><a href='{esc(link['url'], quote=True)}'>{esc(link['label'])}</a> ({esc(link['kind'])})</li>"
+                    for link in record.get("links") or [])
+    links = f"<h4>Find it on the platform</h4><ul>{found}</ul>" if found else ""
     flaky = ("<p><b>FLAKY</b>: the first measurement failed and the re-measurement did not confirm it</p>"
              if record.get("flaky") else "")
     rb = record["runbook"]
     return redact.text(
         f"<div class='veza'><h3 style='color:{colour}'>{esc(record['summary'])}</h3>"
         f"<p><i>{esc(record.get('title_fr', ''))}</i> — {esc(record.get('title_en', ''))}</p>"
-        f"<ul>{errors}{conditions}</ul>{flaky}{measured}"
+        f"<ul>{errors}{conditions}</ul>{flaky}{measured}{links}"
         f"<h4>Solutions ({esc(rb.get('section', ''))})</h4><pre>{esc(rb.get('solutions', ''))}</pre>"
         f"<h4>Prévention</h4><pre>{esc(rb.get('prevention', ''))}</pre>"
         f"<details><summary>Measurements and evidence (by step)</summary><pre>"

@@ -40,6 +40,7 @@ def summary(run: dict[str, Any], folder: Path) -> str:
             lines += [f"- **{c['outcome'].upper()}** `{c['id']}`{quarantined} ({c['title_fr']}): "
                       f"{c['summary'].split(': ', 1)[-1]}",
                       f"  - First remedy: {remedies[0]}"]
+            lines += [f"  - [{link['label']}]({link['url']})" for link in (c.get("links") or [])[:8]]
         lines.append("")
     if no_data:
         lines.append("## Not measured (no data: neither a pass nor a failure)")
