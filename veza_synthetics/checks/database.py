@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 from ..probes import Result, auth, exporters, http, postgres, spread
 from ..shape import Mismatch, list_at
@@ -173,6 +174,7 @@ def _judge_statements(v: Verdict, target: Target, before: Result) -> None:
     p = target.profile
     after = postgres.inspect(p.postgres, target.timeout("connect"), {
         "statements": postgres.STATEMENTS, "long_running": postgres.LONG_RUNNING,
+        "open_transactions": postgres.OPEN_TRANSACTIONS,
         "cache": postgres.CACHE_HIT, "table_sizes": postgres.TABLE_SIZES})
     if not (v.record("statements_before", before) and v.record("statements_after", after)):
         return
@@ -196,6 +198,7 @@ def _judge_statements(v: Verdict, target: Target, before: Result) -> None:
         v.missing("pg_stat_statements: no query ran 3 times during the check")
     active = [r["seconds"] for r in after.evidence["long_running"] if r["state"] == "active" and r["seconds"] is not None]
     v.against("longest_active_s", max(active, default=0.0), label="longest active query")
+    _open_transactions(v, after.evidence["open_transactions"][0], "")
     hit, read = (after.evidence["cache"][0]["blks_hit"] - before.evidence["cache"][0]["blks_hit"],
                  after.evidence["cache"][0]["blks_read"] - before.evidence["cache"][0]["blks_read"])
     _cache_hit(v, hit, read, "during the check")
@@ -226,8 +229,20 @@ def _judge_exported_statements(v: Verdict, target: Target) -> None:
         v.missing("longest active transaction: no pg_stat_activity_max_tx_duration series")
     else:
         v.against("longest_active_s", longest, label="longest active transaction (postgres_exporter)")
+    _open_transactions(v, {"longest_transaction_s": figures.value("longest_transaction_s"),
+                           "idle_in_transaction": figures.value("idle_in_transaction")}, " (postgres_exporter)")
     _cache_hit(v, figures.value("blks_hit") or 0.0, figures.value("blks_read") or 0.0,
                f"over {cfg.rate_window} (postgres_exporter)")
+
+
+def _open_transactions(v: Verdict, row: dict[str, Any], source: str) -> None:
+    """Transactions left open, judged from their start whatever their state: an idle one holds its locks, its
+    snapshot and its connection (the guide's connection timeouts and slow queries both follow)."""
+    seen = f" ({row['longest_state']}, {row['longest_application'] or 'no application name'})" \
+        if row.get("longest_state") else ""
+    v.against("longest_transaction_s", row["longest_transaction_s"], label=f"longest open transaction{source}",
+              detail=seen.strip(" ()") or None)
+    v.against("idle_in_transaction", row["idle_in_transaction"], label=f"sessions idle in transaction{source}")
 
 
 def _cache_hit(v: Verdict, hit: float, read: float, when: str) -> None:

@@ -24,6 +24,8 @@ POSTGRES_ACTIVITY = "sum by (datname, state) (pg_stat_activity_count{{{s}}}) > 0
 POSTGRES_CONSTRAINTS = {"not_valid_constraints": "sum(veza_constraints_not_valid{{{s}}})"}  # the shipped custom query
 POSTGRES_PERFORMANCE = {
     "longest_active_s": 'max(pg_stat_activity_max_tx_duration{{{s},state="active"}})',
+    "longest_transaction_s": "max(pg_stat_activity_max_tx_duration{{{s}}})",  # from xact_start, any state
+    "idle_in_transaction": 'sum(pg_stat_activity_count{{{s},state=~"idle in transaction.*"}})',
     "blks_hit": "sum(increase(pg_stat_database_blks_hit{{{s}}}[{w}]))",
     "blks_read": "sum(increase(pg_stat_database_blks_read{{{s}}}[{w}]))",
 }

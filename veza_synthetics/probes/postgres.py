@@ -22,6 +22,12 @@ LONG_RUNNING = """
 SELECT pid, state, round(extract(epoch FROM now() - query_start)::numeric, 1)::float AS seconds, left(query, 120) AS query
 FROM pg_stat_activity WHERE state IN ('active', 'idle in transaction') AND pid <> pg_backend_pid()
   AND backend_type = 'client backend' ORDER BY seconds DESC NULLS LAST LIMIT 5"""
+OPEN_TRANSACTIONS = """
+SELECT count(*) FILTER (WHERE state LIKE 'idle in transaction%') AS idle_in_transaction,
+       coalesce(max(extract(epoch FROM now() - xact_start)), 0)::float AS longest_transaction_s,
+       (array_agg(state ORDER BY xact_start))[1] AS longest_state,
+       (array_agg(coalesce(application_name, '') ORDER BY xact_start))[1] AS longest_application
+FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"""
 STATEMENTS = """
 SELECT queryid, left(query, 160) AS query, calls, total_exec_time, mean_exec_time
 FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())

@@ -336,7 +336,8 @@ class Sandbox:
 
     def _switches(self) -> dict[str, Callable[[bool], Awaitable[None]]]:
         """The faults that switch a whole server or the data; the others act per request (faults.on)."""
-        return {"db.pool_exhausted": self._on_db_pool_exhausted, "db.invalid_constraint": self._on_db_invalid_constraint,
+        return {"db.pool_exhausted": self._on_db_pool_exhausted, "db.idle_transactions": self._on_db_idle_transactions,
+                "db.invalid_constraint": self._on_db_invalid_constraint,
                 "db.slow_queries": self._on_db_slow_queries, "perf.disk_full": self._on_perf_disk_full,
                 "infra.redis_down": self._on_infra_redis_down, "infra.postgres_down": self._on_infra_postgres_down,
                 "infra.stream_down": self._on_infra_stream_down, "front.idle_timeout": self._on_front_idle_timeout,
@@ -369,6 +370,18 @@ class Sandbox:
                                                              application_name="sandbox-pool-exhaustion")
             except psycopg.OperationalError:
                 return
+            self._held.append(conn)
+
+    async def _on_db_idle_transactions(self, on: bool) -> None:
+        """An outside client (a job that forgot to commit) holding transactions open, idle, each with an
+        id of its own: the snapshot and the connection stay taken."""
+        if not on:
+            return await self._release_held()
+        for _ in range(int(self.state.faults.param("db.idle_transactions"))):
+            conn = await psycopg.AsyncConnection.connect(self.state.app_dsn, connect_timeout=3,
+                                                         application_name="sandbox-forgotten-commit")
+            await conn.execute("BEGIN")
+            await conn.execute("SELECT txid_current()")
             self._held.append(conn)
 
     async def _release_held(self) -> None:
