@@ -226,3 +226,30 @@ def test_the_login_budget_is_never_exceeded(sandbox, sandbox_profile, tmp_path):
     assert check["outcome"] == "passed", check["summary"]
     assert any("admin_login: not measured" in m and "auth.max_logins_per_run = 1" in m for m in check["not_measured"])
     assert _results(tmp_path / "one")["logins"] == {"made": 1, "budget": 1}
+
+
+def test_one_instance_refusing_valid_tokens_is_named_not_a_lost_session(sandbox, sandbox_profile):
+    """Behind the balancer, backend-2 refuses valid tokens (front.instance_rejects_tokens): a check calling
+    `me` with the run's session asks again until another instance answered, and names the one that is
+    wrong instead of reporting a session that nobody lost (round robin: a check whose first call lands on
+    backend-2 sees it; one landing on backend-1 passes, as that session is fine)."""
+    from veza_synthetics.catalog import load as load_catalog
+    from veza_synthetics.checks.auth import _me_accepted
+    from veza_synthetics.probes import auth
+    from veza_synthetics.verdict import Verdict
+    base = sandbox_profile.backend.url
+    login = auth.login(base, sandbox_profile.accounts.user_email, sandbox_profile.accounts.user_password, 5)
+    assert login.session is not None
+    sandbox.set_faults(["front.instance_rejects_tokens"])
+    try:
+        verdicts = [Verdict.for_symptom(load_catalog().symptoms["auth.session_lost"]) for _ in range(4)]
+        for v in verdicts:
+            _me_accepted(v, "me_after_hold", base, 5, login.session.access_token, "session gone after 2 s")
+    finally:
+        sandbox.set_faults([])
+        auth.logout(base, login.session, 5)
+    failed = [c.text for v in verdicts for c in v.conditions if c.level == "failed"]
+    assert failed and all(text.startswith("backend-2 refused the token backend-1 accepted: one instance refuses "
+                                          "valid tokens, the session is intact") for text in failed), failed
+    assert all(v.evidence["me_after_hold_by_instance"] == {"backend-2": 401, "backend-1": 200}
+               for v in verdicts if v.outcome == "failed")

@@ -70,6 +70,34 @@ def _valid_token_accepted(v: Verdict, base: str, timeout: float, session: auth.S
     v.require(not others, f"me with a fresh token answered {sorted(set(others))}", ok_text="login 200, me 200")
 
 
+INSTANCE_CALLS = 4  # `me` calls that reach every instance of two behind a round-robin balancer
+
+
+def _me_accepted(v: Verdict, step: str, base: str, timeout: float, token: str, why: str) -> None:
+    """`me` with a token that must still be valid, asked until every instance that answers has been heard: a
+    refusal by one instance while another accepts the same token is that instance's fault (its signing key,
+    say), named as such; the session is intact. Refused everywhere, the session is gone (`why`)."""
+    answers = [auth.request(base, "GET", auth.ME, timeout, token=token)]
+    while (answers[-1].measurements.get("status") in (401, 403) and answers[-1].evidence.get("instance")
+           and len(answers) < INSTANCE_CALLS):
+        answers.append(auth.request(base, "GET", auth.ME, timeout, token=token))
+        if answers[-1].measurements.get("status") == 200:
+            break
+    if not v.record(step, answers[0]):
+        return
+    statuses = {str(a.evidence.get("instance", "?")): a.measurements.get("status") for a in answers}
+    refusing = sorted(i for i, status in statuses.items() if status in (401, 403))
+    accepting = sorted(i for i, status in statuses.items() if status == 200)
+    status = answers[0].measurements["status"]
+    if refusing and accepting:
+        v.evidence[f"{step}_by_instance"] = statuses
+        v.require(False, f"{', '.join(refusing)} refused the token {', '.join(accepting)} accepted: one instance "
+                         f"refuses valid tokens, the session is intact ({answers[0].evidence.get('error')!r})")
+        return
+    v.require(status == 200, f"{why}: me answered {status} {answers[0].evidence.get('error')!r}"
+              + (f" (from every instance asked: {', '.join(refusing)})" if len(refusing) > 1 else ""))
+
+
 def _sample_accepts_token(v: Verdict, target: Target, attempt: int) -> None:
     """Every request of the run's HTTP sample carries the session's valid token: a 401/403 on any sampled
     endpoint (behind a balancer, from whichever instance answered it) is a valid token refused."""
@@ -153,10 +181,7 @@ def jwt_expired(v: Verdict, target: Target, attempt: int) -> None:
             v.require(new_claims.get("exp", 0) > claims["exp"] or (same_second and new_claims.get("exp") == claims["exp"]),
                       f"refreshed token exp {new_claims.get('exp')} is not later than the old {claims['exp']} "
                       f"(iat {new_claims.get('iat')} vs {claims['iat']})", ok_text="refresh 200, exp moved with iat")
-            me = auth.request(base, "GET", auth.ME, timeout, token=refreshed.access_token)
-            if v.record("me_refreshed", me):
-                v.require(me.measurements["status"] == 200,
-                          f"refreshed token rejected by me: {me.measurements['status']} {me.evidence.get('error')}")
+            _me_accepted(v, "me_refreshed", base, timeout, refreshed.access_token or "", "refreshed token rejected")
 
 
 @check("auth.session_lost", holds=True)
@@ -171,10 +196,7 @@ def session_lost(v: Verdict, target: Target, attempt: int) -> None:
     before = redis.inspect(p.redis.url, p.redis.password, target.timeout("connect"), claims.get("sid")) \
         if watch_redis else None
     time.sleep(hold)
-    me = auth.request(base, "GET", auth.ME, timeout, token=session.access_token)
-    if v.record("me_after_hold", me):
-        v.require(me.measurements["status"] == 200,
-                  f"session gone after {hold:g} s: me answered {me.measurements['status']} {me.evidence.get('error')!r}")
+    _me_accepted(v, "me_after_hold", base, timeout, session.access_token, f"session gone after {hold:g} s")
     refreshed = target.refresh()
     if v.record("refresh_after_hold", refreshed) and v.require(
             refreshed.measurements["status"] == 200,
