@@ -1,6 +1,8 @@
 """After a run with an injected fault, every report file exists, parses, names the failed symptom,
 carries its measurements and remedies, and holds none of the profile's secrets."""
+import html as html_lib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -149,6 +151,45 @@ def test_html_report_shows_verdict_and_remedies_without_a_click(truncated_run, t
     subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1400,1800", (folder / "report.html").as_uri()],
                    capture_output=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+# Run in the rendered page: how wide the document is against the window, the elements that stick out past
+# its right edge, and the results table's column headers and first rows as the reader sees them.
+MEASURE_LAYOUT = """<script>window.addEventListener("load", () => setTimeout(() => {
+  const w = document.documentElement.clientWidth;
+  const out = [...document.querySelectorAll("body *")].filter(e => e.offsetParent !== null
+      && e.getBoundingClientRect().right > w + 1).map(e => e.tagName + "." + e.className).slice(0, 8);
+  const head = [...document.querySelectorAll("#results-table th")].filter(e => e.offsetParent !== null)
+      .map(e => e.textContent.trim());
+  const rows = [...document.querySelectorAll("#results-table tbody tr")].map(r => r.textContent).slice(0, 40);
+  document.body.setAttribute("data-layout", JSON.stringify({w, scroll: document.documentElement.scrollWidth, out,
+                                                           head, rows}));
+}, 500));</script>"""
+
+
+@pytest.mark.parametrize("width,height", [(1366, 900), (390, 844)], ids=["laptop", "phone"])
+def test_the_report_reads_at_a_glance_on_a_laptop_and_a_phone(truncated_run, tmp_path, width, height):
+    """Rendered in Chromium: each row has its symptom, category, outcome and one-line verdict (passed rows
+    too), and nothing is wider than the window."""
+    _, folder, _ = truncated_run
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is installed by `make setup`"
+    page = tmp_path / "report.html"
+    page.write_text((folder / "report.html").read_text().replace("</body>", MEASURE_LAYOUT + "</body>"))
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=8000",
+             f"--window-size={width},{height}"]
+    dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    found = re.search(r'data-layout="([^"]*)"', dom)
+    assert found, dom[-2000:]
+    layout = json.loads(html_lib.unescape(found[1]))
+    assert layout["scroll"] <= layout["w"] and not layout["out"], layout
+    assert layout["head"][1:5] == ["Symptom", "Category", "Outcome", "Verdict"], layout["head"]
+    rows = " ".join(layout["rows"])
+    assert "stream.audio_cut" in rows and "streaming" in rows and "received" in rows
+    assert "passed" in rows, "passed rows carry their verdict too"
+    subprocess.run([chromium, *flags, f"--screenshot={tmp_path / f'report-{width}.png'}", page.as_uri()],
+                   capture_output=True, timeout=120)
+    assert (tmp_path / f"report-{width}.png").stat().st_size > 10_000
 
 
 def test_a_failure_the_re_measurement_did_not_confirm_is_flaky_in_every_format(tmp_path):

@@ -157,8 +157,17 @@ class Run:
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(self, prefix: list[Any], summary: list[Any], postfix: list[Any]) -> None:
         """report.html leads with what changed since the last run."""
+        prefix.append(html_report.STYLE)
         if self.final is not None:
             prefix.extend(html_report.changes(self.final))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_header(self, cells: list[str]) -> None:
+        cells[1:1] = html_report.TABLE_HEADERS  # after the test's own result: what the check found
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
+        cells[1:1] = html_report.table_cells(dict(report.user_properties), self.catalog)
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         metadata = _html_metadata(self.config)

@@ -13,7 +13,8 @@ def _scale(values: list[float], lo: float, hi: float, out_lo: float, out_hi: flo
 
 
 def _frame(title: str, x_label: str, y_label: str, x_max: float, y_max: float) -> list[str]:
-    return [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="11">',
+    return [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '  # scales down
+            'font-family="sans-serif" font-size="11">',
             f'<text x="{W / 2}" y="14" text-anchor="middle" font-weight="bold">{escape(title)}</text>',
             f'<line x1="{PAD}" y1="{H - PAD}" x2="{W - 10}" y2="{H - PAD}" stroke="#444"/>',
             f'<line x1="{PAD}" y1="22" x2="{PAD}" y2="{H - PAD}" stroke="#444"/>',

@@ -11,11 +11,74 @@ from typing import Any
 from pytest_html import extras as html_extras
 
 from .. import __version__, redact
+from ..catalog import Catalog
 from ..dependencies import headline
 from ..profile import Profile
 from .charts import for_record as charts_for
 
 COLOUR = {"passed": "#1a7f37", "degraded": "#9a6700", "failed": "#cf222e"}
+# Read at a glance, on a laptop or a phone: long texts wrap, tables fit the page, nothing scrolls sideways.
+STYLE = """<style>
+body { min-width: 0; max-width: 100%; }  /* pytest-html sets 800 px: a phone scrolled sideways */
+#results-table { table-layout: fixed; width: 100%; }
+#results-table td, #results-table th { overflow-wrap: anywhere; word-break: break-word; }
+.veza pre, .veza td, .veza li { white-space: pre-wrap; overflow-wrap: anywhere; }
+.veza table { border-collapse: collapse; width: 100%; table-layout: fixed; }
+.veza th, .veza td { border: 1px solid #d0d7de; padding: 2px 6px; text-align: left; vertical-align: top; }
+.veza th { width: 30%; }
+.col-verdict { width: 40%; }
+#environment td { overflow-wrap: anywhere; }
+svg { max-width: 100%; height: auto; }
+.controls, .filters, .collapse { flex-wrap: wrap; gap: 2px 8px; }
+.summary__data { flex: 1 1 auto; max-width: 100%; }
+.logwrapper, .log { max-width: 100%; box-sizing: border-box; }
+.log { white-space: pre-wrap; overflow-wrap: anywhere; }
+#results-table tr, #results-table td { max-width: 100%; box-sizing: border-box; }
+@media (max-width: 700px) {  /* a phone: the check's own columns; the test id, duration and links hidden */
+  #results-table thead th:nth-child(n+6), #results-table tr.collapsible > td:nth-child(n+6) { display: none; }
+  #results-table thead th:nth-child(1) { width: 14%; } #results-table thead th:nth-child(2) { width: 26%; }
+  #results-table thead th:nth-child(3) { width: 17%; } #results-table thead th:nth-child(4) { width: 14%; }
+  #results-table td, #results-table th { overflow-wrap: break-word; }
+}
+</style>"""
+TABLE_HEADERS = ['<th class="sortable" data-column-type="symptom">Symptom</th>',
+                 '<th class="sortable" data-column-type="category">Category</th>',
+                 '<th class="sortable" data-column-type="verdict_outcome">Outcome</th>',
+                 '<th class="col-verdict">Verdict</th>']
+
+
+def table_cells(properties: dict[str, Any], catalog: Catalog) -> list[str]:
+    """The check's row in the results table: its symptom, category, outcome and one-line verdict (passed
+    rows included), from the test's JUnit properties; empty for a test that is no catalog check."""
+    symptom = str(properties.get("symptom", ""))
+    category = catalog.symptoms[symptom].category if symptom in catalog.symptoms else ""
+    outcome = str(properties.get("outcome", ""))
+    verdict = str(properties.get("verdict", "")).split(": ", 1)[-1]
+    colour = COLOUR.get(outcome, "#57606a")
+    return [f'<td class="col-symptom">{html.escape(symptom)}</td>', f'<td class="col-category">{html.escape(category)}</td>',
+            f'<td class="col-verdict_outcome" style="color:{colour}">{html.escape(outcome)}</td>',
+            f'<td class="col-verdict">{html.escape(redact.text(verdict))}</td>']
+
+
+def _evidence(evidence: dict[str, Any]) -> str:
+    """Evidence by step, as tables (a step's figures) and lists (its series), never one JSON blob."""
+    esc, parts = html.escape, []
+    for step, body in evidence.items():
+        if isinstance(body, dict):
+            rows = "".join(f"<tr><th>{esc(str(key))}</th><td>{esc(_short(value))}</td></tr>" for key, value in body.items()
+                           if key != "timeline")
+            parts.append(f"<h5>{esc(step)}</h5><table>{rows}</table>")
+        elif isinstance(body, list):
+            items = "".join(f"<li>{esc(_short(item))}</li>" for item in body[:20])
+            parts.append(f"<h5>{esc(step)}</h5><ul>{items}</ul>")
+        else:
+            parts.append(f"<h5>{esc(step)}</h5><p>{esc(_short(body))}</p>")
+    return "".join(parts)
+
+
+def _short(value: Any, limit: int = 600) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit] + " ..."
 
 
 def extras(record: dict[str, Any]) -> list[Any]:
@@ -30,7 +93,7 @@ def block(record: dict[str, Any]) -> str:
                      for e in record["errors"])
     conditions = "".join(f"<li><b>{esc(c['level'])}</b> {esc(c['text'])}</li>" for c in record["conditions"]
                          if c["text"])
-    evidence = esc(json.dumps(record["evidence"], indent=1, default=str)[:6000])
+    evidence = _evidence(record["evidence"])
     attempts = record.get("attempts") or []
     both = "".join(f"<li>measurement {number}: <b>{esc(a['outcome'])}</b> {esc(a['summary'])}</li>"
                    for number, a in enumerate(attempts, 1))
@@ -47,8 +110,8 @@ def block(record: dict[str, Any]) -> str:
         f"<ul>{errors}{conditions}</ul>{flaky}{measured}{links}"
         f"<h4>Solutions ({esc(rb.get('section', ''))})</h4><pre>{esc(rb.get('solutions', ''))}</pre>"
         f"<h4>Prévention</h4><pre>{esc(rb.get('prevention', ''))}</pre>"
-        f"<details><summary>Measurements and evidence (by step)</summary><pre>"
-        f"{esc(json.dumps(record['measurements'], indent=1, default=str))}</pre><pre>{evidence}</pre></details></div>")
+        f"<details><summary>Measurements and evidence (by step)</summary>"
+        f"{_evidence({'measurements': dict(record['measurements'])})}{evidence}</details></div>")
 
 
 def metadata(profile: Profile, location: str, faults: list[str], started_at: dt.datetime) -> dict[str, Any]:
