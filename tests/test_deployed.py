@@ -13,7 +13,7 @@ import pytest
 from veza_synthetics.catalog import load as load_catalog
 from veza_synthetics.matrix import expectation, measure, meets, worst_by_check
 from veza_synthetics.probes import tls, trust
-from veza_synthetics.profile import ENV_DIR, load
+from veza_synthetics.profile import ENV_DIR, load, unresolved
 from veza_synthetics.sandbox.process import SandboxProcess
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,6 +79,9 @@ def test_the_shipped_profile_sets_every_variant(deployed):
     assert profile.auth.forbidden_path == "/api/v1/admin/dashboard" and profile.backend.search_path == ""  # B7, B13
     assert profile.prometheus.job_names() == {"node", "postgres", "redis"} and profile.stream.secret       # B3, S1
     assert '"${VEZA_BACKEND_URL}"' in (ENV_DIR / "veza-deployed.toml").read_text()  # credentials stay references
+    production_server = unresolved("veza-production-server")  # the public code's other backend main
+    assert (production_server["backend"]["health_path"], production_server["backend"]["ready_path"]) == ("/health", "/ready")
+    assert production_server["auth"]["expires_in_s"] == 3600 and production_server["sampling"]["max_rps"] <= 0.5
 
 
 def test_the_sandbox_serves_the_deployed_shape(deployed):

@@ -79,7 +79,7 @@ def test_every_session_is_logged_out_when_checks_fail_or_raise(sandbox, sandbox_
 
 def test_monitoring_judges_veza_jobs_and_notes_the_others(sandbox, tmp_path):
     """A shared Prometheus: a down target of a job the profile does not name is a note, not a failure."""
-    not_ours = _profile(sandbox, tmp_path, '[prometheus]\njobs = "veza-backend,veza-stream,node"\n')
+    not_ours = _profile(sandbox, tmp_path, '[prometheus]\njobs = "veza-backend,veza-stream,node"\nrule_groups = ""\n')
     sandbox.set_faults(["infra.target_down"])  # the chat's /metrics stops answering (returns once scraped so)
     try:
         args = ["--symptoms", "health.monitoring", "-p", "no:cacheprovider"]
@@ -93,6 +93,7 @@ def test_monitoring_judges_veza_jobs_and_notes_the_others(sandbox, tmp_path):
         sandbox.set_faults([])
     check = _results(tmp_path / "a")["checks"][0]
     assert scoped.returncode == 0 and any("veza-chat" in note for note in check["notes"]), check
+    assert "alert rules: not measured: no rule group named (prometheus.rule_groups is empty)" in check["not_measured"]
     assert default.returncode == 1 and "veza-chat" in _results(tmp_path / "b")["checks"][0]["summary"]
 
 

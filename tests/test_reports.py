@@ -111,6 +111,7 @@ def test_allure_results_have_epic_story_and_attachments(truncated_run):
     assert labels["severity"] == "normal" and cut["status"] == "failed"
     names = {a["name"] for a in cut.get("attachments", [])}
     assert {"evidence", "runbook", "stream timeline"} <= names
+    assert any(link["url"].startswith("https://jaeger.example/trace/") for link in cut.get("links", [])), cut.get("links")
 
 
 def test_no_secret_in_any_file(truncated_run):
@@ -194,13 +195,15 @@ def test_the_report_reads_at_a_glance_on_a_laptop_and_a_phone(truncated_run, tmp
 
 def test_a_failure_the_re_measurement_did_not_confirm_is_flaky_in_every_format(tmp_path):
     """Both measurements kept; JUnit's <flakyFailure> on the testcase pytest's own junitxml wrote (the Surefire
-    shape Jenkins and GitLab read); the terminal and the HTML say FLAKY and show both measurements."""
+    shape Jenkins and GitLab read), Allure's retry (the first measurement, same historyId); the terminal and the
+    HTML say FLAKY and show both measurements."""
     import subprocess
     import sys
     import xml.etree.ElementTree as ET
 
     from veza_synthetics.catalog import load
     from veza_synthetics.diagnosis import confirm
+    from veza_synthetics.reports import allure as allure_report
     from veza_synthetics.reports import html, junit, terminal
     symptom = load().symptoms["perf.high_response_time"]
 
@@ -215,12 +218,17 @@ def test_a_failure_the_re_measurement_did_not_confirm_is_flaky_in_every_format(t
     block = html.block(data)
     assert "FLAKY" in block and "measurement 1: <b>failed</b>" in block and "measurement 2: <b>passed</b>" in block
     test = tmp_path / "test_blip.py"
-    test.write_text("def test_blip(request):\n    print('captured')\n"
-                    f"    request.node.user_properties.append(({junit.FLAKY_PROPERTY!r}, {data['attempts'][0]['summary']!r}))\n")
-    xml = tmp_path / "junit.xml"
+    test.write_text("import allure\n\ndef test_blip(request):\n    print('captured')\n"
+                    f"    request.node.user_properties.append(({junit.FLAKY_PROPERTY!r}, {data['attempts'][0]['summary']!r}))\n"
+                    f"    allure.dynamic.label({allure_report.FIRST_MEASUREMENT!r}, {data['attempts'][0]['summary']!r})\n")
+    xml, results = tmp_path / "junit.xml", tmp_path / "allure-results"
     subprocess.run([sys.executable, "-m", "pytest", str(test), "-p", "no:cacheprovider", "-p", "no:randomly",
-                    "-o", "junit_logging=system-out", f"--junitxml={xml}", "--rootdir", str(tmp_path)],
-                   cwd=tmp_path, capture_output=True, timeout=120, check=True)
+                    "-o", "junit_logging=system-out", f"--junitxml={xml}", f"--alluredir={results}",
+                    "--rootdir", str(tmp_path)], cwd=tmp_path, capture_output=True, timeout=120, check=True)
+    assert allure_report.add_retries(results) == 1 and allure_report.add_retries(results) == 0
+    runs = sorted((json.loads(f.read_text()) for f in results.glob("*-result.json")), key=lambda r: r["start"])
+    assert [r["status"] for r in runs] == ["failed", "passed"] and len({r["historyId"] for r in runs}) == 1
+    assert "health p95 350 ms" in runs[0]["statusDetails"]["message"]  # Allure shows it as the retry
     assert junit.mark_flaky(xml) == 1 and junit.mark_flaky(xml) == 0  # once only
     case = ET.parse(xml).getroot().find(".//testcase")
     tags = [child.tag for child in case]

@@ -427,6 +427,27 @@ url = "${REDIS_URL_T}"
     assert not any(secret in " ".join(rendered + [render("redis-cli ping", p)]) for secret in ("pg-secret-1", "redis-secret-2"))
 
 
+def test_every_promql_query_a_check_ran_gets_a_graph_link(tmp_path):
+    from veza_synthetics.links import for_record
+    from veza_synthetics.record import check_record
+    p = profile.load(write(tmp_path, '[prometheus]\nurl = "https://prom.example"\n[links]\n'
+                                     'logs = "https://logs.example/?q={request_id}&t={start}"\n'))
+    v = verdict("perf.resource_saturation")
+    v.evidence["cpu"] = {"query": 'avg(rate(node_cpu_seconds_total{mode!="idle"}[5m]))', "series": []}
+    v.evidence["postgres"] = {"exporter": "postgres", "figures": {"connections": {"query": "sum(pg_stat_activity_count)"}}}
+    v.evidence["sample"] = {"slowest": [{"endpoint": "me", "ms": 812.0, "at": "2026-12-01T02:00:00.000+00:00",
+                                         "request_id": "veza-synth-1", "trace_id": "ab" * 16}]}
+    v.against("cpu_pct", 97, label="cpu")
+    links = for_record(check_record(catalog.load().symptoms["perf.resource_saturation"], v, [v], False, 0.1), p)
+    graphs = [link["url"] for link in links if link["kind"] == "prometheus"]
+    assert graphs == ["https://prom.example/graph?g0.expr=avg%28rate%28node_cpu_seconds_total%7Bmode%21%3D%22idle%22%7D"
+                      "%5B5m%5D%29%29&g0.tab=0&g0.range_input=1h",
+                      "https://prom.example/graph?g0.expr=sum%28pg_stat_activity_count%29&g0.tab=0&g0.range_input=1h"]
+    logs = [link for link in links if link["kind"] == "logs"]
+    assert [link["url"] for link in logs] == ["https://logs.example/?q=veza-synth-1&t=2026-12-01T01:58:00%2B00:00"]  # + quoted
+    assert logs[0]["label"] == "logs of sample me 812.0 ms"
+
+
 def test_production_without_variables_cannot_start(tmp_path):
     import os
     import subprocess

@@ -116,6 +116,8 @@ def monitoring(v: Verdict, target: Target, attempt: int) -> None:
     if others:
         v.note("targets of other jobs down (not Veza's, not judged): "
                + ", ".join(f"{t['job']} {t['instance']}" for t in others))
+    if not cfg.group_names():
+        v.missing("alert rules: not measured: no rule group named (prometheus.rule_groups is empty)")
     for group in sorted(cfg.group_names()):
         rules = ev["rule_groups"].get(group)
         v.require(bool(rules), f"rule group {group} not loaded (groups: {sorted(ev['rule_groups'])})",

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ..hooks import RunFinished
-from . import junit, markdown, results
+from . import allure, junit, markdown, results
 
 
 def prepare_dir(config: pytest.Config, env_name: str) -> Path:
@@ -48,6 +48,9 @@ def pytest_veza_run_finished(finished: RunFinished) -> None:
     xml = Path(getattr(finished.config.option, "xmlpath", None) or "")
     if xml.is_file():  # written by pytest's junitxml at the session's end, before this
         junit.mark_flaky(xml)
+    allure_dir = getattr(finished.config.option, "allure_report_dir", None)
+    if allure_dir and Path(allure_dir).is_dir():  # allure-pytest wrote each test's result as it finished
+        allure.add_retries(Path(allure_dir))
 
 
 def write_all(run: dict[str, Any], folder: Path) -> None:
