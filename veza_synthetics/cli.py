@@ -141,6 +141,19 @@ def _matrix(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from .profile import load
+    from .serve import serve
+    catalog = load_catalog()
+    profile = load(args.env or "sandbox")
+    asked = [s.strip() for s in (args.symptoms or "").split(",") if s.strip()]
+    unknown = sorted(set(asked) - set(catalog.symptoms))
+    if unknown:
+        raise SetupError(f"--symptoms: unknown check(s) {', '.join(unknown)}; known: {', '.join(sorted(catalog.symptoms))}")
+    return serve(profile, asked or sorted(catalog.symptoms), args.location or profile.location,
+                 args.listen or profile.serve.listen)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="veza-synth", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -178,6 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     allure.add_argument("run", nargs="?", default="reports/latest", help="a run folder (default: reports/latest)")
     allure.add_argument("--history", help="the history folder (default: the run folder's ../history)")
     allure.add_argument("--keep", type=int, default=30, help="runs Allure keeps in its history (default: 30)")
+    served = sub.add_parser("serve", help="run the checks in rounds (serve.interval_s) for Prometheus to scrape")
+    served.add_argument("--env", help="the profile (default: sandbox; the sandbox itself is not started)")
+    served.add_argument("--symptoms", help="the check ids to run, comma-separated (default: all)")
+    served.add_argument("--location", help="the location label (default: the profile's)")
+    served.add_argument("--listen", help="HOST:PORT for /metrics (default: the profile's serve.listen; port 0: any)")
     matrix = sub.add_parser("matrix", help="print the detection matrix (faults x checks)")
     matrix.add_argument("results", nargs="?", help="a results.json or a run folder: show the last measured outcomes")
     args, extra = parser.parse_known_args(argv)
@@ -188,13 +206,9 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args, extra)
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        if args.command == "notify":
-            return _notify(args)
-        if args.command == "merge":
-            return _merge(args)
-        if args.command == "allure":
-            return _allure(args)
-        return _ids(args) if args.command in ("failed-ids", "no-data-ids") else _matrix(args)
+        commands = {"notify": _notify, "merge": _merge, "allure": _allure, "serve": _serve, "matrix": _matrix,
+                    "failed-ids": _ids, "no-data-ids": _ids}
+        return commands[args.command](args)
     except SetupError as exc:
         print(f"veza-synth: {exc}", file=sys.stderr)
         return 2

@@ -169,6 +169,14 @@ class Links:
 
 
 @dataclass(frozen=True)
+class Serve:
+    """`veza-synth serve` (serve.py). A round of every check makes what one run makes (the README's load per
+    run: 2 logins among it): every 15 minutes stays within Veza's 3 logins per 15 minutes per address (B12)."""
+    interval_s: float = 900.0
+    listen: str = "127.0.0.1:9464"  # /metrics, /-/healthy, /-/ready
+
+
+@dataclass(frozen=True)
 class Tls:
     """Verification stays on; a private CA (a front door's own) is trusted by naming its file."""
     ca_file: str = ""
@@ -190,7 +198,7 @@ class SandboxAdmin:
 SECTIONS: dict[str, type] = {
     "backend": Backend, "chat": Chat, "stream": Stream, "postgres": Postgres, "redis": Redis,
     "prometheus": Prometheus, "accounts": Accounts, "timeouts": Timeouts, "holds": Holds, "sampling": Sampling,
-    "auth": Auth, "tls": Tls, "tracing": Tracing, "links": Links, "sandbox": SandboxAdmin, "history": History,
+    "auth": Auth, "tls": Tls, "tracing": Tracing, "links": Links, "serve": Serve, "sandbox": SandboxAdmin, "history": History,
 }
 # Every setting a profile may hold, with its default and therefore its type.
 DEFAULTS: dict[str, Any] = {
@@ -256,6 +264,7 @@ class Profile:
     tls: Tls
     tracing: Tracing
     links: Links
+    serve: Serve
     sandbox: SandboxAdmin
     history: History
     thresholds: dict[str, dict[str, dict[str, float]]]

@@ -1,0 +1,77 @@
+"""`veza-synth serve`: the checks in rounds for Prometheus to scrape. A fault shows in /metrics within a
+round, the exposition passes promtool, SIGTERM lets the round finish and stops, bad input is one error."""
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _metric(text: str, name: str, **labels: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def _until(ask, what: str, timeout_s: float = 60):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = ask()
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"not within {timeout_s:g} s: {what}")
+
+
+def test_a_fault_shows_in_the_metrics_within_a_round_and_sigterm_stops_after_it(sandbox, tmp_path):
+    profile = tmp_path / "serve.toml"
+    profile.write_text(f'extends = "{sandbox.profile_path}"\n[serve]\ninterval_s = 1\n')
+    proc = subprocess.Popen([sys.executable, "-m", "veza_synthetics", "serve", "--env", str(profile), "--symptoms",
+                             "health.services", "--location", "ci-a", "--listen", "127.0.0.1:0"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = re.search(r"(http://\S+)/metrics", proc.stdout.readline())[1]
+        _until(lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200, "a first round")
+        healthy = httpx.get(f"{url}/metrics", timeout=5).text
+        check = {"symptom": "health.services", "variant": "read-only", "location": "ci-a"}
+        assert _metric(healthy, "veza_synthetic_check_outcome", **check, outcome="passed") == 1
+        assert _metric(healthy, "veza_synthetic_check_last_success_timestamp_seconds", **check) > time.time() - 60
+        promtool = subprocess.run([shutil.which("promtool") or "promtool", "check", "metrics"], input=healthy,
+                                  capture_output=True, text=True, timeout=30)
+        assert promtool.returncode == 0, promtool.stdout + promtool.stderr
+        sandbox.set_faults(["infra.redis_down"])
+        try:
+            failing = _until(lambda: (lambda t: t if _metric(t, "veza_synthetic_check_outcome", **check,
+                                                              outcome="failed") == 1 else None)(
+                httpx.get(f"{url}/metrics", timeout=5).text), "health.services failed in /metrics")
+        finally:
+            sandbox.set_faults([])
+        assert _metric(failing, "veza_synthetic_check_outcome", **check, outcome="passed") == 0
+        assert _metric(failing, "veza_synthetic_rounds_total", location="ci-a") >= 2
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("setting,args,words", [
+    ("[serve]\ninterval_s = 0\n", [], "'serve.interval_s' must be > 0"),
+    ("[serve]\nlisten = \"nowhere\"\n", [], "'serve.listen' must be HOST:PORT"),
+    ("", ["--symptoms", "no.such"], "unknown check(s) no.such; known: auth.http_401_403"),
+])
+def test_bad_input_is_one_error_naming_the_setting(sandbox, tmp_path, setting, args, words):
+    profile = tmp_path / "serve.toml"
+    profile.write_text(f'extends = "{sandbox.profile_path}"\n{setting}')
+    done = subprocess.run([sys.executable, "-m", "veza_synthetics", "serve", "--env", str(profile), *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
