@@ -22,3 +22,11 @@ def test_the_shipped_rules_are_valid():
 def test_each_rule_fires_on_its_series_and_not_before():
     tested = promtool("test", "rules", "alerts_test.yml", cwd=REPO / "tests" / "alerts")
     assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_the_continuous_probers_rules_are_valid_and_fire_on_their_series():
+    """veza-synth serve's rules: failing for rounds, failing from a majority of locations, a silent prober."""
+    checked = promtool("check", "rules", str(REPO / "veza_synthetics" / "serve.rules.yml"))
+    assert checked.returncode == 0 and "SUCCESS: 3 rules found" in checked.stdout, checked.stdout + checked.stderr
+    tested = promtool("test", "rules", "serve_test.yml", cwd=REPO / "tests" / "alerts")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
