@@ -56,6 +56,12 @@ def test_a_fault_shows_in_the_metrics_within_a_round_and_sigterm_stops_after_it(
             sandbox.set_faults([])
         assert _metric(failing, "veza_synthetic_check_outcome", **check, outcome="passed") == 0
         assert _metric(failing, "veza_synthetic_rounds_total", location="ci-a") >= 2
+        probed = httpx.get(f"{url}/probe", params={"symptom": "health.services"}, timeout=40,
+                           headers={"X-Prometheus-Scrape-Timeout-Seconds": "30"})  # Prometheus drives the schedule
+        assert probed.status_code == 200 and _metric(probed.text, "veza_synthetic_check_outcome", **check,
+                                                     outcome="passed") == 1, probed.text
+        unknown = httpx.get(f"{url}/probe", params={"symptom": "no.such"}, timeout=10)
+        assert unknown.status_code == 400 and "unknown check(s) no.such; known: auth.http_401_403" in unknown.text
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, proc.stderr.read()
     finally:

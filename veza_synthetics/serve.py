@@ -5,8 +5,11 @@ The nightly finds an outage a night late; a prober that runs the same checks eve
 account, the run's pace) tells Prometheus within a round, and the Alertmanager a team already has
 routes it. `/metrics` holds, per check and location, its outcome (one series per outcome, 1 for the
 current), the time of its last round and of its last success, its duration; the rounds and their
-duration. `/-/healthy` answers once serving, `/-/ready` once a first round has finished. SIGTERM lets
-the round in progress finish (its sessions logged out), then stops.
+duration. `/probe?symptom=ID[,ID]` runs those checks now, for a Prometheus that drives the schedule
+itself (blackbox_exporter's way), within the scrape timeout Prometheus sends. `/-/healthy` answers once
+serving, `/-/ready` once a first round has finished. Rounds and probes never overlap: one session per
+account at a time, as Veza keeps them (B10). SIGTERM lets the round in progress finish (its sessions
+logged out), then stops.
 """
 from __future__ import annotations
 
@@ -16,10 +19,12 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
+from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from .catalog import load as load_catalog
 from .errors import SetupError
 from .matrix import measure
 from .profile import Profile
@@ -69,11 +74,14 @@ class Prober:
         self.metrics = Metrics()
         self.ready = threading.Event()
         self.stopping = threading.Event()
+        self.busy = threading.Lock()  # a round or a probe: never two Targets, two sessions of one account, at once
+        self.known = set(load_catalog().symptoms)
 
     def one_round(self) -> None:
         started = time.monotonic()
         try:
-            records = measure(self.profile, self.ids)
+            with self.busy:
+                records = measure(self.profile, self.ids)
         except Exception as exc:  # the prober's own failure: counted and said, the schedule goes on
             self.metrics.round_errors.labels(self.location).inc()
             print(f"veza-synth serve: a round could not complete: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -91,11 +99,56 @@ class Prober:
             self.stopping.wait(max(0.0, self.profile.serve.interval_s - (time.monotonic() - started)))
 
 
+    def probe(self, symptom_ids: list[str], timeout_s: float) -> tuple[int, bytes]:
+        """The checks now, in a registry of their own; 503 when a round holds the platform past the timeout,
+        504 when the checks outlast it (they go on, each call bounded, and the next round reports them)."""
+        deadline = time.monotonic() + timeout_s
+        if not self.busy.acquire(timeout=max(0.0, timeout_s)):
+            return 503, b"a round is running: try again at the next scrape\n"
+        done: dict[str, list[CheckRecord]] = {}
+
+        def run() -> None:
+            try:
+                done["records"] = measure(self.profile, symptom_ids)
+            finally:
+                self.busy.release()
+        worker = threading.Thread(target=run, name="veza-serve-probe", daemon=True)
+        started = time.monotonic()
+        worker.start()
+        worker.join(max(0.0, deadline - time.monotonic()))
+        if "records" not in done:
+            return 504, f"the checks outlasted the scrape timeout ({timeout_s:g} s)\n".encode()
+        metrics = Metrics()
+        metrics.record(done["records"], self.location, time.time())
+        metrics.round_duration.labels(self.location).set(round(time.monotonic() - started, 3))
+        return 200, generate_latest(metrics.registry)
+
+
+PROBE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
+DEFAULT_PROBE_TIMEOUT_S = 120.0  # without the header (a person with curl)
+
+
+def _probe(prober: Prober, query: str, timeout_header: str | None) -> tuple[int, bytes]:
+    asked = [s for value in parse_qs(query).get("symptom", []) for s in value.split(",") if s]
+    unknown = sorted(set(asked) - prober.known)
+    if not asked or unknown:
+        return 400, (f"unknown check(s) {', '.join(unknown)}; " if unknown else "name ?symptom=ID[,ID]; ").encode() + \
+            f"known: {', '.join(sorted(prober.known))}\n".encode()
+    try:
+        timeout_s = float(timeout_header or DEFAULT_PROBE_TIMEOUT_S) - 0.5  # time left to answer
+    except ValueError:
+        return 400, f"{PROBE_TIMEOUT_HEADER} must be seconds\n".encode()
+    return prober.probe(asked, timeout_s)
+
+
 def _handler(prober: Prober) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
+            path, _, query = self.path.partition("?")
+            if path == "/probe":
+                status, body = _probe(prober, query, self.headers.get(PROBE_TIMEOUT_HEADER))
+                self._answer(status, body, CONTENT_TYPE_LATEST if status == 200 else "text/plain; charset=utf-8")
+            elif path == "/metrics":
                 self._answer(200, generate_latest(prober.metrics.registry), CONTENT_TYPE_LATEST)
             elif path == "/-/healthy":
                 self._answer(200, b"serving\n")
@@ -103,7 +156,7 @@ def _handler(prober: Prober) -> type[BaseHTTPRequestHandler]:
                 ready = prober.ready.is_set()
                 self._answer(200 if ready else 503, b"ready\n" if ready else b"no round finished yet\n")
             else:
-                self._answer(404, b"/metrics, /-/healthy, /-/ready\n")
+                self._answer(404, b"/metrics, /probe?symptom=ID, /-/healthy, /-/ready\n")
 
         def _answer(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
             self.send_response(status)
