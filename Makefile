@@ -20,6 +20,7 @@ system:
 	done; \
 	command -v node >/dev/null || missing="$$missing nodejs npm"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$(SUDO)" = MISSING ]; then echo "Missing system packages:$$missing. Install them as root (apt-get install$$missing) and run make again."; exit 1; fi; \
 	  echo "Installing:$$missing"; \

@@ -81,3 +81,18 @@ def test_bad_input_is_one_error_naming_the_setting(sandbox, tmp_path, setting, a
     done = subprocess.run([sys.executable, "-m", "veza_synthetics", "serve", "--env", str(profile), *args], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_the_shipped_systemd_unit_verifies(tmp_path):
+    """systemd-analyze verify on the shipped unit, its ExecStart pointed at this checkout's veza-synth (a
+    broken unit fails the same way: the test proves it can fail)."""
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze comes with systemd"
+    shipped = (REPO / "fixtures" / "systemd" / "veza-synth-serve.service").read_text()
+    here = shutil.which("veza-synth", path=str(Path(sys.executable).parent))
+    assert here and "/opt/veza-synthetics/.venv/bin/veza-synth" in shipped
+    for name, text, ok in (("veza-synth-serve.service", shipped, True), ("broken.service", shipped, False)):
+        unit = tmp_path / name
+        unit.write_text(text.replace("/opt/veza-synthetics/.venv/bin/veza-synth", here if ok else "/nowhere/veza-synth"))
+        verified = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60)
+        assert (verified.returncode == 0) == ok, verified.stdout + verified.stderr
