@@ -53,6 +53,9 @@ def test_a_failure_links_to_its_trace_and_its_requests_logs_in_every_format(trun
     html = (folder / "report.html").read_text()
     assert traces[0] in html and "Find it on the platform" in html
     assert traces[0] in (folder / "summary.md").read_text()
+    junit_links = {p.get("value") for p in ET.parse(folder / "junit.xml").getroot().iter("property")
+                   if p.get("name") == "link: trace of measurement 1"}
+    assert traces[0] in junit_links
     passed = [c for c in results["checks"] if c["outcome"] == "passed"]
     assert passed and not any(link["kind"] in ("trace", "logs") for c in passed for link in c.get("links") or [])
 

@@ -83,6 +83,7 @@ def report_check(request: pytest.FixtureRequest, record: CheckRecord, symptom: S
     request.node.user_properties += [("symptom", record.id), ("outcome", record.outcome), ("verdict", record.summary),
                                      *((k, v) for k, v in record.measurements.items()
                                        if isinstance(v, (int, float, str)))]
+    request.node.user_properties += [(f"link: {link['label']}", link["url"]) for link in record.links or ()]
     if record.flaky:  # reports/junit.py makes it the testcase's <flakyFailure>
         request.node.user_properties.append((junit_report.FLAKY_PROPERTY, record.attempts[0]["summary"]))
     request.node.stash[HTML_EXTRAS_KEY] = html_report.extras(record.to_json())

@@ -192,5 +192,5 @@ def serve(profile: Profile, symptom_ids: list[str], location: str, listen: str) 
     try:
         prober.run()
     finally:
-        server.shutdown()
+        server.server_close()  # the listening socket; its daemon thread ends with the process
     return 0
