@@ -96,3 +96,30 @@ def test_the_shipped_systemd_unit_verifies(tmp_path):
         unit.write_text(text.replace("/opt/veza-synthetics/.venv/bin/veza-synth", here if ok else "/nowhere/veza-synth"))
         verified = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60)
         assert (verified.returncode == 0) == ok, verified.stdout + verified.stderr
+
+
+def test_a_dead_target_never_stops_the_schedule(tmp_path):
+    """Nothing listens where the profile points: each round reports the failure, and the rounds go on."""
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]  # closed again when the block ends: a refused port
+    profile = tmp_path / "dead.toml"
+    profile.write_text(f'name = "dead"\nkind = "sandbox"\n[backend]\nurl = "http://127.0.0.1:{dead}"\n'
+                       '[timeouts]\nconnect_s = 1\nrequest_s = 1\n[serve]\ninterval_s = 0.5\n')
+    proc = subprocess.Popen([sys.executable, "-m", "veza_synthetics", "serve", "--env", str(profile), "--symptoms",
+                             "health.services", "--listen", "127.0.0.1:0"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        url = re.search(r"(http://\S+)/metrics", proc.stdout.readline())[1]
+        rounds = _until(lambda: (lambda t: t if (_metric(t, "veza_synthetic_rounds_total", location="local") or 0) >= 2
+                                 else None)(httpx.get(f"{url}/metrics", timeout=5).text), "two rounds")
+        check = {"symptom": "health.services", "variant": "read-only", "location": "local"}
+        assert _metric(rounds, "veza_synthetic_check_outcome", **check, outcome="failed") == 1
+        assert _metric(rounds, "veza_synthetic_check_last_success_timestamp_seconds", **check) is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
