@@ -35,7 +35,8 @@ def test_a_fault_shows_in_the_metrics_within_a_round_and_sigterm_stops_after_it(
     profile = tmp_path / "serve.toml"
     profile.write_text(f'extends = "{sandbox.profile_path}"\n[serve]\ninterval_s = 1\n')
     proc = subprocess.Popen([sys.executable, "-m", "veza_synthetics", "serve", "--env", str(profile), "--symptoms",
-                             "health.services", "--location", "ci-a", "--listen", "127.0.0.1:0"], cwd=REPO,
+                             "health.services", "--location", "ci-a", "--listen", "127.0.0.1:0",
+                             "--history", str(tmp_path / "history")], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = re.search(r"(http://\S+)/metrics", proc.stdout.readline())[1]
@@ -56,6 +57,8 @@ def test_a_fault_shows_in_the_metrics_within_a_round_and_sigterm_stops_after_it(
             sandbox.set_faults([])
         assert _metric(failing, "veza_synthetic_check_outcome", **check, outcome="passed") == 0
         assert _metric(failing, "veza_synthetic_rounds_total", location="ci-a") >= 2
+        _until(lambda: _metric(httpx.get(f"{url}/metrics", timeout=5).text, "veza_synthetic_check_outcome", **check,
+                               outcome="passed") == 1, "health.services passed again")
         probed = httpx.get(f"{url}/probe", params={"symptom": "health.services"}, timeout=40,
                            headers={"X-Prometheus-Scrape-Timeout-Seconds": "30"})  # Prometheus drives the schedule
         assert probed.status_code == 200 and _metric(probed.text, "veza_synthetic_check_outcome", **check,
@@ -68,6 +71,10 @@ def test_a_fault_shows_in_the_metrics_within_a_round_and_sigterm_stops_after_it(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    from veza_synthetics import history
+    rounds = history.load(tmp_path / "history", "sandbox", "ci-a").runs  # every round joined the memory
+    states = [run["checks"][0].get("trend", {}).get("state") for run in rounds]
+    assert len(rounds) >= 3 and "new" in states and "recovered" in states, states
 
 
 @pytest.mark.parametrize("setting,args,words", [
@@ -108,7 +115,8 @@ def test_a_dead_target_never_stops_the_schedule(tmp_path):
     profile.write_text(f'name = "dead"\nkind = "sandbox"\n[backend]\nurl = "http://127.0.0.1:{dead}"\n'
                        '[timeouts]\nconnect_s = 1\nrequest_s = 1\n[serve]\ninterval_s = 0.5\n')
     proc = subprocess.Popen([sys.executable, "-m", "veza_synthetics", "serve", "--env", str(profile), "--symptoms",
-                             "health.services", "--listen", "127.0.0.1:0"], cwd=REPO, stdout=subprocess.PIPE,
+                             "health.services", "--listen", "127.0.0.1:0", "--history", str(tmp_path / "h")],
+                            cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         url = re.search(r"(http://\S+)/metrics", proc.stdout.readline())[1]

@@ -151,7 +151,7 @@ def _serve(args: argparse.Namespace) -> int:
     if unknown:
         raise SetupError(f"--symptoms: unknown check(s) {', '.join(unknown)}; known: {', '.join(sorted(catalog.symptoms))}")
     return serve(profile, asked or sorted(catalog.symptoms), args.location or profile.location,
-                 args.listen or profile.serve.listen)
+                 args.listen or profile.serve.listen, Path(args.history))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     served.add_argument("--symptoms", help="the check ids to run, comma-separated (default: all)")
     served.add_argument("--location", help="the location label (default: the profile's)")
     served.add_argument("--listen", help="HOST:PORT for /metrics (default: the profile's serve.listen; port 0: any)")
+    served.add_argument("--history", default="reports/history", help="the run-to-run memory every round joins")
     matrix = sub.add_parser("matrix", help="print the detection matrix (faults x checks)")
     matrix.add_argument("results", nargs="?", help="a results.json or a run folder: show the last measured outcomes")
     args, extra = parser.parse_known_args(argv)

@@ -5,30 +5,34 @@ The nightly finds an outage a night late; a prober that runs the same checks eve
 account, the run's pace) tells Prometheus within a round, and the Alertmanager a team already has
 routes it. `/metrics` holds, per check and location, its outcome (one series per outcome, 1 for the
 current), the time of its last round and of its last success, its duration; the rounds and their
-duration. `/probe?symptom=ID[,ID]` runs those checks now, for a Prometheus that drives the schedule
-itself (blackbox_exporter's way), within the scrape timeout Prometheus sends. `/-/healthy` answers once
+duration. Every round joins the run-to-run memory (history.py) as a run does. `/probe?symptom=ID[,ID]`
+runs those checks now, for a Prometheus that drives the schedule itself (blackbox_exporter's way),
+within the scrape timeout Prometheus sends. `/-/healthy` answers once
 serving, `/-/ready` once a first round has finished. Rounds and probes never overlap: one session per
 account at a time, as Veza keeps them (B10). SIGTERM lets the round in progress finish (its sessions
 logged out), then stops.
 """
 from __future__ import annotations
 
+import datetime as dt
 import signal
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import FrameType
 from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from . import history
 from .catalog import load as load_catalog
 from .errors import SetupError
 from .matrix import measure
 from .profile import Profile
-from .record import CheckRecord
+from .record import SCHEMA_VERSION, CheckRecord
 
 OUTCOMES = ("passed", "degraded", "failed", "no_data", "skipped")
 CHECK_LABELS = ["symptom", "variant", "location"]
@@ -66,11 +70,11 @@ class Metrics:
 
 
 class Prober:
-    def __init__(self, profile: Profile, symptom_ids: list[str], location: str):
+    def __init__(self, profile: Profile, symptom_ids: list[str], location: str, history_dir: Path):
         if profile.serve.interval_s <= 0:
             raise SetupError(f"profile {profile.source}: 'serve.interval_s' must be > 0 (seconds between rounds), "
                              f"not {profile.serve.interval_s!r}")
-        self.profile, self.ids, self.location = profile, symptom_ids, location
+        self.profile, self.ids, self.location, self.history_dir = profile, symptom_ids, location, history_dir
         self.metrics = Metrics()
         self.ready = threading.Event()
         self.stopping = threading.Event()
@@ -78,10 +82,11 @@ class Prober:
         self.known = set(load_catalog().symptoms)
 
     def one_round(self) -> None:
-        started = time.monotonic()
+        started, started_at = time.monotonic(), dt.datetime.now(dt.UTC)
         try:
             with self.busy:
                 records = measure(self.profile, self.ids)
+            self._remember(records, started_at)
         except Exception as exc:  # the prober's own failure: counted and said, the schedule goes on
             self.metrics.round_errors.labels(self.location).inc()
             print(f"veza-synth serve: a round could not complete: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -90,6 +95,15 @@ class Prober:
         self.metrics.rounds.labels(self.location).inc()
         self.metrics.round_duration.labels(self.location).set(round(time.monotonic() - started, 3))
         self.ready.set()
+
+    def _remember(self, records: list[CheckRecord], started_at: dt.datetime) -> None:
+        """The round into the run-to-run memory of this env and location, its trends computed as a run's are."""
+        p = self.profile
+        run = {"schema_version": SCHEMA_VERSION, "env": p.name, "location": self.location, "mode": "serve",
+               "started_at": started_at.isoformat(), "finished_at": dt.datetime.now(dt.UTC).isoformat(),
+               "checks": [r.to_json() for r in records]}
+        run = history.annotate(run, history.load(self.history_dir, p.name, self.location), p.history)
+        history.add(self.history_dir, run, p.history.keep)
 
     def run(self) -> None:
         """Rounds until stopped; a stop lets the round in progress finish."""
@@ -177,8 +191,8 @@ def listen_address(value: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-def serve(profile: Profile, symptom_ids: list[str], location: str, listen: str) -> int:
-    prober = Prober(profile, symptom_ids, location)
+def serve(profile: Profile, symptom_ids: list[str], location: str, listen: str, history_dir: Path) -> int:
+    prober = Prober(profile, symptom_ids, location, history_dir)
     server = ThreadingHTTPServer(listen_address(listen), _handler(prober))
     threading.Thread(target=server.serve_forever, name="veza-serve-http", daemon=True).start()
     host, port = str(server.server_address[0]), int(server.server_address[1])
