@@ -28,7 +28,7 @@ def sandbox_profile(sandbox):
 CELLS = ("test_detection_matrix.py::", "test_deployed.py::test_detection_holds", "test_pipelines.py::test_nightly_")
 # What takes longest goes first (longest processing time first), so no worker is left with a minute-long cell
 # at the end: a throttled canary downloaded twice, the dead-target runs, the healthy runs, 3 s connects.
-LONGEST_FIRST = ("stream.throttle", "blackhole", "test_healthy_runs", "db.slow_connect", "test_plugin.py",
+LONGEST_FIRST = ("stream.throttle", "blackhole", "test_healthy_runs", "test_serve.py", "db.slow_connect", "test_plugin.py",
                  "perf.latency", "perf.hang", "test_history.py")
 
 
