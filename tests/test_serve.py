@@ -1,5 +1,6 @@
 """`veza-synth serve`: the checks in rounds for Prometheus to scrape. A fault shows in /metrics within a
 round, the exposition passes promtool, SIGTERM lets the round finish and stops, bad input is one error."""
+import contextlib
 import re
 import shutil
 import signal
@@ -21,6 +22,24 @@ def _metric(text: str, name: str, **labels: str) -> float | None:
     return None
 
 
+@contextlib.contextmanager
+def _serving(*args: str):
+    """`veza-synth serve ARGS` on any free port: (process, base URL); killed if a test leaves it running."""
+    proc = subprocess.Popen([sys.executable, "-m", "veza_synthetics", "serve", *args, "--listen", "127.0.0.1:0"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc, re.search(r"(http://\S+)/metrics", proc.stdout.readline())[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _scrape_until(url: str, holds, what: str) -> str:
+    """/metrics, scraped until `holds(text)`."""
+    return _until(lambda: (lambda text: text if holds(text) else None)(httpx.get(f"{url}/metrics", timeout=5).text), what)
+
+
 def _until(ask, what: str, timeout_s: float = 60):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -34,12 +53,8 @@ def _until(ask, what: str, timeout_s: float = 60):
 def test_a_fault_shows_in_the_metrics_within_a_round_and_sigterm_stops_after_it(sandbox, tmp_path):
     profile = tmp_path / "serve.toml"
     profile.write_text(f'extends = "{sandbox.profile_path}"\n[serve]\ninterval_s = 1\n')
-    proc = subprocess.Popen([sys.executable, "-m", "veza_synthetics", "serve", "--env", str(profile), "--symptoms",
-                             "health.services", "--location", "ci-a", "--listen", "127.0.0.1:0",
-                             "--history", str(tmp_path / "history")], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        url = re.search(r"(http://\S+)/metrics", proc.stdout.readline())[1]
+    with _serving("--env", str(profile), "--symptoms", "health.services", "--location", "ci-a",
+                  "--history", str(tmp_path / "history")) as (proc, url):
         _until(lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200, "a first round")
         healthy = httpx.get(f"{url}/metrics", timeout=5).text
         check = {"symptom": "health.services", "variant": "read-only", "location": "ci-a"}
@@ -50,15 +65,14 @@ def test_a_fault_shows_in_the_metrics_within_a_round_and_sigterm_stops_after_it(
         assert promtool.returncode == 0, promtool.stdout + promtool.stderr
         sandbox.set_faults(["infra.redis_down"])
         try:
-            failing = _until(lambda: (lambda t: t if _metric(t, "veza_synthetic_check_outcome", **check,
-                                                              outcome="failed") == 1 else None)(
-                httpx.get(f"{url}/metrics", timeout=5).text), "health.services failed in /metrics")
+            failing = _scrape_until(url, lambda t: _metric(t, "veza_synthetic_check_outcome", **check, outcome="failed") == 1,
+                                    "health.services failed in /metrics")
         finally:
             sandbox.set_faults([])
         assert _metric(failing, "veza_synthetic_check_outcome", **check, outcome="passed") == 0
         assert _metric(failing, "veza_synthetic_rounds_total", location="ci-a") >= 2
-        _until(lambda: _metric(httpx.get(f"{url}/metrics", timeout=5).text, "veza_synthetic_check_outcome", **check,
-                               outcome="passed") == 1, "health.services passed again")
+        _scrape_until(url, lambda t: _metric(t, "veza_synthetic_check_outcome", **check, outcome="passed") == 1,
+                      "health.services passed again")
         probed = httpx.get(f"{url}/probe", params={"symptom": "health.services"}, timeout=40,
                            headers={"X-Prometheus-Scrape-Timeout-Seconds": "30"})  # Prometheus drives the schedule
         assert probed.status_code == 200 and _metric(probed.text, "veza_synthetic_check_outcome", **check,
@@ -67,10 +81,6 @@ def test_a_fault_shows_in_the_metrics_within_a_round_and_sigterm_stops_after_it(
         assert unknown.status_code == 400 and "unknown check(s) no.such; known: auth.http_401_403" in unknown.text
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     from veza_synthetics import history
     rounds = history.load(tmp_path / "history", "sandbox", "ci-a").runs  # every round joined the memory
     states = [run["checks"][0].get("trend", {}).get("state") for run in rounds]
@@ -114,20 +124,11 @@ def test_a_dead_target_never_stops_the_schedule(tmp_path):
     profile = tmp_path / "dead.toml"
     profile.write_text(f'name = "dead"\nkind = "sandbox"\n[backend]\nurl = "http://127.0.0.1:{dead}"\n'
                        '[timeouts]\nconnect_s = 1\nrequest_s = 1\n[serve]\ninterval_s = 0.5\n')
-    proc = subprocess.Popen([sys.executable, "-m", "veza_synthetics", "serve", "--env", str(profile), "--symptoms",
-                             "health.services", "--listen", "127.0.0.1:0", "--history", str(tmp_path / "h")],
-                            cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        url = re.search(r"(http://\S+)/metrics", proc.stdout.readline())[1]
-        rounds = _until(lambda: (lambda t: t if (_metric(t, "veza_synthetic_rounds_total", location="local") or 0) >= 2
-                                 else None)(httpx.get(f"{url}/metrics", timeout=5).text), "two rounds")
+    with _serving("--env", str(profile), "--symptoms", "health.services", "--history", str(tmp_path / "h")) as (proc, url):
+        rounds = _scrape_until(url, lambda t: (_metric(t, "veza_synthetic_rounds_total", location="local") or 0) >= 2,
+                               "two rounds")
         check = {"symptom": "health.services", "variant": "read-only", "location": "local"}
         assert _metric(rounds, "veza_synthetic_check_outcome", **check, outcome="failed") == 1
         assert _metric(rounds, "veza_synthetic_check_last_success_timestamp_seconds", **check) is None
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
