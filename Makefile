@@ -15,6 +15,7 @@ system:
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v prometheus-pushgateway >/dev/null || missing="$$missing prometheus-pushgateway"; \
+	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	for exporter in node postgres redis; do \
 	  command -v prometheus-$$exporter-exporter >/dev/null || missing="$$missing prometheus-$$exporter-exporter"; \
 	done; \

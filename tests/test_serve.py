@@ -1,12 +1,16 @@
 """`veza-synth serve`: the checks in rounds for Prometheus to scrape. A fault shows in /metrics within a
 round, the exposition passes promtool, SIGTERM lets the round finish and stops, bad input is one error."""
 import contextlib
+import json
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -50,40 +54,100 @@ def _until(ask, what: str, timeout_s: float = 60):
     raise AssertionError(f"not within {timeout_s:g} s: {what}")
 
 
-def test_a_fault_shows_in_the_metrics_within_a_round_and_sigterm_stops_after_it(sandbox, tmp_path):
+class Webhook:
+    """The test's alert receiver: every alert Alertmanager posts, as (status, labels)."""
+
+    def __init__(self) -> None:
+        self.alerts: list[tuple[str, dict]] = []
+        received = self.alerts
+
+        class Receive(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                received.extend((alert["status"], alert["labels"]) for alert in body["alerts"])
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Receive)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def until(self, status: str, alertname: str, **labels: str) -> dict:
+        return _until(lambda: next((lab for st, lab in self.alerts if st == status and lab["alertname"] == alertname
+                                    and all(lab.get(k) == v for k, v in labels.items())), None),
+                      f"{alertname} {status} at the webhook (received: {self.alerts})", timeout_s=90)
+
+
+def test_serve_detects_a_fault_and_alertmanager_routes_the_alert_to_a_webhook(sandbox, tmp_path):
+    """Read-only serve against the sandbox: a first round of every check, then health every second. Redis
+    down: health.services fails two rounds in a row, the sandbox's Prometheus (the shipped serve rules)
+    fires, its Alertmanager posts to this test's webhook; fault off: resolved. Over every round: zero
+    writes; SIGTERM during a /probe that holds a session leaves no session open; no secret anywhere."""
+    from veza_synthetics import history
+    from veza_synthetics.catalog import load as load_catalog
+    from veza_synthetics.profile import load
+    agent = f"veza-synth-serve-test/{uuid.uuid4().hex[:8]}"  # the sandbox counts this client's writes and sessions
     profile = tmp_path / "serve.toml"
-    profile.write_text(f'extends = "{sandbox.profile_path}"\n[serve]\ninterval_s = 1\n')
-    with _serving("--env", str(profile), "--symptoms", "health.services", "--location", "ci-a",
-                  "--history", str(tmp_path / "history")) as (proc, url):
-        _until(lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200, "a first round")
+    profile.write_text(f'extends = "{sandbox.profile_path}"\nallow = "readonly"\n[tracing]\nuser_agent = "{agent}"\n'
+                       '[serve]\ninterval_s = 600\nintervals = {health = 1}\n')
+    secrets = load(str(sandbox.profile_path)).secrets()
+    before = sandbox.writes()
+    check = {"symptom": "health.services", "variant": "read-only", "location": "ci-a"}
+    with _serving("--env", str(profile), "--location", "ci-a", "--history", str(tmp_path / "history")) as (proc, url):
+        hook = Webhook()
+        sandbox.route_alerts(url.removeprefix("http://"), hook.url)
+        _until(lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200, "a first round", timeout_s=120)
         healthy = httpx.get(f"{url}/metrics", timeout=5).text
-        check = {"symptom": "health.services", "variant": "read-only", "location": "ci-a"}
         assert _metric(healthy, "veza_synthetic_check_outcome", **check, outcome="passed") == 1
         assert _metric(healthy, "veza_synthetic_check_last_success_timestamp_seconds", **check) > time.time() - 60
+        assert _metric(healthy, "veza_synthetic_check_interval_seconds", symptom="health.services", location="ci-a") == 1
+        assert _metric(healthy, "veza_synthetic_check_interval_seconds", symptom="auth.jwt_expired", location="ci-a") == 600
+        p95 = {"symptom": "perf.high_response_time", "threshold": "p95_ms", "unit": "seconds", "location": "ci-a"}
+        assert 0 < _metric(healthy, "veza_synthetic_check_measurement", **p95) < \
+            _metric(healthy, "veza_synthetic_check_threshold", **p95, level="fail") == \
+            load_catalog().symptoms["perf.high_response_time"].thresholds["p95_ms"].fail / 1000
+        assert _metric(healthy, "veza_synthetic_logins_total", location="ci-a") >= 1
+        assert _metric(healthy, "veza_synthetic_api_requests_total", location="ci-a") >= 80  # the sample among them
+        assert _metric(healthy, "veza_synthetic_chat_messages_total", location="ci-a") == 0  # read-only: none sent
         promtool = subprocess.run([shutil.which("promtool") or "promtool", "check", "metrics"], input=healthy,
                                   capture_output=True, text=True, timeout=30)
         assert promtool.returncode == 0, promtool.stdout + promtool.stderr
         sandbox.set_faults(["infra.redis_down"])
         try:
-            failing = _scrape_until(url, lambda t: _metric(t, "veza_synthetic_check_outcome", **check, outcome="failed") == 1,
-                                    "health.services failed in /metrics")
+            hook.until("firing", "VezaSyntheticCheckFailingForRounds", **check)
+            failing = httpx.get(f"{url}/metrics", timeout=5).text
         finally:
             sandbox.set_faults([])
-        assert _metric(failing, "veza_synthetic_check_outcome", **check, outcome="passed") == 0
-        assert _metric(failing, "veza_synthetic_rounds_total", location="ci-a") >= 2
-        _scrape_until(url, lambda t: _metric(t, "veza_synthetic_check_outcome", **check, outcome="passed") == 1,
-                      "health.services passed again")
-        probed = httpx.get(f"{url}/probe", params={"symptom": "health.services"}, timeout=40,
+        assert _metric(failing, "veza_synthetic_check_consecutive_failed_rounds", **check) >= 2
+        hook.until("resolved", "VezaSyntheticCheckFailingForRounds", **check)
+        report = httpx.get(f"{url}/report", timeout=10)
+        assert report.status_code == 200 and "health.services" in report.text and "Solutions" in report.text
+        probed = httpx.get(f"{url}/probe", params={"module": "health"}, timeout=40,
                            headers={"X-Prometheus-Scrape-Timeout-Seconds": "30"})  # Prometheus drives the schedule
         assert probed.status_code == 200 and _metric(probed.text, "veza_synthetic_check_outcome", **check,
                                                      outcome="passed") == 1, probed.text
         unknown = httpx.get(f"{url}/probe", params={"symptom": "no.such"}, timeout=10)
-        assert unknown.status_code == 400 and "unknown check(s) no.such; known: auth.http_401_403" in unknown.text
+        assert unknown.status_code == 400 and "no.such; known: auth.http_401_403" in unknown.text
+        outputs = [healthy, failing, report.text, probed.text]
+        def hold_a_session() -> None:
+            with contextlib.suppress(httpx.HTTPError):  # the prober may stop before it answers
+                httpx.get(f"{url}/probe", params={"module": "auth"}, timeout=120)
+        holding = threading.Thread(target=hold_a_session)
+        holding.start()  # auth.session_lost holds its session: SIGTERM arrives while it is open
+        _until(lambda: sandbox.open_sessions(agent) >= 1, "a session opened by /probe?module=auth")
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0, proc.stderr.read()
-    from veza_synthetics import history
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+        outputs += [proc.stdout.read(), proc.stderr.read()]
+        holding.join(timeout=10)
+    assert sandbox.open_sessions(agent) == 0
+    after = sandbox.writes(agent)
+    assert after["http"] == [] and after["sql"] == before["sql"] and after["chat"] == before["chat"], after
+    leaked = [secret for secret in secrets for text in outputs if secret in text]
+    assert not leaked and not any("eyJ" in text for text in outputs), "a secret in /metrics, /report or the logs"
     rounds = history.load(tmp_path / "history", "sandbox", "ci-a").runs  # every round joined the memory
-    states = [run["checks"][0].get("trend", {}).get("state") for run in rounds]
+    states = [c.get("trend", {}).get("state") for run in rounds for c in run["checks"] if c["id"] == "health.services"]
     assert len(rounds) >= 3 and "new" in states and "recovered" in states, states
 
 
@@ -91,6 +155,9 @@ def test_a_fault_shows_in_the_metrics_within_a_round_and_sigterm_stops_after_it(
     ("[serve]\ninterval_s = 0\n", [], "'serve.interval_s' must be > 0"),
     ("[serve]\nlisten = \"nowhere\"\n", [], "'serve.listen' must be HOST:PORT"),
     ("", ["--symptoms", "no.such"], "unknown check(s) no.such; known: auth.http_401_403"),
+    ("[serve]\nintervals = {nope = 5}\n", [], "'serve.intervals.\"nope\"' is neither a category nor a check id"),
+    ("[serve]\nintervals = {health = 0}\n", [], "'serve.intervals.\"health\"' must be seconds > 0"),
+    ("[serve]\nreport = \"public\"\n", [], "'serve.report' must be one of on, loopback, off"),
 ])
 def test_bad_input_is_one_error_naming_the_setting(sandbox, tmp_path, setting, args, words):
     profile = tmp_path / "serve.toml"
@@ -123,7 +190,7 @@ def test_a_dead_target_never_stops_the_schedule(tmp_path):
         dead = probe.getsockname()[1]  # closed again when the block ends: a refused port
     profile = tmp_path / "dead.toml"
     profile.write_text(f'name = "dead"\nkind = "sandbox"\n[backend]\nurl = "http://127.0.0.1:{dead}"\n'
-                       '[timeouts]\nconnect_s = 1\nrequest_s = 1\n[serve]\ninterval_s = 0.5\n')
+                       '[timeouts]\nconnect_s = 1\nrequest_s = 1\n[serve]\ninterval_s = 0.5\nintervals = {health = 0.5}\n')
     with _serving("--env", str(profile), "--symptoms", "health.services", "--history", str(tmp_path / "h")) as (proc, url):
         rounds = _scrape_until(url, lambda t: (_metric(t, "veza_synthetic_rounds_total", location="local") or 0) >= 2,
                                "two rounds")
@@ -132,3 +199,49 @@ def test_a_dead_target_never_stops_the_schedule(tmp_path):
         assert _metric(rounds, "veza_synthetic_check_last_success_timestamp_seconds", **check) is None
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, proc.stderr.read()
+
+
+def _schedule(**intervals: float):
+    from veza_synthetics.catalog import load as load_catalog
+    from veza_synthetics.profile_model import Serve
+    from veza_synthetics.serve.schedule import Schedule
+    catalog = load_catalog()
+    return Schedule.of(Serve(interval_s=900, intervals=intervals), catalog.symptoms, catalog.symptoms)
+
+
+def test_checks_of_commensurate_intervals_share_their_rounds():
+    """Health every minute, the rest every 15: an hour is 60 rounds, 4 of them hold every check (4 logins'
+    worth, not 60), and the first round holds them all."""
+    schedule, now, rounds = _schedule(health=60), 0.0, []
+    schedule.start(now)
+    while now < 3600:
+        due = schedule.due(now)
+        rounds.append(due)
+        schedule.ran(due, now)  # a round that takes no time
+        now += schedule.wait_s(now)
+    assert len(rounds) == 60 and len(rounds[0]) == len(schedule.intervals)
+    assert sum("auth.jwt_expired" in due for due in rounds) == 4
+    assert all(set(due) == {"health.services", "health.monitoring"} for due in rounds if "auth.jwt_expired" not in due)
+
+
+def test_a_round_longer_than_an_interval_makes_the_check_due_at_once_never_a_burst():
+    schedule = _schedule(health=60)
+    schedule.start(0.0)
+    schedule.ran(schedule.due(0.0), 200.0)  # the first round took 200 s: three health rounds missed
+    assert schedule.due(200.0) == ["health.monitoring", "health.services"]
+    schedule.ran(schedule.due(200.0), 201.0)
+    assert schedule.due(201.0) == [] and schedule.wait_s(201.0) == 59.0  # on its cadence again: 200 + 60
+
+
+@pytest.mark.parametrize("mode,client,status", [("loopback", "127.0.0.1", 200), ("loopback", "10.1.2.3", 403),
+                                                ("on", "10.1.2.3", 200), ("off", "127.0.0.1", 404)])
+def test_report_can_be_turned_off_or_kept_to_loopback(tmp_path, mode, client, status):
+    from veza_synthetics.catalog import load as load_catalog
+    from veza_synthetics.profile import ENV_DIR, load
+    from veza_synthetics.serve.prober import Prober
+    from veza_synthetics.serve.web import _report_route
+    profile = tmp_path / "report.toml"
+    profile.write_text(f'extends = "{ENV_DIR / "sandbox.toml"}"\n[serve]\nreport = "{mode}"\n')
+    prober = Prober(load(str(profile)), load_catalog(), ["health.services"], "here", tmp_path / "history")
+    answer, body, _ = _report_route(prober, client)
+    assert answer == status and (b"No round has finished yet" in body) == (status == 200), body

@@ -150,7 +150,7 @@ def _serve(args: argparse.Namespace) -> int:
     unknown = sorted(set(asked) - set(catalog.symptoms))
     if unknown:
         raise SetupError(f"--symptoms: unknown check(s) {', '.join(unknown)}; known: {', '.join(sorted(catalog.symptoms))}")
-    return serve(profile, asked or sorted(catalog.symptoms), args.location or profile.location,
+    return serve(profile, catalog, asked or sorted(catalog.symptoms), args.location or profile.location,
                  args.listen or profile.serve.listen, Path(args.history))
 
 

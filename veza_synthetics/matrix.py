@@ -16,7 +16,7 @@ from .checks import registered
 from .diagnosis import diagnose, start_holds
 from .profile import Profile
 from .record import CheckRecord, skipped_record
-from .target import Target
+from .target import Load, Target
 
 HEALTHY = "(none)"
 TIMING_UNITS = frozenset({"ms", "s"})
@@ -36,6 +36,11 @@ def measure(profile: Profile, symptom_ids: Iterable[str]) -> list[CheckRecord]:
     """These checks against the profile's target, in this process, the way a run takes them (catalog ->
     checks -> verdict -> record): the holds started first in the background, every failure confirmed,
     one record per check and variant, the writes variant skipped where the profile forbids writes."""
+    return measure_with_load(profile, symptom_ids)[0]
+
+
+def measure_with_load(profile: Profile, symptom_ids: Iterable[str]) -> tuple[list[CheckRecord], Load]:
+    """measure(), and what it cost the platform (serve mode counts it)."""
     checks, ids = registered(), sorted(set(symptom_ids))
     records = []
     with Target(profile) as target:
@@ -49,7 +54,7 @@ def measure(profile: Profile, symptom_ids: Iterable[str]) -> list[CheckRecord]:
                                                                 "forbids writes"))
                     continue
                 records.append(diagnose(sid, target, writes)[0])
-    return records
+    return records, target.load()
 
 
 def worst_by_check(records: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:

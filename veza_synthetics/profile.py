@@ -41,7 +41,11 @@ def _merge(base: dict[str, Any], over: dict[str, Any], where: str, source: str) 
         if key not in DEFAULTS.get(where, DEFAULTS) if where else key not in DEFAULTS:
             setting = f"{where}.{key}" if where else key
             raise SetupError(f"profile {source}: unknown setting '{setting}'")
-        if isinstance(out.get(key), dict) and key != "thresholds":
+        if isinstance(out.get(key), dict) and key in FREE_TABLES:  # keys of its own: a profile adds to its base's
+            if not isinstance(value, dict):
+                raise SetupError(f"profile {source}: '{where}.{key}' must be a table")
+            out[key] = {**out[key], **value}
+        elif isinstance(out.get(key), dict) and key != "thresholds":
             if not isinstance(value, dict):
                 raise SetupError(f"profile {source}: '{key}' must be a table")
             out[key] = _merge(out[key], value, key, source)
@@ -80,6 +84,7 @@ def _check_values(data: dict[str, Any], source: str) -> None:
     if not 1 <= data["auth"]["max_logins_per_run"] <= 2:
         raise SetupError(f"profile {source}: 'auth.max_logins_per_run' must be 1 (the synthetic user only) or 2 (and the "
                          f"admin), not {data['auth']['max_logins_per_run']!r}: Veza locks an address out after 3 logins")
+    _check_serve(data["serve"], source)
     if data["quorum"] < 0:
         raise SetupError(f"profile {source}: 'quorum' must be >= 0 (0 means a majority), not {data['quorum']!r}")
 
@@ -97,6 +102,27 @@ def _check_paths(data: dict[str, Any], source: str) -> None:
             raise SetupError(f"profile {source}: '{setting}' must be a path starting with '/' (e.g. "
                              f"{DEFAULTS[section][name]!r}){' or empty for none' if may_be_empty else ''}, "
                              f"not {value!r}")
+
+
+SERVE_REPORT = ("on", "loopback", "off")
+FREE_TABLES = ("intervals",)  # tables inside a section whose keys are the profile's own (serve.intervals)
+
+
+def _check_serve(serve: dict[str, Any], source: str) -> None:
+    catalog = load_catalog()
+    if not isinstance(serve["interval_s"], (int, float)) or serve["interval_s"] <= 0:
+        raise SetupError(f"profile {source}: 'serve.interval_s' must be > 0 (seconds between rounds), "
+                         f"not {serve['interval_s']!r}")
+    known = sorted({s.category for s in catalog.symptoms.values()}) + sorted(catalog.symptoms)
+    for key, value in serve["intervals"].items():
+        if key not in known:
+            raise SetupError(f"profile {source}: 'serve.intervals.\"{key}\"' is neither a category nor a check id "
+                             f"(known: {', '.join(known)})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise SetupError(f"profile {source}: 'serve.intervals.\"{key}\"' must be seconds > 0, not {value!r}")
+    if serve["report"] not in SERVE_REPORT:
+        raise SetupError(f"profile {source}: 'serve.report' must be one of {', '.join(SERVE_REPORT)}, "
+                         f"not {serve['report']!r}")
 
 
 def _check_positive(data: dict[str, Any], source: str) -> None:

@@ -170,10 +170,15 @@ class Links:
 
 @dataclass(frozen=True)
 class Serve:
-    """`veza-synth serve` (serve.py). A round of every check makes what one run makes (the README's load per
-    run: 2 logins among it): every 15 minutes stays within Veza's 3 logins per 15 minutes per address (B12)."""
+    """`veza-synth serve` (serve/). Every check runs every `interval_s`; `intervals` sets another per
+    category or check id (`health = 60`, `"auth.jwt_expired" = 3600`). Checks due together share one round
+    (one session per account, the run's pace). The defaults: health every minute (no login: detection within
+    minutes of an outage), everything every 15 minutes (a run's load, 2 logins: within Veza's 3 logins per
+    15 minutes per address, B12). README: what each default costs an hour."""
     interval_s: float = 900.0
-    listen: str = "127.0.0.1:9464"  # /metrics, /-/healthy, /-/ready
+    intervals: dict[str, float] = field(default_factory=lambda: {"health": 60.0})
+    listen: str = "127.0.0.1:9464"  # /metrics, /probe, /report, /-/healthy, /-/ready
+    report: str = "loopback"  # /report answers "on": anyone who reaches listen; "loopback": local clients; "off"
 
 
 @dataclass(frozen=True)

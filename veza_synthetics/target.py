@@ -29,6 +29,14 @@ CONTRACT_KBPS = {"high": 320, "medium": 192, "low": 128, "mobile": 96}
 
 
 @dataclass(frozen=True)
+class Load:
+    """What a run (or a round of serve) cost the platform: the figures its operators budget."""
+    logins: int
+    api_requests: int   # every request to the backend, paced (sample, checks' calls, logins, refreshes)
+    chat_messages: int  # sent by the chat runs
+
+
+@dataclass(frozen=True)
 class Canary:
     url: str          # signed; never reported (redact masks its signature)
     name: str         # the stream's name: the track's stream_name
@@ -183,6 +191,12 @@ class Target:
         forget_connections()  # the next run starts its own, as a new browser would
         if self.pace is not None:
             pacing.retire(self.profile.backend.url, self.pace)
+
+    def load(self) -> Load:
+        chat_runs = [slot.result() for (key, _), slot in list(self._memo.items())
+                     if key == "chat" and slot.done() and slot.exception() is None]
+        return Load(self.logins, self.pace.turns if self.pace else 0,
+                    sum(int(run.measurements.get("sent", 0)) for run in chat_runs))
 
     def __enter__(self) -> Target:
         return self

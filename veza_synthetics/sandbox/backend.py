@@ -127,7 +127,7 @@ class Backend:
                 await send(message)
 
             if scope["method"] not in ("GET", "HEAD", "OPTIONS") and path not in SESSION_PATHS:
-                self.s.write_requests.append(f"{scope['method']} {path}")
+                self.s.write_requests.append((f"{scope['method']} {path}", headers.get(b"user-agent", b"").decode()))
             try:
                 answer = await self._injected(path, b"authorization" in headers, odd_one_out, metrics)
                 await (answer or app)(scope, receive, send_wrapper)
@@ -281,6 +281,7 @@ class Backend:
             return error("invalid email or password", 401)
         user = {"id": row[0], "username": row[1], "email": row[2], "role": row[3]}
         sid = uuid.uuid4().hex
+        self.s.session_agents[sid] = request.headers.get("user-agent", "")
         await self._open_session(sid, user["id"])
         return ok({**self._tokens(user, sid), "user": user})
 
@@ -304,6 +305,11 @@ class Backend:
                                          (sid,))
                 return await cur.fetchone() is not None
         return bool(await self.redis.exists(f"veza:session:{sid}"))
+
+    async def open_sessions(self, user_agent: str | None = None) -> int:
+        """Sessions not logged out nor expired, of every client or of the one that sent this User-Agent."""
+        sids = [sid for sid, agent in list(self.s.session_agents.items()) if user_agent is None or agent == user_agent]
+        return sum([await self._session_alive(sid) for sid in sids])
 
     async def _close_session(self, sid: str) -> None:
         if self.s.deployed:

@@ -73,8 +73,21 @@ class SandboxProcess:
         if response.status_code != 200:
             raise SetupError(response.json().get("error", response.text))
 
-    def writes(self) -> dict:
-        return httpx.get(f"{self.admin_url()}/writes", timeout=10).json()
+    def writes(self, user_agent: str | None = None) -> dict:
+        """What the write recorder saw (API writes of one client only, with its User-Agent)."""
+        params = {"user_agent": user_agent} if user_agent is not None else {}
+        return httpx.get(f"{self.admin_url()}/writes", params=params, timeout=10).json()
+
+    def open_sessions(self, user_agent: str) -> int:
+        """Sessions the client with this User-Agent opened and has not logged out (nor let expire)."""
+        return int(httpx.get(f"{self.admin_url()}/sessions", params={"user_agent": user_agent}, timeout=10).json()["open"])
+
+    def route_alerts(self, prober: str, webhook: str) -> dict:
+        """The sandbox's Prometheus scrapes this `veza-synth serve` (HOST:PORT); its Alertmanager routes to webhook."""
+        response = httpx.put(f"{self.admin_url()}/alerting", json={"prober": prober, "webhook": webhook}, timeout=10)
+        if response.status_code != 200:
+            raise SetupError(response.json().get("error", response.text))
+        return response.json()
 
     def logs(self) -> dict[str, list[str]]:
         """The front door's access log and the backend's request log (their last lines)."""

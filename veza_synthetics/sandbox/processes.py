@@ -21,6 +21,10 @@ import httpx
 from ..errors import SetupError
 
 LOOPBACK = "127.0.0.1"
+# `veza-synth serve` scraped by the sandbox's Prometheus once someone runs one (PUT /prometheus/prober on
+# the admin port), its shipped rules loaded: what a team's Prometheus does with the prober.
+PROBER_JOB = "veza_synthetics_serve"
+PROBER_RULES = Path(__file__).resolve().parents[1] / "serve.rules.yml"
 
 
 def free_port() -> int:
@@ -191,14 +195,19 @@ class Prometheus:
     def available() -> str | None:
         return shutil.which("prometheus")
 
-    def configure(self, rules_text: str) -> None:
+    def configure(self, rules_text: str, alertmanager_port: int | None = None) -> None:
+        """Scrape every job from its file; the sandbox's rules and the prober's shipped rules; alerts to the
+        sandbox's Alertmanager when it runs one."""
         jobs = "".join(f"  - job_name: {job}\n    file_sd_configs:\n      - files: ['{self.dir / job}.json']\n"
-                       for job in self.jobs)
+                       for job in (*self.jobs, PROBER_JOB))
+        alerting = (f"alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{LOOPBACK}:{alertmanager_port}']\n"
+                    if alertmanager_port else "")
         (self.dir / "prometheus.yml").write_text(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n"
-            f"rule_files:\n  - {self.rules}\nscrape_configs:\n{jobs}"
+            f"rule_files:\n  - {self.rules}\n  - {PROBER_RULES}\n{alerting}scrape_configs:\n{jobs}"
         )
         self.rules.write_text(rules_text)
+        self.set_targets({PROBER_JOB: []})
 
     def set_targets(self, targets: dict[str, list[int]]) -> None:
         """Each job's scrape targets, written whole then renamed into place (the file watcher sees one change)."""
@@ -222,12 +231,13 @@ class Prometheus:
             self.proc.send_signal(1)
 
     def rules_loaded(self, present: bool, timeout_s: float = 10) -> None:
-        """Wait until Prometheus serves rule groups (present) or none, after a reload."""
+        """Wait until Prometheus serves the sandbox's rule groups (present) or none of them, after a reload
+        (the prober's shipped rules stay loaded)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
                 groups = httpx.get(f"http://{LOOPBACK}:{self.port}/api/v1/rules", timeout=2).json()["data"]["groups"]
-                if bool(groups) == present:
+                if any(g["file"] == str(self.rules) for g in groups) == present:
                     return
             time.sleep(0.1)
         raise SetupError(f"Prometheus did not {'load' if present else 'drop'} its rules within {timeout_s:g} s")

@@ -29,13 +29,14 @@ from ..catalog import load as load_catalog
 from ..errors import SetupError
 from ..profile import seconds, unresolved
 from . import faults as fault_ids
+from .alerting import Alertmanager
 from .audio import CANARY_NAME
 from .backend import Backend, password_hash
 from .chat import Chat
 from .faults import Faults
 from .frontdoor import CERT_DAYS, RELOAD_SETTLE_S, DoorSettings, Nginx
 from .host import HostTree
-from .processes import LOOPBACK, Exporter, Postgres, Prometheus, Redis
+from .processes import LOOPBACK, PROBER_JOB, Exporter, Postgres, Prometheus, Redis
 from .proxy import DelayProxy
 from .serving import AppServer
 from .stream import StreamServer
@@ -104,7 +105,8 @@ class SandboxState:
     app_dsn: str = ""
     redis_port: int = 0
     stream_url: str = ""
-    write_requests: list = field(default_factory=list)  # the safety recorder: non-GET API calls
+    write_requests: list = field(default_factory=list)  # the safety recorder: (non-GET API call, its User-Agent)
+    session_agents: dict = field(default_factory=dict)  # session id -> the User-Agent that logged in (sessions left open)
     logins: dict = field(default_factory=dict)  # login attempts per email (Veza locks an address out after 3)
     variant: str = "contract"  # or "deployed": the public Veza code's known variants (VARIANTS)
     backend_log: str = ""  # each API request with its request id and traceparent, as a production log has them
@@ -126,6 +128,7 @@ class Sandbox:
         self.pg: Postgres | None = None
         self.redis: Redis | None = None
         self.prometheus: Prometheus | None = None
+        self.alertmanager: Alertmanager | None = None
         self.pg_proxy: DelayProxy | None = None
         self.backend: Backend | None = None
         self.chat: Chat | None = None
@@ -137,6 +140,7 @@ class Sandbox:
         self.timings: dict[str, float] = {}  # start phases, seconds (the benchmarks read them)
         self._switch_lock = asyncio.Lock()
         self._prometheus_binary = Prometheus.available() if with_prometheus else None
+        self._alertmanager_binary = Alertmanager.available() if with_prometheus else None
         self._wait_prometheus = wait_prometheus  # ready only once every target is scraped twice
 
     # -- start / stop ---------------------------------------------------------------------
@@ -161,8 +165,11 @@ class Sandbox:
         if self._prometheus_binary:
             self.prometheus = Prometheus(self.workdir, self._prometheus_binary,
                                          list(EXPORTER_JOBS if s.deployed else SCRAPE_JOBS))
-            self.prometheus.configure(RULES)
-            await asyncio.gather(asyncio.to_thread(self.prometheus.start), asyncio.to_thread(self.pg.init))
+            if self._alertmanager_binary:
+                self.alertmanager = Alertmanager(self.workdir, self._alertmanager_binary)
+            self.prometheus.configure(RULES, self.alertmanager.port if self.alertmanager else None)
+            await asyncio.gather(asyncio.to_thread(self.prometheus.start), asyncio.to_thread(self.pg.init),
+                                 *([asyncio.to_thread(self.alertmanager.start)] if self.alertmanager else []))
         else:
             await asyncio.to_thread(self.pg.init)
         await asyncio.to_thread(self.pg.start)
@@ -267,7 +274,8 @@ class Sandbox:
     async def _prometheus_scraped(self) -> None:
         """Every target scraped twice, so rate() over a few seconds has data."""
         targets = sum(len(ports) for ports in self.scrape_targets().values())
-        if not await self._prometheus_until("count(count_over_time(up[1m]) >= 2)", lambda n: n == targets, 30):
+        scraped = f'count(count_over_time(up{{job!="{PROBER_JOB}"}}[1m]) >= 2)'
+        if not await self._prometheus_until(scraped, lambda n: n == targets, 30):
             raise SetupError("sandbox: Prometheus did not scrape every target within 30 s")
 
     async def _prometheus_until(self, query: str, holds: Callable[[float], bool], timeout_s: float) -> bool:
@@ -297,7 +305,7 @@ class Sandbox:
         for step in steps:
             with contextlib.suppress(Exception):
                 await step()
-        for proc in (self.nginx, self.prometheus, *self.exporters.values(), self.redis, self.pg):
+        for proc in (self.nginx, self.prometheus, self.alertmanager, *self.exporters.values(), self.redis, self.pg):
             if proc is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(proc.stop)
@@ -448,7 +456,8 @@ class Sandbox:
     def admin_asgi(self):
         return Starlette(routes=[Route("/writes", self._admin_writes), Route("/stream-secret", self._admin_stream_secret),
                                  Route("/prometheus-ready", self._admin_prometheus_ready),
-                                 Route("/logs", self._admin_logs),
+                                 Route("/logs", self._admin_logs), Route("/sessions", self._admin_sessions),
+                                 Route("/alerting", self._admin_alerting, methods=["GET", "PUT"]),
                                  Route("/faults", self._admin_faults, methods=["GET", "PUT"]),
                                  Route("/faults/{fault}", self._admin_one, methods=["POST", "DELETE"])])
 
@@ -484,9 +493,11 @@ class Sandbox:
         return JSONResponse({"active": sorted(self.state.faults.active), "once": sorted(self.state.faults.once)})
 
     async def _admin_writes(self, request: Request):
-        """Every write the suite made: API requests that change data, SQL that is not a read, and the
-        chat messages stored per conversation."""
-        return JSONResponse({"http": list(self.state.write_requests), "logins": dict(self.state.logins),
+        """Every write the suite made: API requests that change data (those of one client with
+        ?user_agent=), SQL that is not a read, and the chat messages stored per conversation."""
+        agent = request.query_params.get("user_agent")
+        http = [entry for entry, by in self.state.write_requests if agent is None or by == agent]
+        return JSONResponse({"http": http, "logins": dict(self.state.logins),
                              "sql": self.pg.suite_writes(),
                              "chat": await self.chat.stored_messages()})
 
@@ -508,6 +519,29 @@ class Sandbox:
             return path.read_text(errors="replace").splitlines()[-2000:] if path.is_file() else []
         access = self.nginx.prefix / "logs" / "access.log" if self.nginx else Path()
         return JSONResponse({"access": tail(access), "backend": tail(Path(self.state.backend_log))})
+
+    async def _admin_sessions(self, request: Request):
+        """Sessions still open (not logged out, not expired), all or those one client opened (?user_agent=)."""
+        return JSONResponse({"open": await self.backend.open_sessions(request.query_params.get("user_agent"))})
+
+    async def _admin_alerting(self, request: Request):
+        """The sandbox's Prometheus and Alertmanager; PUT {"prober": "HOST:PORT", "webhook": URL} makes its
+        Prometheus scrape a `veza-synth serve` (job veza_synthetics_serve) and its Alertmanager route to the
+        webhook."""
+        if not (self.prometheus and self.alertmanager):
+            return JSONResponse({"error": "this sandbox runs without Prometheus or Alertmanager"}, 404)
+        if request.method == "PUT":
+            try:
+                body = await request.json()
+                port = int(str(body["prober"]).rpartition(":")[2])
+                self.alertmanager.route_to(str(body["webhook"]))
+            except (ValueError, KeyError, TypeError):
+                return JSONResponse({"error": 'expected {"prober": "127.0.0.1:PORT", "webhook": "http://..."}'}, 400)
+            except SetupError as exc:
+                return JSONResponse({"error": str(exc)}, 400)
+            self.prometheus.set_targets({PROBER_JOB: [port]})
+        return JSONResponse({"prometheus": f"http://{LOOPBACK}:{self.prometheus.port}", "alertmanager": self.alertmanager.url,
+                             "prober_job": PROBER_JOB, "webhook": self.alertmanager.webhook})
 
     async def _admin_stream_secret(self, request: Request):
         """For the tests of a profile that signs locally: production gives no such secret."""

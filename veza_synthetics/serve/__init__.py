@@ -1,0 +1,62 @@
+"""`veza-synth serve`: the catalog's checks in rounds, minutes apart, for Prometheus to scrape.
+
+The nightly finds an outage a night late; a prober that runs the same checks on a schedule (schedule.py:
+health every minute, the rest every 15 minutes by default) tells Prometheus within a round, and the
+Alertmanager a team already has routes it (serve.rules.yml). prober.py takes the rounds, metrics.py is
+/metrics, web.py the HTTP routes. SIGTERM lets the round in progress finish (its sessions logged out,
+the memory written), then stops.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType
+
+from .. import redact
+from ..catalog import Catalog
+from ..errors import SetupError
+from ..profile import Profile
+from .prober import Prober
+from .web import handler
+
+STOP_GRACE_S = 300.0  # the longest a stop waits for a /probe in progress (its own calls are each bounded)
+
+
+def listen_address(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise SetupError(f"'serve.listen' must be HOST:PORT (e.g. 127.0.0.1:9464), not {value!r}")
+    return host or "127.0.0.1", int(port)
+
+
+def plan(prober: Prober) -> str:
+    groups = [f"{len(ids)} every {interval:g} s" for interval, ids in prober.schedule.by_interval().items()]
+    return f"checks: {', '.join(groups)}"
+
+
+def serve(profile: Profile, catalog: Catalog, symptom_ids: list[str], location: str, listen: str,
+          history_dir: Path) -> int:
+    redact.register(*profile.secrets())
+    prober = Prober(profile, catalog, symptom_ids, location, history_dir)
+    try:
+        server = ThreadingHTTPServer(listen_address(listen), handler(prober))
+    except OSError as exc:
+        raise SetupError(f"'serve.listen' {listen}: cannot listen there ({exc.strerror})") from None
+    threading.Thread(target=server.serve_forever, name="veza-serve-http", daemon=True).start()
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    print(f"veza-synth serve: http://{host}:{port}/metrics ({profile.name}, {location}; {plan(prober)}; "
+          f"/report {profile.serve.report})", flush=True)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        prober.stopping.set()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        prober.run()
+        if prober.busy.acquire(timeout=STOP_GRACE_S):  # a /probe in progress finishes, its sessions logged out
+            prober.busy.release()
+    finally:
+        server.server_close()  # the listening socket; its daemon thread ends with the process
+    return 0

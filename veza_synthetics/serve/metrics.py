@@ -1,0 +1,105 @@
+"""The prober's /metrics, in Prometheus's conventions: base units (seconds, ratios, bytes), `_seconds`,
+`_total`, one series per outcome (1 for the current). Per check and location: its outcome, its key
+measurements beside their thresholds (the value each threshold's condition resolved to: the worst where
+several endpoints were judged), consecutive failed rounds (the rules page on that, whatever the interval),
+its interval, the time of its last round and last success. Per location: rounds, rounds that could not
+complete, what the rounds cost the platform (logins, API requests, chat messages)."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info
+
+from .. import __version__
+from ..record import CheckRecord
+from ..target import Load
+
+OUTCOMES = ("passed", "degraded", "failed", "no_data", "skipped")
+CHECK_LABELS = ["symptom", "variant", "location"]
+# The catalog's units in Prometheus's base units: (factor, unit label).
+BASE_UNITS = {"ms": (0.001, "seconds"), "s": (1.0, "seconds"), "days": (86400.0, "seconds"), "%": (0.01, "ratio"),
+              "B": (1.0, "bytes"), "Hz": (1.0, "hertz")}
+
+
+def in_base_units(value: float, unit: str) -> tuple[float, str]:
+    factor, base = BASE_UNITS.get(unit, (1.0, unit.replace(" ", "_")))
+    return value * factor, base
+
+
+def key_measurements(record: CheckRecord) -> dict[str, float]:
+    """Threshold name -> the value its conditions resolved to, the worst of them (a p95 judged per endpoint)."""
+    out: dict[str, float] = {}
+    for condition in record.conditions:
+        name, value = condition.get("threshold"), condition.get("value")
+        threshold: Mapping[str, Any] = record.thresholds.get(name or "", {})
+        if not threshold or not isinstance(value, (int, float)):
+            continue
+        worse = max if threshold.get("bad_when") == "above" else min
+        out[str(name)] = worse(out[str(name)], float(value)) if name in out else float(value)
+    return out
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        Info("veza_synthetic_build", "The prober's version", registry=r).info({"version": __version__})
+        self.outcome = Gauge("veza_synthetic_check_outcome", "1 for the outcome of the check's last round, 0 for the others",
+                             [*CHECK_LABELS, "outcome"], registry=r)
+        self.failed_rounds = Gauge("veza_synthetic_check_consecutive_failed_rounds",
+                                   "Rounds in a row the check has failed (each failure confirmed); 0 once it does not",
+                                   CHECK_LABELS, registry=r)
+        self.measurement = Gauge("veza_synthetic_check_measurement", "The value the check's last round judged against "
+                                 "a threshold (the worst of its endpoints), in base units", [*CHECK_LABELS, "threshold", "unit"],
+                                 registry=r)
+        self.threshold = Gauge("veza_synthetic_check_threshold", "The check's threshold levels, in base units",
+                               ["symptom", "threshold", "unit", "level", "location"], registry=r)
+        self.interval = Gauge("veza_synthetic_check_interval_seconds", "Seconds between the check's rounds",
+                              ["symptom", "location"], registry=r)
+        self.last_round = Gauge("veza_synthetic_check_last_round_timestamp_seconds", "When the check last finished a round",
+                                CHECK_LABELS, registry=r)
+        self.last_success = Gauge("veza_synthetic_check_last_success_timestamp_seconds",
+                                  "When the check last passed (or degraded without failing)", CHECK_LABELS, registry=r)
+        self.duration = Gauge("veza_synthetic_check_duration_seconds", "How long the check's last round took",
+                              CHECK_LABELS, registry=r)
+        self.rounds = Counter("veza_synthetic_rounds", "Rounds finished", ["location"], registry=r)
+        self.round_errors = Counter("veza_synthetic_round_errors", "Rounds that could not complete (the prober's own "
+                                    "fault, never a check's verdict)", ["location"], registry=r)
+        self.round_duration = Gauge("veza_synthetic_round_duration_seconds", "How long the last round took",
+                                    ["location"], registry=r)
+        self.logins = Counter("veza_synthetic_logins", "Logins the rounds made", ["location"], registry=r)
+        self.api_requests = Counter("veza_synthetic_api_requests", "Requests the rounds sent to the backend",
+                                    ["location"], registry=r)
+        self.chat_messages = Counter("veza_synthetic_chat_messages", "Chat messages the rounds sent", ["location"], registry=r)
+        self.started = Gauge("veza_synthetic_start_time_seconds", "When the prober started", registry=r)
+        self._failed_in_a_row: dict[tuple[str, str, str], int] = {}
+
+    def intervals(self, intervals: Mapping[str, float], location: str) -> None:
+        for sid, seconds in intervals.items():
+            self.interval.labels(symptom=sid, location=location).set(seconds)
+
+    def record(self, records: Iterable[CheckRecord], location: str, finished: float) -> None:
+        for rec in records:
+            labels = {"symptom": rec.id, "variant": rec.variant, "location": location}
+            for outcome in OUTCOMES:
+                self.outcome.labels(**labels, outcome=outcome).set(1 if rec.outcome == outcome else 0)
+            key = (rec.id, rec.variant, location)
+            self._failed_in_a_row[key] = self._failed_in_a_row.get(key, 0) + 1 if rec.outcome == "failed" else 0
+            self.failed_rounds.labels(**labels).set(self._failed_in_a_row[key])
+            for name, value in key_measurements(rec).items():
+                unit = str(rec.thresholds[name].get("unit", ""))
+                base_value, base_unit = in_base_units(value, unit)
+                self.measurement.labels(**labels, threshold=name, unit=base_unit).set(base_value)
+                for level in ("warn", "fail"):
+                    if isinstance(rec.thresholds[name].get(level), (int, float)):
+                        self.threshold.labels(symptom=rec.id, threshold=name, unit=base_unit, level=level,
+                                              location=location).set(in_base_units(rec.thresholds[name][level], unit)[0])
+            self.last_round.labels(**labels).set(finished)
+            self.duration.labels(**labels).set(rec.duration_s)
+            if rec.outcome in ("passed", "degraded"):
+                self.last_success.labels(**labels).set(finished)
+
+    def cost(self, load: Load, location: str) -> None:
+        self.logins.labels(location).inc(load.logins)
+        self.api_requests.labels(location).inc(load.api_requests)
+        self.chat_messages.labels(location).inc(load.chat_messages)

@@ -1,0 +1,114 @@
+"""The prober's HTTP face: /metrics, /probe (blackbox_exporter's way: Prometheus drives the schedule, within
+the scrape timeout it sends), /report (each check's last round, the same blocks as report.html),
+/-/healthy and /-/ready."""
+from __future__ import annotations
+
+import datetime as dt
+import html
+import ipaddress
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
+from urllib.parse import parse_qs
+
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from .. import redact
+from ..matrix import WORST
+from ..reports.html import STYLE, block
+from .prober import Prober
+
+PROBE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
+DEFAULT_PROBE_TIMEOUT_S = 120.0  # without the header (a person with curl)
+TEXT = "text/plain; charset=utf-8"
+ROUTES = b"/metrics, /probe?symptom=ID[,ID] or ?module=CATEGORY, /report, /-/healthy, /-/ready\n"
+
+
+def probe(prober: Prober, query: str, timeout_header: str | None) -> tuple[int, bytes]:
+    params, catalog = parse_qs(query), prober.catalog
+    asked = [s for value in params.get("symptom", []) for s in value.split(",") if s]
+    modules = [m for value in params.get("module", []) for m in value.split(",") if m]
+    categories = sorted({s.category for s in catalog.symptoms.values()})
+    unknown = sorted(set(asked) - set(catalog.symptoms)) + sorted(set(modules) - set(categories))
+    if unknown or not (asked or modules):
+        head = (f"unknown check(s) or module(s) {', '.join(unknown)}; " if unknown
+                else "name ?symptom=ID[,ID] or ?module=CATEGORY; ")
+        return 400, (head + f"known: {', '.join(sorted(catalog.symptoms))}; modules: {', '.join(categories)}\n").encode()
+    asked += [s.id for s in catalog.symptoms.values() if s.category in modules]
+    try:
+        timeout_s = float(timeout_header or DEFAULT_PROBE_TIMEOUT_S) - 0.5  # time left to answer
+    except ValueError:
+        return 400, f"{PROBE_TIMEOUT_HEADER} must be seconds\n".encode()
+    return prober.probe(sorted(set(asked)), timeout_s)
+
+
+def report(prober: Prober) -> bytes:
+    """Every check's last round, the worst first: a self-contained page (secrets redacted by block())."""
+    records = sorted(prober.latest.values(), key=lambda r: (-WORST.get(r.outcome, 3), r.id, r.variant))
+    rows = "".join(f"<tr><td>{html.escape(r.id)}</td><td>{html.escape(r.variant)}</td><td>{html.escape(r.outcome)}</td>"
+                   f"<td>{html.escape(r.finished_at)}</td></tr>" for r in records)
+    p = prober.profile
+    head = (f"<h1>veza-synth serve: {html.escape(p.name)} from {html.escape(prober.location)}</h1>"
+            f"<p>Each check's last round, at {html.escape(dt.datetime.now(dt.UTC).isoformat(timespec='seconds'))}. "
+            "The same verdicts, evidence and remedies as a run's report.html.</p>"
+            f"<table class='veza'><tr><th>check</th><th>variant</th><th>outcome</th><th>finished</th></tr>{rows}</table>")
+    body = "".join(block(r.to_json()) for r in records) or "<p>No round has finished yet.</p>"
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
+            f"<title>veza-synth serve: {html.escape(p.name)}</title>{STYLE}</head><body>{head}{body}</body></html>")
+    return redact.text(page).encode()
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+Answer = tuple[int, bytes, str]
+
+
+def _report_route(prober: Prober, client: str) -> Answer:
+    mode = prober.profile.serve.report
+    if mode == "off":
+        return 404, b"/report is off (serve.report = \"off\")\n", TEXT
+    if mode == "loopback" and not _is_loopback(client):
+        return 403, b"/report answers local clients only (serve.report = \"loopback\")\n", TEXT
+    return 200, report(prober), "text/html; charset=utf-8"
+
+
+def _probe_route(prober: Prober, query: str, timeout_header: str | None) -> Answer:
+    status, body = probe(prober, query, timeout_header)
+    return status, body, CONTENT_TYPE_LATEST if status == 200 else TEXT
+
+
+def _ready_route(prober: Prober) -> Answer:
+    ready = prober.ready.is_set()
+    return (200, b"ready\n", TEXT) if ready else (503, b"no round finished yet\n", TEXT)
+
+
+def _not_found() -> Answer:
+    return 404, ROUTES, TEXT
+
+
+def handler(prober: Prober) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            path, _, query = self.path.partition("?")
+            routes: dict[str, Callable[[], Answer]] = {
+                "/metrics": lambda: (200, generate_latest(prober.metrics.registry), CONTENT_TYPE_LATEST),
+                "/probe": lambda: _probe_route(prober, query, self.headers.get(PROBE_TIMEOUT_HEADER)),
+                "/report": lambda: _report_route(prober, self.client_address[0]),
+                "/-/healthy": lambda: (200, b"serving\n", TEXT),
+                "/-/ready": lambda: _ready_route(prober),
+            }
+            status, body, content_type = routes.get(path, _not_found)()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (http.server's name)
+            pass  # scrapes are not news
+    return Handler
