@@ -64,6 +64,7 @@ matrix: setup
 
 bench: setup
 	$(PY) bench/run.py
+	$(PY) bench/serve.py
 
 clean:
 	rm -rf $(VENV) reports/2* reports/latest

@@ -1,7 +1,6 @@
 """`veza-synth serve`: the checks in rounds for Prometheus to scrape. A fault shows in /metrics within a
 round, the exposition passes promtool, SIGTERM lets the round finish and stops, bad input is one error."""
 import contextlib
-import json
 import re
 import shutil
 import signal
@@ -10,7 +9,6 @@ import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -54,32 +52,6 @@ def _until(ask, what: str, timeout_s: float = 60):
     raise AssertionError(f"not within {timeout_s:g} s: {what}")
 
 
-class Webhook:
-    """The test's alert receiver: every alert Alertmanager posts, as (status, labels)."""
-
-    def __init__(self) -> None:
-        self.alerts: list[tuple[str, dict]] = []
-        received = self.alerts
-
-        class Receive(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                received.extend((alert["status"], alert["labels"]) for alert in body["alerts"])
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Receive)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def until(self, status: str, alertname: str, **labels: str) -> dict:
-        return _until(lambda: next((lab for st, lab in self.alerts if st == status and lab["alertname"] == alertname
-                                    and all(lab.get(k) == v for k, v in labels.items())), None),
-                      f"{alertname} {status} at the webhook (received: {self.alerts})", timeout_s=90)
-
-
 def test_serve_detects_a_fault_and_alertmanager_routes_the_alert_to_a_webhook(sandbox, tmp_path):
     """Read-only serve against the sandbox: a first round of every check, then health every second. Redis
     down: health.services fails two rounds in a row, the sandbox's Prometheus (the shipped serve rules)
@@ -88,6 +60,7 @@ def test_serve_detects_a_fault_and_alertmanager_routes_the_alert_to_a_webhook(sa
     from veza_synthetics import history
     from veza_synthetics.catalog import load as load_catalog
     from veza_synthetics.profile import load
+    from veza_synthetics.sandbox.alerting import WebhookReceiver
     agent = f"veza-synth-serve-test/{uuid.uuid4().hex[:8]}"  # the sandbox counts this client's writes and sessions
     profile = tmp_path / "serve.toml"
     profile.write_text(f'extends = "{sandbox.profile_path}"\nallow = "readonly"\n[tracing]\nuser_agent = "{agent}"\n'
@@ -95,8 +68,8 @@ def test_serve_detects_a_fault_and_alertmanager_routes_the_alert_to_a_webhook(sa
     secrets = load(str(sandbox.profile_path)).secrets()
     before = sandbox.writes()
     check = {"symptom": "health.services", "variant": "read-only", "location": "ci-a"}
-    with _serving("--env", str(profile), "--location", "ci-a", "--history", str(tmp_path / "history")) as (proc, url):
-        hook = Webhook()
+    with _serving("--env", str(profile), "--location", "ci-a", "--history", str(tmp_path / "history")) as (proc, url), \
+            WebhookReceiver() as hook:
         sandbox.route_alerts(url.removeprefix("http://"), hook.url)
         _until(lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200, "a first round", timeout_s=120)
         healthy = httpx.get(f"{url}/metrics", timeout=5).text
@@ -116,12 +89,12 @@ def test_serve_detects_a_fault_and_alertmanager_routes_the_alert_to_a_webhook(sa
         assert promtool.returncode == 0, promtool.stdout + promtool.stderr
         sandbox.set_faults(["infra.redis_down"])
         try:
-            hook.until("firing", "VezaSyntheticCheckFailingForRounds", **check)
+            hook.wait("firing", "VezaSyntheticCheckFailingForRounds", timeout_s=90, **check)
             failing = httpx.get(f"{url}/metrics", timeout=5).text
         finally:
             sandbox.set_faults([])
         assert _metric(failing, "veza_synthetic_check_consecutive_failed_rounds", **check) >= 2
-        hook.until("resolved", "VezaSyntheticCheckFailingForRounds", **check)
+        hook.wait("resolved", "VezaSyntheticCheckFailingForRounds", timeout_s=90, **check)
         report = httpx.get(f"{url}/report", timeout=10)
         assert report.status_code == 200 and "health.services" in report.text and "Solutions" in report.text
         probed = httpx.get(f"{url}/probe", params={"module": "health"}, timeout=40,

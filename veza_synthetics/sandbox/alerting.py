@@ -1,12 +1,16 @@
 """The sandbox's Alertmanager (Debian's prometheus-alertmanager), as a team runs it beside Prometheus: the
 sandbox's Prometheus sends it every firing rule, the shipped serve.rules.yml among them, and it routes
-them to the webhook a test (or a person trying the prober) names: `PUT /alertmanager/webhook` on the
+them to the webhook a test (or a person trying the prober) names (WebhookReceiver is one): `PUT /alertmanager/webhook` on the
 admin port. Until one is named it routes to no receiver. Grouping waits a second, not minutes: the
 sandbox measures time to detect, and the rest of the route is a production route's shape."""
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -65,3 +69,50 @@ class Alertmanager:
     def stop(self) -> None:
         _stop(self.proc)
         self.proc = None
+
+
+class WebhookReceiver:
+    """An Alertmanager webhook receiver on a free loopback port: every alert it was sent, as (status,
+    labels), for the tests and benchmarks that measure an alert's way from a fault to a team."""
+
+    def __init__(self) -> None:
+        self.alerts: list[tuple[str, dict[str, str]]] = []
+        received, arrived = self.alerts, threading.Condition()
+        self._arrived = arrived
+
+        class Receive(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                with arrived:
+                    received.extend((str(a["status"]), dict(a["labels"])) for a in body.get("alerts", []))
+                    arrived.notify_all()
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (http.server's name)
+                pass
+        self.server = ThreadingHTTPServer((LOOPBACK, 0), Receive)
+        self.url = f"http://{LOOPBACK}:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, name="veza-webhook", daemon=True).start()
+
+    def wait(self, status: str, alertname: str, timeout_s: float, **labels: str) -> dict[str, str]:
+        """The first alert of this status and name whose labels include these; TimeoutError past timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        with self._arrived:
+            while True:
+                found = next((lab for st, lab in self.alerts if st == status and lab.get("alertname") == alertname
+                              and all(lab.get(k) == v for k, v in labels.items())), None)
+                if found is not None:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no {status} {alertname} {labels} at the webhook within {timeout_s:g} s "
+                                       f"(received: {self.alerts})")
+                self._arrived.wait(left)
+
+    def __enter__(self) -> WebhookReceiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
