@@ -155,23 +155,33 @@ def test_the_shipped_systemd_unit_verifies(tmp_path):
         assert (verified.returncode == 0) == ok, verified.stdout + verified.stderr
 
 
-def test_a_dead_target_never_stops_the_schedule(tmp_path):
-    """Nothing listens where the profile points: each round reports the failure, and the rounds go on."""
+@pytest.mark.parametrize("target", ["refused", "hung"])
+def test_a_dead_or_hung_target_never_stops_the_schedule(tmp_path, target):
+    """Nothing listens where the profile points (refused), or a socket accepts and never answers (hung): each
+    round reports the failure within its timeouts, and the rounds go on."""
     import socket
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dead = probe.getsockname()[1]  # closed again when the block ends: a refused port
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    if target == "hung":
+        listener.listen(64)  # the kernel completes the handshakes; nobody ever reads or answers
+    else:
+        listener.close()  # a refused port
     profile = tmp_path / "dead.toml"
-    profile.write_text(f'name = "dead"\nkind = "sandbox"\n[backend]\nurl = "http://127.0.0.1:{dead}"\n'
+    profile.write_text(f'name = "dead"\nkind = "sandbox"\n[backend]\nurl = "http://127.0.0.1:{port}"\n'
                        '[timeouts]\nconnect_s = 1\nrequest_s = 1\n[serve]\ninterval_s = 0.5\nintervals = {health = 0.5}\n')
-    with _serving("--env", str(profile), "--symptoms", "health.services", "--history", str(tmp_path / "h")) as (proc, url):
-        rounds = _scrape_until(url, lambda t: (_metric(t, "veza_synthetic_rounds_total", location="local") or 0) >= 2,
-                               "two rounds")
-        check = {"symptom": "health.services", "variant": "read-only", "location": "local"}
-        assert _metric(rounds, "veza_synthetic_check_outcome", **check, outcome="failed") == 1
-        assert _metric(rounds, "veza_synthetic_check_last_success_timestamp_seconds", **check) is None
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    try:
+        with _serving("--env", str(profile), "--symptoms", "health.services", "--history", str(tmp_path / "h")) as (proc, url):
+            rounds = _scrape_until(url, lambda t: (_metric(t, "veza_synthetic_rounds_total", location="local") or 0) >= 2,
+                                   "two rounds")
+            check = {"symptom": "health.services", "variant": "read-only", "location": "local"}
+            assert _metric(rounds, "veza_synthetic_check_outcome", **check, outcome="failed") == 1
+            assert _metric(rounds, "veza_synthetic_check_last_success_timestamp_seconds", **check) is None
+            assert _metric(rounds, "veza_synthetic_round_errors_total", location="local") == 0  # the check's, not the prober's
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    finally:
+        listener.close()
 
 
 def _schedule(**intervals: float):

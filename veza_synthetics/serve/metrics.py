@@ -75,6 +75,10 @@ class Metrics:
         self._failed_in_a_row: dict[tuple[str, str, str], int] = {}
 
     def intervals(self, intervals: Mapping[str, float], location: str) -> None:
+        """The schedule, and the location's counters at 0 from the start (a series that appears only at its
+        first error is invisible to rate() and to an alert on it)."""
+        for counter in (self.rounds, self.round_errors, self.logins, self.api_requests, self.chat_messages):
+            counter.labels(location)
         for sid, seconds in intervals.items():
             self.interval.labels(symptom=sid, location=location).set(seconds)
 

@@ -48,7 +48,7 @@ class Prober:
         self.metrics.cost(load, self.location)
         self.metrics.rounds.labels(self.location).inc()
         self.metrics.round_duration.labels(self.location).set(round(time.monotonic() - started, 3))
-        self.latest.update({(r.id, r.variant): r for r in records})
+        self.latest = {**self.latest, **{(r.id, r.variant): r for r in records}}  # swapped whole: /report reads it
         self.ready.set()
 
     def _remember(self, records: list[CheckRecord], started_at: dt.datetime) -> None:
