@@ -30,7 +30,7 @@ def test_a_failing_reports_requests_are_in_the_platforms_logs(sandbox, sandbox_p
 
 
 def test_the_headers_are_the_profiles_to_choose():
-    from veza_synthetics.profile_model import Tracing
+    from veza_synthetics.settings import Tracing
     try:
         identity.configure(Tracing())
         with identity.attempt_trace() as trace:

@@ -186,8 +186,8 @@ def test_a_dead_or_hung_target_never_stops_the_schedule(tmp_path, target):
 
 def _schedule(**intervals: float):
     from veza_synthetics.catalog import load as load_catalog
-    from veza_synthetics.profile_model import Serve
     from veza_synthetics.serve.schedule import Schedule
+    from veza_synthetics.settings import Serve
     catalog = load_catalog()
     return Schedule.of(Serve(interval_s=900, intervals=intervals), catalog.symptoms, catalog.symptoms)
 

@@ -1,6 +1,6 @@
 """Environment profiles (TOML): endpoints, credentials as ${VAR} references, limits, permissions.
 
-Loading and validation live here; the typed model (every setting, its default) is profile_model.py.
+Loading and validation live here; the typed model is profile_model.py, its sections (every setting, its default) settings.py.
 """
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from typing import Any
 
 from .catalog import load as load_catalog
 from .errors import SetupError
-from .profile_model import ALLOWS, DEFAULTS, ENV_DIR, KINDS, POSITIVE, SECRET_KEYS, VAR, History, Postgres, Profile
+from .profile_model import ALLOWS, DEFAULTS, ENV_DIR, KINDS, POSITIVE, SECRET_KEYS, VAR, Profile
+from .settings import History, Postgres
 
 __all__ = ["ENV_DIR", "History", "Postgres", "Profile", "load", "quorum_of", "resolve_path", "seconds", "unresolved"]
 

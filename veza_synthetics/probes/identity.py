@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from ..profile_model import Tracing
+from ..settings import Tracing
 
 
 @dataclass(frozen=True)

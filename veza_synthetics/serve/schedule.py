@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ..catalog import Symptom
-from ..profile_model import Serve
+from ..settings import Serve
 
 
 @dataclass

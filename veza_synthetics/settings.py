@@ -1,0 +1,192 @@
+"""A profile's sections, one frozen dataclass each: every setting with its default (and so its type), and
+the comment that says what it is for. profile_model.py assembles them into the Profile."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import __version__
+
+
+@dataclass(frozen=True)
+class Backend:
+    url: str = ""
+    health_path: str = "/health"
+    health_status_path: str = "status"  # where the health answer says "healthy" (a dotted JSON path)
+    ready_path: str = "/ready"          # "": the server has none (Veza's dev server, B2): not measured, said so
+    # The API's search, timed by db.degraded_performance; "": none worth timing (the public code's search is
+    # a stub that never reads the database, B13): not measured, said so.
+    search_path: str = "/api/v1/search"
+    search_query: str = "Track {n}"  # {n}: the call's number; the sandbox's titles are "Track N ..."
+    search_results_path: str = "data"  # the list of results in the answer (a dotted JSON path)
+    search_min_results: int = 0      # results each search must return (0: not judged)
+
+
+@dataclass(frozen=True)
+class Chat:
+    url: str = ""
+    health_url: str = ""
+    health_status_path: str = "status"  # "data.status" for the public code's chat server (C4)
+    auth: str = "token"
+    broadcast: bool = True
+    # Sending chat messages is a write. A read-only profile sends none unless it names a conversation
+    # kept for the synthetic account, where its messages may land (an explicit opt-in).
+    synthetic_conversation: str = ""
+    # The client's own application heartbeat ({"type": "Ping"}) while idle, in seconds; 0 = none, as a
+    # browser on Veza's web app (it answers the server's 30 s pings and sends none).
+    client_heartbeat_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Stream:
+    url: str = ""
+    secret: str = field(default="", repr=False)
+    canary_track_id: int = 0
+    canary: str = "canary"
+    health_status_path: str = "status"
+    quality: str = "medium"
+    content_type_required: bool = True  # False for the variant that omits it
+
+
+@dataclass(frozen=True)
+class Postgres:
+    host: str = ""
+    port: int = 5432
+    dbname: str = "veza_db"
+    user: str = ""
+    password: str = field(default="", repr=False)
+    sslmode: str = "prefer"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}/{self.dbname}"
+
+
+@dataclass(frozen=True)
+class Redis:
+    url: str = ""
+    password: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class Prometheus:
+    url: str = ""
+    rate_window: str = "5m"
+    jobs: str = "veza-backend,veza-chat,veza-stream,node,postgres,redis"  # Veza's scrape jobs (comma-separated)
+    rule_groups: str = "veza_alerts"                         # the rule groups that must be loaded
+    judge_real_traffic: bool = False  # judge the platform's own 5xx ratio and p95 over rate_window
+    scrape_interval_s: float = 30.0   # the exporters' scrape interval: a check waits up to twice it for fresh figures
+    # Which series are whose: PromQL label matchers for each exporter's series, and a regex of the
+    # mountpoints whose disk is judged (every mount node_exporter reports, by default).
+    node_selector: str = 'job="node"'
+    postgres_selector: str = 'job="postgres"'
+    redis_selector: str = 'job="redis"'
+    mountpoints: str = ".*"
+
+    def selector(self, exporter: str) -> str:
+        """The label matchers of one exporter's series: "node", "postgres" or "redis"."""
+        return {"node": self.node_selector, "postgres": self.postgres_selector, "redis": self.redis_selector}[exporter]
+
+    def job_names(self) -> set[str]:
+        return {j.strip() for j in self.jobs.split(",") if j.strip()}
+
+    def group_names(self) -> set[str]:
+        return {g.strip() for g in self.rule_groups.split(",") if g.strip()}
+
+
+@dataclass(frozen=True)
+class Accounts:
+    user_email: str = ""
+    user_password: str = field(default="", repr=False)
+    admin_email: str = ""
+    admin_password: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect_s: float = 3.0
+    request_s: float = 5.0
+    stream_read_s: float = 10.0
+    stream_s: float = 90.0
+    ws_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class Holds:
+    session_s: float = 5.0
+    ws_idle_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class Sampling:
+    requests: int = 80      # 20 per sampled endpoint: the fewest a p95 is computed from
+    concurrency: int = 2    # in flight at once: low enough that the sample never queues behind itself
+    # The run's pace toward the API, every request counted (sample, checks, logins): 24 a minute, under the
+    # 30 a minute Veza's production server allows an address (B12) and its dev server's 100 (B11).
+    max_rps: float = 0.4
+    chat_messages: int = 50
+    db_connects: int = 20   # p95 needs 20 or more values (else the max is judged, named so)
+    search_calls: int = 20
+    auth_calls: int = 10  # `me` calls of auth.http_401_403: enough to reach every instance behind a balancer
+
+
+@dataclass(frozen=True)
+class Auth:
+    expires_in_s: int = 0
+    session_store: str = "redis"
+    # An admin-only route: a non-admin's token must get 403 there (the public code has no /admin/stats and
+    # guards /api/v1/admin/dashboard, B7).
+    forbidden_path: str = "/api/v1/admin/stats"
+    # Logins a run may make: the synthetic account once, the admin account once. Veza's production server
+    # allows 3 logins per 15 minutes per address (B12) and keeps one session per account (B10).
+    max_logins_per_run: int = 2
+
+
+@dataclass(frozen=True)
+class Tracing:
+    """The headers that make the suite's requests findable on the platform (probes/identity.py): a W3C
+    traceparent, a request id, a User-Agent naming the suite. A front door that strips or refuses unknown
+    headers is told here to get none."""
+    traceparent: bool = True
+    request_id_header: str = "X-Request-ID"  # "": send none
+    user_agent: str = f"veza-synthetics/{__version__} (synthetic monitoring)"  # "": the HTTP client's own
+
+
+@dataclass(frozen=True)
+class Links:
+    """Templates from a verdict to the platform's tools (links.py): {trace_id}; {request_id}, {trace_id},
+    {start}, {end}; a Prometheus (or Grafana) graph address, the Prometheus URL's /graph when empty."""
+    trace: str = ""       # "https://jaeger.example/trace/{trace_id}"
+    logs: str = ""        # "https://kibana.example/app/discover#/?_a=(query:'{request_id}')&from={start}&to={end}"
+    prometheus: str = ""
+
+
+@dataclass(frozen=True)
+class Serve:
+    """`veza-synth serve` (serve/). Every check runs every `interval_s`; `intervals` sets another per
+    category or check id (`health = 60`, `"auth.jwt_expired" = 3600`). Checks due together share one round
+    (one session per account, the run's pace). The defaults: health every minute (no login: detection within
+    minutes of an outage), everything every 15 minutes (a run's load, 2 logins: within Veza's 3 logins per
+    15 minutes per address, B12). README: what each default costs an hour."""
+    interval_s: float = 900.0
+    intervals: dict[str, float] = field(default_factory=lambda: {"health": 60.0})
+    listen: str = "127.0.0.1:9464"  # /metrics, /probe, /report, /-/healthy, /-/ready
+    report: str = "loopback"  # /report answers "on": anyone who reaches listen; "loopback": local clients; "off"
+
+
+@dataclass(frozen=True)
+class Tls:
+    """Verification stays on; a private CA (a front door's own) is trusted by naming its file."""
+    ca_file: str = ""
+
+
+@dataclass(frozen=True)
+class History:
+    """Run-to-run memory (history.py): runs kept per env and location, and what flapping means."""
+    keep: int = 30          # runs kept per env and location
+    flap_window: int = 10   # runs looked at for flapping
+    flap_changes: int = 3   # changes between failing and not in that window that make a check flap
+
+
+@dataclass(frozen=True)
+class SandboxAdmin:
+    admin_url: str = ""
