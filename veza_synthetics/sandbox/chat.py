@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Opcode
 from websockets.http11 import Request
 
-from .processes import LOOPBACK
+from .processes import LOOPBACK, free_port
 from .serving import open_pool, renew_pool
 
 
@@ -36,7 +36,7 @@ class Chat:
 
     async def start(self) -> None:
         self.pool = await open_pool(self.s.app_dsn, 2, 4, autocommit=True)
-        self._server = await serve(self.handler, LOOPBACK, self.port, process_request=self.process_request,
+        self._server = await serve(self.handler, LOOPBACK, self.port or free_port(), process_request=self.process_request,
                                    ping_interval=None if self.s.deployed else 30,  # the public chat never pings (C3)
                                    ping_timeout=20, close_timeout=2)
         self.port = self._server.sockets[0].getsockname()[1]

@@ -13,6 +13,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,10 +28,30 @@ PROBER_JOB = "veza_synthetics_serve"
 PROBER_RULES = Path(__file__).resolve().parents[1] / "serve.rules.yml"
 
 
+# Ports handed out and not yet bound are claimed here, machine-wide: sandboxes start side by side (one per
+# xdist worker), and a port the kernel offers one of them while another's child has yet to bind it (Redis
+# starts seconds after its port is chosen) would let a Redis client reach somebody's HTTP server.
+PORT_CLAIMS = Path(tempfile.gettempdir()) / "veza-sandbox-ports"
+CLAIM_TTL_S = 120.0  # the longest a port stays chosen and unbound (a start's slowest phase)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
+    """A loopback port no other sandbox component on this machine was handed within CLAIM_TTL_S."""
+    PORT_CLAIMS.mkdir(mode=0o777, exist_ok=True)
+    for _ in range(100):
+        with socket.socket() as sock:
+            sock.bind((LOOPBACK, 0))
+            port = int(sock.getsockname()[1])
+        claim = PORT_CLAIMS / str(port)
+        with contextlib.suppress(FileNotFoundError):
+            if time.time() - claim.stat().st_mtime > CLAIM_TTL_S:
+                claim.unlink()
+        try:
+            os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            continue  # another sandbox's, not yet bound: ask again
+        return port
+    raise SetupError("sandbox: no free loopback port found in 100 tries")
 
 
 def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen | None = None, name: str = "") -> None:

@@ -5,7 +5,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from .processes import LOOPBACK
+from .processes import LOOPBACK, free_port
 
 
 class DelayProxy:
@@ -16,7 +16,7 @@ class DelayProxy:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, LOOPBACK, self.port)
+        self._server = await asyncio.start_server(self._handle, LOOPBACK, self.port or free_port())
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:

@@ -10,7 +10,7 @@ import socket
 import uvicorn
 from psycopg_pool import AsyncConnectionPool
 
-from .processes import LOOPBACK
+from .processes import LOOPBACK, free_port
 
 
 class _QuietServer(uvicorn.Server):
@@ -33,7 +33,7 @@ class AppServer:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted sockets inherit it
-        sock.bind((LOOPBACK, self.port))
+        sock.bind((LOOPBACK, self.port or free_port()))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="critical", access_log=False, lifespan="off",
                                 date_header=False, timeout_graceful_shutdown=1)
