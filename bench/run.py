@@ -139,16 +139,13 @@ def accuracy(sandbox: SandboxProcess, profile: Profile) -> list[dict]:
     cases += [("stream.throttle", s, s, "x bitrate") for s in (0.5, 0.8)]
     for attempt, (fault, size, injected, unit) in enumerate(cases, 1):
         baseline = tracks_p50(1000 + attempt) if fault == "perf.latency" else 0.0
-        sandbox.set_faults([fault], {fault: size})
-        try:
+        with sandbox.faults_on([fault], {fault: size}):
             if fault == "perf.latency":
                 measured = tracks_p50(attempt) - baseline
             elif fault == "ws.latency":
                 measured = target.chat_delivery(attempt).measurements["delivery_p50_ms"]
             else:
                 measured = target.stream_download(attempt).measurements["speed_ratio"]
-        finally:
-            sandbox.set_faults([])
         error = measured - injected
         rows.append({"fault": fault, "injected": injected, "measured": round(measured, 3), "unit": unit,
                      "error": round(error, 3), "error_pct": round(100 * error / injected, 2),
@@ -212,11 +209,8 @@ def detection(sandbox: SandboxProcess) -> dict:
     out = {}
     for category, fault in DETECTION.items():
         started = time.perf_counter()
-        sandbox.set_faults([fault])
-        try:
+        with sandbox.faults_on([fault]):
             _, _, results = pytest_run("--env", str(sandbox.profile_path), "--symptoms", DETECTED_BY[fault])
-        finally:
-            sandbox.set_faults([])
         failed = results and any(c["outcome"] == "failed" for c in results["checks"])
         out[category] = {"fault": fault, "check": DETECTED_BY[fault], "seconds": round(time.perf_counter() - started, 2),
                          "detected": bool(failed)}

@@ -89,14 +89,11 @@ def time_to_detect(sandbox: SandboxProcess) -> dict[str, Any]:
             until(lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200, 120, "a first round")
             round_s = metric(httpx.get(f"{url}/metrics", timeout=5).text, "veza_synthetic_round_duration_seconds")
             on = time.monotonic()
-            sandbox.set_faults([fault])
-            try:
+            with sandbox.faults_on([fault]):
                 hook.wait("firing", ALERT, timeout_s=300, symptom=check, location=location)
                 detect_s = time.monotonic() - on
                 failing_round_s = metric(httpx.get(f"{url}/metrics", timeout=5).text,
                                          "veza_synthetic_round_duration_seconds")
-            finally:
-                sandbox.set_faults([])
             off = time.monotonic()
             hook.wait("resolved", ALERT, timeout_s=300, symptom=check, location=location)
             recover_s = time.monotonic() - off

@@ -169,11 +169,8 @@ def test_detection_holds_under_the_deployed_variant(deployed, fault):
     sections = {CATALOG.symptoms[c].category for c in CATALOG.faults[fault].must_fail}
     relevant = sorted(c for c, symptom in CATALOG.symptoms.items() if symptom.category in sections
                       and expectation(fault, c) != "may" and c not in BASELINE_NOT_PASSING)
-    proc.set_faults([fault])  # in effect when it returns, as Prometheus sees it too
-    try:
+    with proc.faults_on([fault]):  # in effect when it returns, as Prometheus sees it too
         records = [r.to_json() for r in measure(profile, relevant)]  # in this process, as a run takes them
-    finally:
-        proc.set_faults([])
     worst = worst_by_check(records)  # the worst of a check's variants, as in the matrix
     assert set(worst) == set(relevant)
     wrong = [f"{c}: {worst[c]['summary']}" for c in relevant if not meets(expectation(fault, c), worst[c])]
@@ -209,11 +206,8 @@ def test_redis_down_is_seen_although_the_dev_servers_health_says_healthy(deploye
     """The public dev server's /api/health checks the database only (B1): with Redis down it still answers
     healthy, and health.services fails through its own Redis probe, naming it."""
     proc, profile = deployed
-    proc.set_faults(["infra.redis_down"])
-    try:
+    with proc.faults_on(["infra.redis_down"]):
         [services] = measure(profile, ["health.services"])
-    finally:
-        proc.set_faults([])
     assert services.outcome == "failed", services.summary
     assert any(c["text"].startswith("backend health healthy") for c in services.conditions), services.conditions
     assert [e["step"] for e in services.errors] == ["redis"], services.errors

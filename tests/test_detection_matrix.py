@@ -36,12 +36,9 @@ def _keep(fault: str, outcomes: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("fault", [HEALTHY, *CATALOG.faults])
 def test_fault_is_detected(fault, sandbox, sandbox_profile):
-    active = sandbox.set_faults([] if fault == HEALTHY else [fault])
     relevant = sorted(c for c in CATALOG.symptoms if expectation(fault, c) != "may")
-    try:
+    with sandbox.faults_on([] if fault == HEALTHY else [fault]) as active:
         records = [r.to_json() for r in measure(sandbox_profile, relevant)]
-    finally:
-        sandbox.set_faults([])
     worst = worst_by_check(records)
     outcomes = {check: record["outcome"] for check, record in worst.items()}
     _keep(fault, outcomes)

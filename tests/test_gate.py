@@ -37,13 +37,10 @@ def test_maintenance_and_quarantine_keep_a_known_failure_out_of_the_gate(sandbox
                       f'start = {(now - dt.timedelta(hours=1)).isoformat(timespec="seconds")}\n'
                       f'end = {(now + dt.timedelta(hours=1)).isoformat(timespec="seconds")}\nreason = "stream upgrade"\n')
     quarantine = _quarantine(tmp_path, dt.date.today() + dt.timedelta(days=7))
-    sandbox.set_faults(["stream.truncate"])
-    try:
+    with sandbox.faults_on(["stream.truncate"]):
         in_window = _suite(window, tmp_path / "m")
         quarantined = _suite(sandbox.profile_path, tmp_path / "q", "--quarantine", str(quarantine))
         plain = _suite(sandbox.profile_path, tmp_path / "p")
-    finally:
-        sandbox.set_faults([])
     check = _check(tmp_path / "m")
     assert in_window.returncode == 0 and check["outcome"] == "maintenance" and check["measured_outcome"] == "failed"
     assert "maintenance window until" in check["summary"] and "stream upgrade" in check["summary"]

@@ -97,11 +97,8 @@ def test_a_fault_on_still_on_off_and_flapping(sandbox, tmp_path):
     """Five nights against the sandbox: each run's trend, what its reports lead with, and the nightly's news."""
     seen = []
     for night, fault in enumerate([None, "stream.truncate", "stream.truncate", None, "stream.truncate"], 1):
-        sandbox.set_faults([fault] if fault else [])
-        try:
+        with sandbox.faults_on([fault] if fault else []):
             run = _suite(sandbox.profile_path, tmp_path)
-        finally:
-            sandbox.set_faults([])
         latest = tmp_path / "latest"
         if night >= 4:  # Allure 3's report of the run, its history kept beside the suite's
             _allure(latest, tmp_path / "h")

@@ -57,13 +57,10 @@ def _sessions(profile) -> int:
 
 def test_every_session_is_logged_out_when_checks_fail_or_raise(sandbox, sandbox_profile, tmp_path):
     before = _sessions(sandbox_profile)
-    sandbox.set_faults(["auth.refresh_broken"])
-    try:
+    with sandbox.faults_on(["auth.refresh_broken"]):
         failing = subprocess.run([sys.executable, "-m", "pytest", "tests_synthetic", "--env", str(sandbox.profile_path),
                                   "-m", "auth", "-p", "no:cacheprovider", "--reports-dir", str(tmp_path / "r1")],
                                  cwd=REPO, capture_output=True, text=True, timeout=300)
-    finally:
-        sandbox.set_faults([])
     assert failing.returncode == 1
     (tmp_path / "test_raises.py").write_text(textwrap.dedent('''
         def test_logs_in_then_raises(veza_target):
@@ -80,8 +77,7 @@ def test_every_session_is_logged_out_when_checks_fail_or_raise(sandbox, sandbox_
 def test_monitoring_judges_veza_jobs_and_notes_the_others(sandbox, tmp_path):
     """A shared Prometheus: a down target of a job the profile does not name is a note, not a failure."""
     not_ours = _profile(sandbox, tmp_path, '[prometheus]\njobs = "veza-backend,veza-stream,node"\nrule_groups = ""\n')
-    sandbox.set_faults(["infra.target_down"])  # the chat's /metrics stops answering (returns once scraped so)
-    try:
+    with sandbox.faults_on(["infra.target_down"]):  # the chat's /metrics stops answering (returns once scraped so)
         args = ["--symptoms", "health.monitoring", "-p", "no:cacheprovider"]
         scoped = subprocess.run([sys.executable, "-m", "pytest", "tests_synthetic", "--env", str(not_ours), *args,
                                  "--reports-dir", str(tmp_path / "a")], cwd=REPO, capture_output=True, text=True,
@@ -89,8 +85,6 @@ def test_monitoring_judges_veza_jobs_and_notes_the_others(sandbox, tmp_path):
         default = subprocess.run([sys.executable, "-m", "pytest", "tests_synthetic", "--env", str(sandbox.profile_path),
                                   *args, "--reports-dir", str(tmp_path / "b")], cwd=REPO, capture_output=True,
                                  text=True, timeout=300)
-    finally:
-        sandbox.set_faults([])
     check = _results(tmp_path / "a")["checks"][0]
     assert scoped.returncode == 0 and any("veza-chat" in note for note in check["notes"]), check
     assert "alert rules: not measured: no rule group named (prometheus.rule_groups is empty)" in check["not_measured"]
@@ -118,12 +112,9 @@ def test_a_client_heartbeat_keeps_a_short_proxy_timeout_at_bay(sandbox, tmp_path
     """ws.disconnects idles as the profile's client does: with no heartbeat of its own (a browser) a 1 s
     proxy timeout drops it; a client sending its application Ping every 0.5 s survives it."""
     beating = _profile(sandbox, tmp_path, "[chat]\nclient_heartbeat_s = 0.5\n")
-    sandbox.set_faults(["front.idle_timeout"])
-    try:
+    with sandbox.faults_on(["front.idle_timeout"]):
         browser = _run_one(sandbox.profile_path, "ws.disconnects", tmp_path / "browser")
         heartbeat = _run_one(beating, "ws.disconnects", tmp_path / "heartbeat")
-    finally:
-        sandbox.set_faults([])
     # nginx's 1 s timer starts a moment before the client's idle clock: 0.9x s or 1.0x s, never the 3 s hold
     idle = re.search(r"after (\d+(?:\.\d+)?) s idle: code 1006", browser["summary"])
     assert browser["outcome"] == "failed" and idle and 0.9 <= float(idle[1]) <= 1.2, browser["summary"]
@@ -131,22 +122,16 @@ def test_a_client_heartbeat_keeps_a_short_proxy_timeout_at_bay(sandbox, tmp_path
 
 
 def test_the_sampler_backs_off_and_a_rejected_token_in_the_sample_counts(sandbox, tmp_path):
-    sandbox.set_faults(["front.rate_limit"])
-    try:
+    with sandbox.faults_on(["front.rate_limit"]):
         throttled = _run_one(sandbox.profile_path, "perf.error_rate", tmp_path / "throttled")
-    finally:
-        sandbox.set_faults([])
     m = throttled["measurements"]
     # five refusals (plus what was already in flight at 2 concurrent requests), then it stopped asking; the
     # requests not sent count as refused: the platform did not serve its declared pace
     assert 5 <= m["sample.throttled"] < 5 + 2 and m["sample.abandoned"] > 0
     assert "the sampler backed off" in throttled["summary"] and "Retry-After 1 s" in throttled["summary"]
     assert throttled["outcome"] == "failed" and m["sample.throttled_pct"] >= 20
-    sandbox.set_faults(["front.instance_rejects_tokens"])
-    try:
+    with sandbox.faults_on(["front.instance_rejects_tokens"]):
         rejected = _run_one(sandbox.profile_path, "auth.http_401_403", tmp_path / "rejected")
-    finally:
-        sandbox.set_faults([])
     assert rejected["outcome"] == "failed"
     assert any("in the HTTP sample" in c["text"] and c["level"] == "failed" for c in rejected["conditions"])
     assert rejected["evidence"]["sample_token"]["status_by_instance"]["backend-2"].get("401")
@@ -158,11 +143,8 @@ def test_the_whole_run_keeps_the_declared_pace_under_a_rate_limit(sandbox, sandb
     checks' own bursts (10 `me` calls, logins, the admin call) included."""
     from veza_synthetics.matrix import measure
     polite = sandbox_profile.with_changes("sampling", max_rps=0.9, requests=8)
-    sandbox.set_faults(["front.rate_limit"])
-    try:
+    with sandbox.faults_on(["front.rate_limit"]):
         records = {r.id: r for r in measure(polite, ["auth.http_401_403", "perf.error_rate"]) if r.variant == "read-only"}
-    finally:
-        sandbox.set_faults([])
     assert records["auth.http_401_403"].outcome == "passed", records["auth.http_401_403"].summary
     assert records["perf.error_rate"].measurements["sample.throttled"] == 0, records["perf.error_rate"].summary
     assert records["perf.error_rate"].outcome == "passed", records["perf.error_rate"].summary
@@ -202,13 +184,10 @@ def test_a_401_for_a_token_past_its_own_expiry_is_no_refused_valid_token(sandbox
 def test_a_slow_platform_costs_a_few_slow_requests_not_the_whole_sample(sandbox, sandbox_profile):
     """Once an endpoint's answers over the latency fail level decide its p95, the sample stops (and says so)."""
     from veza_synthetics.probes import http
-    sandbox.set_faults(["perf.latency"])
-    try:
+    with sandbox.faults_on(["perf.latency"]):
         result = http.sample(sandbox_profile.backend.url, {"health": sandbox_profile.backend.health_path,
                                                            "tracks": "/api/v1/tracks?limit=20"}, {},
                              http.Pace(requests=40, concurrency=2, max_rps=50.0, decided_above_ms=200), 5)
-    finally:
-        sandbox.set_faults([])
     assert result.measurements["requests"] < 40 and result.measurements["abandoned"] == 40 - result.measurements["requests"]
     assert "often enough to decide its p95" in result.evidence["gave_up"]
     slowest = max(stats["max_ms"] or 0 for stats in result.evidence["per_endpoint"].values())
@@ -241,13 +220,10 @@ def test_one_instance_refusing_valid_tokens_is_named_not_a_lost_session(sandbox,
     base = sandbox_profile.backend.url
     login = auth.login(base, sandbox_profile.accounts.user_email, sandbox_profile.accounts.user_password, 5)
     assert login.session is not None
-    sandbox.set_faults(["front.instance_rejects_tokens"])
-    try:
+    with sandbox.faults_on(["front.instance_rejects_tokens"]):
         verdicts = [Verdict.for_symptom(load_catalog().symptoms["auth.session_lost"]) for _ in range(4)]
         for v in verdicts:
             _me_accepted(v, "me_after_hold", base, 5, login.session.access_token, "session gone after 2 s")
-    finally:
-        sandbox.set_faults([])
         auth.logout(base, login.session, 5)
     failed = [c.text for v in verdicts for c in v.conditions if c.level == "failed"]
     assert failed and all(text.startswith("backend-2 refused the token backend-1 accepted: one instance refuses "

@@ -10,11 +10,8 @@ TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-01$")
 
 
 def test_a_failing_reports_requests_are_in_the_platforms_logs(sandbox, sandbox_profile):
-    sandbox.set_faults(["perf.latency"])
-    try:
+    with sandbox.faults_on(["perf.latency"]):
         [record] = measure(sandbox_profile, ["perf.high_response_time"])
-    finally:
-        sandbox.set_faults([])
     assert record.outcome == "failed", record.summary
     slowest = record.evidence["sample"]["slowest"]
     traces = {a["trace_id"] for a in record.attempts}

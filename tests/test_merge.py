@@ -9,14 +9,11 @@ VEZA_SYNTH = [sys.executable, "-m", "veza_synthetics"]
 
 
 def _location(sandbox, tmp_path: Path, location: str, fault: str | None) -> Path:
-    sandbox.set_faults([fault] if fault else [])
-    try:
+    with sandbox.faults_on([fault] if fault else []):
         subprocess.run([sys.executable, "-m", "pytest", "tests_synthetic", "--env", str(sandbox.profile_path),
                         "-p", "no:cacheprovider", "-q", "--reports-dir", str(tmp_path / location), "--location",
                         location, "--symptoms", "stream.audio_cut,auth.jwt_expired"], cwd=REPO, capture_output=True,
                        text=True, timeout=300)
-    finally:
-        sandbox.set_faults([])
     return tmp_path / location / "latest" / "results.json"
 
 

@@ -193,11 +193,8 @@ def test_nightly_chat_opt_in_sends_only_into_the_synthetic_conversation(sandbox,
 def test_nightly_command_fails_the_matrix_checks_through_the_front_door(sandbox, tmp_path, fault):
     """The nightly's own command sees what the matrix sees: the fault's must-fail checks fail, nothing
     outside its may-fail set does, and the run writes nothing."""
-    sandbox.set_faults([fault])
-    try:
+    with sandbox.faults_on([fault]):
         run, results, writes = nightly(sandbox, tmp_path, chat_opt_in=True)
-    finally:
-        sandbox.set_faults([])
     assert run.returncode == 1, run.stdout[-3000:]
     failed = {c["id"] for c in results["checks"] if c["outcome"] == "failed"}
     fault_row = load_catalog().faults[fault]
@@ -245,11 +242,8 @@ def test_nightly_fails_the_matrix_checks_both_ways(sandbox, tmp_path, direct, fa
     """The checks the matrix judges under the fault (those that must fail or must pass; the others' outcome
     proves nothing) through the nightly's own command."""
     relevant = sorted(c for c in load_catalog().symptoms if expectation(fault, c) != "may")
-    sandbox.set_faults([fault])  # returns once Prometheus has scraped the exporters since (catalog seen_by)
-    try:
+    with sandbox.faults_on([fault]):  # returns once Prometheus has scraped the exporters since (catalog seen_by)
         run, results, writes = nightly(sandbox, tmp_path, "--symptoms", ",".join(relevant), direct=direct)
-    finally:
-        sandbox.set_faults([])
     assert run.returncode == 1, run.stdout[-3000:]
     failed = {c["id"]: c for c in results["checks"] if c["outcome"] == "failed"}
     assert set(load_catalog().faults[fault].must_fail) <= set(failed), f"{fault}: {sorted(failed)}"
@@ -269,11 +263,8 @@ def test_nightly_fails_the_matrix_checks_both_ways(sandbox, tmp_path, direct, fa
 
 
 def test_without_a_session_slow_connects_are_not_measured(sandbox, tmp_path):
-    sandbox.set_faults(["db.slow_connect"])
-    try:
+    with sandbox.faults_on(["db.slow_connect"]):
         run, results, _ = nightly(sandbox, tmp_path, "-m", "database", direct=False)
-    finally:
-        sandbox.set_faults([])
     check = next(c for c in results["checks"] if c["id"] == "db.connection_timeout")
     assert check["outcome"] == "passed" and run.returncode == 0
     assert "connect time: not measured (needs direct PostgreSQL access)" in check["not_measured"]
@@ -305,11 +296,8 @@ def test_gate_exit_codes(sandbox, tmp_path):
 
     anywhere = subprocess.run([*base, "-m", "health"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert anywhere.returncode == 0, anywhere.stdout[-2000:] + anywhere.stderr[-2000:]  # not only from the repo
-    sandbox.set_faults(["infra.rules_missing"])  # returns once Prometheus serves no rule group
-    try:
+    with sandbox.faults_on(["infra.rules_missing"]):  # returns once Prometheus serves no rule group
         failed = gate("-m", "health")
-    finally:
-        sandbox.set_faults([])
     assert failed.returncode == 1, failed.stdout[-2000:]
     results = json.loads((tmp_path / "latest" / "results.json").read_text())
     assert subprocess.run([*VEZA_SYNTH, "failed-ids",

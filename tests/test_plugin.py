@@ -130,11 +130,8 @@ def test_a_new_symptom_is_three_files(sandbox, tmp_path):
     healthy = run()
     assert healthy.returncode == 0 and "PASS      health.toy_latency: tracks latency" in healthy.stdout, \
         healthy.stdout[-2000:]
-    sandbox.set_faults(["perf.latency"])
-    try:
+    with sandbox.faults_on(["perf.latency"]):
         faulty = run()
-    finally:
-        sandbox.set_faults([])
     assert faulty.returncode == 1 and "FAIL      health.toy_latency: tracks latency" in faulty.stdout, \
         faulty.stdout[-2000:]
     matrix = subprocess.run([sys.executable, "-m", "veza_synthetics", "matrix"], env=env, capture_output=True,

@@ -35,14 +35,11 @@ def test_a_single_blip_is_confirmed_away(sandbox, tmp_path):
 
 
 def test_a_persistent_fault_fails_every_time(sandbox, tmp_path):
-    sandbox.set_faults(["stream.truncate"])
-    try:
+    with sandbox.faults_on(["stream.truncate"]):
         for i in range(2):
             run, results = suite(sandbox.profile_path, tmp_path / str(i), "--symptoms", "stream.audio_cut")
             check = outcome(results, "stream.audio_cut")
             assert check["outcome"] == "failed" and [a["outcome"] for a in check["attempts"]] == ["failed", "failed"]
-    finally:
-        sandbox.set_faults([])
 
 
 def test_healthy_runs_raise_no_false_alarm(sandbox, sandbox_profile, tmp_path):
@@ -120,19 +117,13 @@ def target(sandbox_profile):
     ("stream.throttle", lambda t: t.stream_download(1).measurements["speed_ratio"], 0.7, 0.10),
 ])
 def test_measured_figures_match_the_injected_ones(sandbox, target, fault, measure, injected, tolerance):
-    sandbox.set_faults([fault])
-    try:
+    with sandbox.faults_on([fault]):
         measured = measure(target)
-    finally:
-        sandbox.set_faults([])
     assert abs(measured - injected) <= tolerance * injected, f"{fault}: measured {measured} vs injected {injected}"
 
 
 def test_measured_api_latency_matches_the_injected_delay(sandbox, target):
     baseline = target.http_sample(1).evidence["per_endpoint"]["tracks"]["p50_ms"]
-    sandbox.set_faults(["perf.latency"])
-    try:
+    with sandbox.faults_on(["perf.latency"]):
         slowed = target.http_sample(2).evidence["per_endpoint"]["tracks"]["p50_ms"]
-    finally:
-        sandbox.set_faults([])
     assert abs((slowed - baseline) - 400) <= 40, f"added latency measured {slowed - baseline:.0f} ms vs 400 ms"

@@ -26,13 +26,10 @@ def truncated_run(sandbox, tmp_path_factory):
     reports = tmp_path_factory.mktemp("reports")
     linked = reports.parent / "linked.toml"  # the sandbox's profile with the platform's tools to link to
     linked.write_text(f'extends = "{sandbox.profile_path}"\n[links]\ntrace = "{TRACE}"\nlogs = "{LOGS}"\n')
-    sandbox.set_faults(["stream.truncate"])
-    try:
+    with sandbox.faults_on(["stream.truncate"]):
         run = subprocess.run([sys.executable, "-m", "pytest", "tests_synthetic", "--env", str(linked),
                               "-m", "streaming", "-p", "no:cacheprovider", "--reports-dir", str(reports)],
                              cwd=REPO, capture_output=True, text=True, timeout=300)
-    finally:
-        sandbox.set_faults([])
     profile = tomllib.loads(sandbox.profile_path.read_text())
     stream_secret = httpx.get(f"{profile['sandbox']['admin_url']}/stream-secret", timeout=5).json()["secret"]
     secrets = [stream_secret, profile["postgres"]["password"], profile["redis"]["password"],

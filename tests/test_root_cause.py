@@ -50,18 +50,12 @@ def test_a_dead_backend_blocks_the_checks_behind_it(sandbox, tmp_path):
 
 
 def test_a_check_failing_for_its_own_reason_is_never_grouped(sandbox, tmp_path):
-    sandbox.set_faults(["stream.truncate"])
-    try:
+    with sandbox.faults_on(["stream.truncate"]):
         _, results = _suite(sandbox.profile_path, tmp_path / "own", "-m", "streaming")
-    finally:
-        sandbox.set_faults([])
     failed = [c for c in results["checks"] if c["outcome"] == "failed"]
     assert failed and not any(c.get("blocked_by") for c in failed) and results["root_causes"] == []
-    sandbox.set_faults(["infra.stream_down"])
-    try:
+    with sandbox.faults_on(["infra.stream_down"]):
         _, results = _suite(sandbox.profile_path, tmp_path / "down", "-m", "streaming")
-    finally:
-        sandbox.set_faults([])
     assert [c["dependency"] for c in results["root_causes"]] == ["stream"]
     assert set(results["root_causes"][0]["checks"]) == {"stream.audio_cut", "stream.quality_degraded",
                                                          "stream.excessive_buffering"}

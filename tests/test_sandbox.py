@@ -133,11 +133,8 @@ def test_fault_changes_the_wire_and_switching_off_restores_it(sandbox, sandbox_p
         body = httpx.get(url, timeout=60, verify=tls()).content
         return len(body) * 8 / 192_000 / (time.perf_counter() - started) < 1.0  # media s per wall s
 
-    sandbox.set_faults([fault])
-    try:
+    with sandbox.faults_on([fault]):
         assert observe(), f"{fault} did not change the wire"
-    finally:
-        sandbox.set_faults([])
     assert not observe(), f"switching {fault} off did not restore the healthy behaviour"
 
 
@@ -220,11 +217,8 @@ def _front_effect(sandbox_profile, target, effect):
 def test_front_door_faults_change_the_wire(sandbox, sandbox_profile, target, fault, effect):
     trust(sandbox_profile.tls.ca_file)
     assert not _front_effect(sandbox_profile, target, effect), f"{effect} without {fault}"
-    sandbox.set_faults([fault])
-    try:
+    with sandbox.faults_on([fault]):
         assert _front_effect(sandbox_profile, target, effect), f"{fault} did not change the wire"
-    finally:
-        sandbox.set_faults([])
     assert not _front_effect(sandbox_profile, target, effect), f"{fault} switched off, {effect} stayed"
 
 
@@ -276,11 +270,8 @@ def test_the_suite_connects_as_pg_monitor_never_a_superuser(sandbox, sandbox_pro
     assert not role["rolsuper"] and role["monitor"] and role["rolconnlimit"] > 0
     for path in ENV_DIR.glob("*.toml"):
         assert 'user = "postgres"' not in path.read_text(), path.name
-    sandbox.set_faults(["db.pool_exhausted"])
-    try:
+    with sandbox.faults_on(["db.pool_exhausted"]):
         result = postgres.connect_times(sandbox_profile.postgres, 2, 5)
-    finally:
-        sandbox.set_faults([])
     assert result.measurements["connect_failures"] == 2
     assert "remaining connection slots are reserved" in result.evidence["connect_errors"][0]
 
@@ -310,8 +301,7 @@ def test_a_full_disk_is_a_real_file_on_the_data_volume(sandbox, sandbox_profile)
     other volume is untouched, and switching off removes the file."""
     data = next(r["metric"]["mountpoint"] for r in _query(sandbox_profile, 'node_filesystem_size_bytes{job="node"}')
                 if r["metric"]["mountpoint"].endswith("/data"))
-    sandbox.set_faults(["perf.disk_full"])
-    try:
+    with sandbox.faults_on(["perf.disk_full"]):
         disk = os.statvfs(data)
         used = 1 - disk.f_bavail / disk.f_blocks
         assert used >= 0.94 and os.path.getsize(f"{data}/filler") > 0
@@ -323,8 +313,6 @@ def test_a_full_disk_is_a_real_file_on_the_data_volume(sandbox, sandbox_profile)
                 break
             time.sleep(0.5)
         assert seen["data"] >= 94 and seen["logs"] < 50, seen
-    finally:
-        sandbox.set_faults([])
     assert not os.path.exists(f"{data}/filler")
 
 

@@ -87,12 +87,9 @@ def test_serve_detects_a_fault_and_alertmanager_routes_the_alert_to_a_webhook(sa
         promtool = subprocess.run([shutil.which("promtool") or "promtool", "check", "metrics"], input=healthy,
                                   capture_output=True, text=True, timeout=30)
         assert promtool.returncode == 0, promtool.stdout + promtool.stderr
-        sandbox.set_faults(["infra.redis_down"])
-        try:
+        with sandbox.faults_on(["infra.redis_down"]):
             hook.wait("firing", "VezaSyntheticCheckFailingForRounds", timeout_s=90, **check)
             failing = httpx.get(f"{url}/metrics", timeout=5).text
-        finally:
-            sandbox.set_faults([])
         assert _metric(failing, "veza_synthetic_check_consecutive_failed_rounds", **check) >= 2
         hook.wait("resolved", "VezaSyntheticCheckFailingForRounds", timeout_s=90, **check)
         report = httpx.get(f"{url}/report", timeout=10)

@@ -2,6 +2,7 @@
 under a guard (guard.py), so that it stops, and leaves nothing running, when this process is killed."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -66,6 +68,15 @@ class SandboxProcess:
         if response.status_code != 200:
             raise SetupError(response.json().get("error", response.text))
         return response.json()["active"]
+
+    @contextlib.contextmanager
+    def faults_on(self, faults: list[str], params: dict[str, float] | None = None) -> Iterator[list[str]]:
+        """These faults on for the block, and none after it, whatever happened inside."""
+        active = self.set_faults(faults, params)
+        try:
+            yield active
+        finally:
+            self.set_faults([])
 
     def fire_once(self, fault: str) -> None:
         """Switch a fault on for a single request: a network blip."""

@@ -74,7 +74,7 @@ class Metrics:
         self.started = Gauge("veza_synthetic_start_time_seconds", "When the prober started", registry=r)
         self._failed_in_a_row: dict[tuple[str, str, str], int] = {}
 
-    def intervals(self, intervals: Mapping[str, float], location: str) -> None:
+    def schedule(self, intervals: Mapping[str, float], location: str) -> None:
         """The schedule, and the location's counters at 0 from the start (a series that appears only at its
         first error is invisible to rate() and to an alert on it)."""
         for counter in (self.rounds, self.round_errors, self.logins, self.api_requests, self.chat_messages):

@@ -26,7 +26,7 @@ class Prober:
         self.profile, self.catalog, self.location, self.history_dir = profile, catalog, location, history_dir
         self.schedule = Schedule.of(profile.serve, catalog.symptoms, symptom_ids)
         self.metrics = Metrics()
-        self.metrics.intervals(self.schedule.intervals, location)
+        self.metrics.schedule(self.schedule.intervals, location)
         self.metrics.started.set(time.time())
         self.latest: dict[tuple[str, str], CheckRecord] = {}  # (check, variant) -> its last round's record, for /report
         self.ready = threading.Event()
