@@ -326,7 +326,8 @@ sandbox.start()
 print(sandbox.proc.pid, flush=True)
 time.sleep(600)
 """
-SERVERS = {"postgres", "redis-server", "prometheus", "nginx", "prometheus-node", "prometheus-post", "prometheus-redi"}
+SERVERS = {"postgres", "redis-server", "prometheus", "nginx", "prometheus-node", "prometheus-post", "prometheus-redi",
+           "prometheus-aler"}
 
 
 def _alive(pid: int, comm: str) -> bool:

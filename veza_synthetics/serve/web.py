@@ -21,6 +21,7 @@ from .prober import Prober
 PROBE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 DEFAULT_PROBE_TIMEOUT_S = 120.0  # without the header (a person with curl)
 TEXT = "text/plain; charset=utf-8"
+CLIENT_TIMEOUT_S = 30.0
 ROUTES = b"/metrics, /probe?symptom=ID[,ID] or ?module=CATEGORY, /report, /-/healthy, /-/ready\n"
 
 
@@ -93,6 +94,8 @@ def _not_found() -> Answer:
 
 def handler(prober: Prober) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        timeout = CLIENT_TIMEOUT_S  # a client that never finishes its request does not hold a thread forever
+
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             path, _, query = self.path.partition("?")
             routes: dict[str, Callable[[], Answer]] = {
