@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from urllib.parse import urlsplit
 
-from ..probes import certificate, http, postgres, prometheus, redis
+from ..probes import Result, at_once, certificate, http, postgres, prometheus, redis
 from ..shape import Mismatch, at_path
 from ..target import Target
 from ..verdict import Verdict
@@ -23,22 +25,26 @@ def services(v: Verdict, target: Target, attempt: int) -> None:
         "chat_health": Health(p.chat.health_url, "healthy", "chat.health_status_path", p.chat.health_status_path),
         "stream_health": Health(p.stream.url and f"{p.stream.url}/health/detailed", "healthy",
                                 "stream.health_status_path", p.stream.health_status_path)}
+    skip_ready = bool(p.backend.url) and not p.backend.ready_path
+    probes: dict[str, Callable[[], Result]] = {step: partial(http.fetch, e.url, timeout)
+                                               for step, e in endpoints.items() if e.url}
+    if p.has_postgres:
+        probes["postgres"] = partial(postgres.inspect, p.postgres, target.timeout("connect"),
+                                     {"pg_stat_activity_count": "SELECT count(*) AS connections FROM pg_stat_activity"})
+    if p.has_redis:
+        probes["redis"] = partial(redis.inspect, p.redis.url, p.redis.password, target.timeout("connect"))
+    answers = at_once(probes)  # every service at once: a dead platform costs one timeout, not six
     for step, endpoint in endpoints.items():
-        if step == "backend_ready" and p.backend.url and not p.backend.ready_path:
+        if step == "backend_ready" and skip_ready:
             v.missing("backend ready: not measured: no ready endpoint (backend.ready_path is empty)")
         else:
-            _health(v, step, endpoint, timeout)
+            _health(v, step, endpoint, answers.get(step))
     _certificates(v, target, [e.url for e in endpoints.values() if e.url])
-    if p.has_postgres:
-        result = postgres.inspect(p.postgres, target.timeout("connect"),
-                                  {"pg_stat_activity_count": "SELECT count(*) AS connections FROM pg_stat_activity"})
-        if v.record("postgres", result):
-            count = result.evidence["pg_stat_activity_count"][0]["connections"]
-            v.require(True, "", ok_text=f"PostgreSQL answers ({count} in pg_stat_activity)")
-    if p.has_redis:
-        result = redis.inspect(p.redis.url, p.redis.password, target.timeout("connect"))
-        if v.record("redis", result):
-            v.require(True, "", ok_text=f"Redis PING {result.measurements['ping_ms']} ms")
+    if "postgres" in answers and v.record("postgres", answers["postgres"]):
+        count = answers["postgres"].evidence["pg_stat_activity_count"][0]["connections"]
+        v.require(True, "", ok_text=f"PostgreSQL answers ({count} in pg_stat_activity)")
+    if "redis" in answers and v.record("redis", answers["redis"]):
+        v.require(True, "", ok_text=f"Redis PING {answers['redis'].measurements['ping_ms']} ms")
     if p.has_prometheus:  # no direct access: the exporters say whether they reach their server
         for exporter, direct in (("postgres", p.has_postgres), ("redis", p.has_redis)):
             if not direct:
@@ -54,13 +60,12 @@ class Health:
     status_path: str
 
 
-def _health(v: Verdict, step: str, endpoint: Health, timeout: float) -> None:
-    """One health endpoint: HTTP 200 and the status it must report, with what it says is broken."""
+def _health(v: Verdict, step: str, endpoint: Health, result: Result | None) -> None:
+    """One health endpoint's answer: HTTP 200 and the status it must report, with what it says is broken."""
     label, want = step.replace("_", " "), endpoint.want
-    if not endpoint.url:
+    if not endpoint.url or result is None:
         v.note(f"{label}: not configured in this profile")
         return
-    result = http.fetch(endpoint.url, timeout)
     if not v.record(step, result):
         return
     answer = result.evidence.get("body")

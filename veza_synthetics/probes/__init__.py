@@ -6,13 +6,16 @@ that is the verdict's job.
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import math
 import os
 import ssl
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import certifi
 import httpx
@@ -89,6 +92,24 @@ def forget_connections() -> None:
     if client is not None:
         _per_thread.client = None
         client.close()
+
+
+T = TypeVar("T")
+
+
+def at_once(jobs: dict[str, Callable[[], T]]) -> dict[str, T]:
+    """Independent probes run together, each in the caller's trace (identity.py's context), so a dead
+    platform costs a check its longest timeout, not their sum; results keyed as the jobs were."""
+    def alone(job: Callable[[], T]) -> T:
+        try:
+            return job()
+        finally:
+            forget_connections()  # the pool's threads end: so do their kept-alive connections
+    if not jobs:
+        return {}
+    with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="veza-at-once") as pool:
+        futures = {key: pool.submit(contextvars.copy_context().run, alone, job) for key, job in jobs.items()}
+    return {key: future.result() for key, future in futures.items()}
 
 
 def trust(ca_file: str) -> None:
