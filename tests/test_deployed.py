@@ -183,7 +183,7 @@ def test_a_player_asks_for_identity_and_compressed_audio_is_decoded(deployed):
     import gzip
 
     from veza_synthetics.probes import stream
-    from veza_synthetics.sandbox.audio import canary_files
+    from veza_synthetics.sandbox.audio import DURATION_S, canary_files
     from veza_synthetics.target import Canary, Target
     _, profile = deployed
     with Target(profile) as target:
@@ -197,9 +197,9 @@ def test_a_player_asks_for_identity_and_compressed_audio_is_decoded(deployed):
     wire = gzip.compress(mp3)
     dl = stream.Download(status=200, body=stream._decompressed(wire, "gzip"), encoding="gzip", wire_bytes=len(wire),
                          arrivals=[(0.1, len(wire) // 2), (0.2, len(wire))])
-    result = stream.analyse(dl, "https://stream.example/canary", 320, 20.0)
+    result = stream.analyse(dl, "https://stream.example/canary", 320, DURATION_S)
     assert result.evidence["decode_error"] is None and result.evidence["content_encoding"] == "gzip"
-    assert abs(result.measurements["decoded_s"] - 20.0) < 0.1 and result.measurements["bytes"] == len(wire)
+    assert abs(result.measurements["decoded_s"] - DURATION_S) < 0.1 and result.measurements["bytes"] == len(wire)
 
 
 def test_redis_down_is_seen_although_the_dev_servers_health_says_healthy(deployed):

@@ -14,6 +14,7 @@ from websockets.asyncio.client import connect
 
 from veza_synthetics.probes import certificate, tls, trust
 from veza_synthetics.profile import ENV_DIR
+from veza_synthetics.sandbox.audio import DURATION_S
 from veza_synthetics.sandbox.process import SandboxProcess
 from veza_synthetics.target import Target
 
@@ -228,16 +229,16 @@ def test_a_profile_with_the_stream_secret_signs_locally(sandbox, sandbox_profile
     assert not sandbox_profile.stream.secret
     backend_signed = Target(sandbox_profile).canary()
     assert backend_signed.signed_by == "the backend" and backend_signed.name == "veza-canary"
-    assert backend_signed.duration_s == 20.0
+    assert backend_signed.duration_s == DURATION_S
     secret = httpx.get(f"{sandbox_profile.sandbox.admin_url}/stream-secret", timeout=5).json()
     profile = tmp_path / "with-secret.toml"
     profile.write_text(f'extends = "{sandbox.profile_path}"\n[stream]\nsecret = "{secret["secret"]}"\n')
     from veza_synthetics.profile import load
     target = Target(load(str(profile)))
     local = target.canary()
-    assert local.signed_by == "the profile's stream secret" and local.duration_s == 20.0
+    assert local.signed_by == "the profile's stream secret" and local.duration_s == DURATION_S
     result = target.stream_download(1)
-    assert result.error is None and result.measurements["decoded_s"] == pytest.approx(20.0, abs=0.05)
+    assert result.error is None and result.measurements["decoded_s"] == pytest.approx(DURATION_S, abs=0.05)
 
 
 def test_the_canary_is_one_track_among_distinctly_named_ones(sandbox_profile, target):

@@ -1,7 +1,7 @@
 """Stream probe: one timed download of the canary, then decoding, silence and player-buffer analysis.
 
 The player simulation runs over the recorded arrival times (as hls.js, Shaka, ExoPlayer
-buffer), so judging a 20 s track needs no 20 s of waiting.
+buffer), so judging a track needs no track-long wait.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The canary track: 20 s that behave like mastered music, encoded once to MP3 at every quality.
+"""The canary track: 10 s that behave like mastered music, encoded once to MP3 at every quality.
 
 Music is what the stream checks must not false-alarm on: a fade-in and a fade-out, a quiet
 break (a soft pad at about -45 dBFS, far above digital silence), drum transients whose
@@ -13,15 +13,15 @@ import numpy as np
 import soundfile as sf
 
 SAMPLE_RATE = 44100
-DURATION_S = 20.0
-GAP_S = (9.5, 10.5)  # the stream.silence_gap fault's 1 s dropout
+DURATION_S = 10.0  # short: a throttled canary costs its length over the throttle, twice (confirmation)
+GAP_S = (4.5, 5.5)  # the stream.silence_gap fault's 1 s dropout
 # kbps -> soundfile compression level giving that constant bitrate (machine-notes.md)
 LEVELS = {320: 0.0, 192: 0.4, 128: 0.65, 96: 0.75, 56: 0.9}
 QUALITIES = {"high": 320, "medium": 192, "low": 128, "mobile": 96}
 DEGRADED_KBPS = 56  # stream.low_bitrate: the encoder has no 64 kbps step, 56 is the nearest
-CACHE_VERSION = "canary-v2"
+CACHE_VERSION = "canary-v3"
 CANARY_NAME = "veza-canary"
-BREAK_S = (13.0, 15.0)  # the quiet passage
+BREAK_S = (6.5, 8.0)  # the quiet passage
 FADE_IN_S, FADE_OUT_S = 1.5, 1.5
 
 

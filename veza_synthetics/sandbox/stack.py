@@ -30,7 +30,7 @@ from ..errors import SetupError
 from ..profile import seconds, unresolved
 from . import faults as fault_ids
 from .alerting import Alertmanager
-from .audio import CANARY_NAME
+from .audio import CANARY_NAME, DURATION_S
 from .backend import Backend, password_hash
 from .chat import Chat
 from .faults import Faults
@@ -53,7 +53,7 @@ EXPORTER_ROLE, EXPORTER_CONNECTIONS = "veza_exporter", 3  # postgres_exporter's 
 EXPORTER_QUERIES = Path(__file__).parent.parent / "postgres-exporter-queries.yaml"
 SYNTHETIC_EMAIL = "synthetic@veza.local"
 ADMIN_EMAIL = "admin@veza.local"
-CANARY_TRACK_ID = 50001  # schema.sql inserts it after the 50,000 seed tracks
+CANARY_TRACK_ID = 50001  # inserted right after schema.sql's 50,000 seed tracks
 # Veza's alert rules (guide section "Alertes configurées"), their rate windows scaled to the
 # sandbox's 1 s scrapes as its profile's rate_window is (5m -> 15s); the `for:` durations are kept,
 # so an alert fires on errors that last minutes, not on one test's fault.
@@ -231,6 +231,8 @@ class Sandbox:
             await conn.execute("SET ROLE veza_user")
             await conn.execute(Path(__file__).with_name("schema.sql").read_text().replace(
                 "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;", ""))
+            await conn.execute("INSERT INTO tracks (title, artist, duration_s, stream_name) "
+                               "VALUES ('Veza Canary', 'Veza', %s, %s)", (DURATION_S, CANARY_NAME))
             for username, email, role, password in (("synthetic", SYNTHETIC_EMAIL, "user", s.user_password),
                                                     ("admin", ADMIN_EMAIL, "admin", s.admin_password)):
                 salt = secrets.token_hex(8)
