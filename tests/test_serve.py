@@ -166,7 +166,8 @@ def test_a_dead_or_hung_target_never_stops_the_schedule(tmp_path, target):
         listener.close()  # a refused port
     profile = tmp_path / "dead.toml"
     profile.write_text(f'name = "dead"\nkind = "sandbox"\n[backend]\nurl = "http://127.0.0.1:{port}"\n'
-                       '[timeouts]\nconnect_s = 1\nrequest_s = 1\n[serve]\ninterval_s = 0.5\nintervals = {health = 0.5}\n')
+                       '[timeouts]\nconnect_s = 1\nrequest_s = 1\n[serve]\ninterval_s = 0.5\nintervals = {health = 0.5}\n'
+                       '[sampling]\nmax_rps = 50\n')  # production's pace (0.4/s) would space the rounds' requests 2.5 s
     try:
         with _serving("--env", str(profile), "--symptoms", "health.services", "--history", str(tmp_path / "h")) as (proc, url):
             rounds = _scrape_until(url, lambda t: (_metric(t, "veza_synthetic_rounds_total", location="local") or 0) >= 2,
