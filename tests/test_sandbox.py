@@ -271,10 +271,14 @@ def test_the_suite_connects_as_pg_monitor_never_a_superuser(sandbox, sandbox_pro
     assert not role["rolsuper"] and role["monitor"] and role["rolconnlimit"] > 0
     for path in ENV_DIR.glob("*.toml"):
         assert 'user = "postgres"' not in path.read_text(), path.name
+    healthy = postgres.connect_times(sandbox_profile.postgres, 3, 5, queries={"one": "SELECT 1 AS one"})
+    assert healthy.measurements["connect_attempts"] == 3 and healthy.inspection is not None
+    assert healthy.inspection.evidence == {"one": [{"one": 1}]}  # on the first connect, no fourth one
     with sandbox.faults_on(["db.pool_exhausted"]):
-        result = postgres.connect_times(sandbox_profile.postgres, 2, 5)
+        result = postgres.connect_times(sandbox_profile.postgres, 2, 5, queries={"one": "SELECT 1 AS one"})
     assert result.measurements["connect_failures"] == 2
     assert "remaining connection slots are reserved" in result.evidence["connect_errors"][0]
+    assert result.inspection is not None and result.inspection.error.startswith("no connect succeeded: ")
 
 
 # -- the exporters production runs ------------------------------------------------------------------

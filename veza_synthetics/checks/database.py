@@ -49,7 +49,8 @@ def connection_timeout(v: Verdict, target: Target, attempt: int) -> None:
         return
     cfg, timeout = target.profile.postgres, target.timeout("connect")
     connects = postgres.connect_times(cfg, target.profile.sampling.db_connects, timeout,
-                                      fail_ms=v.thresholds["connect_p95_ms"].fail)
+                                      fail_ms=v.thresholds["connect_p95_ms"].fail,
+                                      queries={"saturation": postgres.SATURATION, "activity": postgres.ACTIVITY})
     v.record("connects", connects)
     if "stopped" in connects.evidence:
         v.note(f"connects stopped {connects.evidence['stopped']}")
@@ -57,8 +58,8 @@ def connection_timeout(v: Verdict, target: Target, attempt: int) -> None:
     v.require(m["connect_failures"] == 0, f"{m['connect_failures']}/{m['connect_attempts']} connects failed: "
               + "; ".join(connects.evidence["connect_errors"][:2]))
     v.against_p95("connect_p95_ms", connects.evidence["connect_ms"], label="connect", unit_of="connects")
-    state = postgres.inspect(cfg, timeout, {"saturation": postgres.SATURATION, "activity": postgres.ACTIVITY})
-    if v.record("saturation", state):
+    state = connects.inspection
+    if state is not None and v.record("saturation", state):
         row = state.evidence["saturation"][0]
         pct = 100 * row["used"] / max(row["max_connections"], 1)
         v.against("connections_used_pct", pct, label="connections used",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -57,17 +58,28 @@ def rows(conn: psycopg.Connection[Any], sql: str) -> list[dict[str, Any]]:
         return [dict(r) for r in cur.fetchall()]
 
 
-def connect_times(cfg: Postgres, attempts: int, timeout_s: float, fail_ms: float | None = None) -> Result:
+@dataclass
+class ConnectTimes(Result):
+    """connect_times()'s figures, and the queries it ran on its first good connection (none: why not)."""
+    inspection: Result | None = None
+
+
+def connect_times(cfg: Postgres, attempts: int, timeout_s: float, fail_ms: float | None = None,
+                  queries: dict[str, str] | None = None) -> ConnectTimes:
     """Fresh connect + auth + SELECT 1, up to `attempts` times: what a new application connection costs.
     With `fail_ms`, it stops once enough connects failed or took longer to decide the p95 (the evidence
-    says so): a slow server costs a few slow connects, not `attempts` of them."""
+    says so): a slow server costs a few slow connects, not `attempts` of them. `queries` run, untimed, on
+    the first connection that succeeded: no extra connect (a slow one costs seconds)."""
     times, errors, over = [], [], 0
+    inspection: Result | None = None
     for _ in range(attempts):
         started = time.perf_counter()
         try:
             with connect(cfg, timeout_s) as conn:
                 conn.execute("SELECT 1")
-            times.append((time.perf_counter() - started) * 1000)
+                times.append((time.perf_counter() - started) * 1000)
+                if queries and inspection is None:
+                    inspection = _queried(conn, cfg, queries, timeout_s)
             over += fail_ms is not None and times[-1] > fail_ms
         except (psycopg.Error, OSError) as exc:
             errors.append(f"{describe(exc, timeout_s)} after {(time.perf_counter() - started) * 1000:.0f} ms")
@@ -80,9 +92,18 @@ def connect_times(cfg: Postgres, attempts: int, timeout_s: float, fail_ms: float
     if done < attempts:
         evidence["stopped"] = (f"after {done} of {attempts} connects: {over} failed or over {fail_ms:g} ms, "
                                "which decides the p95 whatever the others would take")
-    return Result("postgres", cfg.address, {"connect_attempts": done, "connect_failures": len(errors),
-                                            "connect_p95_ms": stats["p95_ms"], "connect_max_ms": stats["max_ms"]},
-                  evidence)
+    if queries and inspection is None:
+        inspection = Result("postgres", cfg.address, error=f"no connect succeeded: {errors[0] if errors else '?'}")
+    return ConnectTimes("postgres", cfg.address, {"connect_attempts": done, "connect_failures": len(errors),
+                                                  "connect_p95_ms": stats["p95_ms"], "connect_max_ms": stats["max_ms"]},
+                        evidence, inspection=inspection)
+
+
+def _queried(conn: psycopg.Connection[Any], cfg: Postgres, queries: dict[str, str], timeout_s: float) -> Result:
+    try:
+        return Result("postgres", cfg.address, {}, {name: rows(conn, sql) for name, sql in queries.items()})
+    except psycopg.Error as exc:
+        return Result("postgres", cfg.address, error=describe(exc, timeout_s))
 
 
 def inspect(cfg: Postgres, timeout_s: float, queries: dict[str, str]) -> Result:
