@@ -50,12 +50,32 @@ def test_catalog_rejects_a_broken_entry():
 
 
 def test_every_check_has_a_test_and_a_fault():
-    from veza_synthetics.checks import registered as registered_checks
+    from veza_synthetics.checks import registry
     cat = catalog.load()
-    registered = {sid for sid, _ in registered_checks()}
+    registered = {sid for sid, _ in registry().checks}
     assert registered == set(cat.symptoms)
     proven = {sid for f in cat.faults.values() for sid in f.must_fail}
     assert proven == set(cat.symptoms), f"checks no fault proves: {set(cat.symptoms) - proven}"
+
+
+def test_the_registry_reads_marks_from_the_modules_and_refuses_two_checks_for_one_symptom(tmp_path, monkeypatch):
+    """registry() finds @check functions in the modules a catalog names (holds included); importing a module
+    changes no table; two functions for one symptom are one clear error naming both."""
+    import dataclasses
+
+    from veza_synthetics.checks import registry
+    (tmp_path / "team_a.py").write_text("from veza_synthetics.checks import check\n\n"
+                                        "@check('team.x', holds=True)\ndef x(v, target, attempt): pass\n")
+    (tmp_path / "team_b.py").write_text("from veza_synthetics.checks import check\n\n"
+                                        "@check('team.x')\ndef other(v, target, attempt): pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    shipped = registry()
+    import team_b  # noqa: F401  # imported, never named by a catalog: not a check
+    assert registry() == shipped and ("team.x", False) not in shipped.checks
+    team = registry(dataclasses.replace(catalog.load(), check_modules=("team_a",)))
+    assert set(team.checks) == {("team.x", False)} and team.holds == {"team.x"}
+    with pytest.raises(SetupError, match=r"two checks for team.x: team_a.x and team_b.other"):
+        registry(dataclasses.replace(catalog.load(), check_modules=("team_a", "team_b")))
 
 
 def test_unknown_fault_is_one_clear_error():

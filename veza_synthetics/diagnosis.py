@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .catalog import Symptom
 from .catalog import load as load_catalog
-from .checks import HOLDS, registered
+from .checks import registry
 from .probes import identity
 from .record import CheckRecord, check_record
 from .target import Target
@@ -80,7 +80,7 @@ def _record(symptom: Symptom, first: Attempt, second: Attempt | None, writes: bo
 
 
 def _catalog_measure(symptom_id: str, target: Target, writes: bool) -> Measure:
-    check = registered()[(symptom_id, writes)]
+    check = registry().checks[(symptom_id, writes)]
     return lambda v, attempt: check(v, target, attempt)
 
 
@@ -95,8 +95,7 @@ def diagnose(symptom_id: str, target: Target, writes: bool = False) -> tuple[Che
 def start_holds(target: Target, symptom_ids: set[str]) -> list[str]:
     """Begin, in the background, the first attempt of every check among these that holds on purpose, so
     the run costs its longest hold rather than their sum. Returns the ids started."""
-    registered()
-    holding = sorted(symptom_ids & HOLDS)
+    holding = sorted(symptom_ids & registry().holds)
     symptoms, overrides = load_catalog().symptoms, target.profile.threshold_overrides
 
     def first_attempt(sid: str) -> Callable[[], Attempt]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import load
-from .checks import registered
+from .checks import registry
 from .diagnosis import diagnose, start_holds
 from .profile import Profile
 from .record import CheckRecord, skipped_record
@@ -41,7 +41,7 @@ def measure(profile: Profile, symptom_ids: Iterable[str]) -> list[CheckRecord]:
 
 def measure_with_load(profile: Profile, symptom_ids: Iterable[str]) -> tuple[list[CheckRecord], Load]:
     """measure(), and what it cost the platform (serve mode counts it)."""
-    checks, ids = registered(), sorted(set(symptom_ids))
+    checks, ids = registry().checks, sorted(set(symptom_ids))
     records = []
     with Target(profile) as target:
         start_holds(target, set(ids))

@@ -15,7 +15,7 @@ import pytest
 
 from . import catalog as catalog_mod
 from . import checking, fixtures, hooks, reports
-from .checks import registered
+from .checks import registry
 from .errors import SetupError
 from .profile import load as load_profile
 from .reports import history_page, pushgateway
@@ -121,6 +121,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     categories = {m.name for m in metafunc.definition.iter_markers()} & set(catalog_mod.CATEGORIES)
     writes = metafunc.definition.get_closest_marker("writes") is not None
-    checks = registered()
+    checks = registry().checks
     ids = [s.id for s in catalog_mod.load().symptoms.values() if s.category in categories and (s.id, writes) in checks]
     metafunc.parametrize("symptom", ids, ids=ids)

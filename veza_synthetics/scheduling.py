@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from xdist.scheduler import LoadScopeScheduling
 
-from .checks import HOLDS, registered
+from .checks import registry
 
 HOLDS_UNIT = "veza-holds"
 
@@ -17,8 +17,7 @@ HOLDS_UNIT = "veza-holds"
 def in_holds_unit(nodeid: str) -> bool:
     """Is this a holding check, by the catalog id its node id carries
     (tests_synthetic/test_auth.py::test_symptom[auth.session_lost])?"""
-    registered()  # fills HOLDS (the controller collects nothing itself)
-    return nodeid.endswith("]") and nodeid[nodeid.rfind("[") + 1:-1] in HOLDS
+    return nodeid.endswith("]") and nodeid[nodeid.rfind("[") + 1:-1] in registry().holds
 
 
 class HoldsTogether(LoadScopeScheduling):  # type: ignore[misc]  # xdist ships no type hints

@@ -1,6 +1,7 @@
 """Checks: each takes a Verdict and the Target, measures through probes, and judges.
 
-Registered by symptom id; `writes=True` marks the part of a check that creates data
+Each is marked @check(symptom id); registry() reads the marks from the modules the catalog
+names (no table filled by imports). `writes=True` marks the part of a check that creates data
 (run only where the profile allows writes); `holds=True` a check that waits on purpose
 (an idle WebSocket, a session kept alive, the canary at line rate): its first attempt
 runs in the background from the start of the run. The catalog names the modules.
@@ -8,10 +9,15 @@ runs in the background from the start of the run. The catalog names the modules.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
 from typing import Protocol
 
+from ..catalog import Catalog
 from ..catalog import load as load_catalog
+from ..errors import SetupError
 from ..probes import exporters
 from ..target import Target
 from ..verdict import Verdict
@@ -21,24 +27,59 @@ class Check(Protocol):
     def __call__(self, v: Verdict, target: Target, attempt: int) -> None: ...
 
 
-CHECKS: dict[tuple[str, bool], Check] = {}
-HOLDS: set[str] = set()  # symptom ids whose read-only check holds on purpose
+@dataclass(frozen=True)
+class Mark:
+    """What @check says of a function: the symptom it checks, whether it writes, whether it holds."""
+    symptom_id: str
+    writes: bool
+    holds: bool
+
+
+MARK = "veza_check"  # the attribute @check sets on the function
 
 
 def check(symptom_id: str, writes: bool = False, holds: bool = False) -> Callable[[Check], Check]:
-    def register(fn: Check) -> Check:
-        CHECKS[(symptom_id, writes)] = fn
-        if holds and not writes:
-            HOLDS.add(symptom_id)
+    """Mark a function as the check of a catalog symptom; registry() finds it in the catalog's modules."""
+    def mark(fn: Check) -> Check:
+        vars(fn)[MARK] = Mark(symptom_id, writes, holds)
         return fn
-    return register
+    return mark
 
 
-def registered() -> dict[tuple[str, bool], Check]:
-    """Every check, after importing the modules the catalog names."""
-    for module in load_catalog().check_modules:
-        importlib.import_module(module)
-    return CHECKS
+@dataclass(frozen=True)
+class Registry:
+    """Every check of the catalog's modules, by (symptom id, writes), and the ids whose check holds on purpose."""
+    checks: Mapping[tuple[str, bool], Check]
+    holds: frozenset[str]
+
+
+def registry(catalog: Catalog | None = None) -> Registry:
+    """The checks marked in the modules the catalog names (a team's own included), read from the modules
+    themselves: no table filled as a side effect of imports."""
+    return _registry((catalog or load_catalog()).check_modules)
+
+
+@cache
+def _registry(modules: tuple[str, ...]) -> Registry:
+    checks: dict[tuple[str, bool], Check] = {}
+    holds: set[str] = set()
+    for name in modules:
+        for member in vars(importlib.import_module(name)).values():
+            mark = vars(member).get(MARK) if inspect.isfunction(member) else None
+            if not isinstance(mark, Mark):
+                continue
+            key = (mark.symptom_id, mark.writes)
+            if checks.get(key, member) is not member:
+                raise SetupError(f"two checks for {mark.symptom_id}{' (writes)' if mark.writes else ''}: "
+                                 f"{_name(checks[key])} and {_name(member)}")
+            checks[key] = member
+            if mark.holds and not mark.writes:
+                holds.add(mark.symptom_id)
+    return Registry(checks, frozenset(holds))
+
+
+def _name(fn: object) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', '?')}"
 
 
 def exporter_reaching(v: Verdict, target: Target, exporter: str, queries: dict[str, str]) -> exporters.Figures | None:
