@@ -1,4 +1,6 @@
 """The project's own tests: one sandbox for the session, switched between faults."""
+import zlib
+
 import pytest
 from xdist.scheduler import LoadScopeScheduling
 
@@ -25,16 +27,24 @@ def sandbox_profile(sandbox):
 
 # The cells (a fault switched on, the checks judged) each take seconds to a minute: xdist spreads them one by
 # one over the workers; every other file goes whole to one worker (their module fixtures start once).
-CELLS = ("test_detection_matrix.py::", "test_deployed.py::test_detection_holds", "test_pipelines.py::test_nightly_")
+CELLS = ("test_detection_matrix.py::", "test_pipelines.py::test_nightly_")
 # What takes longest goes first (longest processing time first), so no worker is left with a minute-long cell
 # at the end: a throttled canary downloaded twice, the dead-target runs, the healthy runs, 3 s connects.
 LONGEST_FIRST = ("stream.throttle", "blackhole", "test_healthy_runs", "test_serve.py", "db.slow_connect", "test_plugin.py",
                  "perf.latency", "perf.hang", "test_history.py")
 
 
+# The deployed variant's cells need a second sandbox of their own: they go to two workers only (half with the
+# file's other tests, half apart), so two such sandboxes start and idle, not one per worker.
+DEPLOYED_CELL = "test_deployed.py::test_detection_holds"
+
+
 class CellsApart(LoadScopeScheduling):
     def _split_scope(self, nodeid: str) -> str:
-        return nodeid if any(cell in nodeid for cell in CELLS) else nodeid.split("::", 1)[0]
+        file = nodeid.split("::", 1)[0]
+        if DEPLOYED_CELL in nodeid:
+            return file if zlib.crc32(nodeid.encode()) % 2 else f"{file} (second half of its cells)"
+        return nodeid if any(cell in nodeid for cell in CELLS) else file
 
 
 def pytest_xdist_make_scheduler(config, log):
