@@ -111,8 +111,8 @@ class Checking:
             return
         symptom = symptom_of(item)
         if symptom:
-            self.records.append(skipped_record(symptom, "writes" if item.get_closest_marker("writes") else "read-only",
-                                               reason))
+            variant = "writes" if item.get_closest_marker("writes") else "read-only"
+            self.records.append(skipped_record(self.catalog.symptoms.get(symptom), symptom, variant, reason))
         pytest.skip(reason)
 
     @pytest.hookimpl(hookwrapper=True)

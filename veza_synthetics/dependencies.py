@@ -13,7 +13,7 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
-from .catalog import load as load_catalog
+from .catalog import Catalog
 from .probes import describe, http
 from .profile import Profile
 
@@ -76,11 +76,11 @@ WORDING = {"backend": "backend unreachable", "login": "login failing", "chat": "
            "prometheus": "Prometheus unreachable"}
 
 
-def group(run: dict[str, Any], down: dict[str, str | None]) -> dict[str, Any]:
+def group(run: dict[str, Any], down: dict[str, str | None], catalog: Catalog) -> dict[str, Any]:
     """The run with each failed check whose dependency is down marked `blocked_by`, and its root causes,
     the widest first (a new run: the one given is not changed). Login counts as down only while the
     backend answers (else the backend is the cause)."""
-    symptoms = load_catalog().symptoms
+    symptoms = catalog.symptoms
     causes: dict[str, list[str]] = {}
     checks = []
     for check in run["checks"]:

@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from .catalog import Symptom
-from .catalog import load as load_catalog
 from .checks import registry
 from .probes import identity
 from .record import CheckRecord, check_record
@@ -80,7 +79,7 @@ def _record(symptom: Symptom, first: Attempt, second: Attempt | None, writes: bo
 
 
 def _catalog_measure(symptom_id: str, target: Target, writes: bool) -> Measure:
-    check = registry().checks[(symptom_id, writes)]
+    check = registry(target.catalog).checks[(symptom_id, writes)]
     return lambda v, attempt: check(v, target, attempt)
 
 
@@ -88,15 +87,15 @@ def diagnose(symptom_id: str, target: Target, writes: bool = False) -> tuple[Che
     """A catalog check against the target, confirmed; its first attempt taken from the background
     where start_holds() began it."""
     early = target.early(symptom_id) if not writes else None
-    return confirm(load_catalog().symptoms[symptom_id], _catalog_measure(symptom_id, target, writes),
+    return confirm(target.catalog.symptoms[symptom_id], _catalog_measure(symptom_id, target, writes),
                    target.profile.threshold_overrides(symptom_id), writes, first=early.result() if early else None)
 
 
 def start_holds(target: Target, symptom_ids: set[str]) -> list[str]:
     """Begin, in the background, the first attempt of every check among these that holds on purpose, so
     the run costs its longest hold rather than their sum. Returns the ids started."""
-    holding = sorted(symptom_ids & registry().holds)
-    symptoms, overrides = load_catalog().symptoms, target.profile.threshold_overrides
+    holding = sorted(symptom_ids & registry(target.catalog).holds)
+    symptoms, overrides = target.catalog.symptoms, target.profile.threshold_overrides
 
     def first_attempt(sid: str) -> Callable[[], Attempt]:
         return lambda: measure_once(symptoms[sid], _catalog_measure(sid, target, False), overrides(sid), 1)

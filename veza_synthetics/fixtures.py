@@ -18,7 +18,7 @@ import redis as redis_client
 from websockets.asyncio.client import ClientConnection, connect
 
 from . import diagnosis, links, remedies
-from .catalog import Section, Symptom, Threshold
+from .catalog import Catalog, Section, Symptom, Threshold
 from .catalog import load as load_catalog
 from .checking import HTML_EXTRAS_KEY, current
 from .probes import Result, auth, postgres, tls
@@ -62,11 +62,11 @@ def veza_target(request: pytest.FixtureRequest, veza_profile: Profile) -> Iterat
     """The platform under test, with its timeouts; every session it opens is logged out at the end.
     The checks of this run that hold on purpose begin their first attempt now, in the background (in an
     xdist worker: when the first of them comes to it)."""
-    with Target(veza_profile) as target:
+    part = current(request.config)
+    with Target(veza_profile, part.catalog if part is not None else None) as target:
         if not hasattr(request.config, "workerinput"):
             diagnosis.start_holds(target, _read_only_checks(request.session))
         yield target
-    part = current(request.config)
     if part is not None:
         part.logins += target.logins
 
@@ -105,7 +105,7 @@ def veza_diagnose(request: pytest.FixtureRequest, veza_target: Target) -> Callab
         if not writes and _holds_start_at_first(request.config) and in_holds_unit(request.node.nodeid):
             diagnosis.start_holds(veza_target, _read_only_checks(request.session))
         record, verdict = diagnosis.diagnose(symptom_id, veza_target, writes)
-        report_check(request, record, load_catalog().symptoms[symptom_id])
+        report_check(request, record, veza_target.catalog.symptoms[symptom_id])
         return verdict
     return run
 
@@ -119,11 +119,11 @@ class VerdictJudge:
     {name: {"fail": N, "warn": N, "unit": "ms", "bad_when": "above"}}.
     """
 
-    def __init__(self, request: pytest.FixtureRequest, profile: Profile):
-        self.request, self.profile = request, profile
+    def __init__(self, request: pytest.FixtureRequest, profile: Profile, catalog: Catalog):
+        self.request, self.profile, self.catalog = request, profile, catalog
 
     def symptom(self, symptom_id: str, thresholds: dict[str, dict[str, Any]] | None, runbook: str) -> Symptom:
-        known = load_catalog().symptoms.get(symptom_id)
+        known = self.catalog.symptoms.get(symptom_id)
         if known is not None:
             return known
         if not thresholds:
@@ -155,7 +155,8 @@ class VerdictJudge:
 
 @pytest.fixture
 def veza_verdict(request: pytest.FixtureRequest, veza_profile: Profile) -> VerdictJudge:
-    return VerdictJudge(request, veza_profile)
+    part = current(request.config)
+    return VerdictJudge(request, veza_profile, part.catalog if part is not None else load_catalog())
 
 
 @pytest.fixture

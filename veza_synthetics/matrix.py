@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .catalog import load
+from .catalog import Catalog, load
 from .checks import registry
 from .diagnosis import diagnose, start_holds
 from .profile import Profile
@@ -32,26 +32,27 @@ def expectation(fault: str, check: str) -> str:
     return "may" if check in catalog.allowed_to_fail(fault) else "pass"
 
 
-def measure(profile: Profile, symptom_ids: Iterable[str]) -> list[CheckRecord]:
+def measure(profile: Profile, symptom_ids: Iterable[str], catalog: Catalog | None = None) -> list[CheckRecord]:
     """These checks against the profile's target, in this process, the way a run takes them (catalog ->
     checks -> verdict -> record): the holds started first in the background, every failure confirmed,
     one record per check and variant, the writes variant skipped where the profile forbids writes."""
-    return measure_with_load(profile, symptom_ids)[0]
+    return measure_with_load(profile, symptom_ids, catalog)[0]
 
 
-def measure_with_load(profile: Profile, symptom_ids: Iterable[str]) -> tuple[list[CheckRecord], Load]:
+def measure_with_load(profile: Profile, symptom_ids: Iterable[str],
+                      catalog: Catalog | None = None) -> tuple[list[CheckRecord], Load]:
     """measure(), and what it cost the platform (serve mode counts it)."""
-    checks, ids = registry().checks, sorted(set(symptom_ids))
-    records = []
-    with Target(profile) as target:
+    ids, records = sorted(set(symptom_ids)), []
+    with Target(profile, catalog) as target:
+        checks = registry(target.catalog).checks
         start_holds(target, set(ids))
         for sid in ids:
             for writes in (False, True):
                 if (sid, writes) not in checks:
                     continue
                 if writes and not profile.allows_writes:
-                    records.append(skipped_record(sid, "writes", f"skipped for safety: profile '{profile.name}' "
-                                                                "forbids writes"))
+                    reason = f"skipped for safety: profile '{profile.name}' forbids writes"
+                    records.append(skipped_record(target.catalog.symptoms.get(sid), sid, "writes", reason))
                     continue
                 records.append(diagnose(sid, target, writes)[0])
     return records, target.load()

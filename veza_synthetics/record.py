@@ -21,7 +21,6 @@ from typing import Any
 
 from . import redact
 from .catalog import Symptom
-from .catalog import load as load_catalog
 from .verdict import Verdict
 
 SCHEMA_VERSION = 3
@@ -118,9 +117,10 @@ def check_record(symptom: Symptom, final: Verdict, attempts: list[Verdict], writ
                  duration_s=round(duration_s, 3), skipped_for_safety=final.outcome == "skipped")
 
 
-def skipped_record(symptom_id: str, variant: str, reason: str) -> CheckRecord:
-    """A check the run did not execute because the profile forbids what it needs."""
-    return _make(load_catalog().symptoms.get(symptom_id), symptom_id, variant == "writes", outcome="skipped",
+def skipped_record(symptom: Symptom | None, symptom_id: str, variant: str, reason: str) -> CheckRecord:
+    """A check the run did not execute because the profile forbids what it needs (its catalog symptom, if
+    it has one)."""
+    return _make(symptom, symptom_id, variant == "writes", outcome="skipped",
                  summary=f"{symptom_id}: {reason}", conditions=(), errors=(), measurements={}, thresholds={},
                  evidence={}, notes=(reason,), not_measured=(), attempts=(), duration_s=0.0, skipped_for_safety=True)
 

@@ -142,7 +142,7 @@ class Run:
             metadata["Skipped for safety"] = ", ".join(r.id for r in self.records if r.skipped_for_safety) or "none"
         final = self.summary()
         if "failed" in outcomes:
-            final = dependencies.group(final, dependencies.probe(self.profile, final))
+            final = dependencies.group(final, dependencies.probe(self.profile, final), self.catalog)
         self.final = history.annotate(final, history.load(self.history_dir, self.profile.name, self.location),
                                       self.profile.history)
 

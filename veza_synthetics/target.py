@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
+from .catalog import Catalog
 from .catalog import load as load_catalog
 from .probes import Result, auth, exporters, forget_connections, http, identity, pacing, stream, trust, websocket
 from .profile import Profile
@@ -47,8 +48,9 @@ ResultT = TypeVar("ResultT", bound=Result)
 
 
 class Target:
-    def __init__(self, profile: Profile):
+    def __init__(self, profile: Profile, catalog: Catalog | None = None):
         self.profile = profile
+        self.catalog = catalog or load_catalog()  # the checks' symptoms and thresholds: the run's, passed in
         trust(profile.tls.ca_file)
         identity.configure(profile.tracing)
         # every request of the run to the API takes its turn at the declared pace
@@ -120,7 +122,7 @@ class Target:
 
     def _fail_level(self, symptom_id: str, threshold: str) -> float | None:
         """A threshold's fail level for this profile (its override, else the catalog's), as the verdict has it."""
-        symptom = load_catalog().symptoms[symptom_id]
+        symptom = self.catalog.symptoms[symptom_id]
         return Verdict.for_symptom(symptom, self.profile.threshold_overrides(symptom_id)).thresholds[threshold].fail
 
     # -- the synthetic account: one session per run ----------------------------------------
