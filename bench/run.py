@@ -159,7 +159,7 @@ def overhead(profile: Profile) -> dict:
     /health through the TLS front door, no database behind it), so the figures are the client's,
     not the sandbox's; and the sampler's own phase split (connect, TLS, first byte, total)."""
     url = f"{profile.stream.url}/health"
-    trust(profile.tls.ca_file)
+    trust(profile.tls.ca_file, profile.urls())
     n = 200
     curl = []
     for _ in range(n):
@@ -167,7 +167,7 @@ def overhead(profile: Profile) -> dict:
                               url], capture_output=True, text=True)
         curl.append(float(run.stdout) * 1000)
     bare = []
-    with httpx.Client(timeout=5, verify=tls()) as client:
+    with httpx.Client(timeout=5, verify=tls(url)) as client:
         for _ in range(n):
             started = time.perf_counter()
             client.get(url)

@@ -21,7 +21,7 @@ def sandbox_profile(sandbox):
     from veza_synthetics.probes import trust
     from veza_synthetics.profile import load
     profile = load(str(sandbox.profile_path))
-    trust(profile.tls.ca_file)  # the front door's CA, as a profile names it
+    trust(profile.tls.ca_file, profile.urls())  # the front door's CA, for the profile's endpoints
     return profile
 
 

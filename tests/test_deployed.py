@@ -53,12 +53,17 @@ DEPLOYED_FAULTS = sorted(f for f, row in CATALOG.faults.items()
                          and not set(row.must_fail) <= BASELINE_NOT_PASSING and f not in NOT_APPLICABLE)
 
 
+
+def _ca(profile):
+    """The verifying context for the twin's front door (its endpoints share one CA)."""
+    return tls(profile.backend.url)
+
 @pytest.fixture(scope="module")
 def deployed():
     proc = SandboxProcess(base_profile=ENV_DIR / "sandbox-deployed.toml", variant="deployed")
     proc.start()
     profile = load(str(proc.profile_path))
-    trust(profile.tls.ca_file)
+    trust(profile.tls.ca_file, profile.urls())
     yield proc, profile
     proc.stop()
 
@@ -87,27 +92,28 @@ def test_the_shipped_profile_sets_every_variant(deployed):
 def test_the_sandbox_serves_the_deployed_shape(deployed):
     _, profile = deployed
     base = profile.backend.url
-    assert httpx.get(f"{base}/api/health", timeout=5, verify=tls()).status_code == 200
-    assert httpx.get(f"{base}/health", timeout=5, verify=tls()).status_code == 404
-    assert httpx.get(f"{base}/ready", timeout=5, verify=tls()).status_code == 404                     # B2
-    assert httpx.get(f"{base}/api/v1/tracks/1/stream-url", timeout=5, verify=tls()).status_code == 404    # B13
-    assert httpx.get(f"{profile.stream.url}/info/{profile.stream.canary}", timeout=5, verify=tls()).status_code == 404  # S6
-    assert httpx.get(f"{base}/api/v1/search", params={"q": "Track"}, timeout=5, verify=tls()).json()["data"] == {
+    assert httpx.get(f"{base}/api/health", timeout=5, verify=_ca(profile)).status_code == 200
+    assert httpx.get(f"{base}/health", timeout=5, verify=_ca(profile)).status_code == 404
+    assert httpx.get(f"{base}/ready", timeout=5, verify=_ca(profile)).status_code == 404                     # B2
+    assert httpx.get(f"{base}/api/v1/tracks/1/stream-url", timeout=5, verify=_ca(profile)).status_code == 404    # B13
+    info = f"{profile.stream.url}/info/{profile.stream.canary}"
+    assert httpx.get(info, timeout=5, verify=_ca(profile)).status_code == 404                           # S6
+    assert httpx.get(f"{base}/api/v1/search", params={"q": "Track"}, timeout=5, verify=_ca(profile)).json()["data"] == {
         "tracks": [], "resources": [], "users": [], "listings": []}                                   # B13
-    assert httpx.get(httpx.URL(profile.chat.health_url), timeout=5, verify=tls()).json()["data"]["status"] == "healthy"
-    assert httpx.get(f"{base}/metrics", timeout=5, verify=tls()).status_code == 403  # inside the network only
+    assert httpx.get(httpx.URL(profile.chat.health_url), timeout=5, verify=_ca(profile)).json()["data"]["status"] == "healthy"
+    assert httpx.get(f"{base}/metrics", timeout=5, verify=_ca(profile)).status_code == 403  # inside the network only
     scraped = httpx.get(f"{profile.prometheus.url}/api/v1/query", params={"query": "count by (job) (up)"}, timeout=5).json()
     assert {r["metric"]["job"] for r in scraped["data"]["result"]} == {"node", "postgres", "redis"}  # B3, C5, S7
     assert profile.chat.url.endswith("/ws")
     account = {"email": profile.accounts.user_email, "password": profile.accounts.user_password}
-    first, second = (httpx.post(f"{base}/api/v1/auth/login", json=account, timeout=5, verify=tls()).json()["data"]
+    first, second = (httpx.post(f"{base}/api/v1/auth/login", json=account, timeout=5, verify=_ca(profile)).json()["data"]
                      for _ in range(2))
     refreshed = [httpx.post(f"{base}/api/v1/auth/refresh", json={"refresh_token": t["refresh_token"]}, timeout=5,
-                            verify=tls()).status_code for t in (first, second)]
+                            verify=_ca(profile)).status_code for t in (first, second)]
     assert refreshed == [401, 200], "a login ends the account's earlier sessions (B10)"
     assert "token_type" not in second and "access_token" in second                                   # B5
     assert httpx.post(f"{base}/auth/refresh", json={"refresh_token": second["refresh_token"]}, timeout=5,
-                      verify=tls()).status_code == 404                                                  # B6
+                      verify=_ca(profile)).status_code == 404                                                  # B6
 
 
 def test_every_check_says_the_truth_under_the_deployed_variant(deployed, tmp_path):
@@ -189,7 +195,7 @@ def test_a_player_asks_for_identity_and_compressed_audio_is_decoded(deployed):
     with Target(profile) as target:
         canary = target.canary()
     assert isinstance(canary, Canary), canary
-    with httpx.stream("GET", canary.url, timeout=10, verify=tls()) as compressed:  # httpx accepts gzip by default
+    with httpx.stream("GET", canary.url, timeout=10, verify=_ca(profile)) as compressed:  # httpx accepts gzip by default
         assert compressed.headers.get("content-encoding") == "gzip" and "content-length" not in compressed.headers
     played = stream.download(canary.url, 5, 10, 60)
     assert played.encoding == "" and played.status == 200 and played.content_length == len(played.body)

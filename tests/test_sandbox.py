@@ -19,6 +19,10 @@ from veza_synthetics.sandbox.process import SandboxProcess
 from veza_synthetics.target import Target
 
 
+def _ca(profile):
+    """The verifying context for the sandbox's front door (its endpoints share one CA)."""
+    return tls(profile.backend.url)
+
 @pytest.fixture(scope="module")
 def target(sandbox_profile):
     t = Target(sandbox_profile)
@@ -28,7 +32,7 @@ def target(sandbox_profile):
 
 @pytest.fixture(scope="module")
 def api(sandbox_profile):
-    with httpx.Client(base_url=sandbox_profile.backend.url, timeout=5, verify=tls()) as client:
+    with httpx.Client(base_url=sandbox_profile.backend.url, timeout=5, verify=_ca(sandbox_profile)) as client:
         yield client
 
 
@@ -83,7 +87,7 @@ def test_playlists_conflict_and_delete(api, target):
 
 def test_stream_signature_range_and_info(target, sandbox_profile):
     url = target.canary().url
-    with httpx.Client(timeout=5, verify=tls()) as client:
+    with httpx.Client(timeout=5, verify=_ca(sandbox_profile)) as client:
         full = client.get(url)
         assert full.status_code == 200 and full.headers["content-type"] == "audio/mpeg"
         assert int(full.headers["content-length"]) == len(full.content)
@@ -98,7 +102,7 @@ def test_stream_signature_range_and_info(target, sandbox_profile):
 def test_chat_broadcasts_between_two_clients(target, sandbox_profile):
     async def scenario():
         url = f"{sandbox_profile.chat.url}?token={target.token()}"
-        async with connect(url, ssl=tls()) as a, connect(url, ssl=tls()) as b:
+        async with connect(url, ssl=_ca(sandbox_profile)) as a, connect(url, ssl=_ca(sandbox_profile)) as b:
             for ws in (a, b):
                 assert json.loads(await ws.recv())["action"] == "connected"
                 await ws.send(json.dumps({"type": "JoinConversation", "conversation_id": "c1"}))
@@ -112,7 +116,7 @@ def test_chat_broadcasts_between_two_clients(target, sandbox_profile):
 
 
 def test_chat_refuses_a_missing_token(sandbox_profile):
-    with httpx.Client(timeout=3, verify=tls()) as client:
+    with httpx.Client(timeout=3, verify=_ca(sandbox_profile)) as client:
         assert client.get(sandbox_profile.chat.url.replace("wss://", "https://")).status_code == 401
 
 
@@ -121,17 +125,18 @@ def test_chat_refuses_a_missing_token(sandbox_profile):
 ])
 def test_fault_changes_the_wire_and_switching_off_restores_it(sandbox, sandbox_profile, target, fault, effect):
     base = sandbox_profile.backend.url
+    ca = _ca(sandbox_profile)
 
     def observe():
         if effect == "slow":
             started = time.perf_counter()
-            httpx.get(f"{base}/api/v1/tracks?limit=1", timeout=5, verify=tls())
+            httpx.get(f"{base}/api/v1/tracks?limit=1", timeout=5, verify=ca)
             return time.perf_counter() - started >= 0.4
         if effect == "errors":
-            return any(httpx.get(f"{base}/api/v1/tracks?limit=1", timeout=5, verify=tls()).status_code == 500 for _ in range(40))
+            return any(httpx.get(f"{base}/api/v1/tracks?limit=1", timeout=5, verify=ca).status_code == 500 for _ in range(40))
         url = target.canary().url
         started = time.perf_counter()
-        body = httpx.get(url, timeout=60, verify=tls()).content
+        body = httpx.get(url, timeout=60, verify=ca).content
         return len(body) * 8 / 192_000 / (time.perf_counter() - started) < 1.0  # media s per wall s
 
     with sandbox.faults_on([fault]):
@@ -172,11 +177,11 @@ def test_a_missing_binary_is_one_clear_error(tmp_path):
 
 # -- the front door: nginx with TLS, two backend instances, WebSocket proxying, a rate limit -----------
 def test_the_front_door_verifies_with_the_sandbox_ca_only(sandbox_profile):
-    trust(sandbox_profile.tls.ca_file)
+    trust(sandbox_profile.tls.ca_file, sandbox_profile.urls())
     assert sandbox_profile.backend.url.startswith("https://") and sandbox_profile.chat.url.startswith("wss://")
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{sandbox_profile.backend.url}/health", timeout=5)  # public CAs only: refused
-    seen = {httpx.get(f"{sandbox_profile.backend.url}/health", timeout=5, verify=tls()).headers["x-veza-instance"]
+    seen = {httpx.get(f"{sandbox_profile.backend.url}/health", timeout=5, verify=_ca(sandbox_profile)).headers["x-veza-instance"]
             for _ in range(6)}
     assert seen == {"backend-1", "backend-2"}  # load balanced over both instances
     days = certificate.days_left(sandbox_profile.backend.url, 5).measurements["days_left"]
@@ -185,17 +190,18 @@ def test_the_front_door_verifies_with_the_sandbox_ca_only(sandbox_profile):
 
 def _front_effect(sandbox_profile, target, effect):
     base = sandbox_profile.backend.url
+    ca = _ca(sandbox_profile)
     if effect == "instance_500":
-        answers = [httpx.get(f"{base}/api/v1/tracks?limit=1", timeout=5, verify=tls()) for _ in range(10)]
+        answers = [httpx.get(f"{base}/api/v1/tracks?limit=1", timeout=5, verify=ca) for _ in range(10)]
         failing = {a.headers.get("x-veza-instance") for a in answers if a.status_code == 500}
         return failing == {"backend-2"} and any(a.status_code == 200 for a in answers)
     if effect == "instance_401":
         headers = {"Authorization": f"Bearer {target.token()}"}
-        answers = [httpx.get(f"{base}/api/v1/auth/me", headers=headers, timeout=5, verify=tls()) for _ in range(10)]
+        answers = [httpx.get(f"{base}/api/v1/auth/me", headers=headers, timeout=5, verify=ca) for _ in range(10)]
         return {a.status_code for a in answers} == {200, 401}
     if effect == "idle_close":
         async def idle():
-            async with connect(f"{sandbox_profile.chat.url}?token={target.token()}", ssl=tls(), ping_interval=None) as ws:
+            async with connect(f"{sandbox_profile.chat.url}?token={target.token()}", ssl=ca, ping_interval=None) as ws:
                 started = time.monotonic()
                 await asyncio.wait_for(ws.wait_closed(), 5)
                 return time.monotonic() - started, ws.close_code
@@ -205,7 +211,7 @@ def _front_effect(sandbox_profile, target, effect):
             return False
         return closed_after < 3 and code == 1006
     if effect == "throttled":
-        answers = [httpx.get(f"{base}/health", timeout=5, verify=tls()) for _ in range(30)]
+        answers = [httpx.get(f"{base}/health", timeout=5, verify=ca) for _ in range(30)]
         limited = [a for a in answers if a.status_code == 429]
         return bool(limited) and limited[0].headers["retry-after"] == "1" and limited[0].json()["error"] == "rate limited"
     return certificate.days_left(base, 5).measurements["days_left"] < 6  # expiring
@@ -216,7 +222,7 @@ def _front_effect(sandbox_profile, target, effect):
     ("front.idle_timeout", "idle_close"), ("front.rate_limit", "throttled"), ("front.cert_expiring", "expiring"),
 ])
 def test_front_door_faults_change_the_wire(sandbox, sandbox_profile, target, fault, effect):
-    trust(sandbox_profile.tls.ca_file)
+    trust(sandbox_profile.tls.ca_file, sandbox_profile.urls())
     assert not _front_effect(sandbox_profile, target, effect), f"{effect} without {fault}"
     with sandbox.faults_on([fault]):
         assert _front_effect(sandbox_profile, target, effect), f"{fault} did not change the wire"
@@ -244,12 +250,12 @@ def test_a_profile_with_the_stream_secret_signs_locally(sandbox, sandbox_profile
 def test_the_canary_is_one_track_among_distinctly_named_ones(sandbox_profile, target):
     """Seeded tracks have names of their own: metadata and audio of different tracks would not match."""
     token = target.token()
-    with httpx.Client(base_url=sandbox_profile.backend.url, timeout=5, verify=tls(),
+    with httpx.Client(base_url=sandbox_profile.backend.url, timeout=5, verify=_ca(sandbox_profile),
                       headers={"Authorization": f"Bearer {token}"}) as api:
         names = {t["stream_name"] for t in api.get("/api/v1/tracks", params={"limit": 50}).json()["data"]}
         assert len(names) == 50 and "veza-canary" not in names
         other = api.get("/api/v1/tracks/1/stream-url").json()["data"]["url"]
-    assert httpx.get(other, timeout=5, verify=tls()).status_code == 404  # only the canary has audio
+    assert httpx.get(other, timeout=5, verify=_ca(sandbox_profile)).status_code == 404  # only the canary has audio
 
 
 def test_chat_messages_persist_and_the_recorder_sees_them(sandbox_profile, target):

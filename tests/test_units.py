@@ -78,6 +78,28 @@ def test_the_registry_reads_marks_from_the_modules_and_refuses_two_checks_for_on
         registry(dataclasses.replace(catalog.load(), check_modules=("team_a", "team_b")))
 
 
+def test_a_profiles_private_ca_is_trusted_for_its_own_endpoints_only(tmp_path):
+    """Two profiles in one process, each with its CA: each endpoint verifies with its own profile's CA, an
+    endpoint no profile names with the public CAs alone."""
+    import subprocess
+
+    from veza_synthetics.probes import tls, trust
+    names = {}
+    for name in ("team-a", "team-b"):
+        cert = tmp_path / f"{name}.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}",
+                        "-keyout", str(tmp_path / f"{name}.key"), "-out", str(cert)], check=True, capture_output=True)
+        names[name] = cert
+    trust(str(names["team-a"]), ["https://a.example:8443", "wss://a.example:8443/ws"])
+    trust(str(names["team-b"]), ["https://b.example"])
+
+    def cas(url):
+        return {dict(part[0] for part in c["subject"]).get("commonName") for c in tls(url).get_ca_certs()}
+    assert "team-a" in cas("https://a.example:8443/api") and "team-b" not in cas("wss://a.example:8443/ws")
+    assert "team-b" in cas("https://b.example:443/health") and "team-a" not in cas("https://b.example")
+    assert not {"team-a", "team-b"} & cas("https://elsewhere.example")
+
+
 def test_unknown_fault_is_one_clear_error():
     with pytest.raises(SetupError, match="unknown fault id.*nope.*Known faults"):
         faults.validate(["stream.truncate", "nope"])

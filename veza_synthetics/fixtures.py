@@ -168,7 +168,7 @@ def veza_api(veza_profile: Profile) -> Iterator[httpx.Client]:
     if login.session is None:
         pytest.fail(f"veza_api: the synthetic user could not log in: {login.error or login.evidence}", pytrace=False)
     session = login.session
-    with httpx.Client(base_url=p.backend.url, timeout=p.timeouts.request_s, verify=tls(),
+    with httpx.Client(base_url=p.backend.url, timeout=p.timeouts.request_s, verify=tls(p.backend.url),
                       headers={"Authorization": f"Bearer {session.access_token}"}) as client:
         yield client
     auth.logout(p.backend.url, session, p.timeouts.request_s)
@@ -188,7 +188,7 @@ async def veza_chat(veza_profile: Profile, veza_target: Target) -> AsyncIterator
                 pytest.fail(f"veza_chat: no token: {veza_target.login_failure()}", pytrace=False)
             url = f"{url}{'&' if '?' in url else '?'}token={token}"
         connection = await connect(url, open_timeout=p.timeouts.ws_s, close_timeout=p.timeouts.ws_s,
-                                   ssl=tls() if url.startswith("wss:") else None)
+                                   ssl=tls(url) if url.startswith("wss:") else None)
         opened.append(connection)
         return connection
     yield open_connection

@@ -159,6 +159,10 @@ class Profile:
     def threshold_overrides(self, symptom_id: str) -> dict[str, dict[str, float]]:
         return self.thresholds.get(symptom_id, {})
 
+    def urls(self) -> list[str]:
+        """Every HTTP and WebSocket address the profile names: the endpoints its tls.ca_file is trusted for."""
+        return [u for u in (self.backend.url, self.chat.url, self.chat.health_url, self.stream.url, self.prometheus.url) if u]
+
     def endpoints(self) -> dict[str, str]:
         """Target addresses for reports (credentials in URLs are redacted by the report writers)."""
         out = {name: getattr(self, name).url for name in ("backend", "chat", "stream", "redis", "prometheus")

@@ -56,7 +56,7 @@ class Run:
         self.reported: list[str] = []  # the checks whose test reported a verdict: each must have its record
         self.logins = 0  # made by the run, every process's target together
         redact.register(*profile.secrets())
-        trust(profile.tls.ca_file)
+        trust(profile.tls.ca_file, profile.urls())
 
     @classmethod
     def start(cls, config: pytest.Config, catalog: Catalog) -> Run:

@@ -12,10 +12,11 @@ import math
 import os
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import certifi
 import httpx
@@ -37,25 +38,52 @@ class Result:
     error: str | None = None        # why it could not measure: "unreachable: ...", "timeout after 2 s", ...
 
 
-@functools.lru_cache(maxsize=1)
-def tls() -> ssl.SSLContext:
-    """One verifying TLS context for every probe (building one costs ~50 ms): the public CAs, plus
-    SSL_CERT_FILE where it is set (as curl and OpenSSL honour it), plus the profile's CA (trust())."""
+@functools.cache
+def _context(ca_file: str) -> ssl.SSLContext:
+    """A verifying TLS context (building one costs ~50 ms, so once per CA file): the public CAs, plus
+    SSL_CERT_FILE where it is set (as curl and OpenSSL honour it), plus a private CA where one is named."""
     context = ssl.create_default_context(cafile=certifi.where())
     if os.environ.get("SSL_CERT_FILE"):
         context.load_verify_locations(cafile=os.environ["SSL_CERT_FILE"])
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
     return context
+
+
+_trusted: dict[str, str] = {}  # host:port -> the private CA file the profile naming that endpoint trusts
+
+
+def _address(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or (443 if parts.scheme in ('https', 'wss') else 80)}"
+
+
+def trust(ca_file: str, urls: Iterable[str]) -> None:
+    """A profile's private CA (tls.ca_file), for that profile's own endpoints only: another profile's
+    endpoints in the same process keep their own trust. Verification stays on everywhere."""
+    if ca_file:
+        _context(ca_file)  # an unreadable CA file fails here, once
+        _trusted.update({_address(url): ca_file for url in urls if url})
+
+
+def tls(url: str) -> ssl.SSLContext:
+    """The verifying context for this endpoint: its profile's private CA where one was trusted, else the
+    public CAs."""
+    return _context(_trusted.get(_address(url), ""))
 
 
 _per_thread = threading.local()
 
 
-def _browser() -> httpx.Client:
-    """One keep-alive client per thread: checks measuring in the background never share a cookie jar."""
-    client: httpx.Client | None = getattr(_per_thread, "client", None)
+def _browser(url: str) -> httpx.Client:
+    """One keep-alive client per thread and trust: checks measuring in the background never share a
+    cookie jar, and an endpoint's private CA never verifies another's."""
+    context = tls(url)
+    clients: dict[int, httpx.Client] = _per_thread.__dict__.setdefault("clients", {})
+    client = clients.get(id(context))
     if client is None:
-        client = _per_thread.client = httpx.Client(verify=tls(), limits=httpx.Limits(max_connections=16,
-                                                                                     max_keepalive_connections=8))
+        client = clients[id(context)] = httpx.Client(verify=context, limits=httpx.Limits(max_connections=16,
+                                                                                         max_keepalive_connections=8))
     return client
 
 
@@ -66,7 +94,7 @@ def request(method: str, url: str, timeout_s: float, headers: dict[str, str] | N
     carried (identity.py: traceparent, request id). No cookie outlives the call: one check's session never
     leaks into another's. The caller takes its turn at the run's pace first (take_turn); a 429 here pauses
     that pace for its Retry-After."""
-    client = _browser()
+    client = _browser(url)
     marks, sent = identity.new_request()
     try:
         response = client.request(method, url, timeout=timeout_s, headers={**marks, **(headers or {})}, **kwargs)
@@ -88,9 +116,8 @@ def take_turn(url: str) -> None:
 
 def forget_connections() -> None:
     """Close this thread's kept-alive connections."""
-    client: httpx.Client | None = getattr(_per_thread, "client", None)
-    if client is not None:
-        _per_thread.client = None
+    clients: dict[int, httpx.Client] = _per_thread.__dict__.pop("clients", {})
+    for client in clients.values():
         client.close()
 
 
@@ -110,12 +137,6 @@ def at_once(jobs: dict[str, Callable[[], T]]) -> dict[str, T]:
     with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="veza-at-once") as pool:
         futures = {key: pool.submit(contextvars.copy_context().run, alone, job) for key, job in jobs.items()}
     return {key: future.result() for key, future in futures.items()}
-
-
-def trust(ca_file: str) -> None:
-    """Add a private CA (the profile's tls.ca_file) to the verifying context; verification stays on."""
-    if ca_file:
-        tls().load_verify_locations(cafile=ca_file)
 
 
 TIMEOUTS: tuple[type[BaseException], ...] = (httpx.TimeoutException, TimeoutError, redis_errors.TimeoutError,

@@ -21,7 +21,7 @@ def days_left(url: str, timeout_s: float) -> Result:
     target = f"{host}:{port}"
     try:
         with socket.create_connection((host, port), timeout=timeout_s) as sock, \
-                tls().wrap_socket(sock, server_hostname=host) as wrapped:
+                tls(url).wrap_socket(sock, server_hostname=host) as wrapped:
             cert: dict[str, Any] = dict(wrapped.getpeercert() or {})
     except (OSError, ssl.SSLError) as exc:
         return Result("certificate", target, error=describe(exc, timeout_s))

@@ -153,7 +153,7 @@ async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, A
     limits = httpx.Limits(max_connections=pace.concurrency, max_keepalive_connections=pace.concurrency)
     polite = _Politeness(pace, names, pacing.of(base_url))
 
-    async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits, verify=tls()) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits, verify=tls(base_url)) as client:
         async def one(i: int) -> dict[str, Any]:
             name = names[i % len(names)]
             async with semaphore:

@@ -45,7 +45,7 @@ def download(url: str, connect_s: float, read_s: float, max_s: float) -> Downloa
     started = time.perf_counter()
     try:
         marks, sent = identity.new_request()
-        with httpx.Client(timeout=httpx.Timeout(read_s, connect=connect_s), verify=tls()) as client, \
+        with httpx.Client(timeout=httpx.Timeout(read_s, connect=connect_s), verify=tls(url)) as client, \
                 client.stream("GET", url, headers={**marks, "Accept-Encoding": "identity"}) as response:  # a player's
             out.request = identity.ids(sent, response.headers)
             out.status = response.status_code

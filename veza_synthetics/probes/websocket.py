@@ -24,7 +24,7 @@ def _connect(url: str, token: str | None, timeout_s: float, ids: dict[str, str] 
     if ids is not None:
         ids.update(sent.as_dict())
     return connect(full, open_timeout=timeout_s, close_timeout=timeout_s, ping_interval=None, max_queue=None,
-                   ssl=tls() if url.startswith("wss:") else None, additional_headers=marks, user_agent_header=agent)
+                   ssl=tls(url) if url.startswith("wss:") else None, additional_headers=marks, user_agent_header=agent)
 
 
 def _close_code(ws: ClientConnection) -> int | None:
