@@ -188,12 +188,13 @@ def test_a_player_asks_for_identity_and_compressed_audio_is_decoded(deployed):
     identity as a media player does, and a body compressed anyway is decoded, the encoding named."""
     import gzip
 
+    from veza_synthetics.canary import Canary, signed_canary
     from veza_synthetics.probes import stream
     from veza_synthetics.sandbox.audio import DURATION_S, canary_files
-    from veza_synthetics.target import Canary, Target
+    from veza_synthetics.target import Target
     _, profile = deployed
     with Target(profile) as target:
-        canary = target.canary()
+        canary = signed_canary(target)
     assert isinstance(canary, Canary), canary
     with httpx.stream("GET", canary.url, timeout=10, verify=_ca(profile)) as compressed:  # httpx accepts gzip by default
         assert compressed.headers.get("content-encoding") == "gzip" and "content-length" not in compressed.headers

@@ -8,8 +8,6 @@ the run; every shared measurement is taken once, whichever thread asks first.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import threading
 import time
 import uuid
@@ -17,8 +15,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
+from .canary import signed_canary
 from .catalog import Catalog
 from .catalog import load as load_catalog
 from .probes import Result, auth, exporters, forget_connections, http, identity, pacing, stream, trust, websocket
@@ -37,13 +36,6 @@ class Load:
     chat_messages: int  # sent by the chat runs
 
 
-@dataclass(frozen=True)
-class Canary:
-    url: str          # signed; never reported (redact masks its signature)
-    name: str         # the stream's name: the track's stream_name
-    duration_s: float  # from the same track's metadata
-    signed_by: str
-    title: str = ""
 ResultT = TypeVar("ResultT", bound=Result)
 
 
@@ -243,40 +235,9 @@ class Target:
             return result
         return self.shared("http", attempt, measure)
 
-    def canary(self) -> Canary | Result:
-        """The canary to stream: signed by the backend for the profile's track (its metadata from that
-        same track), or signed here where the profile holds the stream secret. A Result on failure."""
-        cfg, base, timeout = self.profile.stream, self.profile.backend.url, self.timeout("request")
-        if cfg.secret:
-            expires = int(time.time()) + 300
-            sig = hmac.new(cfg.secret.encode(), f"{cfg.canary}:{expires}".encode(), hashlib.sha256).hexdigest()
-            info = http.fetch(f"{cfg.url}/info/{cfg.canary}", timeout)
-            body = info.evidence.get("body") if not info.error else None
-            duration = float(body["duration_s"]) if isinstance(body, dict) and "duration_s" in body else 0.0
-            return Canary(f"{cfg.url}/stream/{cfg.canary}?expires={expires}&sig={sig}&quality={cfg.quality}",
-                          cfg.canary, duration, "the profile's stream secret")
-        token = self.token()
-        if token is None:
-            return Result("stream", base, error=f"no token to ask for a signed stream URL: {self.login_failure()}")
-        track = auth.request(base, "GET", f"/api/v1/tracks/{cfg.canary_track_id}", timeout, token=token)
-        signed = auth.request(base, "GET", f"/api/v1/tracks/{cfg.canary_track_id}/stream-url?quality={cfg.quality}",
-                              timeout, token=token)
-        for answer in (track, signed):
-            if answer.error or answer.measurements.get("status") != 200:
-                return Result("stream", answer.target, answer.measurements, answer.evidence,
-                              error=answer.error or f"bad response: {answer.target} answered "
-                                                    f"{answer.measurements.get('status')}: {answer.evidence.get('error')}")
-        meta, url = track.body.get("data") or {}, (signed.body.get("data") or {}).get("url")
-        name = str(meta.get("stream_name", ""))
-        if not isinstance(url, str) or not name or urlsplit(url).path.rsplit("/", 1)[-1] != name:
-            return Result("stream", signed.target, error=f"bad response: the signed URL does not stream track "
-                                                         f"{cfg.canary_track_id}'s audio {name!r}")
-        return Canary(url, name, float(meta.get("duration_s") or 0.0), "the backend",
-                      str(meta.get("title", "")))
-
     def stream_download(self, attempt: int) -> Result:
         def measure() -> Result:
-            canary = self.canary()
+            canary = signed_canary(self)
             if isinstance(canary, Result):
                 canary.error = f"could not get a signed stream URL: {canary.error}"
                 return canary

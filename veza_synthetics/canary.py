@@ -1,0 +1,60 @@
+"""The canary the stream checks play: a signed URL for the profile's track, and that track's metadata.
+
+Signed by the backend (its stream-url route, as a player gets one), or here where the profile holds
+the stream server's secret (the public code has no such route, B13).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from .probes import Result, auth, http
+
+if TYPE_CHECKING:
+    from .target import Target
+
+SIGNED_FOR_S = 300  # the lifetime of a URL signed here
+
+
+@dataclass(frozen=True)
+class Canary:
+    url: str          # signed; never reported (redact masks its signature)
+    name: str         # the stream's name: the track's stream_name
+    duration_s: float  # from the same track's metadata
+    signed_by: str
+    title: str = ""
+
+
+def signed_canary(target: Target) -> Canary | Result:
+    """The canary to stream: signed by the backend for the profile's track (its metadata from that
+    same track), or signed here where the profile holds the stream secret. A Result on failure."""
+    cfg, base, timeout = target.profile.stream, target.profile.backend.url, target.timeout("request")
+    if cfg.secret:
+        expires = int(time.time()) + SIGNED_FOR_S
+        sig = hmac.new(cfg.secret.encode(), f"{cfg.canary}:{expires}".encode(), hashlib.sha256).hexdigest()
+        info = http.fetch(f"{cfg.url}/info/{cfg.canary}", timeout)
+        body = info.evidence.get("body") if not info.error else None
+        duration = float(body["duration_s"]) if isinstance(body, dict) and "duration_s" in body else 0.0
+        return Canary(f"{cfg.url}/stream/{cfg.canary}?expires={expires}&sig={sig}&quality={cfg.quality}",
+                      cfg.canary, duration, "the profile's stream secret")
+    token = target.token()
+    if token is None:
+        return Result("stream", base, error=f"no token to ask for a signed stream URL: {target.login_failure()}")
+    track = auth.request(base, "GET", f"/api/v1/tracks/{cfg.canary_track_id}", timeout, token=token)
+    signed = auth.request(base, "GET", f"/api/v1/tracks/{cfg.canary_track_id}/stream-url?quality={cfg.quality}",
+                          timeout, token=token)
+    for answer in (track, signed):
+        if answer.error or answer.measurements.get("status") != 200:
+            return Result("stream", answer.target, answer.measurements, answer.evidence,
+                          error=answer.error or f"bad response: {answer.target} answered "
+                                                f"{answer.measurements.get('status')}: {answer.evidence.get('error')}")
+    meta, url = track.body.get("data") or {}, (signed.body.get("data") or {}).get("url")
+    name = str(meta.get("stream_name", ""))
+    if not isinstance(url, str) or not name or urlsplit(url).path.rsplit("/", 1)[-1] != name:
+        return Result("stream", signed.target, error=f"bad response: the signed URL does not stream track "
+                                                     f"{cfg.canary_track_id}'s audio {name!r}")
+    return Canary(url, name, float(meta.get("duration_s") or 0.0), "the backend", str(meta.get("title", "")))
