@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 from email.utils import formatdate
+from typing import TYPE_CHECKING, Any
 
 import jwt
 import psycopg
@@ -19,14 +20,18 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .serving import open_pool, renew_pool
+
+if TYPE_CHECKING:
+    from .stack import SandboxState
 
 ACCESS_LIFETIME_S = 3600
 DEPLOYED_ACCESS_LIFETIME_S = 3600  # hard-coded in the public code (B8), whatever JWT_ACCESS_TTL says
 DEPLOYED_ADMIN_ROUTES = ("dashboard", "users", "analytics", "categories")  # no /admin/stats there (B7)
 DEPLOYED_TRACK = {"id": 1, "title": "Sample Track", "artist": "Sample Artist", "filename": "sample.mp3"}  # B13
-DEPLOYED_SEARCH = {"tracks": [], "resources": [], "users": [], "listings": []}  # a stub: no database (B13)
+DEPLOYED_SEARCH: dict[str, list[Any]] = {"tracks": [], "resources": [], "users": [], "listings": []}  # a stub: no database (B13)
 REFRESH_LIFETIME_S = 7 * 24 * 3600
 SKEW_S = 600  # auth.clock_skew: the backend's clock runs 10 min ahead
 # What any user does without changing data: not counted as writes by the safety recorder.
@@ -47,11 +52,11 @@ def sign_stream(name: str, expires: int, secret: str) -> str:
     return hmac.new(secret.encode(), f"{name}:{expires}".encode(), hashlib.sha256).hexdigest()
 
 
-def ok(data, status: int = 200, message: str = "ok") -> JSONResponse:
+def ok(data: Any, status: int = 200, message: str = "ok") -> JSONResponse:
     return JSONResponse({"success": True, "data": data, "message": message}, status_code=status)
 
 
-def error(text: str, status: int, headers: dict | None = None) -> JSONResponse:
+def error(text: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"success": False, "error": text}, status_code=status, headers=headers)
 
 
@@ -75,39 +80,51 @@ def metrics_of(request: Request) -> InstanceMetrics:
 
 
 class Backend:
-    def __init__(self, state):
+    def __init__(self, state: SandboxState):
         self.s = state
         self.started = time.time()
-        self.pool: AsyncConnectionPool | None = None
-        self.redis: aioredis.Redis | None = None
+        self._pool: AsyncConnectionPool[Any] | None = None
+        self._redis: aioredis.Redis[bytes] | None = None
+
+    @property
+    def pool(self) -> AsyncConnectionPool[Any]:
+        if self._pool is None:
+            raise RuntimeError("the backend is not open")
+        return self._pool
+
+    @property
+    def redis(self) -> aioredis.Redis[bytes]:
+        if self._redis is None:
+            raise RuntimeError("the backend is not open")
+        return self._redis
 
     # -- lifecycle ---------------------------------------------------------------------
     async def open(self) -> None:
-        self.pool = await open_pool(self.s.app_dsn, 4, 8)
-        self.redis = aioredis.Redis(host="127.0.0.1", port=self.s.redis_port, password=self.s.redis_password,
+        self._pool = await open_pool(self.s.app_dsn, 4, 8)
+        self._redis = aioredis.Redis(host="127.0.0.1", port=self.s.redis_port, password=self.s.redis_password,
                                     socket_timeout=1, socket_connect_timeout=1)
 
     async def reconnect_database(self) -> None:
-        self.pool = await renew_pool(self.pool, self.s.app_dsn, 4, 8)
+        self._pool = await renew_pool(self._pool, self.s.app_dsn, 4, 8)
 
     async def close(self) -> None:
-        if self.pool:
-            await self.pool.close(timeout=2)
-        if self.redis:
-            await self.redis.aclose()
+        if self._pool:
+            await self._pool.close(timeout=2)
+        if self._redis:
+            await self._redis.aclose()  # type: ignore[attr-defined]  # redis 5's name; its stubs lag
 
     def now(self) -> float:
         return time.time() + (SKEW_S if self.s.faults.on("auth.clock_skew") else 0)
 
     # -- middleware: request id, Date, metrics, API faults ----------------------------
-    def asgi(self, instance: str):
+    def asgi(self, instance: str) -> ASGIApp:
         """One instance's app: the same API and database, its own name (X-Veza-Instance), and the
         faults that hit a single instance behind the load balancer (the second one)."""
         app = Starlette(routes=self.routes())
         odd_one_out = instance == "backend-2"
         metrics = InstanceMetrics()
 
-        async def middleware(scope, receive, send):
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != "http":
                 return await app(scope, receive, send)
             path = scope["path"]
@@ -117,7 +134,7 @@ class Backend:
             status_holder = {"status": 500}
             started = time.perf_counter()
 
-            async def send_wrapper(message):
+            async def send_wrapper(message: Message) -> None:
                 if message["type"] == "http.response.start":
                     status_holder["status"] = message["status"]
                     message.setdefault("headers", [])
@@ -140,7 +157,7 @@ class Backend:
 
         return middleware
 
-    def _log(self, instance: str, scope, status: int, request_id: str, headers: dict) -> None:
+    def _log(self, instance: str, scope: Scope, status: int, request_id: str, headers: dict[bytes, bytes]) -> None:
         """One line per request, ids included, as the platform's own request log has them."""
         if not self.s.backend_log:
             return
@@ -149,7 +166,8 @@ class Backend:
             log.write(f"{dt.datetime.now(dt.UTC).isoformat(timespec='milliseconds')} {instance} {scope['method']} "
                       f"{scope['path']} {status} request_id={request_id} traceparent={trace}\n")
 
-    async def _injected(self, path: str, has_token: bool, odd_one_out: bool, metrics: InstanceMetrics):
+    async def _injected(self, path: str, has_token: bool, odd_one_out: bool,
+                        metrics: InstanceMetrics) -> JSONResponse | None:
         """What the faults make of this request: an error to answer with, or None (after any delay they add)."""
         faults = self.s.faults
         if odd_one_out and path != "/metrics":
@@ -167,14 +185,14 @@ class Backend:
         return error("Internal server error", 500) if faults.one_in("perf.errors", 20) else None
 
     @staticmethod
-    def _endpoint(scope, app) -> str:
+    def _endpoint(scope: Scope, app: Starlette) -> str:
         for route in app.routes:
             match, _ = route.matches(scope)
-            if match.name == "FULL":
+            if match.name == "FULL" and isinstance(route, Route):
                 return route.path
         return "other"
 
-    def routes(self):
+    def routes(self) -> list[Route]:
         return [
             Route("/api/health" if self.s.deployed else "/health", self.health),
             *([] if self.s.deployed else [Route("/ready", self.ready)]),  # the public dev server has none (B2)
@@ -197,11 +215,11 @@ class Backend:
 
     # -- health ------------------------------------------------------------------------
     async def _component_status(self) -> tuple[str, str]:
-        async def db():
+        async def db() -> None:
             async with self.pool.connection(timeout=1) as conn:
                 await conn.execute("SELECT 1")
 
-        async def rds():
+        async def rds() -> None:
             await self.redis.ping()
 
         results = []
@@ -213,7 +231,7 @@ class Backend:
                 results.append(f"error: {type(exc).__name__}" + (f": {str(exc)[:120]}" if str(exc) else ""))
         return results[0], results[1]
 
-    async def health(self, request: Request):
+    async def health(self, request: Request) -> Response:
         database, redis_status = await self._component_status()
         if self.s.deployed:  # the public dev server's /api/health: the database only, no redis, no uptime (B1)
             up = database == "ok"
@@ -228,13 +246,13 @@ class Backend:
                 "components": {"database_connected": database == "ok", "redis_available": redis_status == "ok"}}
         return JSONResponse(body, status_code=200 if healthy else 503)
 
-    async def ready(self, request: Request):
+    async def ready(self, request: Request) -> Response:
         database, redis_status = await self._component_status()
         if database == "ok" and redis_status == "ok":
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "not_ready", "reason": f"database {database}; redis {redis_status}"}, 503)
 
-    async def metrics(self, request: Request):
+    async def metrics(self, request: Request) -> Response:
         if self.s.deployed:  # JSON, not Prometheus text: nothing of the public code exports the latter (B3)
             return JSONResponse({"goroutines": 6, "memory_alloc": 2228472, "memory_sys": 13138184,
                                  "timestamp": int(self.now())})
@@ -248,7 +266,7 @@ class Backend:
         return Response(generate_latest(metrics_of(request).registry), media_type="text/plain; version=0.0.4")
 
     # -- auth --------------------------------------------------------------------------
-    def _tokens(self, user: dict, sid: str) -> dict:
+    def _tokens(self, user: dict[str, Any], sid: str) -> dict[str, Any]:
         now = int(self.now())
         normal = DEPLOYED_ACCESS_LIFETIME_S if self.s.deployed else ACCESS_LIFETIME_S
         lifetime = 2 if self.s.faults.on("auth.short_ttl") else normal
@@ -265,7 +283,7 @@ class Backend:
     def _session_ttl(self) -> int:
         return 1 if self.s.faults.on("auth.session_eviction") else REFRESH_LIFETIME_S
 
-    async def login(self, request: Request):
+    async def login(self, request: Request) -> Response:
         try:
             body = await request.json()
             email, password = str(body["email"]), str(body["password"])
@@ -318,11 +336,11 @@ class Backend:
         else:
             await self.redis.delete(f"veza:session:{sid}")
 
-    def _decode(self, token: str, key: str | None = None) -> dict:
+    def _decode(self, token: str, key: str | None = None) -> dict[str, Any]:
         return jwt.decode(token, key or self.s.jwt_secret, algorithms=["HS256"],
                           options={"verify_iat": False, "verify_exp": False})
 
-    async def refresh(self, request: Request):
+    async def refresh(self, request: Request) -> Response:
         token = None
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
@@ -353,7 +371,7 @@ class Backend:
         tokens = self._tokens(user, claims["sid"])
         return ok({"access_token": tokens["access_token"], "expires_in": tokens["expires_in"]})
 
-    async def logout(self, request: Request):
+    async def logout(self, request: Request) -> Response:
         try:
             claims = self._decode((await request.json())["refresh_token"])
         except Exception:
@@ -361,7 +379,7 @@ class Backend:
         await self._close_session(claims["sid"])
         return ok(None, message="logged out")
 
-    async def _authenticate(self, request: Request) -> dict | JSONResponse:
+    async def _authenticate(self, request: Request) -> dict[str, Any] | JSONResponse:
         auth = request.headers.get("authorization", "")
         if not auth.lower().startswith("bearer "):
             return error("Authorization header required", 401)
@@ -383,7 +401,7 @@ class Backend:
             return error("Insufficient permissions", 403)
         return claims
 
-    async def me(self, request: Request):
+    async def me(self, request: Request) -> Response:
         claims = await self._authenticate(request)
         if isinstance(claims, JSONResponse):
             return claims
@@ -392,7 +410,7 @@ class Backend:
             row = await cur.fetchone()
         return ok({"id": row[0], "username": row[1], "email": row[2], "role": row[3]})
 
-    async def admin_stats(self, request: Request):
+    async def admin_stats(self, request: Request) -> Response:
         claims = await self._authenticate(request)
         if isinstance(claims, JSONResponse):
             return claims
@@ -405,31 +423,31 @@ class Backend:
 
     # -- data --------------------------------------------------------------------------
     @staticmethod
-    def _track(row) -> dict:
+    def _track(row: tuple[Any, ...]) -> dict[str, Any]:
         return {"id": row[0], "title": row[1], "artist": row[2], "duration_s": row[3], "stream_name": row[4],
                 "qualities": ["high", "medium", "low", "mobile"]}
 
-    async def tracks(self, request: Request):
+    async def tracks(self, request: Request) -> Response:
         limit = max(1, min(int(request.query_params.get("limit", 20)), 100))
         async with self.pool.connection() as conn:
             cur = await conn.execute("SELECT id, title, artist, duration_s, stream_name FROM tracks ORDER BY id LIMIT %s",
                                      (limit,))
             return ok([self._track(r) for r in await cur.fetchall()])
 
-    async def track(self, request: Request):
+    async def track(self, request: Request) -> Response:
         async with self.pool.connection() as conn:
             cur = await conn.execute("SELECT id, title, artist, duration_s, stream_name FROM tracks WHERE id = %s",
                                      (request.path_params["id"],))
             row = await cur.fetchone()
         return ok(self._track(row)) if row else error("track not found", 404)
 
-    async def sample_tracks(self, request: Request):
+    async def sample_tracks(self, request: Request) -> Response:
         return ok([DEPLOYED_TRACK], message="Tracks retrieved successfully")
 
-    async def sample_track(self, request: Request):
+    async def sample_track(self, request: Request) -> Response:
         return ok(DEPLOYED_TRACK, message="Track retrieved successfully")
 
-    async def stream_url(self, request: Request):
+    async def stream_url(self, request: Request) -> Response:
         claims = await self._authenticate(request)
         if isinstance(claims, JSONResponse):
             return claims
@@ -444,7 +462,7 @@ class Backend:
         url = f"{self.s.stream_url}/stream/{row[0]}?expires={expires}&sig={sig}&quality={quality}"
         return ok({"url": url, "expires": expires})
 
-    async def search(self, request: Request):
+    async def search(self, request: Request) -> Response:
         if self.s.deployed:
             return ok(DEPLOYED_SEARCH)
         text = request.query_params.get("q", "")
@@ -453,7 +471,7 @@ class Backend:
             cur = await conn.execute(sql, (text,))
             return ok([self._track(r) for r in await cur.fetchall()])
 
-    async def create_playlist(self, request: Request):
+    async def create_playlist(self, request: Request) -> Response:
         claims = await self._authenticate(request)
         if isinstance(claims, JSONResponse):
             return claims
@@ -472,7 +490,7 @@ class Backend:
             return error("playlist already exists", 409)
         return ok({"id": pid, "name": name}, status=201)
 
-    async def delete_playlist(self, request: Request):
+    async def delete_playlist(self, request: Request) -> Response:
         claims = await self._authenticate(request)
         if isinstance(claims, JSONResponse):
             return claims

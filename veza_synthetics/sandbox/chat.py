@@ -6,7 +6,9 @@ import contextlib
 import json
 import time
 import uuid
+from collections.abc import Iterable
 from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
@@ -15,21 +17,24 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Opcode
-from websockets.http11 import Request
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
 
 from .processes import LOOPBACK, free_port
 from .serving import open_pool, renew_pool
 
+if TYPE_CHECKING:
+    from .stack import SandboxState
+
 
 class Chat:
-    def __init__(self, state):
+    def __init__(self, state: SandboxState):
         self.s = state
         self.port = 0
         self.conversations: dict[str, set[ServerConnection]] = {}
         self.connections: set[ServerConnection] = set()
         self._server: Server | None = None
-        self.pool: AsyncConnectionPool | None = None
+        self.pool: AsyncConnectionPool[Any] | None = None
         reg = self.registry = CollectorRegistry()
         self.connections_gauge = Gauge("veza_chat_connections", "Open WebSocket connections", registry=reg)
         self.messages = Counter("veza_chat_messages_total", "Messages broadcast", registry=reg)
@@ -52,8 +57,9 @@ class Chat:
         if self.pool:
             await self.pool.close(timeout=2)
 
-    async def _store(self, frame: dict, author: str) -> None:
+    async def _store(self, frame: dict[str, Any], author: str) -> None:
         """Messages persist in PostgreSQL, as Veza's do (the write recorder counts them)."""
+        assert self.pool is not None, "started"
         async with self.pool.connection() as conn:
             await conn.execute("INSERT INTO messages (conversation_id, author, content, client_msg_id) "
                                "VALUES (%s, %s, %s, %s)", (str(frame["conversation_id"]), author,
@@ -61,6 +67,8 @@ class Chat:
 
     async def stored_messages(self) -> dict[str, int] | None:
         """Messages stored per conversation; None while the database cannot say."""
+        if self.pool is None:
+            return None
         try:
             async with self.pool.connection() as conn:
                 cur = await conn.execute("SELECT conversation_id, count(*) FROM messages GROUP BY 1")
@@ -75,7 +83,7 @@ class Chat:
         auth = request.headers.get("Authorization", "")
         return auth[7:] if auth.lower().startswith("bearer ") else None
 
-    async def process_request(self, connection: ServerConnection, request: Request):
+    async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
         if path == "/health":
             body = {"status": "healthy", "service": "veza-chat-server", "connections": len(self.connections)}
@@ -127,12 +135,12 @@ class Chat:
         """ws.no_heartbeat: ping frames go unanswered; every other frame is still served."""
         receive = ws.protocol.recv_frame
 
-        def recv_frame(frame):
+        def recv_frame(frame: Frame) -> None:
             if frame.opcode is not Opcode.PING:
                 receive(frame)
-        ws.protocol.recv_frame = recv_frame
+        ws.protocol.recv_frame = recv_frame  # type: ignore[method-assign]  # a fault: the protocol's own hook
 
-    async def _on_frame(self, ws: ServerConnection, raw) -> None:
+    async def _on_frame(self, ws: ServerConnection, raw: str | bytes) -> None:
         try:
             frame = json.loads(raw)
             kind = frame["type"]
@@ -168,7 +176,7 @@ class Chat:
         else:
             await ws.send(json.dumps({"type": "Error", "message": f"unsupported or incomplete frame: {kind}"}))
 
-    async def _broadcast(self, members, broadcast: dict) -> None:
+    async def _broadcast(self, members: Iterable[ServerConnection], broadcast: dict[str, Any]) -> None:
         self.messages.inc()
         text = json.dumps(broadcast)
         for member in members:

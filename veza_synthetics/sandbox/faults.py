@@ -20,7 +20,7 @@ class Faults:
     def __init__(self) -> None:
         self.active: set[str] = set()
         self.once: set[str] = set()  # faults that fire for one request, then switch themselves off
-        self._counters: dict[str, itertools.count] = defaultdict(lambda: itertools.count(1))
+        self._counters: dict[str, itertools.count[int]] = defaultdict(lambda: itertools.count(1))
         self.params: dict[str, float] = default_sizes()
 
     def param(self, fault_id: str) -> float:

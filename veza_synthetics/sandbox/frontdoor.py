@@ -95,7 +95,7 @@ class Nginx:
             (self.prefix / sub).mkdir(parents=True, exist_ok=True)
         self.ca = CertificateAuthority(workdir / "tls")
         self.cert, self.key = self.ca.issue(CERT_DAYS)
-        self.upstreams = {"backends": backends, "chat": chat, "stream": stream}
+        self.backends, self.upstreams = backends, {"chat": chat, "stream": stream}
         self.ports = {"backend": free_port(), "chat": free_port(), "stream": free_port()}
         self.settings = DoorSettings()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -105,7 +105,7 @@ class Nginx:
 
     def _config(self) -> str:
         s, p, temp = self.settings, self.ports, self.prefix / "temp"
-        backends = "\n".join(f"    server {LOOPBACK}:{port} max_fails=0;" for port in self.upstreams["backends"])
+        backends = "\n".join(f"    server {LOOPBACK}:{port} max_fails=0;" for port in self.backends)
         tls = (f"ssl_certificate {self.cert}; ssl_certificate_key {self.key}; "
                "ssl_protocols TLSv1.2 TLSv1.3;")
         return f"""worker_processes 1;

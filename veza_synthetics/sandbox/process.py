@@ -10,8 +10,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -22,7 +23,7 @@ START_TIMEOUT_S = 120  # the first start encodes the canary MP3s (~8 s); later o
 
 
 class SandboxProcess:
-    def __init__(self, inject: list[str] = (), base_profile: Path | None = None, wait_prometheus: bool = True,
+    def __init__(self, inject: Sequence[str] = (), base_profile: Path | None = None, wait_prometheus: bool = True,
                  variant: str = "contract"):
         self.variant = variant
         self.inject = list(inject)
@@ -31,7 +32,7 @@ class SandboxProcess:
         self.dir = Path(tempfile.mkdtemp(prefix="veza-sandbox-run-"))
         self.profile_path = self.dir / "profile.toml"
         self.log_path = self.dir / "sandbox.log"
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> str:
         cmd = [sys.executable, "-m", "veza_synthetics.sandbox.guard",  # nothing outlives the sandbox, or this process
@@ -61,13 +62,13 @@ class SandboxProcess:
 
     def admin_url(self) -> str:
         import tomllib
-        return tomllib.loads(self.profile_path.read_text())["sandbox"]["admin_url"]
+        return str(tomllib.loads(self.profile_path.read_text())["sandbox"]["admin_url"])
 
     def set_faults(self, faults: list[str], params: dict[str, float] | None = None) -> list[str]:
         response = httpx.put(f"{self.admin_url()}/faults", json={"active": faults, "params": params or {}}, timeout=60)
         if response.status_code != 200:
             raise SetupError(response.json().get("error", response.text))
-        return response.json()["active"]
+        return [str(fault) for fault in response.json()["active"]]
 
     @contextlib.contextmanager
     def faults_on(self, faults: list[str], params: dict[str, float] | None = None) -> Iterator[list[str]]:
@@ -84,25 +85,28 @@ class SandboxProcess:
         if response.status_code != 200:
             raise SetupError(response.json().get("error", response.text))
 
-    def writes(self, user_agent: str | None = None) -> dict:
+    def writes(self, user_agent: str | None = None) -> dict[str, Any]:
         """What the write recorder saw (API writes of one client only, with its User-Agent)."""
         params = {"user_agent": user_agent} if user_agent is not None else {}
-        return httpx.get(f"{self.admin_url()}/writes", params=params, timeout=10).json()
+        answer: dict[str, Any] = httpx.get(f"{self.admin_url()}/writes", params=params, timeout=10).json()
+        return answer
 
     def open_sessions(self, user_agent: str) -> int:
         """Sessions the client with this User-Agent opened and has not logged out (nor let expire)."""
         return int(httpx.get(f"{self.admin_url()}/sessions", params={"user_agent": user_agent}, timeout=10).json()["open"])
 
-    def route_alerts(self, prober: str, webhook: str) -> dict:
+    def route_alerts(self, prober: str, webhook: str) -> dict[str, Any]:
         """The sandbox's Prometheus scrapes this `veza-synth serve` (HOST:PORT); its Alertmanager routes to webhook."""
         response = httpx.put(f"{self.admin_url()}/alerting", json={"prober": prober, "webhook": webhook}, timeout=10)
         if response.status_code != 200:
             raise SetupError(response.json().get("error", response.text))
-        return response.json()
+        routed: dict[str, Any] = response.json()
+        return routed
 
     def logs(self) -> dict[str, list[str]]:
         """The front door's access log and the backend's request log (their last lines)."""
-        return httpx.get(f"{self.admin_url()}/logs", timeout=10).json()
+        logs: dict[str, list[str]] = httpx.get(f"{self.admin_url()}/logs", timeout=10).json()
+        return logs
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -54,7 +54,7 @@ def free_port() -> int:
     raise SetupError("sandbox: no free loopback port found in 100 tries")
 
 
-def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen | None = None, name: str = "") -> None:
+def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None, name: str = "") -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -74,7 +74,7 @@ def find_binary(name: str, hint: str) -> str:
     return path
 
 
-def _stop(proc: subprocess.Popen | None, timeout_s: float = 5) -> None:
+def _stop(proc: subprocess.Popen[bytes] | None, timeout_s: float = 5) -> None:
     if proc is None or proc.poll() is not None:
         return
     proc.terminate()
@@ -178,7 +178,7 @@ class Redis:
         self.dir.mkdir()
         self.port = free_port()
         self.password = password
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         conf = self.dir / "redis.conf"
@@ -210,7 +210,7 @@ class Prometheus:
         self.port = free_port()
         self.rules = self.dir / "rules.yml"
         self.jobs = jobs
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     @staticmethod
     def available() -> str | None:
@@ -282,7 +282,7 @@ class Exporter:
         self.args = args
         self.env = env
         self.log = workdir / f"{package}.log"
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         listen = [f"--web.listen-address={LOOPBACK}:{self.port}"] if self.kind != "redis" else \

@@ -25,7 +25,7 @@ class DelayProxy:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
 
-    async def _handle(self, client_reader, client_writer) -> None:
+    async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         delay = self.connect_delay_s()
         if delay:
             await asyncio.sleep(delay)
@@ -37,7 +37,7 @@ class DelayProxy:
         await asyncio.gather(self._pipe(client_reader, up_writer), self._pipe(up_reader, client_writer))
 
     @staticmethod
-    async def _pipe(reader, writer) -> None:
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
                 writer.write(data)

@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Iterator
 
 import uvicorn
 from psycopg_pool import AsyncConnectionPool
+from starlette.types import ASGIApp
 
 from .processes import LOOPBACK, free_port
 
@@ -17,17 +19,17 @@ class _QuietServer(uvicorn.Server):
     """The sandbox process owns the signals; several servers share one loop."""
 
     @contextlib.contextmanager
-    def capture_signals(self):
+    def capture_signals(self) -> Iterator[None]:
         yield
 
 
 class AppServer:
-    def __init__(self, name: str, app, port: int = 0):
+    def __init__(self, name: str, app: ASGIApp, port: int = 0):
         self.name = name
         self.app = app
         self.port = port
         self._server: _QuietServer | None = None
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         sock = socket.socket()
@@ -46,7 +48,7 @@ class AppServer:
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
-        if self._server is None:
+        if self._server is None or self._task is None:
             return
         self._server.should_exit = True
         self._server.force_exit = True

@@ -13,9 +13,10 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import psycopg
@@ -89,6 +90,16 @@ RULES = """groups:
 NO_RULES = "groups: []\n"
 
 
+T = TypeVar("T")
+
+
+def _up(component: T | None) -> T:
+    """A component of the running sandbox (None only before start and after stop)."""
+    if component is None:
+        raise SetupError("the sandbox is not running")
+    return component
+
+
 @dataclass
 class SandboxState:
     """What the sandbox's services share: secrets, addresses and the fault switchboard."""
@@ -105,9 +116,9 @@ class SandboxState:
     app_dsn: str = ""
     redis_port: int = 0
     stream_url: str = ""
-    write_requests: list = field(default_factory=list)  # the safety recorder: (non-GET API call, its User-Agent)
-    session_agents: dict = field(default_factory=dict)  # session id -> the User-Agent that logged in (sessions left open)
-    logins: dict = field(default_factory=dict)  # login attempts per email (Veza locks an address out after 3)
+    write_requests: list[tuple[str, str]] = field(default_factory=list)  # the safety recorder: (non-GET API call, its User-Agent)
+    session_agents: dict[str, str] = field(default_factory=dict)  # session id -> the User-Agent that logged in
+    logins: dict[str, int] = field(default_factory=dict)  # login attempts per email (Veza locks an address out after 3)
     variant: str = "contract"  # or "deployed": the public Veza code's known variants (VARIANTS)
     backend_log: str = ""  # each API request with its request id and traceparent, as a production log has them
 
@@ -144,7 +155,7 @@ class Sandbox:
         self._wait_prometheus = wait_prometheus  # ready only once every target is scraped twice
 
     # -- start / stop ---------------------------------------------------------------------
-    async def start(self, inject: list[str] = ()) -> None:
+    async def start(self, inject: Sequence[str] = ()) -> None:
         fault_ids.validate(list(inject))
         try:
             await self._start()
@@ -221,10 +232,10 @@ class Sandbox:
 
     async def _seed(self) -> None:
         s = self.state
-        async with await psycopg.AsyncConnection.connect(self.pg.socket_dsn, autocommit=True) as conn:
+        async with await psycopg.AsyncConnection.connect(_up(self.pg).socket_dsn, autocommit=True) as conn:
             await conn.execute(f"CREATE ROLE veza_user LOGIN PASSWORD '{s.app_password}'")
             await conn.execute("CREATE DATABASE veza_db OWNER veza_user")
-        async with await psycopg.AsyncConnection.connect(self.pg.socket_dsn.replace("dbname=postgres", "dbname=veza_db"),
+        async with await psycopg.AsyncConnection.connect(_up(self.pg).socket_dsn.replace("dbname=postgres", "dbname=veza_db"),
                                                          autocommit=True) as conn:
             await conn.execute("CREATE EXTENSION pg_stat_statements")
             await conn.execute("CREATE EXTENSION pg_prewarm")
@@ -252,15 +263,16 @@ class Sandbox:
         """node_exporter on the instance's host tree; postgres_exporter (its own pg_monitor role, the
         shipped custom queries) and redis_exporter on the servers, as production deploys them."""
         s = self.state
-        self.host = HostTree(self.workdir, s.faults, self.stack_pids)
+        workdir = _up(self.workdir)
+        self.host = HostTree(workdir, s.faults, self.stack_pids)
         await self.host.start()
         self.exporters = {
-            "node": Exporter(self.workdir, "node", [f"--path.procfs={self.host.procfs}", "--collector.disable-defaults",
+            "node": Exporter(workdir, "node", [f"--path.procfs={self.host.procfs}", "--collector.disable-defaults",
                                                     "--collector.cpu", "--collector.meminfo", "--collector.filesystem"], {}),
-            "postgres": Exporter(self.workdir, "postgres", [f"--extend.query-path={EXPORTER_QUERIES}"], {
-                "DATA_SOURCE_NAME": f"postgresql://{EXPORTER_ROLE}:{s.exporter_password}@{LOOPBACK}:{self.pg.port}"
+            "postgres": Exporter(workdir, "postgres", [f"--extend.query-path={EXPORTER_QUERIES}"], {
+                "DATA_SOURCE_NAME": f"postgresql://{EXPORTER_ROLE}:{s.exporter_password}@{LOOPBACK}:{_up(self.pg).port}"
                                     "/veza_db?sslmode=disable"}),
-            "redis": Exporter(self.workdir, "redis", ["-redis.addr", f"redis://{LOOPBACK}:{self.redis.port}"],
+            "redis": Exporter(workdir, "redis", ["-redis.addr", f"redis://{LOOPBACK}:{_up(self.redis).port}"],
                               {"REDIS_PASSWORD": s.redis_password}),
         }
         await asyncio.gather(*(asyncio.to_thread(e.start) for e in self.exporters.values()))
@@ -270,7 +282,7 @@ class Sandbox:
         exporters = {job: [exporter.port] for job, exporter in self.exporters.items()}
         if self.state.deployed:
             return exporters
-        return {"veza-backend": [self.servers[i].port for i in BACKEND_INSTANCES], "veza-chat": [self.chat.port],
+        return {"veza-backend": [self.servers[i].port for i in BACKEND_INSTANCES], "veza-chat": [_up(self.chat).port],
                 "veza-stream": [self.servers["stream"].port], **exporters}
 
     async def _prometheus_scraped(self) -> None:
@@ -282,7 +294,7 @@ class Sandbox:
 
     async def _prometheus_until(self, query: str, holds: Callable[[float], bool], timeout_s: float) -> bool:
         """Ask Prometheus `query` (one value) until `holds(value)`; False when timeout_s passed first."""
-        url = f"http://{LOOPBACK}:{self.prometheus.port}/api/v1/query"
+        url = f"http://{LOOPBACK}:{_up(self.prometheus).port}/api/v1/query"
         deadline = time.monotonic() + timeout_s
         async with httpx.AsyncClient(timeout=2) as client:
             while time.monotonic() < deadline:
@@ -366,7 +378,7 @@ class Sandbox:
                          f"{', '.join(faults)}")
 
     async def _sql(self, *statements: str) -> None:
-        async with await psycopg.AsyncConnection.connect(self.pg.socket_dsn.replace("dbname=postgres", "dbname=veza_db"),
+        async with await psycopg.AsyncConnection.connect(_up(self.pg).socket_dsn.replace("dbname=postgres", "dbname=veza_db"),
                                                          autocommit=True) as conn:
             for statement in statements:
                 await conn.execute(statement)
@@ -415,18 +427,18 @@ class Sandbox:
                         "CREATE INDEX IF NOT EXISTS tracks_title_idx ON tracks (lower(title) text_pattern_ops)")
 
     async def _on_perf_disk_full(self, on: bool) -> None:
-        await asyncio.to_thread(self.host.fill_data_volume, self.state.faults.param("perf.disk_full") if on else None)
+        await asyncio.to_thread(_up(self.host).fill_data_volume, self.state.faults.param("perf.disk_full") if on else None)
 
     async def _on_infra_redis_down(self, on: bool) -> None:
-        await asyncio.to_thread(self.redis.stop if on else self.redis.start)
+        await asyncio.to_thread(_up(self.redis).stop if on else _up(self.redis).start)
 
     async def _on_infra_postgres_down(self, on: bool) -> None:
         if on:
             await self._release_held()
-        await asyncio.to_thread(self.pg.stop if on else self.pg.start)
+        await asyncio.to_thread(_up(self.pg).stop if on else _up(self.pg).start)
         if not on:  # the backend reconnects; an operator warms the cache back up after a restart
-            await self.backend.reconnect_database()
-            await self.chat.reconnect_database()
+            await _up(self.backend).reconnect_database()
+            await _up(self.chat).reconnect_database()
             await self._sql("SELECT pg_prewarm(c.oid::regclass) FROM pg_class c WHERE c.relkind IN ('r', 'i') "
                             "AND c.relnamespace IN ('public'::regnamespace, 'pg_catalog'::regnamespace)")
 
@@ -442,11 +454,11 @@ class Sandbox:
                                 api_burst=2 if on else DoorSettings.api_burst)
 
     async def _on_front_cert_expiring(self, on: bool) -> None:
-        await asyncio.to_thread(self.nginx.reissue, self.state.faults.param("front.cert_expiring") if on else CERT_DAYS)
+        await asyncio.to_thread(_up(self.nginx).reissue, self.state.faults.param("front.cert_expiring") if on else CERT_DAYS)
         await asyncio.sleep(RELOAD_SETTLE_S)
 
     async def _reload_door(self, **settings: object) -> None:
-        await asyncio.to_thread(self.nginx.reload, **settings)
+        await asyncio.to_thread(_up(self.nginx).reload, **settings)
         await asyncio.sleep(RELOAD_SETTLE_S)
 
     async def _on_infra_rules_missing(self, on: bool) -> None:
@@ -455,7 +467,7 @@ class Sandbox:
             await asyncio.to_thread(self.prometheus.rules_loaded, not on)
 
     # -- admin API (its own port, never on a Veza-facing path) -----------------------------
-    def admin_asgi(self):
+    def admin_asgi(self) -> Starlette:
         return Starlette(routes=[Route("/writes", self._admin_writes), Route("/stream-secret", self._admin_stream_secret),
                                  Route("/prometheus-ready", self._admin_prometheus_ready),
                                  Route("/logs", self._admin_logs), Route("/sessions", self._admin_sessions),
@@ -463,7 +475,7 @@ class Sandbox:
                                  Route("/faults", self._admin_faults, methods=["GET", "PUT"]),
                                  Route("/faults/{fault}", self._admin_one, methods=["POST", "DELETE"])])
 
-    async def _admin_faults(self, request: Request):
+    async def _admin_faults(self, request: Request) -> JSONResponse:
         if request.method == "PUT":
             try:
                 body = await request.json()
@@ -483,7 +495,7 @@ class Sandbox:
         return JSONResponse({"active": sorted(self.state.faults.active), "known": sorted(load_catalog().faults),
                              "params": self.state.faults.params, "started_in_s": self.timings})
 
-    async def _admin_one(self, request: Request):
+    async def _admin_one(self, request: Request) -> JSONResponse:
         fault, on = request.path_params["fault"], request.method == "POST"
         try:
             if on and request.query_params.get("once"):
@@ -494,16 +506,16 @@ class Sandbox:
             return JSONResponse({"error": str(exc)}, 404)
         return JSONResponse({"active": sorted(self.state.faults.active), "once": sorted(self.state.faults.once)})
 
-    async def _admin_writes(self, request: Request):
+    async def _admin_writes(self, request: Request) -> JSONResponse:
         """Every write the suite made: API requests that change data (those of one client with
         ?user_agent=), SQL that is not a read, and the chat messages stored per conversation."""
         agent = request.query_params.get("user_agent")
         http = [entry for entry, by in self.state.write_requests if agent is None or by == agent]
         return JSONResponse({"http": http, "logins": dict(self.state.logins),
-                             "sql": self.pg.suite_writes(),
-                             "chat": await self.chat.stored_messages()})
+                             "sql": _up(self.pg).suite_writes(),
+                             "chat": await _up(self.chat).stored_messages()})
 
-    async def _admin_prometheus_ready(self, request: Request):
+    async def _admin_prometheus_ready(self, request: Request) -> JSONResponse:
         """Waits (up to 30 s) until Prometheus has scraped every target twice: a run that started the
         sandbox without waiting asks here before its first check that reads Prometheus."""
         if not self.prometheus:
@@ -514,7 +526,7 @@ class Sandbox:
             return JSONResponse({"error": str(exc)}, 503)
         return JSONResponse({"ready": True})
 
-    async def _admin_logs(self, request: Request):
+    async def _admin_logs(self, request: Request) -> JSONResponse:
         """The front door's access log and the backend's request log (the last 2000 lines of each), for the
         tests that find a report's request and trace ids where an on-call engineer would look."""
         def tail(path: Path) -> list[str]:
@@ -522,11 +534,11 @@ class Sandbox:
         access = self.nginx.prefix / "logs" / "access.log" if self.nginx else Path()
         return JSONResponse({"access": tail(access), "backend": tail(Path(self.state.backend_log))})
 
-    async def _admin_sessions(self, request: Request):
+    async def _admin_sessions(self, request: Request) -> JSONResponse:
         """Sessions still open (not logged out, not expired), all or those one client opened (?user_agent=)."""
-        return JSONResponse({"open": await self.backend.open_sessions(request.query_params.get("user_agent"))})
+        return JSONResponse({"open": await _up(self.backend).open_sessions(request.query_params.get("user_agent"))})
 
-    async def _admin_alerting(self, request: Request):
+    async def _admin_alerting(self, request: Request) -> JSONResponse:
         """The sandbox's Prometheus and Alertmanager; PUT {"prober": "HOST:PORT", "webhook": URL} makes its
         Prometheus scrape a `veza-synth serve` (job veza_synthetics_serve) and its Alertmanager route to the
         webhook."""
@@ -545,26 +557,26 @@ class Sandbox:
         return JSONResponse({"prometheus": f"http://{LOOPBACK}:{self.prometheus.port}", "alertmanager": self.alertmanager.url,
                              "prober_job": PROBER_JOB, "webhook": self.alertmanager.webhook})
 
-    async def _admin_stream_secret(self, request: Request):
+    async def _admin_stream_secret(self, request: Request) -> JSONResponse:
         """For the tests of a profile that signs locally: production gives no such secret."""
         return JSONResponse({"secret": self.state.stream_secret, "canary": CANARY_NAME})
 
     # -- the profile it publishes ------------------------------------------------------------
-    def profile(self) -> dict:
+    def profile(self) -> dict[str, Any]:
         s = self.state
         profile = {
             "name": "sandbox-deployed" if s.deployed else "sandbox", "kind": "sandbox", "allow": "writes",
-            "backend": {"url": self.nginx.url("backend")},
-            "chat": {"url": f"{self.nginx.url('chat', 'wss')}/{'ws' if s.deployed else 'chat'}",
-                     "health_url": f"{self.nginx.url('chat')}/health"},
+            "backend": {"url": _up(self.nginx).url("backend")},
+            "chat": {"url": f"{_up(self.nginx).url('chat', 'wss')}/{'ws' if s.deployed else 'chat'}",
+                     "health_url": f"{_up(self.nginx).url('chat')}/health"},
             # The contract's backend signs the canary's URL: no secret. The public code has no route that
             # signs one (B13): the suite signs with the stream server's SECRET_KEY, as a team running it must.
             "stream": {"url": s.stream_url, "canary_track_id": CANARY_TRACK_ID, "canary": CANARY_NAME,
                        **({"secret": s.stream_secret} if s.deployed else {})},
-            "tls": {"ca_file": str(self.nginx.ca.ca_file)},
-            "postgres": {"host": LOOPBACK, "port": self.pg_proxy.port, "dbname": "veza_db", "user": MONITOR_ROLE,
+            "tls": {"ca_file": str(_up(self.nginx).ca.ca_file)},
+            "postgres": {"host": LOOPBACK, "port": _up(self.pg_proxy).port, "dbname": "veza_db", "user": MONITOR_ROLE,
                          "password": s.monitor_password},
-            "redis": {"url": f"redis://{LOOPBACK}:{self.redis.port}/0", "password": s.redis_password},
+            "redis": {"url": f"redis://{LOOPBACK}:{_up(self.redis).port}/0", "password": s.redis_password},
             "accounts": {"user_email": SYNTHETIC_EMAIL, "user_password": s.user_password,
                          "admin_email": ADMIN_EMAIL, "admin_password": s.admin_password},
             "sandbox": {"admin_url": self.servers["admin"].url},

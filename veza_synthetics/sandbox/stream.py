@@ -5,6 +5,8 @@ import asyncio
 import gzip
 import hmac
 import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from starlette.applications import Starlette
@@ -15,18 +17,21 @@ from starlette.routing import Route
 from . import audio
 from .backend import sign_stream
 
+if TYPE_CHECKING:
+    from .stack import SandboxState
+
 CHUNK = 16 * 1024
 
 
 class StreamServer:
-    def __init__(self, state):
+    def __init__(self, state: SandboxState):
         self.s = state
         self.files = {key: path.read_bytes() for key, path in audio.canary_files().items()}
         reg = self.registry = CollectorRegistry()
         self.requests = Counter("http_requests_total", "HTTP requests", ["method", "endpoint", "status"], registry=reg)
         self.bytes_sent = Counter("veza_stream_bytes_total", "Audio bytes sent", registry=reg)
 
-    def asgi(self):
+    def asgi(self) -> Starlette:
         return Starlette(routes=[
             Route("/stream/{name}", self.stream),
             *([] if self.s.deployed else [Route("/info/{name}", self.info)]),  # stream_server has none (S6)
@@ -44,7 +49,7 @@ class StreamServer:
     def _count(self, endpoint: str, status: int) -> None:
         self.requests.labels("GET", endpoint, str(status)).inc()
 
-    async def stream(self, request: Request):
+    async def stream(self, request: Request) -> Response:
         name, q = request.path_params["name"], request.query_params
         if name != audio.CANARY_NAME:
             self._count("/stream/{name}", 404)
@@ -86,7 +91,7 @@ class StreamServer:
                                  media_type=None if self.s.deployed else "audio/mpeg",  # the public code omits it
                                  headers=headers)
 
-    async def _chunks(self, body: bytes, start: int, kbps: int):
+    async def _chunks(self, body: bytes, start: int, kbps: int) -> AsyncIterator[bytes]:
         faults = self.s.faults
         cut_at = int(len(body) * 0.6) if faults.on("stream.truncate") else None
         bytes_per_s = kbps * 1000 / 8 * faults.param("stream.throttle")
@@ -103,19 +108,19 @@ class StreamServer:
             self.bytes_sent.inc(len(chunk))
             yield chunk
 
-    async def info(self, request: Request):
+    async def info(self, request: Request) -> JSONResponse:
         if request.path_params["name"] != audio.CANARY_NAME:
             return JSONResponse({"error": "stream not found"}, 404)
         return JSONResponse({"name": audio.CANARY_NAME, "duration_s": audio.DURATION_S, "sample_rate": audio.SAMPLE_RATE,
                              "channels": 2, "qualities": audio.QUALITIES})
 
-    async def health(self, request: Request):
+    async def health(self, request: Request) -> JSONResponse:
         return JSONResponse({"status": "healthy", "service": "veza-stream-server"})
 
-    async def health_detailed(self, request: Request):
+    async def health_detailed(self, request: Request) -> JSONResponse:
         return JSONResponse({"status": "Healthy", "checks": {"canary": {"status": "Healthy", "files": len(self.files)}}})
 
-    async def metrics(self, request: Request):
+    async def metrics(self, request: Request) -> Response:
         if self.s.deployed:  # JSON in the public stream server (S7)
             return JSONResponse({"active_streams": 0, "files": len(self.files)})
         return PlainTextResponse(generate_latest(self.registry).decode(), media_type="text/plain; version=0.0.4")
