@@ -203,19 +203,20 @@ def test_a_failure_the_re_measurement_did_not_confirm_is_flaky_in_every_format(t
 
     from veza_synthetics.catalog import load
     from veza_synthetics.diagnosis import confirm
+    from veza_synthetics.redact import PATTERNS_ONLY
     from veza_synthetics.reports import allure as allure_report
     from veza_synthetics.reports import html, junit, terminal
     symptom = load().symptoms["perf.high_response_time"]
 
     def blip(v, attempt):  # slow once, fast when measured again
         v.against("p95_ms", 350 if attempt == 1 else 40, label="health p95")
-    record, _ = confirm(symptom, blip)
+    record, _ = confirm(symptom, blip, PATTERNS_ONLY)
     data = record.to_json()
     assert record.outcome == "passed" and record.flaky and data["flaky"] is True
     assert [a["outcome"] for a in data["attempts"]] == ["failed", "passed"]
     line = terminal.lines([data])[0]
     assert line.startswith("FLAKY") and "first measurement: health p95 350 ms >= 200 ms" in line
-    block = html.block(data)
+    block = html.block(data, PATTERNS_ONLY)
     assert "FLAKY" in block and "measurement 1: <b>failed</b>" in block and "measurement 2: <b>passed</b>" in block
     test = tmp_path / "test_blip.py"
     test.write_text("import allure\n\ndef test_blip(request):\n    print('captured')\n"
@@ -236,3 +237,24 @@ def test_a_failure_the_re_measurement_did_not_confirm_is_flaky_in_every_format(t
     flaky = case.find("flakyFailure")
     assert flaky.get("type") == "unconfirmed failure" and "health p95 350 ms" in flaky.get("message")
     assert "health p95 350 ms" in flaky.find("stackTrace").text
+
+
+def test_a_secret_in_a_failure_is_masked_by_the_worker_that_found_it(sandbox, tmp_path):
+    """Under -n the outputs a worker writes itself (the JUnit failure text, pytest-html's block) mask the
+    profile's secret values, as the controller's files do: each process holds its profile's redactor."""
+    password = tomllib.loads(sandbox.profile_path.read_text())["postgres"]["password"]
+    (tmp_path / "test_leaky.py").write_text(
+        "def test_leaky(veza_verdict, veza_profile):\n"
+        "    def measure(v, attempt):\n"
+        "        v.require(False, f'the server said: {veza_profile.postgres.password} is not accepted')\n"
+        "    veza_verdict('team.leaky', measure, thresholds={'x_ms': {'fail': 1, 'unit': 'ms'}})\n")
+    junit_xml, html_report = tmp_path / "junit.xml", tmp_path / "report.html"
+    run = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path / "test_leaky.py"), "--env", str(sandbox.profile_path),
+                          "-n", "2", "-p", "no:cacheprovider", f"--junitxml={junit_xml}", f"--html={html_report}",
+                          "--reports-dir", str(tmp_path / "reports")], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 1 and "[REDACTED] is not accepted" in junit_xml.read_text(), run.stdout[-2000:]
+    assert "[REDACTED] is not accepted" in html_report.read_text()
+    for text in (junit_xml.read_text(), html_report.read_text(), run.stdout, run.stderr,
+                 (tmp_path / "reports" / "latest" / "results.json").read_text()):
+        assert password not in text

@@ -5,9 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from veza_synthetics import catalog, profile, redact
+from veza_synthetics import catalog, profile
 from veza_synthetics.errors import SetupError
 from veza_synthetics.probes import auth, decided_above, percentile, spread, stream, websocket
+from veza_synthetics.redact import PATTERNS_ONLY, Redactor
 from veza_synthetics.sandbox import faults
 from veza_synthetics.verdict import Verdict
 
@@ -244,15 +245,19 @@ def test_below_thresholds_fail_under_the_level():
 
 
 # -- redaction and JWT ----------------------------------------------------------------
-def test_redaction_masks_tokens_signatures_and_known_secrets():
+def test_redaction_masks_tokens_signatures_and_a_runs_own_secrets_only():
+    """A run's redactor masks its profile's secret values wherever they appear, and every run masks what looks
+    like a secret; another profile's redactor in the same process does not hold the first one's values."""
     token = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyX2lkIjoxfQ.c2lnbmF0dXJl"
-    redact.register("s3cret-value")
-    text = (f"Bearer {token} url?expires=1&sig=abcdef0123 password=s3cret-value {{\"refresh_token\": \"xyz\"}} "
+    text = (f"Bearer {token} url?expires=1&sig=abcdef0123 login failed for s3cret-value {{\"refresh_token\": \"xyz\"}} "
             "redis://monitor:hunter22@cache:6379/0")
-    out = redact.text(text)
-    assert "redis://monitor:[REDACTED]@cache:6379/0" in out
+    out = Redactor(["s3cret-value", "abc"]).text(text)  # too short a value is not masked (ordinary words)
+    assert "redis://monitor:[REDACTED]@cache:6379/0" in out and "url?expires=1" in out
     for leaked in (token, "abcdef0123", "s3cret-value", "xyz", "hunter22"):
         assert leaked not in out
+    other = Redactor(["another-profile-pw"]).text(text)
+    assert "s3cret-value" in other and token not in other and "hunter22" not in other
+    assert PATTERNS_ONLY.data({"k": [f"Bearer {token}"]}) == {"k": ["Bearer [REDACTED]"]}
 
 
 def test_claims_are_decoded_without_the_signature():
@@ -370,7 +375,7 @@ def test_a_pass_cell_excuses_a_latency_warning_and_nothing_else():
         v = verdict(sid)
         for name, value in figures.items():
             v.against(name, value, label=name)
-        return check_record(cat.symptoms[sid], v, [v], False, 0.1).to_json()
+        return check_record(cat.symptoms[sid], v, [v], False, 0.1, PATTERNS_ONLY).to_json()
     assert meets("pass", record("ws.high_latency", delivery_p95_ms=62))         # over the 50 ms warning
     assert not meets("pass", record("ws.high_latency", delivery_p95_ms=300))    # over the 250 ms fail level
     assert not meets("fail", record("ws.high_latency", delivery_p95_ms=62))
@@ -378,7 +383,8 @@ def test_a_pass_cell_excuses_a_latency_warning_and_nothing_else():
     warned = verdict("db.connection_timeout")
     warned.against("connections_used_pct", 75, label="connections used")   # over its 70 % warning: not a time
     assert warned.outcome == "degraded"
-    assert not meets("pass", check_record(cat.symptoms["db.connection_timeout"], warned, [warned], False, 0.1).to_json())
+    record = check_record(cat.symptoms["db.connection_timeout"], warned, [warned], False, 0.1, PATTERNS_ONLY)
+    assert not meets("pass", record.to_json())
 
 
 def test_an_answer_is_read_where_the_profile_says():
@@ -480,7 +486,7 @@ def test_every_promql_query_a_check_ran_gets_a_graph_link(tmp_path):
     v.evidence["sample"] = {"slowest": [{"endpoint": "me", "ms": 812.0, "at": "2026-12-01T02:00:00.000+00:00",
                                          "request_id": "veza-synth-1", "trace_id": "ab" * 16}]}
     v.against("cpu_pct", 97, label="cpu")
-    links = for_record(check_record(catalog.load().symptoms["perf.resource_saturation"], v, [v], False, 0.1), p)
+    links = for_record(check_record(catalog.load().symptoms["perf.resource_saturation"], v, [v], False, 0.1, PATTERNS_ONLY), p)
     graphs = [link["url"] for link in links if link["kind"] == "prometheus"]
     assert graphs == ["https://prom.example/graph?g0.expr=avg%28rate%28node_cpu_seconds_total%7Bmode%21%3D%22idle%22%7D"
                       "%5B5m%5D%29%29&g0.tab=0&g0.range_input=1h",

@@ -49,6 +49,7 @@ def symptom_of(item: pytest.Item) -> str | None:
 class Checking:
     def __init__(self, config: pytest.Config, profile: Profile, catalog: Catalog):
         self.config, self.profile, self.catalog = config, profile, catalog
+        self.redactor = profile.redactor()  # what this process outputs (JUnit, pytest-html, Allure) masks
         self.records: list[CheckRecord] = []
         self.logins = 0  # made by this process's target (one session per account)
         self.prometheus_waited = False

@@ -90,13 +90,14 @@ def _merge(args: argparse.Namespace) -> int:
     """One verdict from several locations' results.json: written to --out as results.json and summary.md."""
     from .merge import merge, read
     from .profile import quorum_of
+    from .redact import PATTERNS_ONLY
     from .reports import markdown, results
     quorum = args.quorum if args.quorum is not None else (quorum_of(args.env) if args.env else 0)
     run = merge(read([Path(p) for p in args.results]), quorum)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results.write(run, out / "results.json")
-    markdown.write(run, out / "summary.md")
+    results.write(run, out / "results.json", PATTERNS_ONLY)  # each location's results were masked when written
+    markdown.write(run, out / "summary.md", PATTERNS_ONLY)
     failed = [c["id"] for c in run["checks"] if c["outcome"] == "failed"]
     partial = [c["id"] for c in run["checks"] if c["outcome"] == "degraded" and "partial outage" in c["summary"]]
     print(f"merged {len(run['locations'])} location(s), quorum {run['quorum']}: failed {', '.join(failed) or 'none'}; "

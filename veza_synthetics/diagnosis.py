@@ -9,6 +9,7 @@ from .catalog import Symptom
 from .checks import registry
 from .probes import identity
 from .record import CheckRecord, check_record
+from .redact import Redactor
 from .target import Target
 from .verdict import Verdict
 
@@ -34,7 +35,7 @@ def measure_once(symptom: Symptom, measure: Measure, overrides: dict[str, dict[s
     return Attempt(verdict, started)
 
 
-def confirm(symptom: Symptom, measure: Measure, overrides: dict[str, dict[str, float]] | None = None,
+def confirm(symptom: Symptom, measure: Measure, redactor: Redactor, overrides: dict[str, dict[str, float]] | None = None,
             writes: bool = False, first: Attempt | None = None) -> tuple[CheckRecord, Verdict]:
     """The check's record (what every report shows) and its final verdict.
 
@@ -44,10 +45,10 @@ def confirm(symptom: Symptom, measure: Measure, overrides: dict[str, dict[str, f
     """
     first = first or measure_once(symptom, measure, overrides, 1)
     second = measure_once(symptom, measure, overrides, 2) if first.verdict.outcome == "failed" else None
-    return _record(symptom, first, second, writes)
+    return _record(symptom, first, second, writes, redactor)
 
 
-async def confirm_async(symptom: Symptom, measure: Callable[[Verdict, int], Awaitable[None]],
+async def confirm_async(symptom: Symptom, measure: Callable[[Verdict, int], Awaitable[None]], redactor: Redactor,
                         overrides: dict[str, dict[str, float]] | None = None,
                         writes: bool = False) -> tuple[CheckRecord, Verdict]:
     """confirm() for an async measure (a hand-written `async def` check under pytest-asyncio)."""
@@ -63,19 +64,20 @@ async def confirm_async(symptom: Symptom, measure: Callable[[Verdict, int], Awai
         return Attempt(verdict, started)
     first = await once(1)
     second = await once(2) if first.verdict.outcome == "failed" else None
-    return _record(symptom, first, second, writes)
+    return _record(symptom, first, second, writes, redactor)
 
 
 def _crashed(verdict: Verdict, exc: Exception) -> None:
     verdict.error("check", verdict.symptom.id, f"could not complete: {type(exc).__name__}: {exc}")
 
 
-def _record(symptom: Symptom, first: Attempt, second: Attempt | None, writes: bool) -> tuple[CheckRecord, Verdict]:
+def _record(symptom: Symptom, first: Attempt, second: Attempt | None, writes: bool,
+            redactor: Redactor) -> tuple[CheckRecord, Verdict]:
     attempts = [first.verdict] if second is None else [first.verdict, second.verdict]
     final = attempts[-1]
     if second is not None and final.outcome != "failed":
         final.note(f"first measurement failed ({first.verdict.summary()}); the re-measurement did not confirm it")
-    return check_record(symptom, final, attempts, writes, time.perf_counter() - first.started), final
+    return check_record(symptom, final, attempts, writes, time.perf_counter() - first.started, redactor), final
 
 
 def _catalog_measure(symptom_id: str, target: Target, writes: bool) -> Measure:
@@ -87,7 +89,7 @@ def diagnose(symptom_id: str, target: Target, writes: bool = False) -> tuple[Che
     """A catalog check against the target, confirmed; its first attempt taken from the background
     where start_holds() began it."""
     early = target.early(symptom_id) if not writes else None
-    return confirm(target.catalog.symptoms[symptom_id], _catalog_measure(symptom_id, target, writes),
+    return confirm(target.catalog.symptoms[symptom_id], _catalog_measure(symptom_id, target, writes), target.redactor,
                    target.profile.threshold_overrides(symptom_id), writes, first=early.result() if early else None)
 
 

@@ -76,6 +76,7 @@ def report_check(request: pytest.FixtureRequest, record: CheckRecord, symptom: S
     record), pytest-html and Allure; then the test fails on a confirmed failure (xfails when the check is
     quarantined) and is skipped when nothing could be measured or a maintenance window covers it."""
     profile = request.getfixturevalue("veza_profile")
+    redactor = profile.redactor()  # the worker's outputs (JUnit, pytest-html, Allure) mask this profile's secrets
     record = remedies.for_environment(links.attach(record, profile), profile)  # for this platform's addresses
     part = current(request.config)
     if part is not None:
@@ -86,13 +87,13 @@ def report_check(request: pytest.FixtureRequest, record: CheckRecord, symptom: S
     request.node.user_properties += [(f"link: {link['label']}", link["url"]) for link in record.links or ()]
     if record.flaky:  # reports/junit.py makes it the testcase's <flakyFailure>
         request.node.user_properties.append((junit_report.FLAKY_PROPERTY, record.attempts[0]["summary"]))
-    request.node.stash[HTML_EXTRAS_KEY] = html_report.extras(record.to_json())
+    request.node.stash[HTML_EXTRAS_KEY] = html_report.extras(record.to_json(), redactor)
     allure_report.attach(record.to_json(), symptom)
     if record.outcome == "failed" and record.quarantined:
         q = record.quarantined
         pytest.xfail(f"quarantined until {q['expires']} (owner {q['owner']}: {q['reason']}): {record.summary}")
     if record.outcome == "failed":
-        pytest.fail(failure_text(record), pytrace=False)
+        pytest.fail(failure_text(record, redactor), pytrace=False)
     if record.outcome in ("no_data", "skipped", "maintenance"):
         pytest.skip(record.summary)
 
@@ -139,7 +140,8 @@ class VerdictJudge:
     def __call__(self, symptom_id: str, measure: diagnosis.Measure, *, thresholds: dict[str, dict[str, Any]] | None = None,
                  runbook: str = "") -> Verdict:
         symptom = self.symptom(symptom_id, thresholds, runbook)
-        record, verdict = diagnosis.confirm(symptom, measure, self.profile.threshold_overrides(symptom_id))
+        record, verdict = diagnosis.confirm(symptom, measure, self.profile.redactor(),
+                                            self.profile.threshold_overrides(symptom_id))
         report_check(self.request, record, symptom)
         return verdict
 
@@ -147,7 +149,7 @@ class VerdictJudge:
                       thresholds: dict[str, dict[str, Any]] | None = None, runbook: str = "") -> Verdict:
         """The same for an `async def` measure, from an async test."""
         symptom = self.symptom(symptom_id, thresholds, runbook)
-        record, verdict = await diagnosis.confirm_async(symptom, measure,
+        record, verdict = await diagnosis.confirm_async(symptom, measure, self.profile.redactor(),
                                                         self.profile.threshold_overrides(symptom_id))
         report_check(self.request, record, symptom)
         return verdict

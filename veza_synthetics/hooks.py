@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from .profile import Profile
+from .redact import Redactor
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class RunFinished:
     reports_root: Path
     history_dir: Path
     profile: Profile
+    redactor: Redactor  # the run's: its profile's secrets, masked in whatever a writer writes
     config: pytest.Config
     completed: bool  # the checks' phase ended (else the run stopped before: no history is kept of it)
 

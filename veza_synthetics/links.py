@@ -9,7 +9,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from . import redact
 from .profile import Profile
 from .record import CheckRecord, Json
 
@@ -86,4 +85,4 @@ def _queries(evidence: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
 
 def attach(record: CheckRecord, profile: Profile) -> CheckRecord:
     """The record with its links (secrets a template might hold masked, as everything a report shows)."""
-    return record.but(links=tuple(redact.data(list(for_record(record, profile)))))
+    return record.but(links=tuple(profile.redactor().data(list(for_record(record, profile)))))

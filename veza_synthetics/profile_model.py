@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SetupError
+from .redact import Redactor
 from .settings import (
     Accounts,
     Auth,
@@ -155,6 +156,10 @@ class Profile:
             section = asdict(getattr(self, name))
             found += [str(v) for k, v in section.items() if k in SECRET_KEYS and v]
         return found
+
+    def redactor(self) -> Redactor:
+        """The masking of this profile's secrets (and of what looks like one anywhere)."""
+        return Redactor(self.secrets())
 
     def threshold_overrides(self, symptom_id: str) -> dict[str, dict[str, float]]:
         return self.thresholds.get(symptom_id, {})

@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from . import redact
 from .catalog import Symptom
+from .redact import PATTERNS_ONLY, Redactor
 from .verdict import Verdict
 
 SCHEMA_VERSION = 3
@@ -95,18 +95,18 @@ def is_flaky(outcome: str, attempts: Sequence[Mapping[str, Any]]) -> bool:
     return len(attempts) == 2 and attempts[0].get("outcome") == "failed" and outcome != "failed"
 
 
-def _make(symptom: Symptom | None, symptom_id: str, writes: bool, **found: Any) -> CheckRecord:
+def _make(symptom: Symptom | None, symptom_id: str, writes: bool, redactor: Redactor, **found: Any) -> CheckRecord:
     """The one place a record is made, for a measured check and a skipped one alike (every secret masked)."""
     record = CheckRecord(id=symptom_id, category=symptom.category if symptom else "",
                          variant="writes" if writes else "read-only",
                          title_fr=symptom.title_fr if symptom else "", title_en=symptom.title_en if symptom else "",
                          runbook=symptom.runbook() if symptom else {}, finished_at=now_iso(), **found)
-    return CheckRecord.from_json(redact.data(record.to_json()))
+    return CheckRecord.from_json(redactor.data(record.to_json()))
 
 
 def check_record(symptom: Symptom, final: Verdict, attempts: list[Verdict], writes: bool,
-                 duration_s: float) -> CheckRecord:
-    return _make(symptom, symptom.id, writes, outcome=final.outcome, summary=final.summary(),
+                 duration_s: float, redactor: Redactor) -> CheckRecord:
+    return _make(symptom, symptom.id, writes, redactor, outcome=final.outcome, summary=final.summary(),
                  conditions=tuple({"text": c.text, "level": c.level, "threshold": c.name, "value": c.value}
                                   for c in final.conditions),
                  errors=tuple(e.as_dict() for e in final.errors), measurements=final.measurements,
@@ -120,7 +120,7 @@ def check_record(symptom: Symptom, final: Verdict, attempts: list[Verdict], writ
 def skipped_record(symptom: Symptom | None, symptom_id: str, variant: str, reason: str) -> CheckRecord:
     """A check the run did not execute because the profile forbids what it needs (its catalog symptom, if
     it has one)."""
-    return _make(symptom, symptom_id, variant == "writes", outcome="skipped",
+    return _make(symptom, symptom_id, variant == "writes", PATTERNS_ONLY, outcome="skipped",  # nothing measured
                  summary=f"{symptom_id}: {reason}", conditions=(), errors=(), measurements={}, thresholds={},
                  evidence={}, notes=(reason,), not_measured=(), attempts=(), duration_s=0.0, skipped_for_safety=True)
 
@@ -149,7 +149,7 @@ def upgrade(run: dict[str, Any]) -> dict[str, Any]:
     return {**run, "schema_version": SCHEMA_VERSION, "checks": checks, "upgraded_from": version}
 
 
-def failure_text(record: CheckRecord) -> str:
+def failure_text(record: CheckRecord, redactor: Redactor) -> str:
     """What pytest prints for a failed check: the verdict, the numbers, the evidence, the remedies."""
     lines = [record.summary, ""]
     if record.errors:
@@ -166,4 +166,4 @@ def failure_text(record: CheckRecord) -> str:
                 for step, body in record.evidence.items()}
     lines += ["", "Measurements: " + json.dumps(record.measurements, default=str)[:1500],
               "Evidence: " + json.dumps(evidence, default=str)[:3000]]
-    return redact.text("\n".join(lines))
+    return redactor.text("\n".join(lines))

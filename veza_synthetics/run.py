@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from . import __version__, dependencies, history, quarantine, redact, reports
+from . import __version__, dependencies, history, quarantine, reports
 from . import checking as checking_mod
 from .catalog import Catalog
 from .errors import SetupError
@@ -55,7 +55,7 @@ class Run:
         self.final: dict[str, Any] | None = None  # the run as results.json holds it, trends included
         self.reported: list[str] = []  # the checks whose test reported a verdict: each must have its record
         self.logins = 0  # made by the run, every process's target together
-        redact.register(*profile.secrets())
+        self.redactor = profile.redactor()  # every file, page and line this run writes masks its secrets
         trust(profile.tls.ca_file, profile.urls())
 
     @classmethod
@@ -159,7 +159,7 @@ class Run:
         """report.html leads with what changed since the last run."""
         prefix.append(html_report.STYLE)
         if self.final is not None:
-            prefix.extend(html_report.changes(self.final))
+            prefix.extend(html_report.changes(self.final, self.redactor))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_header(self, cells: list[str]) -> None:
@@ -167,7 +167,7 @@ class Run:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
-        cells[1:1] = html_report.table_cells(dict(report.user_properties), self.catalog)
+        cells[1:1] = html_report.table_cells(dict(report.user_properties), self.catalog, self.redactor)
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         metadata = _html_metadata(self.config)
@@ -180,7 +180,7 @@ class Run:
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         p = self.profile
         lines = [f"veza env: {p.name} ({p.allow}) location: {self.location}  faults: {', '.join(self.faults) or 'none'}"]
-        lines += [f"  {name}: {url}" for name, url in redact.data(p.endpoints()).items()]
+        lines += [f"  {name}: {url}" for name, url in self.redactor.data(p.endpoints()).items()]
         if not p.allows_writes:
             lines.append("  tests marked 'writes' are skipped for safety (read-only profile)")
         return lines
@@ -205,7 +205,8 @@ class Run:
         try:
             config.hook.pytest_veza_run_finished(finished=RunFinished(
                 results=self.final or self.summary(), folder=self.report_dir, reports_root=self.reports_root,
-                history_dir=self.history_dir, profile=self.profile, config=config, completed=self.final is not None))
+                history_dir=self.history_dir, profile=self.profile, redactor=self.redactor, config=config,
+                completed=self.final is not None))
         finally:
             if self.sandbox:
                 self.sandbox.stop()

@@ -43,6 +43,7 @@ class Target:
     def __init__(self, profile: Profile, catalog: Catalog | None = None):
         self.profile = profile
         self.catalog = catalog or load_catalog()  # the checks' symptoms and thresholds: the run's, passed in
+        self.redactor = profile.redactor()  # every record of this target masks this profile's secrets
         trust(profile.tls.ca_file, profile.urls())
         identity.configure(profile.tracing)
         # every request of the run to the API takes its turn at the declared pace

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ..hooks import RunFinished
+from ..redact import Redactor
 from . import allure, junit, markdown, results
 
 
@@ -44,7 +45,7 @@ def _prune(root: Path, keep: int) -> None:
 @pytest.hookimpl
 def pytest_veza_run_finished(finished: RunFinished) -> None:
     if finished.folder is not None:
-        write_all(finished.results, finished.folder)
+        write_all(finished.results, finished.folder, finished.redactor)
     xml = Path(getattr(finished.config.option, "xmlpath", None) or "")
     if xml.is_file():  # written by pytest's junitxml at the session's end, before this
         junit.mark_flaky(xml)
@@ -53,10 +54,10 @@ def pytest_veza_run_finished(finished: RunFinished) -> None:
         allure.add_retries(Path(allure_dir))
 
 
-def write_all(run: dict[str, Any], folder: Path) -> None:
+def write_all(run: dict[str, Any], folder: Path, redactor: Redactor) -> None:
     """results.json and summary.md into the run folder; reports/latest points at it."""
-    results.write(run, folder / "results.json")
-    markdown.write(run, folder / "summary.md")
+    results.write(run, folder / "results.json", redactor)
+    markdown.write(run, folder / "summary.md", redactor)
     latest = folder.parent / "latest"
     if latest.is_symlink():
         latest.unlink()

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from .. import history, redact
+from .. import history
 from ..hooks import RunFinished
+from ..redact import Redactor
 
 COLOUR = {"passed": "#1a7f37", "degraded": "#bf8700", "failed": "#cf222e", "no_data": "#8c959f",
           "skipped": "#d0d7de", "maintenance": "#0969da"}
@@ -75,10 +76,10 @@ def rows(runs: list[dict[str, Any]], now: dt.datetime) -> list[dict[str, Any]]:
     return sorted(table.values(), key=lambda r: (r["id"], r["variant"]))
 
 
-def _strip(runs: list[tuple[str, dt.datetime | None, str]]) -> str:
+def _strip(runs: list[tuple[str, dt.datetime | None, str]], redactor: Redactor) -> str:
     cells = []
     for outcome, when, summary in runs:
-        tip = escape(f"{when:%Y-%m-%d %H:%M} " if when else "") + escape(redact.text(summary)[:200])
+        tip = escape(f"{when:%Y-%m-%d %H:%M} " if when else "") + escape(redactor.text(summary)[:200])
         cells.append(f'<span class="cell" style="background:{COLOUR.get(outcome, "#fff")}" title="{tip}"></span>')
     return "".join(cells)
 
@@ -103,12 +104,12 @@ def _sparkline(values: list[float], thresholds: dict[str, Any]) -> str:
             f' <small>{values[-1]:.3g}</small>')
 
 
-def render(runs: list[dict[str, Any]], env: str, location: str, now: dt.datetime | None = None) -> str:
+def render(runs: list[dict[str, Any]], env: str, location: str, redactor: Redactor, now: dt.datetime | None = None) -> str:
     now = now or dt.datetime.now(dt.UTC)
     body = []
     for row in rows(runs, now):
         name = row["id"] + (" (writes)" if row["variant"] == "writes" else "")
-        body.append(f"<tr><td>{escape(name)}</td><td>{_strip(row['runs'])}</td>"
+        body.append(f"<tr><td>{escape(name)}</td><td>{_strip(row['runs'], redactor)}</td>"
                     f"<td>{escape(row.get('measurement', ''))} {_sparkline(row['values'], row['thresholds'])}</td>"
                     f"<td>{escape(row['pass_rate'])}</td><td>{escape(row['since_failure'])}</td>"
                     f"<td>{escape(row['mttr'])}</td></tr>")
@@ -132,8 +133,8 @@ def pytest_veza_run_finished(finished: RunFinished) -> None:
         return
     history.add(finished.history_dir, run, finished.profile.history.keep)
     kept = history.load(finished.history_dir, run["env"], run["location"]).runs
-    write(kept, run["env"], run["location"], finished.reports_root / "history.html")
+    write(kept, run["env"], run["location"], finished.reports_root / "history.html", finished.redactor)
 
 
-def write(runs: list[dict[str, Any]], env: str, location: str, path: Path) -> None:
-    path.write_text(redact.text(render(runs, env, location)), encoding="utf-8")
+def write(runs: list[dict[str, Any]], env: str, location: str, path: Path, redactor: Redactor) -> None:
+    path.write_text(redactor.text(render(runs, env, location, redactor)), encoding="utf-8")

@@ -10,10 +10,11 @@ from typing import Any
 
 from pytest_html import extras as html_extras
 
-from .. import __version__, redact
+from .. import __version__
 from ..catalog import Catalog
 from ..dependencies import headline
 from ..profile import Profile
+from ..redact import Redactor
 from .charts import for_record as charts_for
 
 COLOUR = {"passed": "#1a7f37", "degraded": "#9a6700", "failed": "#cf222e"}
@@ -47,7 +48,7 @@ TABLE_HEADERS = ['<th class="sortable" data-column-type="symptom">Symptom</th>',
                  '<th class="col-verdict">Verdict</th>']
 
 
-def table_cells(properties: dict[str, Any], catalog: Catalog) -> list[str]:
+def table_cells(properties: dict[str, Any], catalog: Catalog, redactor: Redactor) -> list[str]:
     """The check's row in the results table: its symptom, category, outcome and one-line verdict (passed
     rows included), from the test's JUnit properties; empty for a test that is no catalog check."""
     symptom = str(properties.get("symptom", ""))
@@ -57,7 +58,7 @@ def table_cells(properties: dict[str, Any], catalog: Catalog) -> list[str]:
     colour = COLOUR.get(outcome, "#57606a")
     return [f'<td class="col-symptom">{html.escape(symptom)}</td>', f'<td class="col-category">{html.escape(category)}</td>',
             f'<td class="col-verdict_outcome" style="color:{colour}">{html.escape(outcome)}</td>',
-            f'<td class="col-verdict">{html.escape(redact.text(verdict))}</td>']
+            f'<td class="col-verdict">{html.escape(redactor.text(verdict))}</td>']
 
 
 def _evidence(evidence: dict[str, Any]) -> str:
@@ -81,12 +82,12 @@ def _short(value: Any, limit: int = 600) -> str:
     return text if len(text) <= limit else text[:limit] + " ..."
 
 
-def extras(record: dict[str, Any]) -> list[Any]:
+def extras(record: dict[str, Any], redactor: Redactor) -> list[Any]:
     """The check's block and charts, as pytest-html extras for the test's row."""
-    return [html_extras.html(block(record) + "".join(svg for _, svg in charts_for(record)))]
+    return [html_extras.html(block(record, redactor) + "".join(svg for _, svg in charts_for(record)))]
 
 
-def block(record: dict[str, Any]) -> str:
+def block(record: dict[str, Any], redactor: Redactor) -> str:
     esc = html.escape
     colour = COLOUR.get(record["outcome"], "#57606a")
     errors = "".join(f"<li><b>could not evaluate</b> {esc(e['step'])} ({esc(e['target'])}): {esc(e['error'])}</li>"
@@ -104,7 +105,7 @@ def block(record: dict[str, Any]) -> str:
     flaky = ("<p><b>FLAKY</b>: the first measurement failed and the re-measurement did not confirm it</p>"
              if record.get("flaky") else "")
     rb = record["runbook"]
-    return redact.text(
+    return redactor.text(
         f"<div class='veza'><h3 style='color:{colour}'>{esc(record['summary'])}</h3>"
         f"<p><i>{esc(record.get('title_fr', ''))}</i> — {esc(record.get('title_en', ''))}</p>"
         f"<ul>{errors}{conditions}</ul>{flaky}{measured}{links}"
@@ -117,7 +118,7 @@ def block(record: dict[str, Any]) -> str:
 def metadata(profile: Profile, location: str, faults: list[str], started_at: dt.datetime) -> dict[str, Any]:
     """The HTML report's Environment table: what ran, where, against what (no secrets)."""
     return {"Environment": f"{profile.name} ({profile.allow})", "Location": location,
-            "Endpoints": redact.data(profile.endpoints()), "Faults injected": ", ".join(faults) or "none",
+            "Endpoints": profile.redactor().data(profile.endpoints()), "Faults injected": ", ".join(faults) or "none",
             "Started": started_at.isoformat(timespec="seconds"),
             "Suite": f"veza-synthetics {__version__} ({git_commit() or 'no git'})"}
 
@@ -130,18 +131,18 @@ def git_commit() -> str:
         return ""
 
 
-def changes(run: dict[str, Any]) -> list[str]:
+def changes(run: dict[str, Any], redactor: Redactor) -> list[str]:
     """The report's first lines: the root causes, then the checks that are NEW and RECOVERED since the last run."""
-    causes = [f"<p><b>{html.escape(redact.text(line))}</b></p>" for line in headline(run)]
-    return [*causes, *_news(run), '<p><a href="../history.html">History of this env and location</a> '
+    causes = [f"<p><b>{html.escape(redactor.text(line))}</b></p>" for line in headline(run)]
+    return [*causes, *_news(run, redactor), '<p><a href="../history.html">History of this env and location</a> '
                                   "(every check's last runs, pass rate, time to recover)</p>"]
 
 
-def _news(run: dict[str, Any]) -> list[str]:
+def _news(run: dict[str, Any], redactor: Redactor) -> list[str]:
     news = [c for c in run["checks"] if (c.get("trend") or {}).get("state") in ("new", "recovered")]
     if not news:
         runs = (run.get("history") or {}).get("runs", 0)
         return [f"<p>Since the last run: nothing changed ({runs} past run(s) of this env and location).</p>"]
     items = "".join(f"<li><b>{html.escape(c['trend']['state'].upper())}</b> {html.escape(c['id'])}: "
-                    f"{html.escape(redact.text(c['summary'].split(': ', 1)[-1]))}</li>" for c in news)
+                    f"{html.escape(redactor.text(c['summary'].split(': ', 1)[-1]))}</li>" for c in news)
     return [f"<p>Since the last run:</p><ul>{items}</ul>"]

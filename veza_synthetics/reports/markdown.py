@@ -4,12 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .. import redact
 from ..dependencies import headline
+from ..redact import Redactor
 
 
-def write(run: dict[str, Any], path: Path) -> None:
-    path.write_text(redact.text(summary(run, path.parent)))
+def write(run: dict[str, Any], path: Path, redactor: Redactor) -> None:
+    path.write_text(redactor.text(summary(run, path.parent)))
 
 
 def summary(run: dict[str, Any], folder: Path) -> str:

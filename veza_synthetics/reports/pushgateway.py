@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, pushadd_to_gateway
 
-from .. import redact
 from ..hooks import RunFinished
+from ..redact import PATTERNS_ONLY
 
 RUN_JOB, CHECKS_JOB = "veza_synthetics_run", "veza_synthetics"
 
@@ -53,7 +53,7 @@ def push(gateway: str, run: dict[str, Any]) -> str | None:
         push_to_gateway(gateway, job=CHECKS_JOB, registry=registry, timeout=10,
                         grouping_key={"env": run["env"], "location": run["location"]})
     except OSError as exc:
-        return f"push to {redact.text(gateway)} failed: {exc}"
+        return f"push to {PATTERNS_ONLY.text(gateway)} failed: {exc}"
     failed = sum(1 for r in run["checks"] if r["outcome"] == "failed")
     return push_run(gateway, run["env"], run["location"], started=True, failed_checks=failed)
 
@@ -75,5 +75,5 @@ def push_run(gateway: str, env: str, location: str, started: bool, failed_checks
         pushadd_to_gateway(gateway, job=RUN_JOB, registry=registry, timeout=10,
                            grouping_key={"env": env, "location": location})
     except OSError as exc:
-        return f"push to {redact.text(gateway)} failed: {exc}"
+        return f"push to {PATTERNS_ONLY.text(gateway)} failed: {exc}"
     return None

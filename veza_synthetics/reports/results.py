@@ -5,12 +5,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .. import redact
 from ..record import upgrade
+from ..redact import Redactor
 
 
-def write(run: dict[str, Any], path: Path) -> None:
-    path.write_text(json.dumps(redact.data(run), indent=2, ensure_ascii=False, default=str))
+def write(run: dict[str, Any], path: Path, redactor: Redactor) -> None:
+    path.write_text(json.dumps(redactor.data(run), indent=2, ensure_ascii=False, default=str))
 
 
 def read(path: Path) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 
-from .. import redact
 from ..catalog import Catalog
 from ..errors import SetupError
 from ..profile import Profile
@@ -38,7 +37,6 @@ def plan(prober: Prober) -> str:
 
 def serve(profile: Profile, catalog: Catalog, symptom_ids: list[str], location: str, listen: str,
           history_dir: Path) -> int:
-    redact.register(*profile.secrets())
     prober = Prober(profile, catalog, symptom_ids, location, history_dir)
     try:
         server = ThreadingHTTPServer(listen_address(listen), handler(prober))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from prometheus_client import generate_latest
 
-from .. import history, redact
+from .. import history
 from ..catalog import Catalog
 from ..matrix import measure_with_load
 from ..profile import Profile
@@ -24,6 +24,7 @@ from .schedule import Schedule
 class Prober:
     def __init__(self, profile: Profile, catalog: Catalog, symptom_ids: list[str], location: str, history_dir: Path):
         self.profile, self.catalog, self.location, self.history_dir = profile, catalog, location, history_dir
+        self.redactor = profile.redactor()  # /report, /probe and the prober's own lines mask the profile's secrets
         self.schedule = Schedule.of(profile.serve, catalog.symptoms, symptom_ids)
         self.metrics = Metrics()
         self.metrics.schedule(self.schedule.intervals, location)
@@ -37,11 +38,11 @@ class Prober:
         started, started_at = time.monotonic(), dt.datetime.now(dt.UTC)
         try:
             with self.busy:
-                records, load = measure_with_load(self.profile, ids)
+                records, load = measure_with_load(self.profile, ids, self.catalog)
             self._remember(records, started_at)
         except Exception as exc:  # the prober's own failure: counted and said, the schedule goes on
             self.metrics.round_errors.labels(self.location).inc()
-            print(redact.text(f"veza-synth serve: a round could not complete: {type(exc).__name__}: {exc}"),
+            print(self.redactor.text(f"veza-synth serve: a round could not complete: {type(exc).__name__}: {exc}"),
                   file=sys.stderr, flush=True)
             return
         self.metrics.record(records, self.location, time.time())
@@ -80,7 +81,7 @@ class Prober:
 
         def run() -> None:
             try:
-                done["records"] = measure_with_load(self.profile, symptom_ids)[0]
+                done["records"] = measure_with_load(self.profile, symptom_ids, self.catalog)[0]
             finally:
                 self.busy.release()
         worker = threading.Thread(target=run, name="veza-serve-probe", daemon=True)

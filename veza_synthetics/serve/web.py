@@ -13,7 +13,6 @@ from urllib.parse import parse_qs
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from .. import redact
 from ..matrix import WORST
 from ..reports.html import STYLE, block
 from .prober import Prober
@@ -53,10 +52,10 @@ def report(prober: Prober) -> bytes:
             f"<p>Each check's last round, at {html.escape(dt.datetime.now(dt.UTC).isoformat(timespec='seconds'))}. "
             "The same verdicts, evidence and remedies as a run's report.html.</p>"
             f"<table class='veza'><tr><th>check</th><th>variant</th><th>outcome</th><th>finished</th></tr>{rows}</table>")
-    body = "".join(block(r.to_json()) for r in records) or "<p>No round has finished yet.</p>"
+    body = "".join(block(r.to_json(), prober.redactor) for r in records) or "<p>No round has finished yet.</p>"
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
             f"<title>veza-synth serve: {html.escape(p.name)}</title>{STYLE}</head><body>{head}{body}</body></html>")
-    return redact.text(page).encode()
+    return prober.redactor.text(page).encode()
 
 
 def _is_loopback(address: str) -> bool:
