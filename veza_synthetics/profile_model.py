@@ -151,11 +151,8 @@ class Profile:
 
     def secrets(self) -> list[str]:
         """Every secret value the profile resolved, for redaction."""
-        found = []
-        for name in SECTIONS:
-            section = asdict(getattr(self, name))
-            found += [str(v) for k, v in section.items() if k in SECRET_KEYS and v]
-        return found
+        sections = asdict(self)
+        return [str(v) for name in SECTIONS for k, v in sections[name].items() if k in SECRET_KEYS and v]
 
     def redactor(self) -> Redactor:
         """The masking of this profile's secrets (and of what looks like one anywhere)."""
@@ -170,8 +167,9 @@ class Profile:
 
     def endpoints(self) -> dict[str, str]:
         """Target addresses for reports (credentials in URLs are redacted by the report writers)."""
-        out = {name: getattr(self, name).url for name in ("backend", "chat", "stream", "redis", "prometheus")
-               if getattr(self, name).url}
+        named = {"backend": self.backend.url, "chat": self.chat.url, "stream": self.stream.url, "redis": self.redis.url,
+                 "prometheus": self.prometheus.url}
+        out = {name: url for name, url in named.items() if url}
         if self.postgres.host:
             out["postgres"] = self.postgres.address
         return out
