@@ -361,11 +361,12 @@ def _cmdline(pid: int) -> str:
 @pytest.mark.parametrize("killed", ["owner", "sandbox"])
 def test_a_sigkilled_parent_leaves_no_server_running(killed):
     """The process that started the sandbox (a CI job killed on timeout), or the sandbox process itself,
-    dies by SIGKILL: every server of the stack ends with it, PostgreSQL's detached postmaster included."""
+    dies by SIGKILL: every server of the stack ends with it, PostgreSQL's detached postmaster included, and
+    the folder holding their data (PostgreSQL's ~70 MB) is removed."""
     import subprocess
     import sys
 
-    from veza_synthetics.sandbox.guard import descendants
+    from veza_synthetics.sandbox.guard import WORKDIR_VAR, descendants
     owner = subprocess.Popen([sys.executable, "-c", OWNER], stdout=subprocess.PIPE, text=True)
     try:
         guard = int(owner.stdout.readline())
@@ -373,12 +374,18 @@ def test_a_sigkilled_parent_leaves_no_server_running(killed):
                 if Path(f"/proc/{pid}/comm").exists()}
         assert SERVERS <= set(tree.values()), tree
         sandbox_up = next(pid for pid in descendants(guard) if _parent(pid) == guard and "sandbox" in _cmdline(pid))
+        environ = dict(v.split("=", 1) for v in Path(f"/proc/{sandbox_up}/environ").read_text().split("\0") if "=" in v)
+        data = Path(environ[WORKDIR_VAR])
+        assert any(data.glob("*/pgdata")), "the stack keeps its data under the guard's folder"
         os.kill(owner.pid if killed == "owner" else sandbox_up, signal.SIGKILL)
         deadline = time.monotonic() + 45
         while time.monotonic() < deadline and any(_alive(pid, comm) for pid, comm in tree.items()):
             time.sleep(0.2)
         left = {pid: comm for pid, comm in tree.items() if _alive(pid, comm)}
         assert not left, f"still running after the {killed} was killed: {left}"
+        while time.monotonic() < deadline and data.exists():
+            time.sleep(0.2)
+        assert not data.exists(), f"{data} left behind after the {killed} was killed"
     finally:
         owner.kill()
         owner.wait(10)

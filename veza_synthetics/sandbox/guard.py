@@ -1,6 +1,9 @@
 """Nothing of the sandbox outlives it: `python -m veza_synthetics.sandbox.guard CMD...` runs CMD (the
 sandbox) as its child and, when CMD ends for any reason (SIGKILL included), ends every process CMD
-left behind: PostgreSQL's postmaster that pg_ctl detached, Redis, Prometheus, the exporters, nginx.
+left behind: PostgreSQL's postmaster that pg_ctl detached, Redis, Prometheus, the exporters, nginx;
+then unmounts the volumes mounted under the folder the sandbox kept its data in (WORKDIR_VAR: the
+host tree's tmpfs volumes) and removes it (PostgreSQL's data, ~70 MB), which a SIGKILLed sandbox
+could not do itself.
 
 The guard is a child subreaper (prctl PR_SET_CHILD_SUBREAPER), so orphaned descendants come to it
 instead of init; it asks the kernel for SIGTERM when its own parent dies (PR_SET_PDEATHSIG, set by
@@ -12,15 +15,18 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 GRACE_S = 5.0  # what a leftover gets after SIGTERM before SIGKILL
+WORKDIR_VAR = "VEZA_SANDBOX_WORKDIR"  # the folder the guard makes for the sandbox's data, and removes
 
 
 def prctl(option: int, value: int) -> None:
@@ -75,7 +81,10 @@ def end_leftovers() -> None:
 
 def main(command: list[str]) -> int:
     prctl(PR_SET_CHILD_SUBREAPER, 1)
-    child = subprocess.Popen(command, preexec_fn=die_with_parent)  # and the sandbox stops if the guard dies
+    workdir = tempfile.mkdtemp(prefix="veza-sandbox-")
+    os.chmod(workdir, 0o755)  # the postgres user must reach its data dir
+    child = subprocess.Popen(command, env={**os.environ, WORKDIR_VAR: workdir},
+                             preexec_fn=die_with_parent)  # and the sandbox stops if the guard dies
 
     def stop(signum: int, frame: object) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -84,7 +93,17 @@ def main(command: list[str]) -> int:
     signal.signal(signal.SIGINT, stop)
     code = child.wait()
     end_leftovers()
+    remove(Path(workdir))
     return code
+
+
+def remove(workdir: Path) -> None:
+    """Unmount what is still mounted under the sandbox's folder (the deepest first), then remove it."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        points = [Path(line.split()[1].replace("\\040", " ")) for line in Path("/proc/self/mounts").read_text().splitlines()]
+        for point in sorted((p for p in points if p.is_relative_to(workdir)), key=lambda p: len(p.parts), reverse=True):
+            subprocess.run(["umount", "-l", str(point)], capture_output=True, timeout=10)
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

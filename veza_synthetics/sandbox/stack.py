@@ -36,6 +36,7 @@ from .backend import Backend, password_hash
 from .chat import Chat
 from .faults import Faults
 from .frontdoor import CERT_DAYS, RELOAD_SETTLE_S, DoorSettings, Nginx
+from .guard import WORKDIR_VAR
 from .host import HostTree
 from .processes import LOOPBACK, PROBER_JOB, Exporter, Postgres, Prometheus, Redis
 from .proxy import DelayProxy
@@ -167,7 +168,8 @@ class Sandbox:
 
     async def _start(self) -> None:
         s = self.state
-        self.workdir = Path(tempfile.mkdtemp(prefix="veza-sandbox-"))
+        # under the guard's folder when it runs under one (it removes it, even after a SIGKILL), else its own
+        self.workdir = Path(tempfile.mkdtemp(prefix="veza-sandbox-", dir=os.environ.get(WORKDIR_VAR) or None))
         self.workdir.chmod(0o755)  # the postgres user must reach its data dir
         s.backend_log = str(self.workdir / "backend.log")
         self.pg = Postgres(self.workdir, s.pg_password)
