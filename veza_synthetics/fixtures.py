@@ -24,6 +24,7 @@ from .checking import HTML_EXTRAS_KEY, current
 from .probes import Result, auth, postgres, tls
 from .profile import Profile
 from .record import CheckRecord, failure_text
+from .redact import Redactor
 from .reports import allure as allure_report
 from .reports import html as html_report
 from .reports import junit as junit_report
@@ -76,9 +77,10 @@ def report_check(request: pytest.FixtureRequest, record: CheckRecord, symptom: S
     record), pytest-html and Allure; then the test fails on a confirmed failure (xfails when the check is
     quarantined) and is skipped when nothing could be measured or a maintenance window covers it."""
     profile = request.getfixturevalue("veza_profile")
-    redactor = profile.redactor()  # the worker's outputs (JUnit, pytest-html, Allure) mask this profile's secrets
-    record = remedies.for_environment(links.attach(record, profile), profile)  # for this platform's addresses
     part = current(request.config)
+    # this process's outputs (JUnit, pytest-html, Allure) mask the profile's secrets, in a worker too
+    redactor = part.redactor if part is not None else profile.redactor()
+    record = remedies.for_environment(links.attach(record, profile, redactor), profile)  # this platform's addresses
     if part is not None:
         record = part.add(record)
     request.node.user_properties += [("symptom", record.id), ("outcome", record.outcome), ("verdict", record.summary),
@@ -120,8 +122,8 @@ class VerdictJudge:
     {name: {"fail": N, "warn": N, "unit": "ms", "bad_when": "above"}}.
     """
 
-    def __init__(self, request: pytest.FixtureRequest, profile: Profile, catalog: Catalog):
-        self.request, self.profile, self.catalog = request, profile, catalog
+    def __init__(self, request: pytest.FixtureRequest, profile: Profile, catalog: Catalog, redactor: Redactor):
+        self.request, self.profile, self.catalog, self.redactor = request, profile, catalog, redactor
 
     def symptom(self, symptom_id: str, thresholds: dict[str, dict[str, Any]] | None, runbook: str) -> Symptom:
         known = self.catalog.symptoms.get(symptom_id)
@@ -140,7 +142,7 @@ class VerdictJudge:
     def __call__(self, symptom_id: str, measure: diagnosis.Measure, *, thresholds: dict[str, dict[str, Any]] | None = None,
                  runbook: str = "") -> Verdict:
         symptom = self.symptom(symptom_id, thresholds, runbook)
-        record, verdict = diagnosis.confirm(symptom, measure, self.profile.redactor(),
+        record, verdict = diagnosis.confirm(symptom, measure, self.redactor,
                                             self.profile.threshold_overrides(symptom_id))
         report_check(self.request, record, symptom)
         return verdict
@@ -149,7 +151,7 @@ class VerdictJudge:
                       thresholds: dict[str, dict[str, Any]] | None = None, runbook: str = "") -> Verdict:
         """The same for an `async def` measure, from an async test."""
         symptom = self.symptom(symptom_id, thresholds, runbook)
-        record, verdict = await diagnosis.confirm_async(symptom, measure, self.profile.redactor(),
+        record, verdict = await diagnosis.confirm_async(symptom, measure, self.redactor,
                                                         self.profile.threshold_overrides(symptom_id))
         report_check(self.request, record, symptom)
         return verdict
@@ -158,7 +160,9 @@ class VerdictJudge:
 @pytest.fixture
 def veza_verdict(request: pytest.FixtureRequest, veza_profile: Profile) -> VerdictJudge:
     part = current(request.config)
-    return VerdictJudge(request, veza_profile, part.catalog if part is not None else load_catalog())
+    if part is None:
+        return VerdictJudge(request, veza_profile, load_catalog(), veza_profile.redactor())
+    return VerdictJudge(request, veza_profile, part.catalog, part.redactor)
 
 
 @pytest.fixture

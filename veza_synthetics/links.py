@@ -11,6 +11,7 @@ from urllib.parse import quote, urlencode
 
 from .profile import Profile
 from .record import CheckRecord, Json
+from .redact import Redactor
 
 NAMED_LISTS = ("slowest", "failed")  # the HTTP sample's requests a verdict names
 ONE_REQUEST = ("request", "connection")  # one call's ids, under its step's evidence
@@ -83,6 +84,6 @@ def _queries(evidence: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
                 yield f"{step} {name}", figure["query"]
 
 
-def attach(record: CheckRecord, profile: Profile) -> CheckRecord:
+def attach(record: CheckRecord, profile: Profile, redactor: Redactor) -> CheckRecord:
     """The record with its links (secrets a template might hold masked, as everything a report shows)."""
-    return record.but(links=tuple(profile.redactor().data(list(for_record(record, profile)))))
+    return record.but(links=tuple(redactor.data(list(for_record(record, profile)))))
