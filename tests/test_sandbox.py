@@ -281,7 +281,12 @@ def test_the_suite_connects_as_pg_monitor_never_a_superuser(sandbox, sandbox_pro
     healthy = postgres.connect_times(sandbox_profile.postgres, 3, 5, queries={"one": "SELECT 1 AS one"})
     assert healthy.measurements["connect_attempts"] == 3 and healthy.inspection is not None
     assert healthy.inspection.evidence == {"one": [{"one": 1}]}  # on the first connect, no fourth one
+    leaving = postgres.connect(sandbox_profile.postgres, 5)  # a client connected when the leak began
     with sandbox.faults_on(["db.pool_exhausted"]):
+        leaving.close()  # its slot is taken back: the pool stays exhausted, as a leak keeps it
+        deadline = time.monotonic() + 3
+        while postgres.connect_times(sandbox_profile.postgres, 1, 5).measurements["connect_failures"] == 0:
+            assert time.monotonic() < deadline, "a freed slot stayed free under db.pool_exhausted"
         result = postgres.connect_times(sandbox_profile.postgres, 2, 5, queries={"one": "SELECT 1 AS one"})
     assert result.measurements["connect_failures"] == 2
     assert "remaining connection slots are reserved" in result.evidence["connect_errors"][0]

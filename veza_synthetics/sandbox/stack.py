@@ -149,6 +149,7 @@ class Sandbox:
         self.exporters: dict[str, Exporter] = {}
         self.nginx: Nginx | None = None
         self._held: list[psycopg.AsyncConnection] = []
+        self._exhausting: asyncio.Task[None] | None = None  # db.pool_exhausted taking back every freed slot
         self.timings: dict[str, float] = {}  # start phases, seconds (the benchmarks read them)
         self._switch_lock = asyncio.Lock()
         self._prometheus_binary = Prometheus.available() if with_prometheus else None
@@ -386,15 +387,26 @@ class Sandbox:
                 await conn.execute(statement)
 
     async def _on_db_pool_exhausted(self, on: bool) -> None:
+        """Ordinary connections held until PostgreSQL refuses the next one, and any slot another client
+        frees later taken back (a leak gives nothing back): the pool stays exhausted while the fault is on."""
         if not on:
             return await self._release_held()
-        while True:  # hold ordinary connections until PostgreSQL refuses the next one
+        await self._hold_until_refused()
+        self._exhausting = asyncio.create_task(self._keep_exhausted())
+
+    async def _hold_until_refused(self) -> None:
+        while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(self.state.app_dsn, connect_timeout=3,
                                                              application_name="sandbox-pool-exhaustion")
             except psycopg.OperationalError:
                 return
             self._held.append(conn)
+
+    async def _keep_exhausted(self) -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            await self._hold_until_refused()
 
     async def _on_db_idle_transactions(self, on: bool) -> None:
         """An outside client (a job that forgot to commit) holding transactions open, idle, each with an
@@ -409,6 +421,11 @@ class Sandbox:
             self._held.append(conn)
 
     async def _release_held(self) -> None:
+        if self._exhausting is not None:
+            self._exhausting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._exhausting
+            self._exhausting = None
         held, self._held = self._held, []
         for conn in held:
             with contextlib.suppress(Exception):
