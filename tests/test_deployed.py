@@ -92,7 +92,8 @@ def test_the_shipped_profile_sets_every_variant(deployed):
 def test_the_sandbox_serves_the_deployed_shape(deployed):
     _, profile = deployed
     base = profile.backend.url
-    assert httpx.get(f"{base}/api/health", timeout=5, verify=_ca(profile)).status_code == 200
+    health = httpx.get(f"{base}/api/health", timeout=5, verify=_ca(profile), headers={"X-Request-ID": "synthetic-1"})
+    assert health.status_code == 200 and "x-request-id" not in health.headers                       # B4
     assert httpx.get(f"{base}/health", timeout=5, verify=_ca(profile)).status_code == 404
     assert httpx.get(f"{base}/ready", timeout=5, verify=_ca(profile)).status_code == 404                     # B2
     assert httpx.get(f"{base}/api/v1/tracks/1/stream-url", timeout=5, verify=_ca(profile)).status_code == 404    # B13
@@ -138,6 +139,8 @@ def test_every_check_says_the_truth_under_the_deployed_variant(deployed, tmp_pat
                for n in checks["db.degraded_performance"]["not_measured"])                            # B13
     assert not [c for c in checks["perf.high_response_time"]["conditions"] if c["text"].startswith("search")]
     assert results["logins"]["made"] <= results["logins"]["budget"]
+    forbidden = checks["auth.http_401_403"]["evidence"]["forbidden"]                                  # B4
+    assert forbidden["error"] is None and forbidden["reason"] == "Insufficient permissions", forbidden
 
 
 def test_a_shape_setting_that_fits_nothing_is_named_not_a_crash(deployed):

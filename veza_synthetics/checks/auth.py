@@ -21,7 +21,7 @@ def _login(v: Verdict, target: Target, step: str, admin: bool = False) -> auth.S
         return None
     who = "admin" if admin else "synthetic user"
     status = result.measurements["status"]
-    if not v.require(status == 200, f"login of the {who} answered {status}: {result.evidence.get('error')}"):
+    if not v.require(status == 200, f"login of the {who} answered {status}: {result.evidence.get('reason')}"):
         return None
     return result.session
 
@@ -29,7 +29,7 @@ def _login(v: Verdict, target: Target, step: str, admin: bool = False) -> auth.S
 def _status_is(v: Verdict, step: str, result: auth.ApiResult, want: int, what: str, ok_text: str = "") -> None:
     if v.record(step, result):
         status = result.measurements["status"]
-        v.require(status == want, f"{what} answered {status}, expected {want}: {result.evidence.get('error')}",
+        v.require(status == want, f"{what} answered {status}, expected {want}: {result.evidence.get('reason')}",
                   ok_text=ok_text)
 
 
@@ -63,7 +63,7 @@ def _valid_token_accepted(v: Verdict, base: str, timeout: float, session: auth.S
                         "first_rejection": rejected[0].evidence if rejected else None}
     share = 100 * len(rejected) / calls
     v.against("rejected_pct", share, text=f"valid token refused {len(rejected)}/{calls} times by me"
-              + (f" ({share:.0f} %; by instance: {by_instance}): {rejected[0].evidence.get('error')}" if rejected else ""))
+              + (f" ({share:.0f} %; by instance: {by_instance}): {rejected[0].evidence.get('reason')}" if rejected else ""))
     others = [s for s in statuses if s not in (200, 401, 403)]
     v.require(not others, f"me with a fresh token answered {sorted(set(others))}", ok_text="login 200, me 200")
 
@@ -90,9 +90,9 @@ def _me_accepted(v: Verdict, step: str, base: str, timeout: float, token: str, w
     if refusing and accepting:
         v.evidence[f"{step}_by_instance"] = statuses
         v.require(False, f"{', '.join(refusing)} refused the token {', '.join(accepting)} accepted: one instance "
-                         f"refuses valid tokens, the session is intact ({answers[0].evidence.get('error')!r})")
+                         f"refuses valid tokens, the session is intact ({answers[0].evidence.get('reason')!r})")
         return
-    v.require(status == 200, f"{why}: me answered {status} {answers[0].evidence.get('error')!r}"
+    v.require(status == 200, f"{why}: me answered {status} {answers[0].evidence.get('reason')!r}"
               + (f" (from every instance asked: {', '.join(refusing)})" if len(refusing) > 1 else ""))
 
 
@@ -137,7 +137,7 @@ def http_401_403(v: Verdict, target: Target, attempt: int) -> None:
     if v.record("forbidden", forbidden):
         status = forbidden.measurements["status"]
         v.require(status == 403, f"admin call by a non-admin answered {status}, expected 403"
-                  + (" (authorization not enforced)" if status == 200 else f": {forbidden.evidence.get('error')}"),
+                  + (" (authorization not enforced)" if status == 200 else f": {forbidden.evidence.get('reason')}"),
                   ok_text=f"non-admin on {admin_only} 403")
     _sample_accepts_token(v, target, attempt)
     if target.profile.accounts.admin_email:
@@ -173,7 +173,7 @@ def jwt_expired(v: Verdict, target: Target, attempt: int) -> None:
     if v.record("refresh", refreshed):
         status = refreshed.measurements["status"]
         if v.require(status == 200 and refreshed.access_token is not None,
-                     f"refresh answered {status}: {refreshed.evidence.get('error')}"):
+                     f"refresh answered {status}: {refreshed.evidence.get('reason')}"):
             new_claims = refreshed.evidence.get("access_claims", {})
             same_second = new_claims.get("iat") == claims["iat"]  # minted in the login's second: exp cannot move
             v.require(new_claims.get("exp", 0) > claims["exp"] or (same_second and new_claims.get("exp") == claims["exp"]),
@@ -198,7 +198,7 @@ def session_lost(v: Verdict, target: Target, attempt: int) -> None:
     refreshed = target.refresh()
     if v.record("refresh_after_hold", refreshed) and v.require(
             refreshed.measurements["status"] == 200,
-            f"refresh after {hold:g} s answered {refreshed.measurements['status']} {refreshed.evidence.get('error')!r}"):
+            f"refresh after {hold:g} s answered {refreshed.measurements['status']} {refreshed.evidence.get('reason')!r}"):
         new_exp = refreshed.evidence.get("access_claims", {}).get("exp", 0)
         v.require(hold < 1 or new_exp > claims.get("exp", 0),
                   f"the token refreshed {hold:g} s later expires at {new_exp}, not later than the first "

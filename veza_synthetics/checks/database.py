@@ -102,12 +102,12 @@ def constraint_errors_writes(v: Verdict, target: Target, attempt: int) -> None:
     created = first.body.get("data") or {} if first.measurements["status"] == 201 else {}
     try:
         if not v.require(first.measurements["status"] == 201,
-                         f"create playlist answered {first.measurements['status']}: {first.evidence.get('error')}"):
+                         f"create playlist answered {first.measurements['status']}: {first.evidence.get('reason')}"):
             return
         again = auth.request(base, "POST", "/api/v1/playlists", timeout, token=token, json_body={"name": name})
         if v.record("duplicate", again):
             status = again.measurements["status"]
-            v.require(status == 409, f"duplicate playlist answered {status} {again.evidence.get('error')!r}, expected 409",
+            v.require(status == 409, f"duplicate playlist answered {status} {again.evidence.get('reason')!r}, expected 409",
                       ok_text="create 201, duplicate 409")
     finally:
         if created.get("id"):

@@ -83,6 +83,15 @@ def _body(response: httpx.Response) -> dict[str, Any]:
         return {"body_excerpt": response.text[:200]}
 
 
+def _reason(status: int, body: dict[str, Any]) -> str | None:
+    """A refusal's text: in `error` (Veza's auth handlers) or in `message` (its track, search and admin
+    handlers, B4); a success's `message` is no reason."""
+    if status < 400:
+        return None
+    text = body.get("error") or body.get("message")
+    return str(text) if text else None
+
+
 def request(base_url: str, method: str, path: str, timeout_s: float, token: str | None = None,
             json_body: dict[str, Any] | None = None) -> ApiResult:
     """One API call: status, latency, the error text of the response (never its tokens)."""
@@ -95,7 +104,7 @@ def request(base_url: str, method: str, path: str, timeout_s: float, token: str 
         return ApiResult("auth", f"{method} {path}", error=describe(exc, timeout_s))
     body = _body(response)
     evidence = {"status": response.status_code, "error": body.get("error"), "message": body.get("message"),
-                "request": ids}
+                "reason": _reason(response.status_code, body), "request": ids}
     instance = next((response.headers[h] for h in INSTANCE_HEADERS if h in response.headers), None)
     if instance:
         evidence["instance"] = instance

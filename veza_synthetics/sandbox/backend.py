@@ -35,6 +35,7 @@ DEPLOYED_SEARCH: dict[str, list[Any]] = {"tracks": [], "resources": [], "users":
 REFRESH_LIFETIME_S = 7 * 24 * 3600
 SKEW_S = 600  # auth.clock_skew: the backend's clock runs 10 min ahead
 # What any user does without changing data: not counted as writes by the safety recorder.
+UNTRACED_PATHS = {"/api/health", "/health", "/ready", "/metrics"}  # the public code sets no X-Request-ID there (B4)
 SESSION_PATHS = {"/api/v1/auth/login", "/api/v1/auth/refresh", "/auth/refresh", "/api/v1/auth/logout"}
 
 SEARCH_FAST = ("SELECT id, title, artist, duration_s, stream_name FROM tracks "
@@ -56,8 +57,9 @@ def ok(data: Any, status: int = 200, message: str = "ok") -> JSONResponse:
     return JSONResponse({"success": True, "data": data, "message": message}, status_code=status)
 
 
-def error(text: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"success": False, "error": text}, status_code=status, headers=headers)
+def error(text: str, status: int, headers: dict[str, str] | None = None, field: str = "error") -> JSONResponse:
+    """Veza's error answer; the public code's track, search and admin handlers put the text in `message` (B4)."""
+    return JSONResponse({"success": False, field: text}, status_code=status, headers=headers)
 
 
 class InstanceMetrics:
@@ -138,8 +140,8 @@ class Backend:
                 if message["type"] == "http.response.start":
                     status_holder["status"] = message["status"]
                     message.setdefault("headers", [])
-                    message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode()),
-                                          (b"x-veza-instance", instance.encode()),
+                    echoed = [] if self.s.deployed and path in UNTRACED_PATHS else [(b"x-request-id", request_id.encode())]
+                    message["headers"] = [*message["headers"], *echoed, (b"x-veza-instance", instance.encode()),
                                           (b"date", formatdate(self.now(), usegmt=True).encode())]
                 await send(message)
 
@@ -415,7 +417,7 @@ class Backend:
         if isinstance(claims, JSONResponse):
             return claims
         if claims["role"] != "admin":
-            return error("Insufficient permissions", 403)
+            return error("Insufficient permissions", 403, field="message" if self.s.deployed else "error")
         async with self.pool.connection() as conn:
             cur = await conn.execute("SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM tracks)")
             users, tracks = await cur.fetchone()
