@@ -5,6 +5,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,7 @@ from veza_synthetics.catalog import load as load_catalog
 from veza_synthetics.matrix import expectation, measure, meets, worst_by_check
 from veza_synthetics.probes import tls, trust
 from veza_synthetics.profile import ENV_DIR, load, unresolved
+from veza_synthetics.sandbox.backend import sign_stream
 from veza_synthetics.sandbox.process import SandboxProcess
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,6 +100,14 @@ def test_the_sandbox_serves_the_deployed_shape(deployed):
     assert httpx.get(f"{base}/ready", timeout=5, verify=_ca(profile)).status_code == 404                     # B2
     assert httpx.get(f"{base}/api/v1/tracks/1/stream-url", timeout=5, verify=_ca(profile)).status_code == 404    # B13
     info = f"{profile.stream.url}/info/{profile.stream.canary}"
+    for ago, status in ((100, 200), (400, 403)):  # S2: refused only past a 300 s tolerance, in plain text
+        expires = int(time.time()) - ago
+        signed = f"{profile.stream.url}/stream/{profile.stream.canary}?expires={expires}&sig=" \
+                 f"{sign_stream(profile.stream.canary, expires, profile.stream.secret)}"
+        with httpx.stream("GET", signed, timeout=5, verify=_ca(profile)) as answer:
+            assert answer.status_code == status, (ago, answer.status_code)
+            if status == 403:
+                assert answer.read() == b"Invalid signature" and "json" not in answer.headers.get("content-type", "")
     assert httpx.get(info, timeout=5, verify=_ca(profile)).status_code == 404                           # S6
     assert httpx.get(f"{base}/api/v1/search", params={"q": "Track"}, timeout=5, verify=_ca(profile)).json()["data"] == {
         "tracks": [], "resources": [], "users": [], "listings": []}                                   # B13
@@ -210,6 +220,17 @@ def test_a_player_asks_for_identity_and_compressed_audio_is_decoded(deployed):
     result = stream.analyse(dl, "https://stream.example/canary", 320, DURATION_S)
     assert result.evidence["decode_error"] is None and result.evidence["content_encoding"] == "gzip"
     assert abs(result.measurements["decoded_s"] - DURATION_S) < 0.1 and result.measurements["bytes"] == len(wire)
+
+
+def test_a_refused_canary_names_the_refusal(deployed):
+    """The public stream_server's plain-text 403 (S2) reaches the verdict as its text: the suite's
+    signature was refused, not an undecodable stream."""
+    _, profile = deployed
+    wrong = profile.with_changes("stream", secret="not-the-stream-secret")
+    [cut] = [r.to_json() for r in measure(wrong, ["stream.audio_cut"]) if r.variant == "read-only"]
+    assert cut["outcome"] == "failed", cut["summary"]
+    assert "could not evaluate stream: bad response: HTTP 403: Invalid signature (signed here with stream.secret" \
+        in cut["summary"], cut["summary"]
 
 
 def test_redis_down_is_seen_although_the_dev_servers_health_says_healthy(deployed):

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .target import Target
 
 SIGNED_FOR_S = 300  # the lifetime of a URL signed here
+SIGNED_HERE = "the profile's stream secret"
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def signed_canary(target: Target) -> Canary | Result:
         body = info.evidence.get("body") if not info.error else None
         duration = float(body["duration_s"]) if isinstance(body, dict) and "duration_s" in body else 0.0
         return Canary(f"{cfg.url}/stream/{cfg.canary}?expires={expires}&sig={sig}&quality={cfg.quality}",
-                      cfg.canary, duration, "the profile's stream secret")
+                      cfg.canary, duration, SIGNED_HERE)
     token = target.token()
     if token is None:
         return Result("stream", base, error=f"no token to ask for a signed stream URL: {target.login_failure()}")
@@ -51,7 +52,7 @@ def signed_canary(target: Target) -> Canary | Result:
         if answer.error or answer.measurements.get("status") != 200:
             return Result("stream", answer.target, answer.measurements, answer.evidence,
                           error=answer.error or f"bad response: {answer.target} answered "
-                                                f"{answer.measurements.get('status')}: {answer.evidence.get('error')}")
+                                                f"{answer.measurements.get('status')}: {answer.evidence.get('reason')}")
     meta, url = track.body.get("data") or {}, (signed.body.get("data") or {}).get("url")
     name = str(meta.get("stream_name", ""))
     if not isinstance(url, str) or not name or urlsplit(url).path.rsplit("/", 1)[-1] != name:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from .canary import signed_canary
+from .canary import SIGNED_HERE, signed_canary
 from .catalog import Catalog
 from .catalog import load as load_catalog
 from .probes import Result, auth, exporters, forget_connections, http, identity, pacing, stream, trust, websocket
@@ -247,6 +247,9 @@ class Target:
             result = stream.analyse(dl, canary.url, CONTRACT_KBPS[self.profile.stream.quality], canary.duration_s)
             result.evidence["canary"] = {"track_id": self.profile.stream.canary_track_id, "name": canary.name,
                                          "title": canary.title, "signed_by": canary.signed_by}
+            if result.measurements.get("status") == 403 and canary.signed_by == SIGNED_HERE:
+                result.error = f"{result.error} (signed here with stream.secret: is it the stream server's " \
+                               "secret key, and is this machine's clock right?)"
             return result
         return self.shared("stream", attempt, measure)
 

@@ -6,6 +6,7 @@ buffer), so judging a track needs no track-long wait.
 from __future__ import annotations
 
 import io
+import json
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -81,6 +82,18 @@ def _decompressed(raw: bytes, encoding: str) -> bytes:
         return raw
 
 
+def _refusal(excerpt: str) -> str:
+    """A refusal's text: a JSON body's error or message, or the plain text the public stream_server sends
+    (S2: "Invalid signature")."""
+    try:
+        body = json.loads(excerpt)
+    except ValueError:
+        return excerpt.strip().splitlines()[0][:120] if excerpt.strip() else ""
+    if isinstance(body, dict):
+        return str(body.get("error") or body.get("message") or "")
+    return ""
+
+
 def decode(mp3: bytes) -> tuple[np.ndarray | None, int, str | None]:
     try:
         pcm, rate = sf.read(io.BytesIO(mp3), dtype="float32", always_2d=True)
@@ -146,9 +159,10 @@ def analyse(dl: Download, url: str, nominal_kbps: int, track_s: float) -> Result
     if dl.status is None:
         return Result("stream", target, error=dl.error or "no response")
     if dl.status != 200:
-        return Result("stream", target, {"status": dl.status}, {"body_excerpt": dl.body[:200].decode(errors="replace"),
-                                                                "request": dl.request},
-                      error=f"bad response: HTTP {dl.status}")
+        excerpt = dl.body[:200].decode(errors="replace")
+        reason = _refusal(excerpt)
+        return Result("stream", target, {"status": dl.status}, {"body_excerpt": excerpt, "request": dl.request},
+                      error=f"bad response: HTTP {dl.status}" + (f": {reason}" if reason else ""))
     pcm, rate, decode_error = decode(dl.body)
     m: dict[str, Any] = {"status": dl.status, "bytes": dl.wire_bytes or len(dl.body), "audio_bytes": len(dl.body),
                "content_length": dl.content_length,
