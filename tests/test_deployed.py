@@ -233,6 +233,16 @@ def test_a_refused_canary_names_the_refusal(deployed):
         in cut["summary"], cut["summary"]
 
 
+def test_a_conversation_the_chat_refuses_is_named(deployed):
+    """The public chat answers Error to a conversation_id that is not a UUID (C2): the delivery check
+    could not evaluate and says why, instead of waiting out its timeout for a confirmation."""
+    _, profile = deployed
+    named = profile.with_changes("chat", synthetic_conversation="veza-synthetics-canary")
+    [loss] = [r.to_json() for r in measure(named, ["ws.message_loss"]) if r.variant == "read-only"]
+    assert loss["outcome"] == "failed" and "could not evaluate delivery: the chat refused conversation " \
+        "'veza-synthetics-canary': Invalid conversation_id" in loss["summary"], loss["summary"]
+
+
 def test_redis_down_is_seen_although_the_dev_servers_health_says_healthy(deployed):
     """The public dev server's /api/health checks the database only (B1): with Redis down it still answers
     healthy, and health.services fails through its own Redis probe, naming it."""

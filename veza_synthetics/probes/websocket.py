@@ -31,12 +31,18 @@ def _close_code(ws: ClientConnection) -> int | None:
     return ws.close_code
 
 
+class ChatRefused(Exception):
+    """The chat answered an Error frame where the probe waited for a confirmation."""
+
+
 async def _recv_type(ws: ClientConnection, kind: str, timeout_s: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
         frame = json.loads(await asyncio.wait_for(ws.recv(), max(0.01, deadline - time.monotonic())))
         if isinstance(frame, dict) and frame.get("type") == kind:
             return frame
+        if isinstance(frame, dict) and frame.get("type") == "Error" and kind == "ActionConfirmed":
+            raise ChatRefused(str(frame.get("message") or frame.get("error") or frame))
 
 
 async def _idle(ws: ClientConnection, hold_s: float, heartbeat_s: float) -> None:
@@ -84,6 +90,10 @@ async def _hold(url: str, token: str | None, hold_s: float, timeout_s: float, he
             m["held_s"] = round(time.monotonic() - idle_from, 2)
             await ws.close()
             events.append("orderly close sent")
+    except ChatRefused as exc:
+        await ws.close()
+        return Result("websocket", url, m, {"events": events, "connection": ids},
+                      error=f"the chat answered Error while the probe waited for {waiting_for}: {exc}")
     except ConnectionClosed as exc:
         events.append(f"closed by peer while waiting for {waiting_for}: {exc}")
     except TimeoutError:
@@ -182,6 +192,8 @@ async def _delivery(url: str, token: str | None, messages: int, timeout_s: float
         except TimeoutError:
             events.append(f"B still missing messages {timeout_s:g} s after the last send")
         pongs = await _app_pongs(a, timeout_s, events)
+    except ChatRefused as exc:
+        return Result("websocket", url, error=f"the chat refused conversation {conversation!r}: {exc}")
     except ConnectionClosed as exc:
         events.append(f"connection closed: {exc}")
     except TimeoutError:

@@ -147,6 +147,9 @@ class Chat:
         except (ValueError, KeyError, TypeError):
             await ws.send(json.dumps({"type": "Error", "message": "invalid frame: expected JSON with a type"}))
             return
+        if self.s.deployed and kind in ("JoinConversation", "SendMessage") and not _is_uuid(frame.get("conversation_id")):
+            await ws.send(json.dumps({"type": "Error", "message": "Invalid conversation_id"}))  # C2
+            return
         if kind == "Ping":
             if self.s.faults.on("ws.no_heartbeat"):
                 return
@@ -161,7 +164,8 @@ class Chat:
                 await ws.send(json.dumps({"type": "Error", "message": "message not stored: database unavailable"}))
                 return
             message_id = uuid.uuid4().hex
-            await ws.send(json.dumps({"type": "ActionConfirmed", "action": "message_sent", "message_id": message_id}))
+            confirmed = {"type": "ActionConfirmed", "action": "message_sent", "success": True}
+            await ws.send(json.dumps(confirmed if self.s.deployed else {**confirmed, "message_id": message_id}))  # C2
             broadcast = {"type": "NewMessage", "conversation_id": frame["conversation_id"], "message_id": message_id,
                          "author": getattr(ws, "username", "?"), "content": frame.get("content", ""),
                          "client_msg_id": frame.get("client_msg_id"), "sent_at": time.time()}
@@ -182,3 +186,11 @@ class Chat:
         for member in members:
             with contextlib.suppress(ConnectionClosed):
                 await member.send(text)
+
+
+def _is_uuid(value: object) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
