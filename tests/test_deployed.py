@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,7 @@ from veza_synthetics.matrix import expectation, measure, meets, worst_by_check
 from veza_synthetics.probes import tls, trust
 from veza_synthetics.profile import ENV_DIR, load, unresolved
 from veza_synthetics.sandbox.backend import sign_stream
+from veza_synthetics.sandbox.limits import B11_LIMIT, TOO_MANY
 from veza_synthetics.sandbox.process import SandboxProcess
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,7 +132,9 @@ def test_the_sandbox_serves_the_deployed_shape(deployed):
 def test_every_check_says_the_truth_under_the_deployed_variant(deployed, tmp_path):
     assert set(DECLARED) == set(CATALOG.symptoms), "every catalog check declares its deployed outcome"
     proc, _ = deployed
+    throttled = proc.writes()["throttled"]
     done, results = run(proc.profile_path, tmp_path)
+    assert proc.writes()["throttled"] == throttled, "the healthy run met the public code's rate limit (B11)"
     checks = {c["id"]: c for c in results["checks"] if c["variant"] == "read-only"}
     assert "Traceback" not in done.stdout and "could not complete" not in done.stdout
     for sid, (outcome, words) in DECLARED.items():
@@ -220,6 +224,21 @@ def test_a_player_asks_for_identity_and_compressed_audio_is_decoded(deployed):
     result = stream.analyse(dl, "https://stream.example/canary", 320, DURATION_S)
     assert result.evidence["decode_error"] is None and result.evidence["content_encoding"] == "gzip"
     assert abs(result.measurements["decoded_s"] - DURATION_S) < 0.1 and result.measurements["bytes"] == len(wire)
+
+
+def test_the_public_codes_rate_limit_answers_a_burst(deployed):
+    """B11 on the sandbox's time scale (sandbox/limits.py): a burst far above the suite's pace is
+    refused, in the public code's words and without Retry-After; the twin counts it."""
+    proc, profile = deployed
+    before = proc.writes()["throttled"]
+    with httpx.Client(verify=_ca(profile), timeout=5) as client, ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: client.get(f"{profile.backend.url}/api/health"), range(3 * B11_LIMIT)))
+    refused = [a for a in answers if a.status_code == 429 and a.json() == TOO_MANY]
+    assert refused and all("retry-after" not in a.headers for a in refused), [a.status_code for a in answers]
+    assert proc.writes()["throttled"] - before == len(refused)
+    deadline = time.monotonic() + 5  # the window slides on: the next test starts unthrottled
+    while httpx.get(f"{profile.backend.url}/api/health", verify=_ca(profile), timeout=5).status_code == 429:
+        assert time.monotonic() < deadline
 
 
 def test_a_refused_canary_names_the_refusal(deployed):

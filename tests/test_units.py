@@ -532,3 +532,19 @@ def test_a_shared_measurement_is_taken_once_whichever_thread_asks(tmp_path):
         thread.join()
     assert len(calls) == 1 and len(results) == 3 and all(r is results[0] for r in results)
     assert target.shared("stream", 2, measure) is not results[0] and len(calls) == 2  # a confirmation measures again
+
+
+def test_the_twins_rate_limit_is_the_public_codes_on_the_sandboxs_time_scale():
+    """B11's count, its window shortened by exactly the factor the sandbox's pace is above production's
+    default: the suite's share of the limit is the one a production run has."""
+    import tomllib
+
+    from veza_synthetics.sandbox import limits
+    from veza_synthetics.settings import Sampling
+    sandbox_pace = tomllib.loads((profile.ENV_DIR / "sandbox-deployed.toml").read_text())["sampling"]["max_rps"]
+    assert (limits.B11_LIMIT, limits.B11_WINDOW_S) == (100, 60.0)
+    assert sandbox_pace / limits.TIME_SCALE == Sampling().max_rps
+    limit = limits.SlidingLimit(3, 1.0)
+    assert [limit.admit("a", t) for t in (0.0, 0.1, 0.2, 0.3)] == [True, True, True, False]
+    assert limit.admit("b", 0.3) and limit.admit("a", 1.05) and not limit.admit("a", 1.06)  # per address, sliding
+    assert limits.client_address({b"x-forwarded-for": b"203.0.113.9, 10.0.0.1"}, ("127.0.0.1", 5)) == "203.0.113.9"

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .limits import TOO_MANY, SlidingLimit, client_address
 from .serving import open_pool, renew_pool
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ def metrics_of(request: Request) -> InstanceMetrics:
 class Backend:
     def __init__(self, state: SandboxState):
         self.s = state
+        self.limit = SlidingLimit()  # the deployed variant's B11, one count for every instance
         self.started = time.time()
         self._pool: AsyncConnectionPool[Any] | None = None
         self._redis: aioredis.Redis[bytes] | None = None
@@ -148,7 +150,8 @@ class Backend:
             if scope["method"] not in ("GET", "HEAD", "OPTIONS") and path not in SESSION_PATHS:
                 self.s.write_requests.append((f"{scope['method']} {path}", headers.get(b"user-agent", b"").decode()))
             try:
-                answer = await self._injected(path, b"authorization" in headers, odd_one_out, metrics)
+                answer = self._throttled(headers, scope.get("client")) or \
+                    await self._injected(path, b"authorization" in headers, odd_one_out, metrics)
                 await (answer or app)(scope, receive, send_wrapper)
             finally:
                 self._log(instance, scope, status_holder["status"], request_id, headers)
@@ -158,6 +161,13 @@ class Backend:
                     metrics.duration.labels(scope["method"], endpoint).observe(time.perf_counter() - started)
 
         return middleware
+
+    def _throttled(self, headers: dict[bytes, bytes], peer: tuple[str, int] | None) -> JSONResponse | None:
+        """The public code's limiter (B11) in the deployed variant: a 429 without Retry-After, counted."""
+        if not self.s.deployed or self.limit.admit(client_address(headers, peer), time.monotonic()):
+            return None
+        self.s.throttled += 1
+        return JSONResponse(TOO_MANY, status_code=429)
 
     def _log(self, instance: str, scope: Scope, status: int, request_id: str, headers: dict[bytes, bytes]) -> None:
         """One line per request, ids included, as the platform's own request log has them."""

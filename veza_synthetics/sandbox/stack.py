@@ -120,6 +120,7 @@ class SandboxState:
     write_requests: list[tuple[str, str]] = field(default_factory=list)  # the safety recorder: (non-GET API call, its User-Agent)
     session_agents: dict[str, str] = field(default_factory=dict)  # session id -> the User-Agent that logged in
     logins: dict[str, int] = field(default_factory=dict)  # login attempts per email (Veza locks an address out after 3)
+    throttled: int = 0  # 429s the deployed variant's rate limit answered (B11)
     variant: str = "contract"  # or "deployed": the public Veza code's known variants (VARIANTS)
     backend_log: str = ""  # each API request with its request id and traceparent, as a production log has them
 
@@ -530,7 +531,7 @@ class Sandbox:
         ?user_agent=), SQL that is not a read, and the chat messages stored per conversation."""
         agent = request.query_params.get("user_agent")
         http = [entry for entry, by in self.state.write_requests if agent is None or by == agent]
-        return JSONResponse({"http": http, "logins": dict(self.state.logins),
+        return JSONResponse({"http": http, "logins": dict(self.state.logins), "throttled": self.state.throttled,
                              "sql": _up(self.pg).suite_writes(),
                              "chat": await _up(self.chat).stored_messages()})
 
