@@ -15,7 +15,7 @@ import pytest
 from veza_synthetics.catalog import load as load_catalog
 from veza_synthetics.matrix import expectation, measure, meets, worst_by_check
 from veza_synthetics.probes import tls, trust
-from veza_synthetics.profile import ENV_DIR, load, unresolved
+from veza_synthetics.profile import ENV_DIR, SANDBOX_VARIANTS, load, unresolved
 from veza_synthetics.sandbox.backend import sign_stream
 from veza_synthetics.sandbox.limits import B11_LIMIT, TOO_MANY
 from veza_synthetics.sandbox.process import SandboxProcess
@@ -62,14 +62,21 @@ def _ca(profile):
     """The verifying context for the twin's front door (its endpoints share one CA)."""
     return tls(profile.backend.url)
 
+def twin(variant: str):
+    """A sandbox of this variant and its profile, its front door's CA trusted, for a module's tests."""
+    proc = SandboxProcess(base_profile=ENV_DIR / SANDBOX_VARIANTS[variant], variant=variant)
+    proc.start()
+    try:
+        profile = load(str(proc.profile_path))
+        trust(profile.tls.ca_file, profile.urls())
+        yield proc, profile
+    finally:
+        proc.stop()
+
+
 @pytest.fixture(scope="module")
 def deployed():
-    proc = SandboxProcess(base_profile=ENV_DIR / "sandbox-deployed.toml", variant="deployed")
-    proc.start()
-    profile = load(str(proc.profile_path))
-    trust(profile.tls.ca_file, profile.urls())
-    yield proc, profile
-    proc.stop()
+    yield from twin("deployed")
 
 
 def run(profile_path, tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:

@@ -548,3 +548,18 @@ def test_the_twins_rate_limit_is_the_public_codes_on_the_sandboxs_time_scale():
     assert [limit.admit("a", t) for t in (0.0, 0.1, 0.2, 0.3)] == [True, True, True, False]
     assert limit.admit("b", 0.3) and limit.admit("a", 1.05) and not limit.admit("a", 1.06)  # per address, sliding
     assert limits.client_address({b"x-forwarded-for": b"203.0.113.9, 10.0.0.1"}, ("127.0.0.1", 5)) == "203.0.113.9"
+
+
+def test_the_production_servers_limits_refuse_by_rule_and_ban():
+    """B12 at scale 1 (production's own windows): the fourth login in 15 minutes, the 31st request in a
+    minute, and everything for 30 minutes above 100 a minute; another address is untouched."""
+    from veza_synthetics.sandbox.limits import LOGIN, ProductionLimits
+    limits = ProductionLimits(scale=1.0)
+    assert [limits.refuse("a", "POST", LOGIN, t) for t in (0, 1, 2)] == [None, None, None]
+    assert limits.refuse("a", "POST", LOGIN, 3) == ("logins", 897)
+    assert limits.refuse("a", "GET", "/health", 4) is None and limits.refuse("b", "POST", LOGIN, 4) is None
+    flood = ProductionLimits(scale=1.0)
+    answers = [flood.refuse("c", "GET", "/health", i * 0.1) for i in range(102)]
+    assert answers[29] is None and answers[30] == ("requests", 57)
+    assert answers[101] == ("ban", 1800) and flood.refuse("c", "GET", "/health", 1700) == ("ban", 110)
+    assert flood.refuse("c", "GET", "/health", 1811) is None

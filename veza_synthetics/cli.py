@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .catalog import load as load_catalog
 from .errors import SetupError
+from .profile import SANDBOX_VARIANTS
 from .run import NO_DATA_EXIT
 
 REPO_TOOLS = Path(__file__).resolve().parents[1] / "tools"  # npm-installed tools of a checkout (`make setup`)
@@ -18,8 +19,7 @@ def _sandbox_up(args: argparse.Namespace) -> int:
     from .profile import ENV_DIR
     from .sandbox.run import serve
     inject = load_catalog().validate_faults([f.strip() for f in (args.inject or "").split(",") if f.strip()])
-    default = "sandbox.toml" if args.variant == "contract" else "sandbox-deployed.toml"
-    base = Path(args.base_profile) if args.base_profile else ENV_DIR / default
+    base = Path(args.base_profile) if args.base_profile else ENV_DIR / SANDBOX_VARIANTS[args.variant]
     asyncio.run(serve(inject, Path(args.profile_out) if args.profile_out else None, base,
                       wait_prometheus=not args.no_wait_prometheus, variant=args.variant))
     return 0
@@ -164,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--profile-out", help="write an environment profile pointing at the sandbox here")
     up.add_argument("--no-wait-prometheus", action="store_true",
                     help="ready before Prometheus's first scrapes (for runs without health/performance checks)")
-    up.add_argument("--variant", choices=("contract", "deployed"), default="contract",
-                    help="contract: the guide's Veza; deployed: every known variant of the public Veza code")
+    up.add_argument("--variant", choices=tuple(SANDBOX_VARIANTS), default="contract",
+                    help="contract: the guide's Veza; deployed: the public Veza code with its dev server; "
+                         "production-server: the same with its production server")
     up.add_argument("--base-profile", help="the profile the written one extends (default: fixtures/environments/sandbox.toml)")
     run = sub.add_parser("run", help="run the suite and write the reports")
     run.add_argument("--env")

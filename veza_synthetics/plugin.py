@@ -17,6 +17,7 @@ from . import catalog as catalog_mod
 from . import checking, fixtures, hooks, reports
 from .checks import registry
 from .errors import SetupError
+from .profile import SANDBOX_VARIANTS
 from .profile import load as load_profile
 from .reports import history_page, pushgateway
 from .run import NO_DATA_EXIT, PROFILE_VAR, RUN_PLUGIN, Run
@@ -40,8 +41,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                                                       "the gate, each with an owner, a reason and an expiry date")
     group.addoption("--history", default="", help="folder of past results.json for trends (default: REPORTS_DIR/history; "
                                                    "the last history.keep runs per env and location)")
-    group.addoption("--sandbox-variant", default="contract", choices=("contract", "deployed"),
-                    help="the sandbox's shape: the guide's contract (default) or the deployed public Veza code")
+    group.addoption("--sandbox-variant", default="contract", choices=tuple(SANDBOX_VARIANTS),
+                    help="the sandbox's shape: the guide's contract (default), the public Veza code with its dev "
+                         "server (deployed) or with its production server (production-server)")
     group.addoption("--fail-on-degraded", action="store_true", help="exit 1 when a check is degraded")
     group.addoption("--allow-no-data", action="store_true",
                     help=f"exit 0 when a check measured nothing (default: exit {NO_DATA_EXIT}; veza-synth run: 3)")

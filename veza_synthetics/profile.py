@@ -13,10 +13,11 @@ from typing import Any
 
 from .catalog import load as load_catalog
 from .errors import SetupError
-from .profile_model import ALLOWS, DEFAULTS, ENV_DIR, KINDS, POSITIVE, SECRET_KEYS, VAR, Profile
+from .profile_model import ALLOWS, DEFAULTS, ENV_DIR, KINDS, POSITIVE, SANDBOX_VARIANTS, SECRET_KEYS, VAR, Profile
 from .settings import History, Postgres
 
-__all__ = ["ENV_DIR", "History", "Postgres", "Profile", "load", "quorum_of", "resolve_path", "seconds", "unresolved"]
+__all__ = ["ENV_DIR", "SANDBOX_VARIANTS", "History", "Postgres",
+           "Profile", "load", "quorum_of", "resolve_path", "seconds", "unresolved"]
 
 
 def resolve_path(name_or_path: str) -> Path:

@@ -31,6 +31,10 @@ from .settings import (
 )
 
 ENV_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "environments"
+# The sandbox's shapes and the profile each starts from: the guide's contract; the public Veza code with
+# its dev server (cmd/server) or with its production server (cmd/production-server) in front.
+SANDBOX_VARIANTS = {"contract": "sandbox.toml", "deployed": "sandbox-deployed.toml",
+                    "production-server": "sandbox-production-server.toml"}
 VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
 SECRET_KEYS = ("password", "secret", "user_password", "admin_password")
 

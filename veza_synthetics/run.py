@@ -23,7 +23,7 @@ from .catalog import Catalog
 from .errors import SetupError
 from .hooks import RunFinished
 from .probes import trust
-from .profile import ENV_DIR, Profile
+from .profile import ENV_DIR, SANDBOX_VARIANTS, Profile
 from .profile import load as load_profile
 from .record import SCHEMA_VERSION, CheckRecord
 from .reports import html as html_report
@@ -248,7 +248,7 @@ def _start_sandbox(faults: list[str], variant: str) -> "SandboxProcess":
     if missing:
         raise SetupError(f"no --env given and the sandbox is not installed ({', '.join(missing)} missing): "
                          "pass --env NAME|PATH, or pip install 'veza-synthetics[sandbox]'")
-    base = ENV_DIR / ("sandbox.toml" if variant == "contract" else "sandbox-deployed.toml")
+    base = ENV_DIR / SANDBOX_VARIANTS[variant]
     if not base.exists():
         raise SetupError(f"no --env given and the sandbox's profile {base} is not there: run from the "
                          "veza-synthetics repository, or pass --env NAME|PATH")

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .limits import TOO_MANY, SlidingLimit, client_address
+from .limits import RATE_LIMITED, TOO_MANY, ProductionLimits, SlidingLimit, client_address
 from .serving import open_pool, renew_pool
 
 if TYPE_CHECKING:
@@ -85,7 +85,8 @@ def metrics_of(request: Request) -> InstanceMetrics:
 class Backend:
     def __init__(self, state: SandboxState):
         self.s = state
-        self.limit = SlidingLimit()  # the deployed variant's B11, one count for every instance
+        self.limit = SlidingLimit()  # the deployed variants' B11, one count for every instance
+        self.production_limits = ProductionLimits()  # and the production server's B12
         self.started = time.time()
         self._pool: AsyncConnectionPool[Any] | None = None
         self._redis: aioredis.Redis[bytes] | None = None
@@ -150,7 +151,7 @@ class Backend:
             if scope["method"] not in ("GET", "HEAD", "OPTIONS") and path not in SESSION_PATHS:
                 self.s.write_requests.append((f"{scope['method']} {path}", headers.get(b"user-agent", b"").decode()))
             try:
-                answer = self._throttled(headers, scope.get("client")) or \
+                answer = self._throttled(scope, headers) or \
                     await self._injected(path, b"authorization" in headers, odd_one_out, metrics)
                 await (answer or app)(scope, receive, send_wrapper)
             finally:
@@ -162,12 +163,21 @@ class Backend:
 
         return middleware
 
-    def _throttled(self, headers: dict[bytes, bytes], peer: tuple[str, int] | None) -> JSONResponse | None:
-        """The public code's limiter (B11) in the deployed variant: a 429 without Retry-After, counted."""
-        if not self.s.deployed or self.limit.admit(client_address(headers, peer), time.monotonic()):
+    def _throttled(self, scope: Scope, headers: dict[bytes, bytes]) -> JSONResponse | None:
+        """The public code's limiters in the deployed variants, each 429 counted: B11 (no Retry-After),
+        then the production server's B12 (with it)."""
+        if not self.s.deployed:
             return None
-        self.s.throttled += 1
-        return JSONResponse(TOO_MANY, status_code=429)
+        client, now = client_address(headers, scope.get("client")), time.monotonic()
+        answer = None
+        if not self.limit.admit(client, now):
+            answer = JSONResponse(TOO_MANY, status_code=429)
+        elif self.s.production_server:
+            refused = self.production_limits.refuse(client, scope["method"], scope["path"], now)
+            if refused is not None:
+                answer = JSONResponse(RATE_LIMITED, status_code=429, headers={"Retry-After": str(refused[1])})
+        self.s.throttled += answer is not None
+        return answer
 
     def _log(self, instance: str, scope: Scope, status: int, request_id: str, headers: dict[bytes, bytes]) -> None:
         """One line per request, ids included, as the platform's own request log has them."""
@@ -206,8 +216,8 @@ class Backend:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/api/health" if self.s.deployed else "/health", self.health),
-            *([] if self.s.deployed else [Route("/ready", self.ready)]),  # the public dev server has none (B2)
+            Route("/api/health" if self.s.deployed and not self.s.production_server else "/health", self.health),
+            *([] if self.s.deployed and not self.s.production_server else [Route("/ready", self.ready)]),  # B2
             Route("/metrics", self.metrics),
             Route("/api/v1/auth/login", self.login, methods=["POST"]),
             Route("/api/v1/auth/refresh", self.refresh, methods=["POST"]),
@@ -245,6 +255,11 @@ class Backend:
 
     async def health(self, request: Request) -> Response:
         database, redis_status = await self._component_status()
+        if self.s.production_server:  # 503 only for PostgreSQL; Redis down is still healthy, named (B1)
+            up = database == "ok"
+            return JSONResponse({"status": "healthy" if up else "unhealthy", "service": "veza-backend-api",
+                                 "timestamp": int(self.now()), "uptime": f"{time.time() - self.started:.0f}s",
+                                 "database": database, "redis": redis_status}, status_code=200 if up else 503)
         if self.s.deployed:  # the public dev server's /api/health: the database only, no redis, no uptime (B1)
             up = database == "ok"
             return JSONResponse({"status": "healthy" if up else "unhealthy", "service": "veza-backend-dev",

@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from ..catalog import load as load_catalog
 from ..errors import SetupError
-from ..profile import seconds, unresolved
+from ..profile import SANDBOX_VARIANTS, seconds, unresolved
 from . import faults as fault_ids
 from .alerting import Alertmanager
 from .audio import CANARY_NAME, DURATION_S
@@ -43,8 +43,9 @@ from .proxy import DelayProxy
 from .serving import AppServer
 from .stream import StreamServer
 
-# contract: the guide's Veza (veza-contract.md); deployed: every known variant of the public code at once
-VARIANTS = ("contract", "deployed")
+# contract: the guide's Veza (veza-contract.md); deployed: every known variant of the public code at once, with its
+# dev server; production-server: the same with its production server in front (B1, B2, B12)
+VARIANTS = tuple(SANDBOX_VARIANTS)
 BACKEND_INSTANCES = ("backend-1", "backend-2")  # behind one nginx upstream; the front.* faults act on the second
 SCRAPE_JOBS = ("veza-backend", "veza-chat", "veza-stream", "node", "postgres", "redis")  # scrape_targets() fills them
 # The public code's servers export no Prometheus text (backend and stream /metrics are JSON, B3 and S7; the chat
@@ -120,13 +121,19 @@ class SandboxState:
     write_requests: list[tuple[str, str]] = field(default_factory=list)  # the safety recorder: (non-GET API call, its User-Agent)
     session_agents: dict[str, str] = field(default_factory=dict)  # session id -> the User-Agent that logged in
     logins: dict[str, int] = field(default_factory=dict)  # login attempts per email (Veza locks an address out after 3)
-    throttled: int = 0  # 429s the deployed variant's rate limit answered (B11)
-    variant: str = "contract"  # or "deployed": the public Veza code's known variants (VARIANTS)
+    throttled: int = 0  # 429s the deployed variants' rate limits answered (B11, B12)
+    variant: str = "contract"  # or "deployed", "production-server": the public Veza code (VARIANTS)
     backend_log: str = ""  # each API request with its request id and traceparent, as a production log has them
 
     @property
     def deployed(self) -> bool:
-        return self.variant == "deployed"
+        """The public code's shape, with either of its servers."""
+        return self.variant != "contract"
+
+    @property
+    def production_server(self) -> bool:
+        """The public code's production server (cmd/production-server) in front, not its dev server."""
+        return self.variant == "production-server"
 
 class Sandbox:
     def __init__(self, base_profile: Path | None = None, with_prometheus: bool = True, wait_prometheus: bool = True,
@@ -585,7 +592,7 @@ class Sandbox:
     def profile(self) -> dict[str, Any]:
         s = self.state
         profile = {
-            "name": "sandbox-deployed" if s.deployed else "sandbox", "kind": "sandbox", "allow": "writes",
+            "name": Path(SANDBOX_VARIANTS[s.variant]).stem, "kind": "sandbox", "allow": "writes",
             "backend": {"url": _up(self.nginx).url("backend")},
             "chat": {"url": f"{_up(self.nginx).url('chat', 'wss')}/{'ws' if s.deployed else 'chat'}",
                      "health_url": f"{_up(self.nginx).url('chat')}/health"},
