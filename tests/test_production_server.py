@@ -62,3 +62,18 @@ def test_redis_down_is_seen_although_the_production_servers_health_says_healthy(
     assert health.status_code == 200 and health.json()["redis"].startswith("error"), health.text
     assert services.outcome == "failed", services.summary
     assert [e["step"] for e in services.errors] == ["redis"], services.errors
+
+
+def test_a_locked_out_address_is_named_as_such_and_not_hammered(production, tmp_path):
+    """The runner's address locked out (B12's login limit, reached here on purpose): the auth checks say
+    it is a rate limit with its Retry-After, never a wrong password, and the run tries one login only."""
+    proc, profile = production
+    account = {"email": profile.accounts.user_email, "password": profile.accounts.user_password}
+    with httpx.Client(verify=tls(profile.backend.url), timeout=5) as client:  # the suite's own address
+        statuses = [client.post(f"{profile.backend.url}/api/v1/auth/login", json=account).status_code for _ in range(4)]
+    assert 429 in statuses, statuses
+    _, results = run(proc.profile_path, tmp_path, "-m", "auth")
+    for check in results["checks"]:
+        assert "answered 429: Rate limit exceeded (this address is rate limited, Retry-After" in check["summary"], \
+            check["summary"]
+    assert results["logins"]["made"] == 1

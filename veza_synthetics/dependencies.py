@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .catalog import Catalog
-from .probes import describe, http
+from .probes import auth, describe, http
 from .profile import Profile
 
 
@@ -67,7 +67,7 @@ def login_failure(run: dict[str, Any]) -> str | None:
         error = next((e["error"] for e in check.get("errors", []) if e.get("step") == "login"), None)
         status = check.get("measurements", {}).get("login.status")
         if error or (status is not None and status != 200):
-            return error or f"login answered {status}"
+            return error or f"login {auth.answered(status, check.get('evidence', {}).get('login', {}))}"
     return None
 
 

@@ -260,4 +260,4 @@ def _expiring(session: auth.Session) -> bool:
 
 
 def _login_failure(login: auth.LoginResult) -> str:
-    return login.error or f"login answered {login.measurements.get('status')}: {login.evidence.get('error')}"
+    return login.error or f"login {auth.answered(login.measurements.get('status'), login.evidence)}"

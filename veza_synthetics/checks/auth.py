@@ -21,7 +21,7 @@ def _login(v: Verdict, target: Target, step: str, admin: bool = False) -> auth.S
         return None
     who = "admin" if admin else "synthetic user"
     status = result.measurements["status"]
-    if not v.require(status == 200, f"login of the {who} answered {status}: {result.evidence.get('reason')}"):
+    if not v.require(status == 200, f"login of the {who} {auth.answered(status, result.evidence)}"):
         return None
     return result.session
 

@@ -92,6 +92,16 @@ def _reason(status: int, body: dict[str, Any]) -> str | None:
     return str(text) if text else None
 
 
+def answered(status: Any, evidence: dict[str, Any]) -> str:
+    """"answered 429: <its reason> (this address is rate limited, Retry-After 7 s)": a refusal in words,
+    a rate limit named as such (a locked-out runner is not a wrong password)."""
+    text = f"answered {status}" + (f": {evidence['reason']}" if evidence.get("reason") else "")
+    if status == 429:
+        wait = evidence.get("retry_after")
+        text += " (this address is rate limited" + (f", Retry-After {wait} s)" if wait else ")")
+    return text
+
+
 def request(base_url: str, method: str, path: str, timeout_s: float, token: str | None = None,
             json_body: dict[str, Any] | None = None) -> ApiResult:
     """One API call: status, latency, the error text of the response (never its tokens)."""
@@ -105,6 +115,8 @@ def request(base_url: str, method: str, path: str, timeout_s: float, token: str 
     body = _body(response)
     evidence = {"status": response.status_code, "error": body.get("error"), "message": body.get("message"),
                 "reason": _reason(response.status_code, body), "request": ids}
+    if response.status_code == 429:
+        evidence["retry_after"] = response.headers.get("retry-after")
     instance = next((response.headers[h] for h in INSTANCE_HEADERS if h in response.headers), None)
     if instance:
         evidence["instance"] = instance
