@@ -216,8 +216,8 @@ class Backend:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/api/health" if self.s.deployed and not self.s.production_server else "/health", self.health),
-            *([] if self.s.deployed and not self.s.production_server else [Route("/ready", self.ready)]),  # B2
+            Route("/api/health" if self.s.dev_server else "/health", self.health),
+            *([] if self.s.dev_server else [Route("/ready", self.ready)]),  # the public dev server has none (B2)
             Route("/metrics", self.metrics),
             Route("/api/v1/auth/login", self.login, methods=["POST"]),
             Route("/api/v1/auth/refresh", self.refresh, methods=["POST"]),

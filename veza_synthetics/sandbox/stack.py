@@ -131,6 +131,11 @@ class SandboxState:
         return self.variant != "contract"
 
     @property
+    def dev_server(self) -> bool:
+        """The public code with its dev server (cmd/server) in front: /api/health, no /ready."""
+        return self.variant == "deployed"
+
+    @property
     def production_server(self) -> bool:
         """The public code's production server (cmd/production-server) in front, not its dev server."""
         return self.variant == "production-server"
