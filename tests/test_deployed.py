@@ -237,11 +237,16 @@ def test_the_public_codes_rate_limit_answers_a_burst(deployed):
     """B11 on the sandbox's time scale (sandbox/limits.py): a burst far above the suite's pace is
     refused, in the public code's words and without Retry-After; the twin counts it."""
     proc, profile = deployed
-    before = proc.writes()["throttled"]
-    with httpx.Client(verify=_ca(profile), timeout=5) as client, ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda _: client.get(f"{profile.backend.url}/api/health"), range(3 * B11_LIMIT)))
-    refused = [a for a in answers if a.status_code == 429 and a.json() == TOO_MANY]
-    assert refused and all("retry-after" not in a.headers for a in refused), [a.status_code for a in answers]
+    before, answers = proc.writes()["throttled"], []
+    cheap = f"{profile.backend.url}/api/v1/no-such-route"  # counted like any request, answered without work
+    with httpx.Client(verify=_ca(profile), timeout=5, limits=httpx.Limits(max_keepalive_connections=16)) as client, \
+            ThreadPoolExecutor(16) as pool:
+        for _ in range(5):  # a loaded machine may need more than one burst to outrun 100 per window
+            answers += pool.map(lambda _: client.get(cheap), range(3 * B11_LIMIT))
+            refused = [a for a in answers if a.status_code == 429 and a.json() == TOO_MANY]  # not the front door's
+            if refused:
+                break
+    assert refused and all("retry-after" not in a.headers for a in refused), sorted({a.status_code for a in answers})
     assert proc.writes()["throttled"] - before == len(refused)
     deadline = time.monotonic() + 5  # the window slides on: the next test starts unthrottled
     while httpx.get(f"{profile.backend.url}/api/health", verify=_ca(profile), timeout=5).status_code == 429:

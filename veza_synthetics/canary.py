@@ -1,4 +1,5 @@
-"""The canary the stream checks play: a signed URL for the profile's track, and that track's metadata.
+"""The canary the stream checks play: a signed URL for the profile's track, that track's metadata, and
+one timed download of it (analysed once for the three stream checks).
 
 Signed by the backend (its stream-url route, as a player gets one), or here where the profile holds
 the stream server's secret (the public code has no such route, B13).
@@ -12,12 +13,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from .probes import Result, auth, http
+from .probes import Result, auth, http, stream
 
 if TYPE_CHECKING:
     from .target import Target
 
 SIGNED_FOR_S = 300  # the lifetime of a URL signed here
+CONTRACT_KBPS = {"high": 320, "medium": 192, "low": 128, "mobile": 96}
 SIGNED_HERE = "the profile's stream secret"
 
 
@@ -59,3 +61,20 @@ def signed_canary(target: Target) -> Canary | Result:
         return Result("stream", signed.target, error=f"bad response: the signed URL does not stream track "
                                                      f"{cfg.canary_track_id}'s audio {name!r}")
     return Canary(url, name, float(meta.get("duration_s") or 0.0), "the backend", str(meta.get("title", "")))
+
+
+def played(target: Target) -> Result:
+    """The canary downloaded as a player does and analysed; a refusal of a URL signed here names the
+    secret and the clock to look at."""
+    canary = signed_canary(target)
+    if isinstance(canary, Result):
+        canary.error = f"could not get a signed stream URL: {canary.error}"
+        return canary
+    dl = stream.download(canary.url, target.timeout("connect"), target.timeout("stream_read"), target.timeout("stream"))
+    result = stream.analyse(dl, canary.url, CONTRACT_KBPS[target.profile.stream.quality], canary.duration_s)
+    result.evidence["canary"] = {"track_id": target.profile.stream.canary_track_id, "name": canary.name,
+                                 "title": canary.title, "signed_by": canary.signed_by}
+    if result.measurements.get("status") == 403 and canary.signed_by == SIGNED_HERE:
+        result.error = f"{result.error} (signed here with stream.secret: is it the stream server's secret key, " \
+                       "and is this machine's clock right?)"
+    return result

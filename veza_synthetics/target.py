@@ -17,15 +17,14 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from .canary import SIGNED_HERE, signed_canary
+from .canary import played
 from .catalog import Catalog
 from .catalog import load as load_catalog
-from .probes import Result, auth, exporters, forget_connections, http, identity, pacing, stream, trust, websocket
+from .probes import Result, auth, exporters, forget_connections, http, identity, pacing, trust, websocket
 from .profile import Profile
 from .verdict import Verdict
 
 LATENCY = ("perf.high_response_time", "p95_ms")  # the sample stops once this is decided to fail
-CONTRACT_KBPS = {"high": 320, "medium": 192, "low": 128, "mobile": 96}
 
 
 @dataclass(frozen=True)
@@ -237,21 +236,7 @@ class Target:
         return self.shared("http", attempt, measure)
 
     def stream_download(self, attempt: int) -> Result:
-        def measure() -> Result:
-            canary = signed_canary(self)
-            if isinstance(canary, Result):
-                canary.error = f"could not get a signed stream URL: {canary.error}"
-                return canary
-            dl = stream.download(canary.url, self.timeout("connect"), self.timeout("stream_read"),
-                                 self.timeout("stream"))
-            result = stream.analyse(dl, canary.url, CONTRACT_KBPS[self.profile.stream.quality], canary.duration_s)
-            result.evidence["canary"] = {"track_id": self.profile.stream.canary_track_id, "name": canary.name,
-                                         "title": canary.title, "signed_by": canary.signed_by}
-            if result.measurements.get("status") == 403 and canary.signed_by == SIGNED_HERE:
-                result.error = f"{result.error} (signed here with stream.secret: is it the stream server's " \
-                               "secret key, and is this machine's clock right?)"
-            return result
-        return self.shared("stream", attempt, measure)
+        return self.shared("stream", attempt, lambda: played(self))
 
 
 def _expiring(session: auth.Session) -> bool:
