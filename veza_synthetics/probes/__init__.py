@@ -156,6 +156,13 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return chain
 
 
+def refusal(body: object) -> str | None:
+    """A refusal's text in a JSON answer: in `error` (Veza's auth handlers, its stream server) or in
+    `message` (its track, search and admin handlers, B4)."""
+    text = (body.get("error") or body.get("message")) if isinstance(body, dict) else None
+    return str(text) if text else None
+
+
 def describe(exc: BaseException, timeout_s: float | None = None) -> str:
     """A one-line reason an SRE can act on, from the exception's type (never its wording)."""
     text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from . import Result, describe, take_turn
+from . import Result, describe, refusal, take_turn
 from . import request as keepalive_request
 
 ApiResultT = TypeVar("ApiResultT", bound="ApiResult")
@@ -86,10 +86,7 @@ def _body(response: httpx.Response) -> dict[str, Any]:
 def _reason(status: int, body: dict[str, Any]) -> str | None:
     """A refusal's text: in `error` (Veza's auth handlers) or in `message` (its track, search and admin
     handlers, B4); a success's `message` is no reason."""
-    if status < 400:
-        return None
-    text = body.get("error") or body.get("message")
-    return str(text) if text else None
+    return refusal(body) if status >= 400 else None
 
 
 def answered(status: Any, evidence: dict[str, Any]) -> str:

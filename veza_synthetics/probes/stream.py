@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import soundfile as sf
 
-from . import Result, describe, identity, tls
+from . import Result, describe, identity, refusal, tls
 
 SILENCE_DBFS = -70.0  # digital silence and decoder gaps; music's quiet passages sit far above (-54 dBFS in the canary)
 CLIP_LEVEL = 0.95     # -0.45 dBFS: hard clipping leaves decoded samples here, a master's peaks only graze it
@@ -86,12 +86,9 @@ def _refusal(excerpt: str) -> str:
     """A refusal's text: a JSON body's error or message, or the plain text the public stream_server sends
     (S2: "Invalid signature")."""
     try:
-        body = json.loads(excerpt)
+        return refusal(json.loads(excerpt)) or ""
     except ValueError:
         return excerpt.strip().splitlines()[0][:120] if excerpt.strip() else ""
-    if isinstance(body, dict):
-        return str(body.get("error") or body.get("message") or "")
-    return ""
 
 
 def decode(mp3: bytes) -> tuple[np.ndarray | None, int, str | None]:
