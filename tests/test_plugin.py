@@ -40,16 +40,22 @@ def test_markers_come_from_the_catalog(tmp_path):
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """`pip install .` into a fresh venv: the suite without the sandbox's servers."""
+    """`pip install .` into a fresh venv: the suite without the sandbox's servers. This venv's pip installs it
+    (`--python`: no pip of its own to bootstrap) and compiles no bytecode ahead (what the runs below import
+    compiles as they do): the same resolution and files, half the time."""
     venv = tmp_path_factory.mktemp("venv")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(REPO)], check=True, timeout=600,
-                   capture_output=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    subprocess.run([*PIP, "--python", str(venv / "bin" / "python"), "install", "-q", "--no-compile", str(REPO)],
+                   check=True, timeout=600, capture_output=True)
     return venv
 
 
+PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+
+
 def test_pip_install_brings_no_sandbox_servers(installed):
-    listed = subprocess.run([str(installed / "bin" / "pip"), "list"], capture_output=True, text=True).stdout.lower()
+    listed = subprocess.run([*PIP, "--python", str(installed / "bin" / "python"), "list"], capture_output=True,
+                            text=True, timeout=120).stdout.lower()
     assert "veza-synthetics" in listed and "pytest-asyncio" in listed
     assert "uvicorn" not in listed and "starlette" not in listed
 
