@@ -20,7 +20,8 @@ import pytest
 import yaml
 
 from veza_synthetics.catalog import load as load_catalog
-from veza_synthetics.matrix import expectation
+from veza_synthetics.matrix import expectation, measure
+from veza_synthetics.profile import load as load_profile
 from veza_synthetics.sandbox.processes import free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,13 +115,10 @@ def _production_env(sandbox) -> tuple[dict, dict]:
 SYNTHETIC_CONVERSATION = "veza-synthetics-canary"
 
 
-def nightly(sandbox, tmp_path, *extra: str, chat_opt_in: bool = False,
-            direct: bool = True) -> tuple[subprocess.CompletedProcess, dict, dict]:
-    """The nightly's command, read-only, through the sandbox's front door (nginx, TLS, two backends),
-    the canary signed by the backend; the run's results and what the write recorder saw it write."""
-    env, p = production_env(sandbox, direct)
-    # The production profile has no canary id for the sandbox: point it there through a profile that extends it,
-    # with the sandbox's 1 s scrapes.
+def nightly_profile(sandbox, tmp_path, chat_opt_in: bool = False, direct: bool = True, ca_file: str = "") -> Path:
+    """The production profile, as shipped, pointed at the sandbox: a profile that extends it with the sandbox's
+    canary id, its 1 s scrapes and short holds (the production profile has no canary id for the sandbox)."""
+    _, p = production_env(sandbox, direct)
     profile = tmp_path / "production-on-sandbox.toml"
     shipped = "production.toml" if direct else "production-prometheus.toml"
     profile.write_text(f'extends = "{REPO}/fixtures/environments/{shipped}"\nname = "production"\n'
@@ -129,17 +127,71 @@ def nightly(sandbox, tmp_path, *extra: str, chat_opt_in: bool = False,
                        + '[prometheus]\nrate_window = "5s"\nscrape_interval_s = 1.0\n'
                        '[holds]\nsession_s = 2.0\nws_idle_s = 3.0\n'
                        '[sampling]\nmax_rps = 50.0\n'  # production's pace (0.4/s) is proven by test_honesty and test_units
+                       + (f'[tls]\nca_file = "{ca_file}"\n' if ca_file else "")
                        + (f'[chat]\nsynthetic_conversation = "{SYNTHETIC_CONVERSATION}"\n' if chat_opt_in else ""))
-    before = httpx.get(f"{p['sandbox']['admin_url']}/writes", timeout=5).json()
+    return profile
+
+
+class WriteRecorder:
+    """What the sandbox's recorder saw written between two moments (HTTP writes, SQL, chat messages by
+    conversation)."""
+
+    def __init__(self, sandbox):
+        self.url = f"{tomllib.loads(sandbox.profile_path.read_text())['sandbox']['admin_url']}/writes"
+        self.before = httpx.get(self.url, timeout=5).json()
+
+    def since(self) -> dict:
+        before, after = self.before, httpx.get(self.url, timeout=5).json()
+        return {"http": after["http"][len(before["http"]):], "sql": after["sql"],
+                "chat": {c: n - (before["chat"] or {}).get(c, 0) for c, n in (after["chat"] or {}).items()
+                         if n != (before["chat"] or {}).get(c, 0)}}
+
+
+def nightly(sandbox, tmp_path, *extra: str, chat_opt_in: bool = False,
+            direct: bool = True) -> tuple[subprocess.CompletedProcess, dict, dict]:
+    """The nightly's command, read-only, through the sandbox's front door (nginx, TLS, two backends),
+    the canary signed by the backend; the run's results and what the write recorder saw it write."""
+    env, _ = production_env(sandbox, direct)
+    profile = nightly_profile(sandbox, tmp_path, chat_opt_in, direct)
+    recorder = WriteRecorder(sandbox)
     run = subprocess.run([*VEZA_SYNTH, "run", "--env", str(profile), "--location", "test-runner", *extra,
                           "--reports-dir", str(tmp_path / "reports")],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    after = httpx.get(f"{p['sandbox']['admin_url']}/writes", timeout=5).json()
-    writes = {"http": after["http"][len(before["http"]):], "sql": after["sql"],
-              "chat": {c: n - (before["chat"] or {}).get(c, 0) for c, n in (after["chat"] or {}).items()
-                       if n != (before["chat"] or {}).get(c, 0)}}
     results = json.loads((tmp_path / "reports" / "latest" / "results.json").read_text())
-    return run, results, writes
+    return run, results, recorder.since()
+
+
+def nightly_cell(sandbox, tmp_path, monkeypatch, fault: str, *, chat_opt_in: bool = False, direct: bool = True,
+                 symptoms: list[str] | None = None) -> tuple[list[dict], dict]:
+    """A nightly-shape cell: the nightly's profile (production's, read-only, its secrets in the environment
+    as the workflow sets them), the fault on, the checks the matrix judges under it measured in this
+    process the way the command's run takes them (matrix.measure: catalog -> checks -> verdict -> record;
+    the command itself is proven end to end above); the records and what the sandbox saw written."""
+    env, p = production_env(sandbox, direct)
+    for name in [n for n in os.environ if n.startswith("VEZA_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        if name.startswith("VEZA_"):
+            monkeypatch.setenv(name, value)
+    # in this process the front door's CA is the profile's own (SSL_CERT_FILE is read once per process)
+    profile = load_profile(str(nightly_profile(sandbox, tmp_path, chat_opt_in, direct, ca_file=p["tls"]["ca_file"])))
+    assert profile.name == "production" and not profile.allows_writes
+    relevant = symptoms or sorted(c for c in load_catalog().symptoms if expectation(fault, c) != "may")
+    with sandbox.faults_on([fault]):  # returns once the fault is in effect, as Prometheus sees it too
+        recorder = WriteRecorder(sandbox)
+        records = [r.to_json() for r in measure(profile, relevant)]
+        writes = recorder.since()
+    return records, writes
+
+
+def judged(fault: str, records: list[dict]) -> dict[str, dict]:
+    """The failed checks, once the cell meets the matrix: every must-fail check failed, nothing outside
+    the fault's may-fail set did."""
+    failed = {c["id"]: c for c in records if c["outcome"] == "failed"}
+    assert set(load_catalog().faults[fault].must_fail) <= set(failed), f"{fault}: {sorted(failed)}"
+    assert set(failed) <= load_catalog().allowed_to_fail(fault), \
+        f"{fault} failed unrelated checks: {[failed[c]['summary'] for c in sorted(failed)]}"
+    return failed
 
 
 def test_nightly_command_is_read_only_and_pushes_results(sandbox, pushgateway, tmp_path):
@@ -190,16 +242,11 @@ def test_nightly_chat_opt_in_sends_only_into_the_synthetic_conversation(sandbox,
 
 
 @pytest.mark.parametrize("fault", NIGHTLY_FAULTS)
-def test_nightly_command_fails_the_matrix_checks_through_the_front_door(sandbox, tmp_path, fault):
-    """The nightly's own command sees what the matrix sees: the fault's must-fail checks fail, nothing
-    outside its may-fail set does, and the run writes nothing."""
-    with sandbox.faults_on([fault]):
-        run, results, writes = nightly(sandbox, tmp_path, chat_opt_in=True)
-    assert run.returncode == 1, run.stdout[-3000:]
-    failed = {c["id"] for c in results["checks"] if c["outcome"] == "failed"}
-    fault_row = load_catalog().faults[fault]
-    assert set(fault_row.must_fail) <= failed, f"{fault}: {failed}"
-    assert failed <= load_catalog().allowed_to_fail(fault), f"{fault} failed unrelated checks: {failed}"
+def test_nightly_profile_fails_the_matrix_checks_through_the_front_door(sandbox, tmp_path, monkeypatch, fault):
+    """The nightly's profile sees what the matrix sees: the fault's must-fail checks fail, nothing outside
+    its may-fail set does, and nothing is written but into the synthetic conversation."""
+    records, writes = nightly_cell(sandbox, tmp_path, monkeypatch, fault, chat_opt_in=True)
+    judged(fault, records)
     assert writes["http"] == writes["sql"] == [] and set(writes["chat"]) <= {SYNTHETIC_CONVERSATION}, writes
 
 
@@ -238,16 +285,11 @@ DIRECT_FAULTS = ["db.pool_exhausted", "db.idle_transactions", "perf.disk_full"]
 
 @pytest.mark.parametrize("direct,fault", [(False, f) for f in EXPORTER_FAULTS] + [(True, f) for f in DIRECT_FAULTS],
                          ids=[f"prometheus-only-{f}" for f in EXPORTER_FAULTS] + [f"direct-{f}" for f in DIRECT_FAULTS])
-def test_nightly_fails_the_matrix_checks_both_ways(sandbox, tmp_path, direct, fault):
+def test_nightly_fails_the_matrix_checks_both_ways(sandbox, tmp_path, monkeypatch, direct, fault):
     """The checks the matrix judges under the fault (those that must fail or must pass; the others' outcome
-    proves nothing) through the nightly's own command."""
-    relevant = sorted(c for c in load_catalog().symptoms if expectation(fault, c) != "may")
-    with sandbox.faults_on([fault]):  # returns once Prometheus has scraped the exporters since (catalog seen_by)
-        run, results, writes = nightly(sandbox, tmp_path, "--symptoms", ",".join(relevant), direct=direct)
-    assert run.returncode == 1, run.stdout[-3000:]
-    failed = {c["id"]: c for c in results["checks"] if c["outcome"] == "failed"}
-    assert set(load_catalog().faults[fault].must_fail) <= set(failed), f"{fault}: {sorted(failed)}"
-    assert set(failed) <= load_catalog().allowed_to_fail(fault), f"{fault} failed unrelated checks: {sorted(failed)}"
+    proves nothing) under the nightly's profile, with direct access or through Prometheus only."""
+    records, writes = nightly_cell(sandbox, tmp_path, monkeypatch, fault, direct=direct)
+    failed = judged(fault, records)
     assert writes["http"] == writes["sql"] == []
     if fault == "db.pool_exhausted":  # refused or not, the exporter's figures are the evidence
         texts = [c["text"] for c in failed["db.connection_timeout"]["conditions"] if c["level"] == "failed"]
@@ -262,11 +304,11 @@ def test_nightly_fails_the_matrix_checks_both_ways(sandbox, tmp_path, direct, fa
         assert "/volumes/data" in failed["perf.resource_saturation"]["summary"]
 
 
-def test_without_a_session_slow_connects_are_not_measured(sandbox, tmp_path):
-    with sandbox.faults_on(["db.slow_connect"]):
-        run, results, _ = nightly(sandbox, tmp_path, "-m", "database", direct=False)
-    check = next(c for c in results["checks"] if c["id"] == "db.connection_timeout")
-    assert check["outcome"] == "passed" and run.returncode == 0
+def test_without_a_session_slow_connects_are_not_measured(sandbox, tmp_path, monkeypatch):
+    records, _ = nightly_cell(sandbox, tmp_path, monkeypatch, "db.slow_connect", direct=False,
+                              symptoms=["db.connection_timeout"])
+    [check] = records
+    assert check["outcome"] == "passed", check["summary"]
     assert "connect time: not measured (needs direct PostgreSQL access)" in check["not_measured"]
 
 

@@ -72,7 +72,8 @@ class SandboxProcess:
 
     @contextlib.contextmanager
     def faults_on(self, faults: list[str], params: dict[str, float] | None = None) -> Iterator[list[str]]:
-        """These faults on for the block, and none after it, whatever happened inside."""
+        """These faults on for the block, and none after it, whatever happened inside (each switch returns once
+        Prometheus sees it, off as on)."""
         active = self.set_faults(faults, params)
         try:
             yield active
