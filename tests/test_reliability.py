@@ -1,5 +1,6 @@
 """The suite keeps its head: blips are confirmed away, persistent faults fail every time, runs
-don't interfere, healthy runs raise no false alarm, and measured figures match injected ones."""
+don't interfere, healthy runs raise no false alarm. How close measured figures come to injected ones is
+measured, not asserted: bench/run.py's accuracy section (perf.latency, ws.latency, stream.throttle at several sizes)."""
 import datetime as dt
 import json
 import subprocess
@@ -8,8 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from veza_synthetics.target import Target
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,27 +104,3 @@ def test_two_concurrent_runs_do_not_interfere(tmp_path):
     folders = [p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink() and p.name[:8].isdigit()]
     assert len(folders) == 2 and all((f / "results.json").exists() for f in folders)
     assert len(list((tmp_path / "history" / "sandbox" / "sandbox").glob("*.json"))) == 2  # both kept
-
-
-@pytest.fixture
-def target(sandbox_profile):
-    t = Target(sandbox_profile)
-    yield t
-    t.close()
-
-
-@pytest.mark.parametrize("fault,measure,injected,tolerance", [
-    ("ws.latency", lambda t: t.chat_delivery(1).measurements["delivery_p50_ms"], 300.0, 0.10),
-    ("stream.throttle", lambda t: t.stream_download(1).measurements["speed_ratio"], 0.7, 0.10),
-])
-def test_measured_figures_match_the_injected_ones(sandbox, target, fault, measure, injected, tolerance):
-    with sandbox.faults_on([fault]):
-        measured = measure(target)
-    assert abs(measured - injected) <= tolerance * injected, f"{fault}: measured {measured} vs injected {injected}"
-
-
-def test_measured_api_latency_matches_the_injected_delay(sandbox, target):
-    baseline = target.http_sample(1).evidence["per_endpoint"]["tracks"]["p50_ms"]
-    with sandbox.faults_on(["perf.latency"]):
-        slowed = target.http_sample(2).evidence["per_endpoint"]["tracks"]["p50_ms"]
-    assert abs((slowed - baseline) - 400) <= 40, f"added latency measured {slowed - baseline:.0f} ms vs 400 ms"

@@ -383,8 +383,8 @@ class Sandbox:
                 "infra.rules_missing": self._on_infra_rules_missing}
 
     async def _seen_by_prometheus(self, faults: list[str], since: float) -> None:
-        """Return once Prometheus sees these faults' switch (catalog `seen_by`): every target scraped after
-        they were switched on or off, and over the whole rate window for the faults read through rate()."""
+        """Return once Prometheus sees these faults' switch (catalog `seen_by`): every target scraped since
+        the switch was complete, and over the whole rate window for the faults read through rate()."""
         ways = {load_catalog().faults[f].seen_by for f in faults} - {""}
         if not ways or not self.prometheus:
             return
@@ -517,10 +517,11 @@ class Sandbox:
                     return JSONResponse({"error": f"faults without a size: {sorted(unknown)}; sized faults: "
                                                   f"{sorted(fault_ids.default_sizes())}"}, 400)
                 self.state.faults.params = {**fault_ids.default_sizes(), **params}
-                since, before = time.time(), set(self.state.faults.active)
+                before = set(self.state.faults.active)
                 await self.set_faults(list(body["active"]))
-                # switched on or off alike: the next reader of Prometheus sees the platform as it is now
-                await self._seen_by_prometheus(sorted(before ^ self.state.faults.active), since)
+                # switched on or off alike, and from when the switch is complete (holding a whole pool takes a
+                # while): the next reader of Prometheus sees the platform as it is now
+                await self._seen_by_prometheus(sorted(before ^ self.state.faults.active), time.time())
             except SetupError as exc:
                 return JSONResponse({"error": str(exc)}, 404)
             except (ValueError, KeyError, TypeError):
