@@ -108,22 +108,29 @@ def _run_one(profile, symptom: str, folder: Path) -> dict:
     return _results(folder)["checks"][0]
 
 
+def _measure_one(profile, symptom: str) -> dict:
+    """The check's read-only record, measured in this process as a run takes it (matrix.measure)."""
+    from veza_synthetics.matrix import measure
+    from veza_synthetics.profile import load
+    return next(r.to_json() for r in measure(load(str(profile)), [symptom]) if r.variant == "read-only")
+
+
 def test_a_client_heartbeat_keeps_a_short_proxy_timeout_at_bay(sandbox, tmp_path):
     """ws.disconnects idles as the profile's client does: with no heartbeat of its own (a browser) a 1 s
     proxy timeout drops it; a client sending its application Ping every 0.5 s survives it."""
     beating = _profile(sandbox, tmp_path, "[chat]\nclient_heartbeat_s = 0.5\n")
     with sandbox.faults_on(["front.idle_timeout"]):
-        browser = _run_one(sandbox.profile_path, "ws.disconnects", tmp_path / "browser")
-        heartbeat = _run_one(beating, "ws.disconnects", tmp_path / "heartbeat")
+        browser = _measure_one(sandbox.profile_path, "ws.disconnects")
+        heartbeat = _measure_one(beating, "ws.disconnects")
     # nginx's 1 s timer starts a moment before the client's idle clock: 0.9x s or 1.0x s, never the 3 s hold
     idle = re.search(r"after (\d+(?:\.\d+)?) s idle: code 1006", browser["summary"])
     assert browser["outcome"] == "failed" and idle and 0.9 <= float(idle[1]) <= 1.2, browser["summary"]
     assert heartbeat["outcome"] == "passed", heartbeat["summary"]
 
 
-def test_the_sampler_backs_off_and_a_rejected_token_in_the_sample_counts(sandbox, tmp_path):
+def test_the_sampler_backs_off_and_a_rejected_token_in_the_sample_counts(sandbox):
     with sandbox.faults_on(["front.rate_limit"]):
-        throttled = _run_one(sandbox.profile_path, "perf.error_rate", tmp_path / "throttled")
+        throttled = _measure_one(sandbox.profile_path, "perf.error_rate")
     m = throttled["measurements"]
     # five refusals (plus what was already in flight at 2 concurrent requests), then it stopped asking; the
     # requests not sent count as refused: the platform did not serve its declared pace
@@ -131,7 +138,7 @@ def test_the_sampler_backs_off_and_a_rejected_token_in_the_sample_counts(sandbox
     assert "the sampler backed off" in throttled["summary"] and "Retry-After 1 s" in throttled["summary"]
     assert throttled["outcome"] == "failed" and m["sample.throttled_pct"] >= 20
     with sandbox.faults_on(["front.instance_rejects_tokens"]):
-        rejected = _run_one(sandbox.profile_path, "auth.http_401_403", tmp_path / "rejected")
+        rejected = _measure_one(sandbox.profile_path, "auth.http_401_403")
     assert rejected["outcome"] == "failed"
     assert any("in the HTTP sample" in c["text"] and c["level"] == "failed" for c in rejected["conditions"])
     assert rejected["evidence"]["sample_token"]["status_by_instance"]["backend-2"].get("401")
