@@ -283,3 +283,77 @@ def test_redis_down_is_seen_although_the_dev_servers_health_says_healthy(deploye
     assert services.outcome == "failed", services.summary
     assert any(c["text"].startswith("backend health healthy") for c in services.conditions), services.conditions
     assert [e["step"] for e in services.errors] == ["redis"], services.errors
+
+
+def _backend_chat(profile):
+    """The profile's chat moved to the backend's own /ws/chat behind the front door (C6), with the settings
+    that say how it answers."""
+    url = profile.backend.url.replace("https://", "wss://") + "/ws/chat"
+    return profile.with_changes("chat", url=url, auth="token", broadcast=True, confirmations=False, app_ping=False,
+                                delivered_type="SendMessage", rooms=False)
+
+
+def test_the_backends_own_chat_answers_as_the_go_code_does(deployed):
+    """C6 on the wire: no token, no handshake; then no confirmation and no Pong, and every frame, a Ping
+    included, sent on as it came to every client, its sender too."""
+    import asyncio
+
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    from veza_synthetics.probes import auth
+    _, profile = deployed
+    url = _backend_chat(profile).chat.url
+    login = auth.login(profile.backend.url, profile.accounts.user_email, profile.accounts.user_password, 5)
+    assert login.session is not None
+
+    async def talk() -> tuple[int, list[str], list[str]]:
+        try:
+            async with connect(url, ssl=_ca(profile)):
+                refused = 0
+        except InvalidStatus as exc:
+            refused = exc.response.status_code
+        with_token = f"{url}?token={login.session.access_token}"
+        async with connect(with_token, ssl=_ca(profile)) as a, connect(with_token, ssl=_ca(profile)) as b:
+            await a.send(json.dumps({"type": "Ping"}))
+            got_b = [await asyncio.wait_for(b.recv(), 5)]
+            got_a = [await asyncio.wait_for(a.recv(), 5)]
+            for ws, got in ((a, got_a), (b, got_b)):
+                try:
+                    got.append(await asyncio.wait_for(ws.recv(), 0.5))
+                except TimeoutError:
+                    pass
+        return refused, got_a, got_b
+    try:
+        refused, got_a, got_b = asyncio.run(talk())
+    finally:
+        auth.logout(profile.backend.url, login.session, 5)
+    assert refused == 403
+    assert got_a == got_b == ['{"type": "Ping"}'], (got_a, got_b)  # no Pong, no ActionConfirmed: the frame itself
+
+
+def test_the_chat_checks_read_the_backends_own_chat_through_its_settings(deployed):
+    """With chat.confirmations, chat.app_ping, chat.delivered_type and chat.rooms saying how /ws/chat answers,
+    the chat checks pass on it and say what they could not measure; the contract's settings there name
+    the setting to change; a read-only profile sends nothing to a chat whose members are everyone."""
+    import dataclasses
+    proc, profile = deployed
+    go_chat = _backend_chat(profile)
+    before = proc.writes()["chat"] or {}
+    checks = {r.id: r for r in measure(go_chat, ["ws.disconnects", "ws.message_loss", "ws.high_latency"])
+              if r.variant == "read-only"}
+    assert {sid: r.outcome for sid, r in checks.items()} == dict.fromkeys(checks, "passed"), \
+        [r.summary for r in checks.values()]
+    assert "application Ping/Pong: not measured (chat.app_ping = false: this chat answers no Ping)" \
+        in checks["ws.disconnects"].not_measured
+    assert checks["ws.message_loss"].measurements["delivery.received"] == 50, checks["ws.message_loss"].measurements
+    after = proc.writes()["chat"] or {}
+    assert sum(after.values()) - sum(before.values()) == 50  # one delivery run serves both checks
+    [confirming] = [r for r in measure(go_chat.with_changes("chat", confirmations=True), ["ws.disconnects"])]
+    assert confirming.outcome == "failed" and "chat.confirmations = false for a chat that confirms nothing" \
+        in confirming.summary, confirming.summary
+    read_only = dataclasses.replace(go_chat.with_changes("chat", synthetic_conversation="00000000-0000-4000-8000-00000000c0de"),
+                                    allow="readonly")
+    [loss] = [r for r in measure(read_only, ["ws.message_loss"]) if r.variant == "read-only"]
+    assert loss.outcome == "skipped" and "chat.rooms = false" in loss.summary, loss.summary
+    assert (proc.writes()["chat"] or {}) == after

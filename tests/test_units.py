@@ -402,6 +402,11 @@ def test_an_answer_is_read_where_the_profile_says():
     assert list_at(stub, "data.tracks", "backend.search_results_path") == []
 
 
+def test_the_chats_delivered_frame_type_must_be_named(tmp_path):
+    with pytest.raises(SetupError, match="'chat.delivered_type' must name the frame type"):
+        profile.load(write(tmp_path, '[chat]\ndelivered_type = ""\n'))
+
+
 @pytest.mark.parametrize("setting,value", [("backend.ready_path", "ready"), ("auth.forbidden_path", ""),
                                            ("backend.health_path", "api/health")])
 def test_a_route_setting_must_be_a_path(tmp_path, setting, value):

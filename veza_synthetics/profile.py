@@ -89,6 +89,9 @@ def _check_values(data: dict[str, Any], source: str) -> None:
     _check_serve(data["serve"], source)
     if data["quorum"] < 0:
         raise SetupError(f"profile {source}: 'quorum' must be >= 0 (0 means a majority), not {data['quorum']!r}")
+    if not data["chat"]["delivered_type"]:
+        raise SetupError(f"profile {source}: 'chat.delivered_type' must name the frame type a member receives a "
+                         "message as (e.g. \"NewMessage\"), not empty")
 
 
 # URL paths a check appends to a base URL; those that may be "" say the platform has no such route.

@@ -31,9 +31,17 @@ class Chat:
     # Sending chat messages is a write. A read-only profile sends none unless it names a conversation
     # kept for the synthetic account, where its messages may land (an explicit opt-in).
     synthetic_conversation: str = ""
-    # The client's own application heartbeat ({"type": "Ping"}) while idle, in seconds; 0 = none, as a
-    # browser on Veza's web app (it answers the server's 30 s pings and sends none).
+    # The client's own heartbeat while idle, in seconds; 0 = none, as a browser on Veza's web app (it
+    # answers the server's 30 s pings and sends none). An application {"type": "Ping"}, or a ping frame
+    # where the chat answers no application Ping.
     client_heartbeat_s: float = 0.0
+    # What the chat answers, as settings (the backend's own /ws/chat answers none of the contract's, C6):
+    confirmations: bool = True          # ActionConfirmed after connecting, joining and sending
+    app_ping: bool = True               # a Pong to the application {"type": "Ping"}
+    delivered_type: str = "NewMessage"  # the frame a member receives a message as ("SendMessage" where the chat
+                                        # re-broadcasts the sender's frame as it came, C6)
+    rooms: bool = True                  # false: every connected client gets every frame, so a synthetic
+                                        # conversation confines nothing and sending is a write to everyone (C6)
 
 
 @dataclass(frozen=True)

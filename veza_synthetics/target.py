@@ -208,15 +208,21 @@ class Target:
                 return Result("websocket", chat.url, error=f"no token for the chat: {self.login_failure()}")
             conversation = chat.synthetic_conversation or str(uuid.uuid4())
             return websocket.delivery(chat.url, token, self.profile.sampling.chat_messages, self.timeout("ws"),
-                                      conversation)
+                                      conversation, websocket.Frames.of(chat))
         return self.shared("chat", attempt, measure)
 
     def may_send_chat(self) -> str | None:
         """None if the run may send chat messages, else why not (messages are writes)."""
-        if self.profile.allows_writes or self.profile.chat.synthetic_conversation:
+        p = self.profile
+        if p.allows_writes:
             return None
-        return (f"profile '{self.profile.name}' is read-only and names no chat.synthetic_conversation "
-                "where the synthetic account may send messages")
+        if not p.chat.synthetic_conversation:
+            return (f"profile '{p.name}' is read-only and names no chat.synthetic_conversation "
+                    "where the synthetic account may send messages")
+        if not p.chat.rooms:  # the backend's own chat (C6): its members are every connected client
+            return (f"profile '{p.name}' is read-only and this chat sends every frame to every connected client "
+                    "(chat.rooms = false): chat.synthetic_conversation confines no message")
+        return None
 
     def http_sample(self, attempt: int) -> Result:
         backend, sampling = self.profile.backend, self.profile.sampling

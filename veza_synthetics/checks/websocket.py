@@ -25,16 +25,19 @@ def disconnects(v: Verdict, target: Target, attempt: int) -> None:
         if token is None:
             v.error("login", p.backend.url, f"no token for the chat: {target.login_failure()}")
             return
-    result = websocket.hold(p.chat.url, token, p.holds.ws_idle_s, target.timeout("ws"), p.chat.client_heartbeat_s)
+    result = websocket.hold(p.chat.url, token, p.holds.ws_idle_s, target.timeout("ws"), p.chat.client_heartbeat_s,
+                            websocket.Frames.of(p.chat))
     if not v.record("hold", result):
         return
     m, events = result.measurements, "; ".join(result.evidence["events"])
     v.against("handshake_ms", m["handshake_ms"], label="handshake")
     if not v.require(not m.get("unanswered"), events):
         return
+    if not p.chat.app_ping:
+        v.missing("application Ping/Pong: not measured (chat.app_ping = false: this chat answers no Ping)")
+    pong = f", Pong in {m['app_pong_ms']:.1f} ms" if "app_pong_ms" in m else ""
     v.require("closed_after_s" not in m, f"disconnected: {events} (hold {m['hold_s']:g} s, the client sending nothing "
-              "but answering the server's pings)",
-              ok_text=f"held {m.get('held_s', 0):g} s idle, Pong in {m.get('app_pong_ms', 0):.1f} ms")
+              "but answering the server's pings)", ok_text=f"held {m.get('held_s', 0):g} s idle{pong}")
     code = m["close_code"]
     v.require(code not in websocket.ABNORMAL and code is not None,
               f"close code {code} (abnormal) after {m['open_s']:g} s open: {events}", ok_text=f"close code {code}")
@@ -53,8 +56,9 @@ def message_loss(v: Verdict, target: Target, attempt: int) -> None:
         return
     m, ev = result.measurements, result.evidence
     if not target.profile.chat.broadcast and m["received"] == 0:
-        v.require(False, f"members do not get messages: this chat does not broadcast NewMessage "
-                         f"(lost {m['lost']}/{m['sent']}; chat.broadcast = false in the profile)")
+        v.require(False, f"members do not get messages: this chat does not broadcast "
+                         f"{target.profile.chat.delivered_type} (lost {m['lost']}/{m['sent']}; chat.broadcast = false "
+                         "in the profile)")
         return
     for name, numbers in (("lost", ev["missing_numbers"]), ("duplicated", ev["duplicated_numbers"]),
                           ("reordered", ev["reordered_numbers"])):

@@ -19,9 +19,10 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .backend_chat import BackendChat
 from .limits import RATE_LIMITED, TOO_MANY, ProductionLimits, SlidingLimit, client_address
 from .serving import open_pool, renew_pool
 
@@ -125,7 +126,8 @@ class Backend:
     def asgi(self, instance: str) -> ASGIApp:
         """One instance's app: the same API and database, its own name (X-Veza-Instance), and the
         faults that hit a single instance behind the load balancer (the second one)."""
-        app = Starlette(routes=self.routes())
+        chat = [WebSocketRoute("/ws/chat", BackendChat(self._decode, self.s.backend_chat_sent).endpoint)]
+        app = Starlette(routes=[*self.routes(), *(chat if self.s.dev_server else [])])  # C6: one hub per instance
         odd_one_out = instance == "backend-2"
         metrics = InstanceMetrics()
 

@@ -3,7 +3,8 @@
 As a production Veza is served: a CA of the sandbox's own signs the server certificate
 (clients verify it: the profile names the CA file), two backend instances behind an
 upstream, WebSocket upgrade with a proxy read timeout, and a per-client rate limit on the
-API answering 429 with Retry-After. Faults rewrite the configuration and reload nginx, as
+API answering 429 with Retry-After. The backend's own chat (/ws/chat, the dev server's: C6) goes to
+the first instance only, its hub being in one process. Faults rewrite the configuration and reload nginx, as
 an operator's change would.
 """
 from __future__ import annotations
@@ -134,6 +135,12 @@ http {{
   server {{
     listen {LOOPBACK}:{p['backend']} ssl; {tls}
     {"location /metrics { deny all; }" if self.deny_metrics else ""}
+    location /ws/chat {{
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_read_timeout {s.chat_read_timeout};
+      proxy_pass http://{LOOPBACK}:{self.backends[0]};
+    }}
     location / {{
       limit_req zone=api burst={s.api_burst} nodelay;
       proxy_set_header Connection "";

@@ -38,7 +38,8 @@ class AppServer:
         sock.bind((LOOPBACK, self.port or free_port()))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="critical", access_log=False, lifespan="off",
-                                date_header=False, timeout_graceful_shutdown=1)
+                                date_header=False, timeout_graceful_shutdown=1,
+                                ws_ping_interval=None)  # the backend's own chat never pings (C6)
         logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
         self._server = _QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))

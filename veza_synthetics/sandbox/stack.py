@@ -13,6 +13,7 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,7 @@ class SandboxState:
     session_agents: dict[str, str] = field(default_factory=dict)  # session id -> the User-Agent that logged in
     logins: dict[str, int] = field(default_factory=dict)  # login attempts per email (Veza locks an address out after 3)
     throttled: int = 0  # 429s the deployed variants' rate limits answered (B11, B12)
+    backend_chat_sent: Counter[str] = field(default_factory=Counter)  # messages the backend's own chat re-broadcast (C6)
     variant: str = "contract"  # or "deployed", "production-server": the public Veza code (VARIANTS)
     backend_log: str = ""  # each API request with its request id and traceparent, as a production log has them
 
@@ -543,12 +545,14 @@ class Sandbox:
 
     async def _admin_writes(self, request: Request) -> JSONResponse:
         """Every write the suite made: API requests that change data (those of one client with
-        ?user_agent=), SQL that is not a read, and the chat messages stored per conversation."""
+        ?user_agent=), SQL that is not a read, and the chat messages per conversation (those the chat server
+        stored, and those the backend's own chat re-broadcast)."""
         agent = request.query_params.get("user_agent")
         http = [entry for entry, by in self.state.write_requests if agent is None or by == agent]
+        stored = await _up(self.chat).stored_messages()  # None while the database cannot say
+        chat = None if stored is None else dict(Counter(stored) + self.state.backend_chat_sent)
         return JSONResponse({"http": http, "logins": dict(self.state.logins), "throttled": self.state.throttled,
-                             "sql": _up(self.pg).suite_writes(),
-                             "chat": await _up(self.chat).stored_messages()})
+                             "sql": _up(self.pg).suite_writes(), "chat": chat})
 
     async def _admin_prometheus_ready(self, request: Request) -> JSONResponse:
         """Waits (up to 30 s) until Prometheus has scraped every target twice: a run that started the
