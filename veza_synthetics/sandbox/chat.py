@@ -118,7 +118,7 @@ class Chat:
         try:
             await ws.send(json.dumps({"type": "ActionConfirmed", "action": "connected", "success": True}))
             if faults.on("ws.drop_connections"):
-                asyncio.get_running_loop().call_later(2, ws.transport.abort)
+                asyncio.get_running_loop().call_later(faults.param("ws.drop_connections"), ws.transport.abort)
             if faults.on("ws.no_heartbeat"):
                 self._mute_pings(ws)
             async for raw in ws:

@@ -144,6 +144,10 @@ class Postgres:
             postmaster = int((self.datadir / "postmaster.pid").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return []
+        try:  # the kernel's own list (CONFIG_PROC_CHILDREN): no scan of every process twice a second
+            return [postmaster, *map(int, Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split())]
+        except OSError:
+            pass
         children = []
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
