@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,6 +76,7 @@ def serving(profile_text: str, *args: str) -> Iterator[tuple[subprocess.Popen[st
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        shutil.rmtree(folder, ignore_errors=True)  # its profile and history are the benchmark's own
 
 
 def time_to_detect(sandbox: SandboxProcess) -> dict[str, Any]:

@@ -237,6 +237,8 @@ async def _delivery(url: str, token: str | None, messages: int, timeout_s: float
     finally:
         for ws in (a, b):
             await ws.close()
+    if not sent_at:  # the conversation never began: nothing was sent, so nothing can be said lost
+        return Result("websocket", url, evidence={"events": events}, error="no message sent: " + "; ".join(events))
     return _delivered(url, messages, sent_at, arrivals, pongs, events)
 
 

@@ -127,7 +127,7 @@ class Backend:
         """One instance's app: the same API and database, its own name (X-Veza-Instance), and the
         faults that hit a single instance behind the load balancer (the second one)."""
         chat = [WebSocketRoute("/ws/chat", BackendChat(self._decode, self.s.backend_chat_sent).endpoint)]
-        app = Starlette(routes=[*self.routes(), *(chat if self.s.dev_server else [])])  # C6: one hub per instance
+        app = Starlette(routes=[*self.routes(), *(chat if self.s.deployed else [])])  # C6: one hub per instance
         odd_one_out = instance == "backend-2"
         metrics = InstanceMetrics()
 

@@ -1,6 +1,7 @@
-"""The backend's own chat, as the public dev server serves it at /ws/chat (gorilla, C6).
+"""The backend's own chat, as both public backend servers serve it at /ws/chat (gorilla, C6).
 
-A token in the query string; then no confirmation, no Pong, no ping of its own: every text
+A token in the query string (none or an invalid one: HTTP 401 before the upgrade, as
+`HandleWebSocket` answers); then no confirmation, no Pong, no ping of its own: every text
 frame is sent on, as it came, to every connected client, its sender included. The hub lives
 in one backend process, as in the Go code; the front door sends /ws/chat to one instance,
 as the historical HAProxy had a single backend.
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jwt
+from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 EVERYONE = "(every client of /ws/chat)"  # where the write recorder counts what this chat re-broadcast
@@ -26,17 +28,21 @@ class BackendChat:
         self.sent = sent  # frames re-broadcast per conversation named in them: the chat writes they are
         self.clients: set[WebSocket] = set()
 
-    def _authorised(self, token: str) -> bool:
-        """An access token of the backend's, unexpired (the Go chat checks the JWT, not the session)."""
+    def _refusal(self, token: str) -> str | None:
+        """Why the token is refused, in the Go code's words; None for an unexpired access token of the
+        backend's (the Go chat checks the JWT, not the session)."""
+        if not token:
+            return "Token manquant"
         try:
             claims = self._decode(token)
         except jwt.InvalidTokenError:
-            return False
-        return claims.get("typ") != "refresh" and float(claims.get("exp", 0)) >= time.time()
+            return "Token invalide"
+        return None if claims.get("typ") != "refresh" and float(claims.get("exp", 0)) >= time.time() else "Token invalide"
 
     async def endpoint(self, ws: WebSocket) -> None:
-        if not self._authorised(ws.query_params.get("token", "")):
-            await ws.close()  # before the upgrade: the handshake is refused (HTTP 403)
+        refused = self._refusal(ws.query_params.get("token", ""))
+        if refused:
+            await ws.send_denial_response(JSONResponse({"error": refused}, 401))
             return
         await ws.accept()
         self.clients.add(ws)

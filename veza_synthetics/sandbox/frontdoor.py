@@ -3,7 +3,7 @@
 As a production Veza is served: a CA of the sandbox's own signs the server certificate
 (clients verify it: the profile names the CA file), two backend instances behind an
 upstream, WebSocket upgrade with a proxy read timeout, and a per-client rate limit on the
-API answering 429 with Retry-After. The backend's own chat (/ws/chat, the dev server's: C6) goes to
+API answering 429 with Retry-After. The backend's own chat (/ws/chat, C6) goes to
 the first instance only, its hub being in one process. Faults rewrite the configuration and reload nginx, as
 an operator's change would.
 """
