@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from veza_synthetics.catalog import load as load_catalog
-from veza_synthetics.matrix import expectation, measure, meets, worst_by_check
+from veza_synthetics.matrix import expectation, judged_in_its_sections, measure, meets, worst_by_check
 from veza_synthetics.probes import tls, trust
 from veza_synthetics.profile import ENV_DIR, SANDBOX_VARIANTS, load, unresolved
 from veza_synthetics.sandbox.backend import sign_stream
@@ -196,9 +196,7 @@ def test_detection_holds_under_the_deployed_variant(deployed, fault):
     """The fault's checks fail, and the other checks of their section pass (the whole matrix, every
     check under every fault, runs against the contract's shape)."""
     proc, profile = deployed
-    sections = {CATALOG.symptoms[c].category for c in CATALOG.faults[fault].must_fail}
-    relevant = sorted(c for c, symptom in CATALOG.symptoms.items() if symptom.category in sections
-                      and expectation(fault, c) != "may" and c not in BASELINE_NOT_PASSING)
+    relevant = [c for c in judged_in_its_sections(fault) if c not in BASELINE_NOT_PASSING]
     with proc.faults_on([fault]):  # in effect when it returns, as Prometheus sees it too
         records = [r.to_json() for r in measure(profile, relevant)]  # in this process, as a run takes them
     worst = worst_by_check(records)  # the worst of a check's variants, as in the matrix

@@ -237,3 +237,18 @@ def test_one_instance_refusing_valid_tokens_is_named_not_a_lost_session(sandbox,
                                           "valid tokens, the session is intact") for text in failed), failed
     assert all(v.evidence["me_after_hold_by_instance"] == {"backend-2": 401, "backend-1": 200}
                for v in verdicts if v.outcome == "failed")
+
+
+def test_a_server_without_pg_stat_statements_is_judged_on_the_rest(sandbox_profile):
+    """pg_stat_statements is loaded by few servers (the public Veza's configures it nowhere, D1): where a query
+    on it fails, the statement figures are not measured, with the server's reason, and the rest of
+    db.degraded_performance (search, long-running queries, open transactions, cache) is still judged. The
+    sandbox's `postgres` database has no such extension."""
+    from veza_synthetics.matrix import measure
+    elsewhere = sandbox_profile.with_changes("postgres", dbname="postgres")
+    [check] = [r for r in measure(elsewhere, ["db.degraded_performance"]) if r.variant == "read-only"]
+    assert not check.errors and check.outcome != "failed", check.summary  # (that database's own cache ratio may warn)
+    assert any(m.startswith("pg_stat_statements: not measured: query failed (SQLSTATE 42P01)") for m in check.not_measured), \
+        check.not_measured
+    judged = {c["text"].split(" ")[0] for c in check.conditions}
+    assert {"API", "longest", "sessions"} <= judged, check.conditions

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from veza_synthetics.catalog import load as load_catalog
-from veza_synthetics.matrix import expectation, measure
+from veza_synthetics.matrix import judged_in_its_sections, measure
 from veza_synthetics.profile import load as load_profile
 from veza_synthetics.sandbox.processes import free_port, wait_for_port
 
@@ -164,9 +164,10 @@ def nightly(sandbox, tmp_path, *extra: str, chat_opt_in: bool = False,
 def nightly_cell(sandbox, tmp_path, monkeypatch, fault: str, *, chat_opt_in: bool = False, direct: bool = True,
                  symptoms: list[str] | None = None) -> tuple[list[dict], dict]:
     """A nightly-shape cell: the nightly's profile (production's, read-only, its secrets in the environment
-    as the workflow sets them), the fault on, the checks the matrix judges under it measured in this
-    process the way the command's run takes them (matrix.measure: catalog -> checks -> verdict -> record;
-    the command itself is proven end to end above); the records and what the sandbox saw written."""
+    as the workflow sets them), the fault on, the checks of the fault's sections measured in this process
+    the way the command's run takes them (matrix.measure: catalog -> checks -> verdict -> record; the
+    command itself is proven end to end above; every check under every fault is the matrix's); the records
+    and what the sandbox saw written."""
     env, p = production_env(sandbox, direct)
     for name in [n for n in os.environ if n.startswith("VEZA_")]:
         monkeypatch.delenv(name)
@@ -176,7 +177,7 @@ def nightly_cell(sandbox, tmp_path, monkeypatch, fault: str, *, chat_opt_in: boo
     # in this process the front door's CA is the profile's own (SSL_CERT_FILE is read once per process)
     profile = load_profile(str(nightly_profile(sandbox, tmp_path, chat_opt_in, direct, ca_file=p["tls"]["ca_file"])))
     assert profile.name == "production" and not profile.allows_writes
-    relevant = symptoms or sorted(c for c in load_catalog().symptoms if expectation(fault, c) != "may")
+    relevant = symptoms or judged_in_its_sections(fault)
     with sandbox.faults_on([fault]):  # returns once the fault is in effect, as Prometheus sees it too
         recorder = WriteRecorder(sandbox)
         records = [r.to_json() for r in measure(profile, relevant)]
@@ -243,8 +244,8 @@ def test_nightly_chat_opt_in_sends_only_into_the_synthetic_conversation(sandbox,
 
 @pytest.mark.parametrize("fault", NIGHTLY_FAULTS)
 def test_nightly_profile_fails_the_matrix_checks_through_the_front_door(sandbox, tmp_path, monkeypatch, fault):
-    """The nightly's profile sees what the matrix sees: the fault's must-fail checks fail, nothing outside
-    its may-fail set does, and nothing is written but into the synthetic conversation."""
+    """The nightly's profile sees what the matrix sees: the fault's must-fail checks fail, none of its sections'
+    others does, and nothing is written but into the synthetic conversation."""
     records, writes = nightly_cell(sandbox, tmp_path, monkeypatch, fault, chat_opt_in=True)
     judged(fault, records)
     assert writes["http"] == writes["sql"] == [] and set(writes["chat"]) <= {SYNTHETIC_CONVERSATION}, writes
@@ -286,8 +287,8 @@ DIRECT_FAULTS = ["db.pool_exhausted", "db.idle_transactions", "perf.disk_full"]
 @pytest.mark.parametrize("direct,fault", [(False, f) for f in EXPORTER_FAULTS] + [(True, f) for f in DIRECT_FAULTS],
                          ids=[f"prometheus-only-{f}" for f in EXPORTER_FAULTS] + [f"direct-{f}" for f in DIRECT_FAULTS])
 def test_nightly_fails_the_matrix_checks_both_ways(sandbox, tmp_path, monkeypatch, direct, fault):
-    """The checks the matrix judges under the fault (those that must fail or must pass; the others' outcome
-    proves nothing) under the nightly's profile, with direct access or through Prometheus only."""
+    """The checks of the fault's sections under the nightly's profile, with direct access or through
+    Prometheus only: those it must fail fail, the others there pass."""
     records, writes = nightly_cell(sandbox, tmp_path, monkeypatch, fault, direct=direct)
     failed = judged(fault, records)
     assert writes["http"] == writes["sql"] == []

@@ -32,6 +32,16 @@ def expectation(fault: str, check: str) -> str:
     return "may" if check in catalog.allowed_to_fail(fault) else "pass"
 
 
+def judged_in_its_sections(fault: str) -> list[str]:
+    """The checks a variant's cell judges under a fault: those of the sections its must-fail checks belong
+    to, less the ones it may fail (the whole matrix, every check under every fault, runs on the contract's
+    shape)."""
+    catalog = load()
+    sections = {catalog.symptoms[c].category for c in catalog.faults[fault].must_fail}
+    return sorted(c for c, symptom in catalog.symptoms.items()
+                  if symptom.category in sections and expectation(fault, c) != "may")
+
+
 def measure(profile: Profile, symptom_ids: Iterable[str], catalog: Catalog | None = None) -> list[CheckRecord]:
     """These checks against the profile's target, in this process, the way a run takes them (catalog ->
     checks -> verdict -> record): the holds started first in the background, every failure confirmed,

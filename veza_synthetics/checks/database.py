@@ -121,9 +121,12 @@ def constraint_errors_writes(v: Verdict, target: Target, attempt: int) -> None:
 MIN_BLOCKS = 100  # fewer block reads in the window than this: the hit ratio says nothing
 
 
+OPTIONAL = frozenset({"statements"})  # pg_stat_statements: loaded by few servers (the public Veza's by none, D1)
+
+
 def _statements(target: Target) -> Result:
     return postgres.inspect(target.profile.postgres, target.timeout("connect"),
-                            {"statements": postgres.STATEMENTS, "cache": postgres.CACHE_HIT})
+                            {"statements": postgres.STATEMENTS, "cache": postgres.CACHE_HIT}, OPTIONAL)
 
 
 @check("db.degraded_performance")
@@ -176,9 +179,25 @@ def _judge_statements(v: Verdict, target: Target, before: Result) -> None:
     after = postgres.inspect(p.postgres, target.timeout("connect"), {
         "statements": postgres.STATEMENTS, "long_running": postgres.LONG_RUNNING,
         "open_transactions": postgres.OPEN_TRANSACTIONS,
-        "cache": postgres.CACHE_HIT, "table_sizes": postgres.TABLE_SIZES})
+        "cache": postgres.CACHE_HIT, "table_sizes": postgres.TABLE_SIZES}, OPTIONAL)
     if not (v.record("statements_before", before) and v.record("statements_after", after)):
         return
+    absent = {**before.evidence.get("absent", {}), **after.evidence.get("absent", {})}
+    if "statements" in absent:
+        v.missing(f"pg_stat_statements: not measured: {absent['statements']} (shared_preload_libraries, then "
+                  "CREATE EXTENSION pg_stat_statements, give it)")
+    else:
+        _judge_frequent(v, before, after)
+    active = [r["seconds"] for r in after.evidence["long_running"] if r["state"] == "active" and r["seconds"] is not None]
+    v.against("longest_active_s", max(active, default=0.0), label="longest active query")
+    _open_transactions(v, after.evidence["open_transactions"][0], "")
+    hit, read = (after.evidence["cache"][0]["blks_hit"] - before.evidence["cache"][0]["blks_hit"],
+                 after.evidence["cache"][0]["blks_read"] - before.evidence["cache"][0]["blks_read"])
+    _cache_hit(v, hit, read, "during the check")
+
+
+def _judge_frequent(v: Verdict, before: Result, after: Result) -> None:
+    """The statements that ran 3 times or more between the two readings, the slowest judged."""
     earlier = {r["queryid"]: r for r in before.evidence["statements"]}
     window = []
     for row in after.evidence["statements"]:
@@ -197,12 +216,6 @@ def _judge_statements(v: Verdict, target: Target, before: Result) -> None:
                   detail=repr(window[0]["query"][:70]))
     else:
         v.missing("pg_stat_statements: no query ran 3 times during the check")
-    active = [r["seconds"] for r in after.evidence["long_running"] if r["state"] == "active" and r["seconds"] is not None]
-    v.against("longest_active_s", max(active, default=0.0), label="longest active query")
-    _open_transactions(v, after.evidence["open_transactions"][0], "")
-    hit, read = (after.evidence["cache"][0]["blks_hit"] - before.evidence["cache"][0]["blks_hit"],
-                 after.evidence["cache"][0]["blks_read"] - before.evidence["cache"][0]["blks_read"])
-    _cache_hit(v, hit, read, "during the check")
 
 
 def _judge_exported_statements(v: Verdict, target: Target) -> None:

@@ -163,6 +163,11 @@ def refusal(body: object) -> str | None:
     return str(text) if text else None
 
 
+# SQLSTATE classes of a session that could not begin: connection, authorization, no such database,
+# resources (too many connections), operator intervention (the server is starting or shutting down)
+CONNECTION_CLASSES = ("08", "28", "3D", "53", "57")
+
+
 def describe(exc: BaseException, timeout_s: float | None = None) -> str:
     """A one-line reason an SRE can act on, from the exception's type (never its wording)."""
     text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
@@ -175,6 +180,8 @@ def describe(exc: BaseException, timeout_s: float | None = None) -> str:
         return f"bad response: {text}"
     if isinstance(exc, UNREACHABLE):
         return f"unreachable: {text}"
+    if isinstance(exc, psycopg.Error) and exc.sqlstate and exc.sqlstate[:2] not in CONNECTION_CLASSES:
+        return f"query failed (SQLSTATE {exc.sqlstate}): {text}"  # connected: the server refused a statement
     if isinstance(exc, psycopg.OperationalError):  # libpq has one type for refused, wrong protocol, auth, full
         return f"could not connect: {text}"
     return f"bad response: {type(exc).__name__}: {text}"

@@ -106,11 +106,26 @@ def _queried(conn: psycopg.Connection[Any], cfg: Postgres, queries: dict[str, st
         return Result("postgres", cfg.address, error=describe(exc, timeout_s))
 
 
-def inspect(cfg: Postgres, timeout_s: float, queries: dict[str, str]) -> Result:
-    """Run named read-only queries on one connection; the evidence holds their rows."""
+# A query on an extension the server does not have (the public Veza configures pg_stat_statements nowhere,
+# D1): an optional query's figure is then absent, its reason kept, and the other queries still answer.
+ABSENT = (psycopg.errors.UndefinedTable, psycopg.errors.ObjectNotInPrerequisiteState,
+          psycopg.errors.UndefinedFunction)
+
+
+def inspect(cfg: Postgres, timeout_s: float, queries: dict[str, str], optional: frozenset[str] = frozenset()) -> Result:
+    """Run named read-only queries on one connection; the evidence holds their rows, and under "absent" why
+    an optional query has none."""
+    evidence: dict[str, Any] = {}
+    absent: dict[str, str] = {}
     try:
         with connect(cfg, timeout_s) as conn:
-            evidence = {name: rows(conn, sql) for name, sql in queries.items()}
+            for name, sql in queries.items():
+                try:
+                    evidence[name] = rows(conn, sql)
+                except ABSENT as exc:
+                    if name not in optional:
+                        raise
+                    absent[name] = describe(exc, timeout_s)
     except (psycopg.Error, OSError) as exc:
         return Result("postgres", cfg.address, error=describe(exc, timeout_s))
-    return Result("postgres", cfg.address, {}, evidence)
+    return Result("postgres", cfg.address, {}, {**evidence, **({"absent": absent} if absent else {})})
