@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 export PYTHONDONTWRITEBYTECODE :=
 SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || (command -v sudo >/dev/null && echo sudo) || echo MISSING)
 
-# Independent steps run side by side: the venv beside the npm installs, the lint beside the tests.
+# Independent steps run side by side: the venv beside the npm installs, the lint beside the tests. The venv
+# compiles its bytecode as it installs: the tests' ~100 processes would otherwise compile it at once.
 MAKEFLAGS += --jobs=4
 
 .PHONY: setup system venv lint-tools lint run test pytest matrix bench clean
@@ -36,7 +37,7 @@ system:
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --no-compile -e '.[sandbox,dev]'
+	$(PY) -m pip install -q -e '.[sandbox,dev]'
 	touch $@
 
 venv: $(VENV)/.installed

@@ -7,7 +7,7 @@ import pytest
 
 from veza_synthetics import catalog, profile
 from veza_synthetics.errors import SetupError
-from veza_synthetics.probes import auth, decided_above, percentile, spread, stream, websocket
+from veza_synthetics.probes import auth, decided_above, delivery, percentile, spread, stream
 from veza_synthetics.redact import PATTERNS_ONLY, Redactor
 from veza_synthetics.sandbox import faults
 from veza_synthetics.verdict import Verdict
@@ -288,7 +288,7 @@ def test_percentiles_interpolate_like_numpy():
 
 
 def test_delivery_counting_finds_lost_duplicated_reordered():
-    counts = websocket.count_delivery(list(range(6)), [0, 2, 1, 2, 4])
+    counts = delivery.count_delivery(list(range(6)), [0, 2, 1, 2, 4])
     assert counts == {"lost": [3, 5], "duplicated": [2], "reordered": [1]}
 
 

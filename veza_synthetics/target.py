@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 from .canary import played
 from .catalog import Catalog
 from .catalog import load as load_catalog
-from .probes import Result, auth, exporters, forget_connections, http, identity, pacing, trust, websocket
+from .probes import Result, auth, delivery, exporters, forget_connections, http, identity, pacing, trust, websocket
 from .profile import Profile
 from .verdict import Verdict
 
@@ -207,7 +207,7 @@ class Target:
             if chat.auth == "token" and token is None:
                 return Result("websocket", chat.url, error=f"no token for the chat: {self.login_failure()}")
             conversation = chat.synthetic_conversation or str(uuid.uuid4())
-            return websocket.delivery(chat.url, token, self.profile.sampling.chat_messages, self.timeout("ws"),
+            return delivery.delivery(chat.url, token, self.profile.sampling.chat_messages, self.timeout("ws"),
                                       conversation, websocket.Frames.of(chat))
         return self.shared("chat", attempt, measure)
 
