@@ -137,11 +137,11 @@ class WriteRecorder:
     conversation)."""
 
     def __init__(self, sandbox):
-        self.url = f"{tomllib.loads(sandbox.profile_path.read_text())['sandbox']['admin_url']}/writes"
-        self.before = httpx.get(self.url, timeout=5).json()
+        self.sandbox = sandbox
+        self.before = sandbox.writes()
 
     def since(self) -> dict:
-        before, after = self.before, httpx.get(self.url, timeout=5).json()
+        before, after = self.before, self.sandbox.writes()
         return {"http": after["http"][len(before["http"]):], "sql": after["sql"],
                 "chat": {c: n - (before["chat"] or {}).get(c, 0) for c, n in (after["chat"] or {}).items()
                          if n != (before["chat"] or {}).get(c, 0)}}
