@@ -39,7 +39,10 @@ class AppServer:
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="critical", access_log=False, lifespan="off",
                                 date_header=False, timeout_graceful_shutdown=1,
-                                ws_ping_interval=None)  # the backend's own chat never pings (C6)
+                                ws_ping_interval=None,  # the backend's own chat never pings (C6)
+                                # longer than the front door keeps an idle upstream connection (nginx: 60 s), as
+                                # Go's server does: uvicorn's 5 s closed connections nginx was reusing (a 502)
+                                timeout_keep_alive=75)
         logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
         self._server = _QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
