@@ -7,8 +7,9 @@ PY := $(VENV)/bin/python
 export PYTHONDONTWRITEBYTECODE :=
 SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || (command -v sudo >/dev/null && echo sudo) || echo MISSING)
 
-# Independent steps run side by side: the venv beside the npm installs, the lint beside the tests. The venv
-# compiles its bytecode as it installs: the tests' ~100 processes would otherwise compile it at once.
+# Independent steps run side by side: the venv beside the npm installs, the lint beside the tests. uv fills
+# the venv (9 s where pip takes 35 on a fresh machine), compiling its bytecode as it installs: the tests'
+# ~100 processes would otherwise compile it at once. The venv keeps pip for whoever uses it.
 MAKEFLAGS += --jobs=4
 
 .PHONY: setup system venv lint-tools lint run test pytest matrix bench clean
@@ -37,7 +38,8 @@ system:
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[sandbox,dev]'
+	$(PY) -m pip install -q uv
+	$(VENV)/bin/uv pip install -q --python $(PY) --compile-bytecode -e '.[sandbox,dev]'
 	touch $@
 
 venv: $(VENV)/.installed

@@ -1,8 +1,10 @@
 """The suite keeps its head: blips are confirmed away, persistent faults fail every time, runs
 don't interfere, healthy runs raise no false alarm. How close measured figures come to injected ones is
 measured, not asserted: bench/run.py's accuracy section (perf.latency, ws.latency, stream.throttle at several sizes)."""
+import contextlib
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,13 +12,23 @@ from pathlib import Path
 import httpx
 import pytest
 
+from veza_synthetics.sandbox.run import SERVER_NICENESS
+
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _observer_first() -> None:
+    """The measuring run gets the CPU a nightly runner has (its own machine), not a share of make test's
+    two cores with every other worker: at the sandbox's niceness, where allowed. Judging the sandbox, not the
+    load around it, is what these tests prove."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, SERVER_NICENESS)
 
 
 def suite(profile, reports: Path, *args: str, timeout: int = 300) -> tuple[subprocess.CompletedProcess, dict]:
     run = subprocess.run([sys.executable, "-m", "pytest", "tests_synthetic", "--env", str(profile), "-p",
                           "no:cacheprovider", "-q", "--reports-dir", str(reports), *args],
-                         cwd=REPO, capture_output=True, text=True, timeout=timeout)
+                         cwd=REPO, capture_output=True, text=True, timeout=timeout, preexec_fn=_observer_first)
     return run, json.loads((reports / "latest" / "results.json").read_text())
 
 
