@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from veza_synthetics.matrix import meets
 from veza_synthetics.sandbox.run import SERVER_NICENESS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,8 +56,10 @@ def test_a_persistent_fault_fails_every_time(sandbox, tmp_path):
 
 def test_healthy_runs_raise_no_false_alarm(sandbox, sandbox_profile, tmp_path):
     """Two healthy runs in a row (a second run meets the first's leftovers: sessions, connections, history) and
-    one under -n 2: zero failed, zero degraded; the load stays bounded. Every matrix cell also runs the checks a
-    fault leaves alone against the same sandbox: one more chance of a false alarm per fault."""
+    one under -n 2: zero failed, and nothing degraded but by a latency warning level (the matrix's rule,
+    matrix.meets: make test's two cores push a 50 ms chat warning to 62-200 ms; how far under its warning
+    levels a healthy sandbox runs is bench/'s figure); the load stays bounded. Every matrix cell also runs the
+    checks a fault leaves alone against the same sandbox: one more chance of a false alarm per fault."""
     targets = httpx.get(f"{sandbox_profile.prometheus.url}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
     instances = [t["scrapeUrl"] for t in targets if t["labels"]["job"] == "veza-backend"]  # each counts its own
     assert len(instances) == 2
@@ -77,7 +80,7 @@ def test_healthy_runs_raise_no_false_alarm(sandbox, sandbox_profile, tmp_path):
         else:  # each worker that runs checks keeps its own session
             assert 1 <= logins[acc.user_email] <= 2 and logins.get(acc.admin_email, 0) <= 2, logins
         assert results["logins"] == {"made": sum(logins.values()), "budget": 2}, (results["logins"], logins)
-        bad = [f"{c['id']}: {c['outcome']}: {c['summary']}" for c in results["checks"] if c["outcome"] != "passed"]
+        bad = [f"{c['id']}: {c['outcome']}: {c['summary']}" for c in results["checks"] if not meets("pass", c)]
         assert not bad and run.returncode == 0, f"run {i + 1} {extra}: {bad}"
         # documented: about 200 sampled + 100; under -n 2 the worker running the auth checks takes its own sample
         bound = 320 + (200 if "-n" in extra else 0)
