@@ -358,3 +358,36 @@ def test_the_chat_checks_read_the_backends_own_chat_through_its_settings(deploye
     [loss] = [r for r in measure(read_only, ["ws.message_loss"]) if r.variant == "read-only"]
     assert loss.outcome == "skipped" and "chat.rooms = false" in loss.summary, loss.summary
     assert (proc.writes()["chat"] or {}) == after
+
+
+def test_the_simple_stream_server_plays_through_its_settings(deployed):
+    """S8 on the wire (no signature, names with their extension, audio/mpeg, /info without a duration, no
+    /health/detailed, no /metrics); the stream checks and its health pass through `stream.signed = false`,
+    `stream.canary = "canary.mp3"` and `stream.health_path = "/health"`, the missing duration named; a stream
+    fault still fails its check there; the stream_server's health path there is the failure it is."""
+    proc, profile = deployed
+    simple = httpx.get(f"{proc.admin_url()}/simple-stream", timeout=5).json()
+    url, name = simple["url"], simple["canary"]
+    assert name.endswith(".mp3")
+    with httpx.stream("GET", f"{url}/stream/{name}", timeout=5, headers={"Accept-Encoding": "identity"}) as played:
+        assert played.status_code == 200 and played.headers["content-type"] == "audio/mpeg", played.headers
+    info = httpx.get(f"{url}/info/{name}", timeout=5).json()
+    assert info == {"filename": name, "size": int(played.headers["content-length"]), "content_type": "audio/mpeg"}
+    assert [httpx.get(f"{url}{path}", timeout=5).status_code for path in ("/health/detailed", "/metrics")] == [404, 404]
+    settings = profile.with_changes("stream", url=url, signed=False, canary=name, health_path="/health",
+                                    content_type_required=True)
+    stream_checks = ["stream.audio_cut", "stream.quality_degraded", "stream.excessive_buffering"]
+    checks = {r.id: r for r in measure(settings, ["health.services", *stream_checks])}
+    assert {sid: r.outcome for sid, r in checks.items()} == dict.fromkeys(checks, "passed"), \
+        [r.summary for r in checks.values()]
+    cut = checks["stream.audio_cut"]
+    assert cut.evidence["stream"]["canary"]["signed_by"] == "nobody (stream.signed = false)"
+    assert any("neither track metadata nor the stream server's /info gives one" in n for n in cut.not_measured)
+    assert "Content-Type audio/mpeg" in checks["stream.quality_degraded"].summary
+    with proc.faults_on(["stream.truncate"]):
+        [truncated] = measure(settings, ["stream.audio_cut"])
+    assert truncated.outcome == "failed" and "connection closed mid-body" in truncated.summary, truncated.summary
+    [detailed] = measure(settings.with_changes("stream", health_path="/health/detailed"), ["health.services"])
+    assert detailed.outcome == "failed" and "stream health HTTP 404" in detailed.summary \
+        and "no such endpoint: is stream.health_path right?" in detailed.summary, \
+        detailed.summary

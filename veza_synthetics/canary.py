@@ -2,7 +2,8 @@
 one timed download of it (analysed once for the three stream checks).
 
 Signed by the backend (its stream-url route, as a player gets one), or here where the profile holds
-the stream server's secret (the public code has no such route, B13).
+the stream server's secret (the public code has no such route, B13), or not at all where the stream
+server checks no signature (its simple_stream_server, S8).
 """
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from urllib.parse import urlsplit
 from .probes import Result, auth, http, stream
 
 if TYPE_CHECKING:
+    from .settings import Stream
     from .target import Target
 
 SIGNED_FOR_S = 300  # the lifetime of a URL signed here
 CONTRACT_KBPS = {"high": 320, "medium": 192, "low": 128, "mobile": 96}
 SIGNED_HERE = "the profile's stream secret"
+UNSIGNED = "nobody (stream.signed = false)"
 
 
 @dataclass(frozen=True)
@@ -34,16 +37,10 @@ class Canary:
 
 def signed_canary(target: Target) -> Canary | Result:
     """The canary to stream: signed by the backend for the profile's track (its metadata from that
-    same track), or signed here where the profile holds the stream secret. A Result on failure."""
+    same track), or here where the profile holds the stream secret, or unsigned. A Result on failure."""
     cfg, base, timeout = target.profile.stream, target.profile.backend.url, target.timeout("request")
-    if cfg.secret:
-        expires = int(time.time()) + SIGNED_FOR_S
-        sig = hmac.new(cfg.secret.encode(), f"{cfg.canary}:{expires}".encode(), hashlib.sha256).hexdigest()
-        info = http.fetch(f"{cfg.url}/info/{cfg.canary}", timeout)
-        body = info.evidence.get("body") if not info.error else None
-        duration = float(body["duration_s"]) if isinstance(body, dict) and "duration_s" in body else 0.0
-        return Canary(f"{cfg.url}/stream/{cfg.canary}?expires={expires}&sig={sig}&quality={cfg.quality}",
-                      cfg.canary, duration, SIGNED_HERE)
+    if cfg.secret or not cfg.signed:
+        return _signed_here(cfg, timeout)
     token = target.token()
     if token is None:
         return Result("stream", base, error=f"no token to ask for a signed stream URL: {target.login_failure()}")
@@ -61,6 +58,21 @@ def signed_canary(target: Target) -> Canary | Result:
         return Result("stream", signed.target, error=f"bad response: the signed URL does not stream track "
                                                      f"{cfg.canary_track_id}'s audio {name!r}")
     return Canary(url, name, float(meta.get("duration_s") or 0.0), "the backend", str(meta.get("title", "")))
+
+
+def _signed_here(cfg: Stream, timeout: float) -> Canary:
+    """The canary's URL made here (signed with the profile's secret, or unsigned), its duration from the
+    stream server's /info where that says one."""
+    query = f"quality={cfg.quality}"
+    if cfg.signed:
+        expires = int(time.time()) + SIGNED_FOR_S
+        sig = hmac.new(cfg.secret.encode(), f"{cfg.canary}:{expires}".encode(), hashlib.sha256).hexdigest()
+        query = f"expires={expires}&sig={sig}&{query}"
+    info = http.fetch(f"{cfg.url}/info/{cfg.canary}", timeout)
+    body = info.evidence.get("body") if not info.error else None
+    duration = float(body["duration_s"]) if isinstance(body, dict) and "duration_s" in body else 0.0
+    return Canary(f"{cfg.url}/stream/{cfg.canary}?{query}", cfg.canary, duration,
+                  SIGNED_HERE if cfg.signed else UNSIGNED)
 
 
 def played(target: Target) -> Result:

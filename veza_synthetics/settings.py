@@ -47,9 +47,13 @@ class Chat:
 @dataclass(frozen=True)
 class Stream:
     url: str = ""
+    # Who signs the canary's URL: the backend (its stream-url route) unless the profile holds the stream
+    # server's secret; false: the server checks no signature (the public simple_stream_server, S8).
+    signed: bool = True
     secret: str = field(default="", repr=False)
     canary_track_id: int = 0
-    canary: str = "canary"
+    canary: str = "canary"              # the stream's name ("canary.mp3" where names carry the extension, S8)
+    health_path: str = "/health/detailed"  # "/health" where there is no detailed health (S8)
     health_status_path: str = "status"
     quality: str = "medium"
     content_type_required: bool = True  # False for the variant that omits it

@@ -19,12 +19,14 @@ def services(v: Verdict, target: Target, attempt: int) -> None:
     p, timeout = target.profile, target.timeout("request")
     endpoints = {
         "backend_health": Health(p.backend.url and f"{p.backend.url}{p.backend.health_path}", "healthy",
-                                 "backend.health_status_path", p.backend.health_status_path),
+                                 "backend.health_status_path", p.backend.health_status_path, "backend.health_path"),
         "backend_ready": Health(p.backend.url and p.backend.ready_path and f"{p.backend.url}{p.backend.ready_path}",
-                                "ready", "backend.health_status_path", p.backend.health_status_path),
-        "chat_health": Health(p.chat.health_url, "healthy", "chat.health_status_path", p.chat.health_status_path),
-        "stream_health": Health(p.stream.url and f"{p.stream.url}/health/detailed", "healthy",
-                                "stream.health_status_path", p.stream.health_status_path)}
+                                "ready", "backend.health_status_path", p.backend.health_status_path,
+                                "backend.ready_path"),
+        "chat_health": Health(p.chat.health_url, "healthy", "chat.health_status_path", p.chat.health_status_path,
+                              "chat.health_url"),
+        "stream_health": Health(p.stream.url and f"{p.stream.url}{p.stream.health_path}", "healthy",
+                                "stream.health_status_path", p.stream.health_status_path, "stream.health_path")}
     skip_ready = bool(p.backend.url) and not p.backend.ready_path
     probes: dict[str, Callable[[], Result]] = {step: partial(http.fetch, e.url, timeout)
                                                for step, e in endpoints.items() if e.url}
@@ -58,6 +60,7 @@ class Health:
     want: str
     status_setting: str
     status_path: str
+    path_setting: str  # the setting that names the endpoint: a 404 says which to look at
 
 
 def _health(v: Verdict, step: str, endpoint: Health, result: Result | None) -> None:
@@ -80,7 +83,8 @@ def _health(v: Verdict, step: str, endpoint: Health, result: Result | None) -> N
                        if isinstance(body.get(k), str) and body[k] != "ok")
     v.require(result.measurements["status"] == 200 and status == want,
               f"{label} HTTP {result.measurements['status']} status {status or '?'!r} != {want!r}"
-              + (f" ({broken})" if broken else ""),
+              + (f" ({broken})" if broken else "")
+              + (f" (no such endpoint: is {endpoint.path_setting} right?)" if result.measurements["status"] == 404 else ""),
               ok_text=f"{label} {want} in {result.measurements['latency_ms']:.0f} ms")
 
 

@@ -32,7 +32,7 @@ def audio_cut(v: Verdict, target: Target, attempt: int) -> None:
                   text=f"decoded {m['decoded_s']:.2f} s of a {m['track_s']:g} s track")
     elif "decoded_s" in m:
         v.missing(f"missing audio: not measured: the canary's duration is unknown (decoded {m['decoded_s']:.2f} s; "
-                  "no track metadata and no /info from the stream server)")
+                  "neither track metadata nor the stream server's /info gives one)")
     if "longest_gap_ms" in m:
         gaps = ev["silence_gaps"]
         v.against("longest_gap_ms", m["longest_gap_ms"], label="longest silence gap",

@@ -42,7 +42,7 @@ from .host import HostTree
 from .processes import LOOPBACK, PROBER_JOB, Exporter, Postgres, Prometheus, Redis
 from .proxy import DelayProxy
 from .serving import AppServer
-from .stream import StreamServer
+from .stream import SimpleStreamServer, StreamServer
 
 # contract: the guide's Veza (veza-contract.md); deployed: every known variant of the public code at once, with its
 # dev server; production-server: the same with its production server in front (B1, B2, B12)
@@ -211,9 +211,11 @@ class Sandbox:
         self.pg_proxy = DelayProxy(self.pg.port, lambda: s.faults.param(slow) if s.faults.on(slow) else 0.0)
         await self.pg_proxy.start()
 
-        stream = StreamServer(s)
-        self.servers["stream"] = AppServer("stream", stream.asgi())
+        self.servers["stream"] = AppServer("stream", StreamServer(s).asgi())
         await self.servers["stream"].start()
+        if s.deployed:  # the source's other stream binary, beside it (S8)
+            self.servers["simple-stream"] = AppServer("simple-stream", SimpleStreamServer(s).asgi())
+            await self.servers["simple-stream"].start()
         self.backend = Backend(s)
         await self.backend.open()
         for instance in BACKEND_INSTANCES:
@@ -504,6 +506,7 @@ class Sandbox:
     # -- admin API (its own port, never on a Veza-facing path) -----------------------------
     def admin_asgi(self) -> Starlette:
         return Starlette(routes=[Route("/writes", self._admin_writes), Route("/stream-secret", self._admin_stream_secret),
+                                 Route("/simple-stream", self._admin_simple_stream),
                                  Route("/prometheus-ready", self._admin_prometheus_ready),
                                  Route("/logs", self._admin_logs), Route("/sessions", self._admin_sessions),
                                  Route("/alerting", self._admin_alerting, methods=["GET", "PUT"]),
@@ -599,6 +602,12 @@ class Sandbox:
     async def _admin_stream_secret(self, request: Request) -> JSONResponse:
         """For the tests of a profile that signs locally: production gives no such secret."""
         return JSONResponse({"secret": self.state.stream_secret, "canary": CANARY_NAME})
+
+    async def _admin_simple_stream(self, request: Request) -> JSONResponse:
+        """Where the deployed variant serves simple_stream_server (S8), for the tests of a profile pointing there."""
+        if "simple-stream" not in self.servers:
+            return JSONResponse({"error": "only the deployed variant serves simple_stream_server"}, 404)
+        return JSONResponse({"url": self.servers["simple-stream"].url, "canary": SimpleStreamServer.name})
 
     # -- the profile it publishes ------------------------------------------------------------
     def profile(self) -> dict[str, Any]:

@@ -26,8 +26,15 @@ CHUNK = 16 * 1024
 
 
 class StreamServer:
+    """The contract's stream server; under the deployed variant, the public code's stream_server."""
+    name = audio.CANARY_NAME  # the canary's stream name
+
     def __init__(self, state: SandboxState):
         self.s = state
+        # the public code serves the file as encoded whatever the quality (S3), without a Content-Type, and
+        # gzips the MP3 whenever the client accepts it (tower-http's CompressionLayer, S5)
+        self.public_code = state.deployed
+        self.media_type: str | None = None if state.deployed else "audio/mpeg"
         self.files = {key: path.read_bytes() for key, path in audio.canary_files().items()}
         reg = self.registry = CollectorRegistry()
         self.requests = Counter("http_requests_total", "HTTP requests", ["method", "endpoint", "status"], registry=reg)
@@ -44,7 +51,7 @@ class StreamServer:
 
     def _served(self, quality: str) -> tuple[bytes, int]:
         # The public stream server ignores the quality and serves the file as it was encoded (S3): 320 kbps here.
-        asked = "high" if self.s.deployed else quality
+        asked = "high" if self.public_code else quality
         kbps = audio.DEGRADED_KBPS if self.s.faults.on("stream.low_bitrate") else audio.QUALITIES[asked]
         return self.files[(kbps, self.s.faults.on("stream.silence_gap"))], kbps
 
@@ -65,15 +72,15 @@ class StreamServer:
 
     async def stream(self, request: Request) -> Response:
         name, q = request.path_params["name"], request.query_params
-        if name != audio.CANARY_NAME:
+        if name != self.name:
             self._count("/stream/{name}", 404)
-            return JSONResponse({"error": "stream not found"}, 404)
+            return self._not_found()
         refused = self._refused(name, q.get("expires", ""), q.get("sig", ""))
         if refused is not None:
             self._count("/stream/{name}", 403)
             return refused
         quality = q.get("quality", "medium")
-        if quality not in audio.QUALITIES:
+        if quality not in audio.QUALITIES and not self.public_code:
             self._count("/stream/{name}", 400)
             return JSONResponse({"error": f"unknown quality {quality}"}, 400)
         body, kbps = self._served(quality)
@@ -90,14 +97,13 @@ class StreamServer:
             await asyncio.sleep(3)
         self._count("/stream/{name}", status)
         headers["Content-Length"] = str(len(body) - start)
-        if self.s.deployed and "gzip" in request.headers.get("accept-encoding", ""):
-            # the public code's CompressionLayer (S5): gzip whenever the client accepts it, no Content-Length
+        if self.public_code and "gzip" in request.headers.get("accept-encoding", ""):
+            # tower-http's CompressionLayer (S5): gzip whenever the client accepts it, no Content-Length
             body, start = gzip.compress(body[start:], compresslevel=6), 0
             headers["Content-Encoding"] = "gzip"
             del headers["Content-Length"]
         return StreamingResponse(self._chunks(body, start, kbps), status_code=status,
-                                 media_type=None if self.s.deployed else "audio/mpeg",  # the public code omits it
-                                 headers=headers)
+                                 media_type=self.media_type, headers=headers)
 
     async def _chunks(self, body: bytes, start: int, kbps: int) -> AsyncIterator[bytes]:
         faults = self.s.faults
@@ -116,7 +122,10 @@ class StreamServer:
             self.bytes_sent.inc(len(chunk))
             yield chunk
 
-    async def info(self, request: Request) -> JSONResponse:
+    def _not_found(self) -> Response:
+        return JSONResponse({"error": "stream not found"}, 404)
+
+    async def info(self, request: Request) -> Response:
         if request.path_params["name"] != audio.CANARY_NAME:
             return JSONResponse({"error": "stream not found"}, 404)
         return JSONResponse({"name": audio.CANARY_NAME, "duration_s": audio.DURATION_S, "sample_rate": audio.SAMPLE_RATE,
@@ -142,3 +151,37 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None:
     except ValueError:
         return None
     return (start, end) if 0 <= start <= end < size else None
+
+
+class SimpleStreamServer(StreamServer):
+    """The public code's other stream binary, simple_stream_server (S8): files by name with their extension,
+    no signature, audio/mpeg, a correct Range, the quality ignored and gzip whenever asked (S5, as
+    stream_server); /health and /info/{file} ({filename, size, content_type}), no /health/detailed, no /metrics."""
+    name = f"{audio.CANARY_NAME}.mp3"
+
+    def __init__(self, state: SandboxState):
+        super().__init__(state)
+        self.public_code, self.media_type = True, "audio/mpeg"
+
+    def asgi(self) -> Starlette:
+        return Starlette(routes=[Route("/health", self.health), Route("/stream/{name}", self.stream),
+                                 Route("/info/{name}", self.info), Route("/list", self.listing)])
+
+    def _refused(self, name: str, expires_text: str, sig: str) -> Response | None:
+        return None  # it checks no signature
+
+    def _not_found(self) -> Response:
+        return Response(status_code=404)  # axum's bare StatusCode::NOT_FOUND
+
+    async def info(self, request: Request) -> Response:
+        if request.path_params["name"] != self.name:
+            return self._not_found()
+        size = len(self._served("high")[0])
+        return JSONResponse({"filename": self.name, "size": size, "content_type": "audio/mpeg"})
+
+    async def health(self, request: Request) -> JSONResponse:
+        return JSONResponse({"status": "healthy", "timestamp": int(time.time()), "service": "veza-stream-server",
+                             "version": "0.2.0"})
+
+    async def listing(self, request: Request) -> JSONResponse:
+        return JSONResponse([self.name])
