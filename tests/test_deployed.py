@@ -283,6 +283,11 @@ def test_redis_down_is_seen_although_the_dev_servers_health_says_healthy(deploye
     assert [e["step"] for e in services.errors] == ["redis"], services.errors
 
 
+def _alternatives(proc):
+    """Where the deployed twin serves the public code's other shapes: simple_stream_server, the HAProxy door."""
+    return httpx.get(f"{proc.admin_url()}/alternatives", timeout=5).json()
+
+
 def _backend_chat(profile):
     """The profile's chat moved to the backend's own /ws/chat behind the front door (C6), with the settings
     that say how it answers."""
@@ -366,7 +371,7 @@ def test_the_simple_stream_server_plays_through_its_settings(deployed):
     `stream.canary = "canary.mp3"` and `stream.health_path = "/health"`, the missing duration named; a stream
     fault still fails its check there; the stream_server's health path there is the failure it is."""
     proc, profile = deployed
-    simple = httpx.get(f"{proc.admin_url()}/simple-stream", timeout=5).json()
+    simple = _alternatives(proc)["simple_stream"]
     url, name = simple["url"], simple["canary"]
     assert name.endswith(".mp3")
     with httpx.stream("GET", f"{url}/stream/{name}", timeout=5, headers={"Accept-Encoding": "identity"}) as played:
@@ -391,3 +396,63 @@ def test_the_simple_stream_server_plays_through_its_settings(deployed):
     assert detailed.outcome == "failed" and "stream health HTTP 404" in detailed.summary \
         and "no such endpoint: is stream.health_path right?" in detailed.summary, \
         detailed.summary
+
+
+def _through_the_historical_door(profile, alternatives):
+    """The profile through the historical HAProxy front door (D3): plain HTTP, the API under /api, the backend's
+    own chat at /ws/chat (C6's settings), the chat server's health under /chat-api, simple_stream_server under
+    /stream (S8's settings; no route reaches its health)."""
+    door = alternatives["haproxy"]["url"]
+    return (_backend_chat(profile).with_changes("backend", url=door)
+            .with_changes("chat", url=door.replace("http://", "ws://") + "/ws/chat", health_url=f"{door}/chat-api/health")
+            .with_changes("stream", url=door, signed=False, canary=alternatives["simple_stream"]["canary"],
+                          health_path="", content_type_required=True))
+
+
+def _dropped_by_the_door(stats_url: str) -> int:
+    """HAProxy's count of requests its front end denied (`http-request reject`)."""
+    import csv
+    rows = csv.DictReader(httpx.get(f"{stats_url};csv", timeout=5).text.lstrip("# ").splitlines())
+    return next(int(r["dreq"] or 0) for r in rows if r["pxname"] == "veza_main" and r["svname"] == "FRONTEND")
+
+
+def test_the_historical_front_door_drops_an_address_over_its_rate_and_a_paced_run_meets_none(deployed):
+    """D3 on the wire: its routes, and the requests of an address over 20 in its window (10 s, on the sandbox's
+    time scale) get no answer at all, the connection closed (not a 429). Every check through it at the
+    profile's pace says what it says through nginx, no request dropped; a dropped request reads as such."""
+    import socket
+
+    from veza_synthetics.probes import http
+    proc, profile = deployed
+    alternatives = _alternatives(proc)
+    door, stats = alternatives["haproxy"]["url"], alternatives["haproxy"]["stats"]
+    assert httpx.get(f"{door}/api/health", timeout=5).status_code == 200
+    assert httpx.get(f"{door}/chat-api/health", timeout=5).json()["data"]["status"] == "healthy"  # prefix stripped
+    assert httpx.get(f"{door}/health", timeout=5).status_code == 503  # nothing else is routed
+    through = _through_the_historical_door(profile, alternatives)
+    before = _dropped_by_the_door(stats)
+    checks = {r.id: r for r in measure(through, list(CATALOG.symptoms)) if r.variant == "read-only"}
+    assert _dropped_by_the_door(stats) == before, "a paced run met the door's rate rule"
+    wrong = [f"{sid}: {r.summary}" for sid, r in checks.items() if not meets("pass", r.to_json())]
+    assert not wrong, wrong
+    assert "stream health: not measured: no health endpoint (stream.health_path is empty)" \
+        in checks["health.services"].not_measured
+
+    def burst() -> tuple[list[bytes], str | None]:
+        """60 requests sent at once on 60 open connections, then one more as the probe sends it."""
+        port = int(door.rsplit(":", 1)[1])
+        sockets = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(60)]
+        for sock in sockets:
+            sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: veza\r\nConnection: close\r\n\r\n")
+        firsts = []
+        for sock in sockets:
+            with sock:
+                firsts.append(sock.recv(12))
+        return firsts, http.fetch(f"{door}/api/health", 5).error
+    for _ in range(5):  # the probe's request must land inside the window the burst filled
+        firsts, probed = burst()
+        if probed:
+            break
+    assert set(firsts) == {b"HTTP/1.1 200", b""}, set(firsts)  # answered, or closed without a byte: never a 429
+    assert probed == "bad response: Server disconnected without sending a response.", probed
+    assert _dropped_by_the_door(stats) >= before + firsts.count(b"")

@@ -25,9 +25,12 @@ def services(v: Verdict, target: Target, attempt: int) -> None:
                                 "backend.ready_path"),
         "chat_health": Health(p.chat.health_url, "healthy", "chat.health_status_path", p.chat.health_status_path,
                               "chat.health_url"),
-        "stream_health": Health(p.stream.url and f"{p.stream.url}{p.stream.health_path}", "healthy",
-                                "stream.health_status_path", p.stream.health_status_path, "stream.health_path")}
-    skip_ready = bool(p.backend.url) and not p.backend.ready_path
+        "stream_health": Health(p.stream.url and p.stream.health_path and f"{p.stream.url}{p.stream.health_path}",
+                                "healthy", "stream.health_status_path", p.stream.health_status_path,
+                                "stream.health_path")}
+    # "": the platform has none (the dev server's /ready, B2; a stream health no front door routes, D3)
+    none_there = {"backend_ready": "ready" if p.backend.url and not p.backend.ready_path else "",
+                  "stream_health": "health" if p.stream.url and not p.stream.health_path else ""}
     probes: dict[str, Callable[[], Result]] = {step: partial(http.fetch, e.url, timeout)
                                                for step, e in endpoints.items() if e.url}
     if p.has_postgres:
@@ -37,8 +40,9 @@ def services(v: Verdict, target: Target, attempt: int) -> None:
         probes["redis"] = partial(redis.inspect, p.redis.url, p.redis.password, target.timeout("connect"))
     answers = at_once(probes)  # every service at once: a dead platform costs one timeout, not six
     for step, endpoint in endpoints.items():
-        if step == "backend_ready" and skip_ready:
-            v.missing("backend ready: not measured: no ready endpoint (backend.ready_path is empty)")
+        if none_there.get(step):
+            v.missing(f"{step.replace('_', ' ')}: not measured: no {none_there[step]} endpoint "
+                      f"({endpoint.path_setting} is empty)")
         else:
             _health(v, step, endpoint, answers.get(step))
     _certificates(v, target, [e.url for e in endpoints.values() if e.url])

@@ -38,6 +38,7 @@ from .chat import Chat
 from .faults import Faults
 from .frontdoor import CERT_DAYS, RELOAD_SETTLE_S, DoorSettings, Nginx
 from .guard import WORKDIR_VAR
+from .haproxy import HAProxy
 from .host import HostTree
 from .processes import LOOPBACK, PROBER_JOB, Exporter, Postgres, Prometheus, Redis
 from .proxy import DelayProxy
@@ -163,6 +164,7 @@ class Sandbox:
         self.host: HostTree | None = None
         self.exporters: dict[str, Exporter] = {}
         self.nginx: Nginx | None = None
+        self.haproxy: HAProxy | None = None  # the deployed variant's historical front door (D3)
         self._held: list[psycopg.AsyncConnection] = []
         self._exhausting: asyncio.Task[None] | None = None  # db.pool_exhausted taking back every freed slot
         self.timings: dict[str, float] = {}  # start phases, seconds (the benchmarks read them)
@@ -228,6 +230,10 @@ class Sandbox:
         self.nginx = Nginx(self.workdir, [self.servers[i].port for i in BACKEND_INSTANCES], self.chat.port,
                            self.servers["stream"].port, deny_metrics=s.deployed)
         await asyncio.to_thread(self.nginx.start)
+        if s.deployed:
+            self.haproxy = HAProxy(self.workdir, self.servers[BACKEND_INSTANCES[0]].port, self.chat.port,
+                                   self.servers["simple-stream"].port)
+            await asyncio.to_thread(self.haproxy.start)
         s.stream_url = self.nginx.url("stream")  # what the backend signs: the public address
         mark = self._timed("services", mark)
         await self._start_exporters()
@@ -340,7 +346,7 @@ class Sandbox:
         for step in steps:
             with contextlib.suppress(Exception):
                 await step()
-        for proc in (self.nginx, self.prometheus, self.alertmanager, *self.exporters.values(), self.redis, self.pg):
+        for proc in (self.nginx, self.haproxy, self.prometheus, self.alertmanager, *self.exporters.values(), self.redis, self.pg):
             if proc is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(proc.stop)
@@ -506,7 +512,7 @@ class Sandbox:
     # -- admin API (its own port, never on a Veza-facing path) -----------------------------
     def admin_asgi(self) -> Starlette:
         return Starlette(routes=[Route("/writes", self._admin_writes), Route("/stream-secret", self._admin_stream_secret),
-                                 Route("/simple-stream", self._admin_simple_stream),
+                                 Route("/alternatives", self._admin_alternatives),
                                  Route("/prometheus-ready", self._admin_prometheus_ready),
                                  Route("/logs", self._admin_logs), Route("/sessions", self._admin_sessions),
                                  Route("/alerting", self._admin_alerting, methods=["GET", "PUT"]),
@@ -603,11 +609,13 @@ class Sandbox:
         """For the tests of a profile that signs locally: production gives no such secret."""
         return JSONResponse({"secret": self.state.stream_secret, "canary": CANARY_NAME})
 
-    async def _admin_simple_stream(self, request: Request) -> JSONResponse:
-        """Where the deployed variant serves simple_stream_server (S8), for the tests of a profile pointing there."""
-        if "simple-stream" not in self.servers:
-            return JSONResponse({"error": "only the deployed variant serves simple_stream_server"}, 404)
-        return JSONResponse({"url": self.servers["simple-stream"].url, "canary": SimpleStreamServer.name})
+    async def _admin_alternatives(self, request: Request) -> JSONResponse:
+        """The deployed variant's other shapes of the public code, served beside its profile's, for the tests
+        of a profile pointing there: simple_stream_server (S8) and the historical HAProxy front door (D3)."""
+        if self.haproxy is None:
+            return JSONResponse({"error": "only the deployed variant serves the public code's alternatives"}, 404)
+        return JSONResponse({"simple_stream": {"url": self.servers["simple-stream"].url, "canary": SimpleStreamServer.name},
+                             "haproxy": {"url": self.haproxy.url, "stats": self.haproxy.stats_url}})
 
     # -- the profile it publishes ------------------------------------------------------------
     def profile(self) -> dict[str, Any]:
