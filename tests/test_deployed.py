@@ -28,12 +28,12 @@ DECLARED = {
     "health.monitoring": ("passed", "rule group veza_alerts loaded"),
     "auth.http_401_403": ("passed", "non-admin on /api/v1/admin/dashboard 403"),  # no /admin/stats (B7)
     "auth.jwt_expired": ("passed", "token lifetime 3600 s = expires_in 3600 s"),  # hard-coded 1 h (B8)
-    "auth.session_lost": ("passed", "(expires_at bigint)"),     # PostgreSQL, epoch seconds (B9)
+    "auth.session_lost": ("passed", "(expires_at bigint)"),     # PostgreSQL, epoch seconds (B9); Redis evicts (D2)
     "db.connection_timeout": ("passed", "connect p95"),
     "db.constraint_errors": ("passed", "NOT VALID constraints 0"),
     "db.degraded_performance": ("passed", "cache hit"),         # the stub search is not timed (B13)
     "ws.disconnects": ("passed", "s idle, Pong in"),             # /ws without a token; held for the whole hold
-    "ws.message_loss": ("failed", "members do not get messages"),  # no NewMessage broadcast: a true failure
+    "ws.message_loss": ("failed", "members do not get messages"),  # no NewMessage broadcast (C1): a true failure
     "ws.high_latency": ("no_data", "no message reached client B"),
     "stream.audio_cut": ("passed", "longest silence gap"),       # signed with SECRET_KEY, no /info (B13, S6)
     "stream.quality_degraded": ("passed", "bitrate deviation"),  # Content-Type: not judged, said so
@@ -125,6 +125,9 @@ def test_the_sandbox_serves_the_deployed_shape(deployed):
     scraped = httpx.get(f"{profile.prometheus.url}/api/v1/query", params={"query": "count by (job) (up)"}, timeout=5).json()
     assert {r["metric"]["job"] for r in scraped["data"]["result"]} == {"node", "postgres", "redis"}  # B3, C5, S7
     assert profile.chat.url.endswith("/ws")
+    import redis
+    store = redis.Redis.from_url(profile.redis.url, password=profile.redis.password, socket_timeout=5)
+    assert store.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}  # D2: it holds no session
     account = {"email": profile.accounts.user_email, "password": profile.accounts.user_password}
     first, second = (httpx.post(f"{base}/api/v1/auth/login", json=account, timeout=5, verify=_ca(profile)).json()["data"]
                      for _ in range(2))
@@ -456,3 +459,16 @@ def test_the_historical_front_door_drops_an_address_over_its_rate_and_a_paced_ru
     assert set(firsts) == {b"HTTP/1.1 200", b""}, set(firsts)  # answered, or closed without a byte: never a 429
     assert probed == "bad response: Server disconnected without sending a response.", probed
     assert _dropped_by_the_door(stats) >= before + firsts.count(b"")
+
+
+def test_a_chat_that_never_pings_is_closed_by_a_shorter_proxy_read_timeout(deployed):
+    """C3: the public chat server never pings. Behind a front door whose read timeout is shorter than the hold
+    (front.idle_timeout's 1 s standing for a 60 s proxy), an idle client is closed: a true ws.disconnects. A
+    client heartbeat under that timeout (chat.client_heartbeat_s) keeps it open."""
+    proc, profile = deployed
+    with proc.faults_on(["front.idle_timeout"]):
+        [closed] = measure(profile, ["ws.disconnects"])
+        [kept] = measure(profile.with_changes("chat", client_heartbeat_s=0.3), ["ws.disconnects"])
+    assert closed.outcome == "failed" and re.search(r"closed by the server or a proxy after [\d.]+ s idle",
+                                                     closed.summary), closed.summary
+    assert kept.outcome == "passed", kept.summary

@@ -174,21 +174,22 @@ class Postgres:
 
 
 class Redis:
-    """A private redis-server with a password, no persistence, and sessions kept from eviction."""
+    """A private redis-server with a password, no persistence, and sessions kept from eviction (or, where it
+    holds none, the eviction the public code's compose file sets: allkeys-lru, D2)."""
 
-    def __init__(self, workdir: Path, password: str):
+    def __init__(self, workdir: Path, password: str, eviction: str = "noeviction"):
         self.binary = find_binary("redis-server", "Install it: `make setup` (apt-get install redis-server)")
         self.dir = workdir / "redis"
         self.dir.mkdir()
         self.port = free_port()
-        self.password = password
+        self.password, self.eviction = password, eviction
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         conf = self.dir / "redis.conf"
         conf.write_text(
             f"port {self.port}\nbind {LOOPBACK}\ndir {self.dir}\nsave \"\"\nappendonly no\n"
-            f"maxmemory 64mb\nmaxmemory-policy noeviction\nrequirepass {self.password}\n"
+            f"maxmemory 64mb\nmaxmemory-policy {self.eviction}\nrequirepass {self.password}\n"
         )
         conf.chmod(0o600)
         self.proc = subprocess.Popen([self.binary, str(conf)], stdout=subprocess.DEVNULL,

@@ -191,7 +191,8 @@ class Sandbox:
         self.workdir.chmod(0o755)  # the postgres user must reach its data dir
         s.backend_log = str(self.workdir / "backend.log")
         self.pg = Postgres(self.workdir, s.pg_password)
-        self.redis = Redis(self.workdir, s.redis_password)
+        # the public code keeps no session in Redis (B9), and its compose file lets Redis evict any key (D2)
+        self.redis = Redis(self.workdir, s.redis_password, "allkeys-lru" if s.deployed else "noeviction")
         mark = time.monotonic()
         if self._prometheus_binary:
             self.prometheus = Prometheus(self.workdir, self._prometheus_binary,
