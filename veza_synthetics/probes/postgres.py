@@ -33,7 +33,13 @@ STATEMENTS = """
 SELECT queryid, left(query, 160) AS query, calls, total_exec_time, mean_exec_time
 FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND userid <> (SELECT oid FROM pg_roles WHERE rolname = current_user)"""
-CACHE_HIT = "SELECT blks_hit, blks_read FROM pg_stat_database WHERE datname = current_database()"
+# The platform's own tables, not the database's: a new connection's catalog loads and the suite's own catalog
+# queries (table sizes, constraints) are no workload of the platform's, and on an idle database they are most
+# of the blocks a check's window sees (a freshly restarted real Veza read 95.9 % that way).
+CACHE_HIT = """
+SELECT coalesce(sum(heap_blks_hit + coalesce(idx_blks_hit, 0) + coalesce(toast_blks_hit, 0)), 0)::bigint AS blks_hit,
+       coalesce(sum(heap_blks_read + coalesce(idx_blks_read, 0) + coalesce(toast_blks_read, 0)), 0)::bigint AS blks_read
+FROM pg_statio_user_tables"""
 NOT_VALID = """
 SELECT conrelid::regclass::text AS table_name, conname AS constraint_name, contype::text AS type
 FROM pg_constraint WHERE NOT convalidated"""
