@@ -15,6 +15,9 @@ from ..errors import SetupError
 from .limits import TIME_SCALE
 from .processes import LOOPBACK, _stop, find_binary, free_port, wait_for_port
 
+# HAProxy's own address toward the backend (its health checks come from there; proxied requests name their
+# client in X-Forwarded-For): not the suite's, whose rate limit (B11) its checks must not share, as in production.
+OWN_ADDRESS = "127.0.0.2"
 D3_LIMIT, D3_WINDOW_S = 20, 10.0  # `http-request reject if { sc_http_req_rate(0) gt 20 }` over http_req_rate(10s)
 
 
@@ -75,7 +78,7 @@ backend veza_api
     option httpchk GET /api/health
     http-check expect status 200
     timeout server 30s
-    server api1 {LOOPBACK}:{u['backend']} check inter 5s fall 2 rise 3
+    server api1 {LOOPBACK}:{u['backend']} check inter 5s fall 2 rise 3 source {OWN_ADDRESS}
 backend veza_chat
     http-request replace-path ^/chat-api/(.*) /\\1
     timeout server 3600s
