@@ -20,7 +20,7 @@ from veza_synthetics.catalog import load as load_catalog
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "dead-target-password-4242"
-TIMEOUTS = {"connect_s": 1.0, "request_s": 0.5, "stream_read_s": 0.5, "stream_s": 3.0, "ws_s": 0.5}
+TIMEOUTS = {"connect_s": 0.5, "request_s": 0.5, "stream_read_s": 0.5, "stream_s": 3.0, "ws_s": 0.5}
 # Each check runs at most twice (confirmation); the slowest waits a few timeouts per attempt.
 RUN_BUDGET_S = 150
 
