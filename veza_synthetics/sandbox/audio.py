@@ -6,6 +6,7 @@ peaks touch full scale (a peak-normalised master), chords and a bass line with d
 """
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
@@ -64,9 +65,16 @@ def _encode(pcm: np.ndarray, kbps: int, path: Path) -> None:
 
 
 def canary_files() -> dict[tuple[int, bool], Path]:
-    """(kbps, with_gap) -> MP3 file, encoded on first use and cached across runs."""
+    """(kbps, with_gap) -> MP3 file, encoded on first use and cached across runs. One sandbox encodes
+    while the others starting beside it wait for its files (make test starts four at once)."""
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _encoded(folder)
+
+
+def _encoded(folder: Path) -> dict[tuple[int, bool], Path]:
     files = {}
     for with_gap in (False, True):
         pcm = None
