@@ -8,7 +8,7 @@ export PYTHONDONTWRITEBYTECODE :=
 SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || (command -v sudo >/dev/null && echo sudo) || echo MISSING)
 
 # Independent steps run side by side: the venv beside the npm installs, the lint beside the tests. uv fills
-# the venv (12 s in all where venv and pip took 41 on a fresh machine), compiling its bytecode as it installs:
+# the venv (14.5 s in all where venv and pip took 41 on a fresh machine), compiling its bytecode as it installs:
 # the tests' ~100 processes would otherwise compile it at once. The venv gets pip too, for whoever uses it.
 MAKEFLAGS += --jobs=4
 
