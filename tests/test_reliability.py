@@ -1,10 +1,8 @@
 """The suite keeps its head: blips are confirmed away, persistent faults fail every time, runs
 don't interfere, healthy runs raise no false alarm. How close measured figures come to injected ones is
 measured, not asserted: bench/run.py's accuracy section (perf.latency, ws.latency, stream.throttle at several sizes)."""
-import contextlib
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,23 +11,16 @@ import httpx
 import pytest
 
 from veza_synthetics.matrix import meets
-from veza_synthetics.sandbox.run import SERVER_NICENESS
+from veza_synthetics.sandbox.run import run_ahead
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _observer_first() -> None:
-    """The measuring run gets the CPU a nightly runner has (its own machine), not a share of make test's
-    two cores with every other worker: at the sandbox's niceness, where allowed. Judging the sandbox, not the
-    load around it, is what these tests prove."""
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, 0, SERVER_NICENESS)
-
-
 def suite(profile, reports: Path, *args: str, timeout: int = 300) -> tuple[subprocess.CompletedProcess, dict]:
+    """A run of the suite in its own process, with the CPU a nightly runner has (run_ahead)."""
     run = subprocess.run([sys.executable, "-m", "pytest", "tests_synthetic", "--env", str(profile), "-p",
                           "no:cacheprovider", "-q", "--reports-dir", str(reports), *args],
-                         cwd=REPO, capture_output=True, text=True, timeout=timeout, preexec_fn=_observer_first)
+                         cwd=REPO, capture_output=True, text=True, timeout=timeout, preexec_fn=run_ahead)
     return run, json.loads((reports / "latest" / "results.json").read_text())
 
 

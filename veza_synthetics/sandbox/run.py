@@ -15,10 +15,15 @@ from .stack import Sandbox
 SERVER_NICENESS = -5
 
 
+def run_ahead() -> None:
+    """This process (and what it starts afterwards) at SERVER_NICENESS, where allowed; else as it was."""
+    with contextlib.suppress(OSError):  # not permitted: it shares the CPU evenly
+        os.setpriority(os.PRIO_PROCESS, 0, SERVER_NICENESS)
+
+
 async def serve(inject: list[str], profile_out: Path | None, base_profile: Path | None,
                 wait_prometheus: bool = True, variant: str = "contract") -> None:
-    with contextlib.suppress(OSError):  # not permitted: the sandbox shares the CPU evenly, as before
-        os.setpriority(os.PRIO_PROCESS, 0, SERVER_NICENESS)
+    run_ahead()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -126,9 +126,9 @@ class StreamServer:
         return JSONResponse({"error": "stream not found"}, 404)
 
     async def info(self, request: Request) -> Response:
-        if request.path_params["name"] != audio.CANARY_NAME:
-            return JSONResponse({"error": "stream not found"}, 404)
-        return JSONResponse({"name": audio.CANARY_NAME, "duration_s": audio.DURATION_S, "sample_rate": audio.SAMPLE_RATE,
+        if request.path_params["name"] != self.name:
+            return self._not_found()
+        return JSONResponse({"name": self.name, "duration_s": audio.DURATION_S, "sample_rate": audio.SAMPLE_RATE,
                              "channels": 2, "qualities": audio.QUALITIES})
 
     async def health(self, request: Request) -> JSONResponse:
