@@ -454,6 +454,51 @@ def test_one_pace_per_api_origin_spaces_every_caller():
     assert pacing.of("https://api.example:8443") is None
 
 
+def test_a_turn_given_back_frees_the_next_caller_at_once():
+    """A request that never reached the platform gives its turn back: at 0.4 a second, ten refused
+    connections in a row cost no waiting, while the turns kept stay 2.5 s apart."""
+    import time
+
+    from veza_synthetics.probes import pacing
+    pace = pacing.OriginPace(0.4)
+    started = time.monotonic()
+    for _ in range(10):
+        pace.give_back(pace.wait())
+    assert time.monotonic() - started < 0.5 and pace.turns == 0
+    kept = pace.wait()
+    assert pace.try_take() is None and pace.free_at() >= kept + 2.5 - 0.001 and pace.turns == 1
+
+
+def test_an_endpoint_that_stops_answering_is_not_asked_again_until_its_retry():
+    """Three exchanges in a row without an answer: later callers are told at once, typed as unreachable
+    (never a timeout's wait), one retries after retry_s, and the first answer ends it."""
+    import time
+
+    import httpx
+    import pytest
+
+    from veza_synthetics.probes import NotAnswering, answering, describe, guarded
+    [endpoint] = answering.declare({"203.0.113.7:8080"}, retry_s=0.3)
+    try:
+        for _ in range(answering.UNANSWERED_IN_A_ROW):
+            with pytest.raises(httpx.ReadTimeout), guarded("203.0.113.7:8080", 5.0):
+                raise httpx.ReadTimeout("no answer")
+        with pytest.raises(NotAnswering) as refused, guarded("203.0.113.7:8080", 5.0):
+            raise AssertionError("sent although the endpoint is not answering")
+        assert describe(refused.value).startswith("unreachable: not sent: the last 3 exchanges with 203.0.113.7:8080")
+        assert "timeout after 5 s" in str(refused.value) and endpoint.not_sent == 1
+        with guarded("198.51.100.1:80", 1.0):  # another endpoint, undeclared: never guarded
+            pass
+        time.sleep(0.31)
+        with guarded("203.0.113.7:8080", 5.0):  # the retry is sent, and answered
+            pass
+        with guarded("203.0.113.7:8080", 5.0):
+            pass
+    finally:
+        answering.retire([endpoint])
+    assert answering.of("203.0.113.7:8080") is None
+
+
 def test_remedies_name_this_environments_addresses_never_a_password(tmp_path, monkeypatch):
     from veza_synthetics.remedies import render
     monkeypatch.setenv("PG_PW", "pg-secret-1")

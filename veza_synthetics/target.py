@@ -20,11 +20,25 @@ from urllib.parse import urlencode
 from .canary import played
 from .catalog import Catalog
 from .catalog import load as load_catalog
-from .probes import Result, auth, delivery, exporters, forget_connections, http, identity, pacing, trust, websocket
+from .probes import (
+    Result,
+    address,
+    answering,
+    auth,
+    delivery,
+    exporters,
+    forget_connections,
+    http,
+    identity,
+    pacing,
+    trust,
+    websocket,
+)
 from .profile import Profile
 from .verdict import Verdict
 
 LATENCY = ("perf.high_response_time", "p95_ms")  # the sample stops once this is decided to fail
+RETRY_AFTER_TIMEOUTS = 3  # an endpoint not answering is tried again after this many request timeouts
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,11 @@ class Target:
         identity.configure(profile.tracing)
         # every request of the run to the API takes its turn at the declared pace
         self.pace = pacing.declare(profile.backend.url, profile.sampling.max_rps) if profile.backend.url else None
+        # an endpoint that stops answering costs a few timeouts, then is tried again once per three of them
+        self.endpoints = answering.declare({address(u) for u in profile.urls() + [profile.redis.url] if u}
+                                           | ({f"{profile.postgres.host}:{profile.postgres.port}"}
+                                              if profile.postgres.host else set()),
+                                           RETRY_AFTER_TIMEOUTS * profile.timeouts.request_s)
         self._memo: dict[tuple[str, int], Future[Result]] = {}
         self._lock = threading.Lock()
         self._sessions: list[auth.Session] = []
@@ -185,6 +204,7 @@ class Target:
         forget_connections()  # the next run starts its own, as a new browser would
         if self.pace is not None:
             pacing.retire(self.profile.backend.url, self.pace)
+        answering.retire(self.endpoints)
 
     def load(self) -> Load:
         chat_runs = [slot.result() for (key, _), slot in list(self._memo.items())

@@ -6,13 +6,14 @@ that is the verdict's job.
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import math
 import os
 import ssl
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -24,7 +25,7 @@ import psycopg
 import websockets.exceptions
 from redis import exceptions as redis_errors
 
-from . import identity, pacing
+from . import answering, identity, pacing
 
 
 @dataclass
@@ -53,9 +54,13 @@ def _context(ca_file: str) -> ssl.SSLContext:
 _trusted: dict[str, str] = {}  # host:port -> the private CA file the profile naming that endpoint trusts
 
 
-def _address(url: str) -> str:
+DEFAULT_PORTS = {"https": 443, "wss": 443, "http": 80, "ws": 80, "redis": 6379, "rediss": 6379}
+
+
+def address(url: str) -> str:
+    """host:port of a URL (its scheme's port where it names none)."""
     parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port or (443 if parts.scheme in ('https', 'wss') else 80)}"
+    return f"{parts.hostname}:{parts.port or DEFAULT_PORTS.get(parts.scheme, 80)}"
 
 
 def trust(ca_file: str, urls: Iterable[str]) -> None:
@@ -63,13 +68,13 @@ def trust(ca_file: str, urls: Iterable[str]) -> None:
     endpoints in the same process keep their own trust. Verification stays on everywhere."""
     if ca_file:
         _context(ca_file)  # an unreadable CA file fails here, once
-        _trusted.update({_address(url): ca_file for url in urls if url})
+        _trusted.update({address(url): ca_file for url in urls if url})
 
 
 def tls(url: str) -> ssl.SSLContext:
     """The verifying context for this endpoint: its profile's private CA where one was trusted, else the
     public CAs."""
-    return _context(_trusted.get(_address(url), ""))
+    return _context(_trusted.get(address(url), ""))
 
 
 _per_thread = threading.local()
@@ -87,17 +92,72 @@ def _browser(url: str) -> httpx.Client:
     return client
 
 
+NOT_CONNECTED: tuple[type[httpx.HTTPError], ...] = (httpx.ConnectError, httpx.ConnectTimeout)  # nothing was sent
+
+
+class NotAnswering(httpx.TransportError, ConnectionError):
+    """Not sent: the endpoint left its last exchanges unanswered (answering.py). Typed as both an HTTP
+    transport error and a connection error, so every probe's handler reads it as unreachable."""
+
+
+def _no_answer(exc: BaseException) -> bool:
+    """The endpoint gave no answer at all: a connection that never opened, or no reply in time (a PostgreSQL
+    error without a SQLSTATE is one the server never sent)."""
+    if isinstance(exc, psycopg.OperationalError):
+        return exc.sqlstate is None
+    return isinstance(exc, (httpx.ConnectError, httpx.TimeoutException, TimeoutError, ConnectionRefusedError,
+                            redis_errors.ConnectionError, redis_errors.TimeoutError)) and not isinstance(exc, NotAnswering)
+
+
+@contextlib.contextmanager
+def guarded(address: str, timeout_s: float) -> Iterator[None]:
+    """Around one exchange with an endpoint the run declared (answering.py): not sent while it is not
+    answering (NotAnswering), and counted as answered or not."""
+    endpoint = answering.of(address)
+    if endpoint is None:
+        yield
+        return
+    reason = endpoint.not_answering()
+    if reason:
+        raise NotAnswering(reason)
+    try:
+        yield
+    except BaseException as exc:
+        if _no_answer(exc):
+            endpoint.unanswered(describe(exc, timeout_s))
+        else:
+            endpoint.answered()
+        raise
+    endpoint.answered()
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A request's turn at its API's pace (pacing.py), given back when the request never reached the platform."""
+    pace: pacing.OriginPace | None = None
+    at: float = 0.0
+
+    def give_back(self) -> None:
+        if self.pace is not None:
+            self.pace.give_back(self.at)
+
+
 def request(method: str, url: str, timeout_s: float, headers: dict[str, str] | None = None,
-            **kwargs: Any) -> tuple[httpx.Response, dict[str, str]]:
+            turn: Turn | None = None, **kwargs: Any) -> tuple[httpx.Response, dict[str, str]]:
     """A single API call on connections kept alive per origin, as a browser keeps them, so its latency is
     the request's, not a fresh TCP and TLS handshake (the sampler times those phases apart), and the ids it
     carried (identity.py: traceparent, request id). No cookie outlives the call: one check's session never
     leaks into another's. The caller takes its turn at the run's pace first (take_turn); a 429 here pauses
-    that pace for its Retry-After."""
+    that pace for its Retry-After; a connection that never opened gives its turn back."""
+    turn = turn or Turn()
     client = _browser(url)
     marks, sent = identity.new_request()
     try:
-        response = client.request(method, url, timeout=timeout_s, headers={**marks, **(headers or {})}, **kwargs)
+        with guarded(address(url), timeout_s):
+            response = client.request(method, url, timeout=timeout_s, headers={**marks, **(headers or {})}, **kwargs)
+    except NOT_CONNECTED + (NotAnswering,):
+        turn.give_back()
+        raise
     finally:
         client.cookies.clear()
     pace = pacing.of(url)
@@ -106,12 +166,12 @@ def request(method: str, url: str, timeout_s: float, headers: dict[str, str] | N
     return response, identity.ids(sent, response.headers)
 
 
-def take_turn(url: str) -> None:
+def take_turn(url: str) -> Turn:
     """Wait for the run's turn at this API (pacing.py: the checks' calls count with the sample's); a caller
-    timing its request takes its turn first, so no figure holds the wait. Origins nobody paces pass."""
+    timing its request takes its turn first, so no figure holds the wait, and hands it to request(). Origins
+    nobody paces pass."""
     pace = pacing.of(url)
-    if pace is not None:
-        pace.wait()
+    return Turn() if pace is None else Turn(pace, pace.wait())
 
 
 def forget_connections() -> None:

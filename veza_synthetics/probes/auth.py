@@ -103,10 +103,11 @@ def request(base_url: str, method: str, path: str, timeout_s: float, token: str 
             json_body: dict[str, Any] | None = None) -> ApiResult:
     """One API call: status, latency, the error text of the response (never its tokens)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    take_turn(f"{base_url}{path}")  # before the clock starts: the latency is the platform's, not the run's pace
+    turn = take_turn(f"{base_url}{path}")  # before the clock starts: the latency is the platform's, not the pace's
     started = time.perf_counter()
     try:
-        response, ids = keepalive_request(method, f"{base_url}{path}", timeout_s, headers=headers, json=json_body)
+        response, ids = keepalive_request(method, f"{base_url}{path}", timeout_s, headers=headers, turn=turn,
+                                          json=json_body)
     except httpx.HTTPError as exc:
         return ApiResult("auth", f"{method} {path}", error=describe(exc, timeout_s))
     body = _body(response)

@@ -10,7 +10,20 @@ from typing import Any
 
 import httpx
 
-from . import Result, decided_above, describe, identity, pacing, request, spread, take_turn, tls
+from . import (
+    NOT_CONNECTED,
+    Result,
+    address,
+    answering,
+    decided_above,
+    describe,
+    identity,
+    pacing,
+    request,
+    spread,
+    take_turn,
+    tls,
+)
 
 
 class Phases:
@@ -40,10 +53,11 @@ class Phases:
 def fetch(url: str, timeout_s: float, headers: dict[str, str] | None = None,
           params: dict[str, str] | None = None) -> Result:
     """GET one URL: status, latency, JSON body when there is one."""
-    take_turn(url)  # before the clock starts: the latency is the platform's, not the run's pace
+    turn = take_turn(url)  # before the clock starts: the latency is the platform's, not the run's pace
     started, phases = time.perf_counter(), Phases()
     try:
-        response, ids = request("GET", url, timeout_s, headers=headers, params=params, extensions={"trace": phases})
+        response, ids = request("GET", url, timeout_s, headers=headers, turn=turn, params=params,
+                                extensions={"trace": phases})
     except httpx.HTTPError as exc:  # every network failure becomes the probe's error, never a traceback
         return Result("http", url, {"latency_ms": round((time.perf_counter() - started) * 1000, 1)},
                       error=describe(exc, timeout_s))
@@ -58,6 +72,7 @@ def fetch(url: str, timeout_s: float, headers: dict[str, str] | None = None,
 
 TOKEN_EXPIRY_MARGIN_S = 1.0  # a request this close to its token's exp may reach the server after it
 GIVE_UP_AFTER_THROTTLED = 5  # refusals after which a polite client stops asking
+GIVE_UP_AFTER_NOT_CONNECTED = 5  # connections in a row that never opened: the backend is unreachable
 FAILING_ANSWERS_PER_WORKER = 2  # with no success at all, this many failures per concurrent worker end the sample
 
 
@@ -76,38 +91,59 @@ class Pace:
 
 
 class _Politeness:
-    """What one sample owes its target: the declared pace, a pause after each 429, and when to stop asking
-    (five 429s; only failures so far, 2 per concurrent worker; an endpoint's p95 already decided)."""
+    """What one sample owes its target: the declared pace (the run's pace of this API where the run declared
+    one, else its own), a pause after each 429, and when to stop asking: five 429s; only failures so far, 2
+    per concurrent worker; five connections in a row that never opened; an endpoint's p95 already decided.
+    Once stopped, the requests still waiting for a turn give it back at once: stopping costs no time."""
 
-    def __init__(self, pace: Pace, names: list[str], origin: pacing.OriginPace | None):
-        self.pace, self.origin, self.next_start, self.until = pace, origin, time.monotonic(), 0.0
-        self.throttled = self.failed = self.succeeded = 0
+    def __init__(self, pace: Pace, names: list[str], origin: pacing.OriginPace | None,
+                 endpoint: answering.Endpoint | None):
+        self.pace, self.origin, self.endpoint = pace, origin or pacing.OriginPace(pace.max_rps), endpoint
+        self.stopped, self.reason, self.not_sent = asyncio.Event(), "", ""
+        self.throttled = self.failed = self.succeeded = self.not_connected_in_a_row = 0
         self.slow = dict.fromkeys(names, 0)
         self.slow_enough = {name: decided_above(n) for name, n in zip(names, pace.planned(len(names)), strict=True)}
         self.decided_by = ""  # the endpoint whose p95 is decided above pace.decided_above_ms
 
-    async def wait_turn(self) -> None:
-        start_at = max(time.monotonic(), self.next_start, self.until)
-        self.next_start = start_at + 1.0 / self.pace.max_rps
-        await asyncio.sleep(max(0.0, start_at - time.monotonic()))
-        await asyncio.sleep(max(0.0, self.until - time.monotonic()))  # a 429 may have come meanwhile
-        if self.origin is not None:  # the run's other requests to this API share its pace
-            await self.origin.turn()
+    async def wait_turn(self) -> float | None:
+        """This request's turn, or None when the sample stopped before it came, or stops now because the API
+        is not answering (answering.py: the turn given back)."""
+        turn = None if self.stopped.is_set() else await self.origin.turn(self.stopped)
+        not_sent = None if turn is None or self.endpoint is None else self.endpoint.not_answering()
+        if turn is not None and not_sent:
+            self.origin.give_back(turn)
+            self.not_sent = self.not_sent or not_sent
+            self._stop("not_answering")
+            return None
+        return turn
 
-    def stop_reason(self) -> str | None:
+    def _stop(self, reason: str) -> None:
+        if not self.reason:
+            self.reason = reason
+            self.stopped.set()
+
+    def _stop_reason(self) -> str:
         if self.throttled >= GIVE_UP_AFTER_THROTTLED:
             return "throttled"
+        if self.not_connected_in_a_row >= GIVE_UP_AFTER_NOT_CONNECTED:
+            return "unreachable"
         if not self.succeeded and self.failed >= FAILING_ANSWERS_PER_WORKER * self.pace.concurrency:
             return "failing"
-        return "decided" if self.decided_by else None
+        return "decided" if self.decided_by else ""
 
-    def answered(self, name: str, outcome: dict[str, Any], elapsed_ms: float) -> None:
+    def answered(self, name: str, outcome: dict[str, Any], elapsed_ms: float, turn: float) -> None:
+        if outcome.get("not_connected"):
+            self.origin.give_back(turn)  # nothing reached the platform
+            self.not_connected_in_a_row += 1
+        else:
+            self.not_connected_in_a_row = 0
+        if self.endpoint is not None and outcome.get("status") is not None:
+            self.endpoint.answered()
+        elif self.endpoint is not None and (outcome.get("timeout") or outcome.get("not_connected")):
+            self.endpoint.unanswered(outcome.get("error") or "timed out")
         if outcome.get("status") == 429:
             self.throttled += 1
-            pause = pacing.retry_after_s(outcome.get("retry_after"))
-            self.until = time.monotonic() + pause
-            if self.origin is not None:
-                self.origin.pause(pause)
+            self.origin.pause(pacing.retry_after_s(outcome.get("retry_after")))
         if _ok(outcome):
             self.succeeded += 1
             if self.pace.decided_above_ms is not None and elapsed_ms > self.pace.decided_above_ms:
@@ -116,6 +152,9 @@ class _Politeness:
                     self.decided_by = name
         elif outcome["status"] is None or outcome["status"] >= 500:
             self.failed += 1
+        reason = self._stop_reason()
+        if reason:
+            self._stop(reason)
 
 
 def _named(record: dict[str, Any]) -> dict[str, Any]:
@@ -130,6 +169,9 @@ async def _get(client: httpx.AsyncClient, path: str, headers: dict[str, Any], ph
     marks, sent = identity.new_request()
     try:
         response = await client.get(path, headers={**marks, **headers}, extensions={"trace": phases.trace})
+    except NOT_CONNECTED as exc:  # nothing was sent: a refused connection, or one that never opened in time
+        return {"status": None, "not_connected": True, "timeout": isinstance(exc, httpx.TimeoutException),
+                "error": describe(exc, timeout_s), **identity.ids(sent, None)}
     except httpx.TimeoutException:
         return {"status": None, "timeout": True, **identity.ids(sent, None)}
     except httpx.HTTPError as exc:
@@ -140,37 +182,38 @@ async def _get(client: httpx.AsyncClient, path: str, headers: dict[str, Any], ph
 
 
 async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], pace: Pace,
-                  timeout_s: float, token_expires_at: float | None) -> list[dict[str, Any]]:
+                  timeout_s: float, token_expires_at: float | None) -> tuple[list[dict[str, Any]], str]:
     """A polite client: requests start no faster than the declared rate, and take their turns from the
     run's pace of that API (pacing.py) where one is declared; a 429 (with a Retry-After or without) pauses
     every worker, and the run's other calls, for its Retry-After (1 s without one, at most 30 s); after five
     refusals the requests not yet sent are abandoned (counted, never sent). A target whose first answers
-    all fail (timeouts, refused connections, 5xx: 2 per worker, not one success) is not hammered during
-    its incident either: the rest are abandoned the same way. A request sent when the token was about to
+    all fail (timeouts, refused connections, 5xx: 2 per worker, not one success), or whose connections
+    stop opening (five in a row), is not hammered during its incident either: the rest are abandoned the
+    same way, at once, their turns given back. A request sent when the token was about to
     expire (within a second of its own `exp`) is marked so: its 401 is no refusal of a valid token."""
     names = list(endpoints)
     semaphore = asyncio.Semaphore(pace.concurrency)
     limits = httpx.Limits(max_connections=pace.concurrency, max_keepalive_connections=pace.concurrency)
-    polite = _Politeness(pace, names, pacing.of(base_url))
+    polite = _Politeness(pace, names, pacing.of(base_url), answering.of(address(base_url)))
 
     async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits, verify=tls(base_url)) as client:
         async def one(i: int) -> dict[str, Any]:
             name = names[i % len(names)]
             async with semaphore:
-                await polite.wait_turn()
-                reason = polite.stop_reason()
-                if reason:
-                    return {"endpoint": name, "ms": 0.0, "status": None, "abandoned": reason,
+                turn = await polite.wait_turn()
+                if turn is None:
+                    return {"endpoint": name, "ms": 0.0, "status": None, "abandoned": polite.reason,
                             "decided_by": polite.decided_by}
                 started, phases, at = time.perf_counter(), Phases(), dt.datetime.now(dt.UTC)
                 expiring = token_expires_at is not None and time.time() >= token_expires_at - TOKEN_EXPIRY_MARGIN_S
                 outcome = await _get(client, endpoints[name], headers, phases, timeout_s)
                 elapsed_ms = (time.perf_counter() - started) * 1000
-                polite.answered(name, outcome, elapsed_ms)
+                polite.answered(name, outcome, elapsed_ms, turn)
                 return {"endpoint": name, "ms": elapsed_ms, "at": at.isoformat(timespec="milliseconds"),
                         **phases.split(), **outcome, "token_expiring": expiring}
 
-        return await asyncio.gather(*(one(i) for i in range(pace.requests)))
+        everything = await asyncio.gather(*(one(i) for i in range(pace.requests)))
+        return everything, polite.not_sent
 
 
 def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], pace: Pace, timeout_s: float,
@@ -179,8 +222,11 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], pa
 
     Latency figures count successful answers (2xx/3xx) only: a fast error is never a fast success.
     Errors are 5xx and failed connections (reset, refused, TLS); 429 is counted apart (throttled)."""
-    everything = asyncio.run(_sample(base_url, endpoints, headers, pace, timeout_s, token_expires_at))
+    everything, not_sent = asyncio.run(_sample(base_url, endpoints, headers, pace, timeout_s, token_expires_at))
     records = [r for r in everything if not r.get("abandoned")]
+    if not records:  # the API was known not to answer before the first request
+        return Result("http", base_url, {"requests": 0, "abandoned": len(everything)},
+                      error=f"unreachable: {not_sent or 'no request sent'}")
     abandoned = len(everything) - len(records)
     abandoned_by = _count(r["abandoned"] for r in everything if r.get("abandoned"))
     why_abandoned = set(abandoned_by)
@@ -231,6 +277,9 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], pa
     decided_by = next((r["decided_by"] for r in everything if r.get("decided_by")), "")
     reasons = {"failing": f"the first {len(records)} answers all failed (not one success)",
                "throttled": f"{GIVE_UP_AFTER_THROTTLED} answers were 429",
+               "not_answering": "the API left its last requests unanswered (timeouts, connections that never opened)",
+               "unreachable": f"backend unreachable: {GIVE_UP_AFTER_NOT_CONNECTED} connections in a row refused or "
+                              "never opened",
                "decided": f"{decided_by} answered over {pace.decided_above_ms or 0:g} ms often enough to "
                           "decide its p95 whatever the others would take"}
     if why_abandoned:

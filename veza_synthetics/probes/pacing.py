@@ -14,31 +14,71 @@ from urllib.parse import urlsplit
 MAX_PAUSE_S = 30.0  # the longest a Retry-After holds the run back (the run's own timeouts bound the rest)
 
 
+RECHECK_S = 0.2  # how often an event loop waiting for a turn looks again (a turn given back frees one early)
+
+
 class OriginPace:
-    """Turns at most `max_rps` a second, shared by threads and event loops alike."""
+    """Turns at most `max_rps` a second, shared by threads and event loops alike, each taken when it is
+    due (never reserved ahead). A turn whose request never reached the platform (its connection refused
+    or never opened) is given back: a dead platform costs no waiting, and the next caller goes at once."""
 
     def __init__(self, max_rps: float):
         self.max_rps = max_rps
-        self._lock = threading.Lock()
-        self._next = self._paused_until = 0.0
-        self.turns = 0
+        self._changed = threading.Condition()
+        self._kept: list[float] = []  # the recent turns taken and not given back, latest last
+        self._paused_until = 0.0
+        self.turns = 0  # turns kept: requests that reached the platform, or may have
 
-    def _reserve(self) -> float:
-        with self._lock:
-            start = max(time.monotonic(), self._next, self._paused_until)
-            self._next = start + 1.0 / self.max_rps
+    def _free_at(self) -> float:
+        return max(self._paused_until, self._kept[-1] + 1.0 / self.max_rps if self._kept else 0.0)
+
+    def free_at(self) -> float:
+        """When the next turn is free (a monotonic time; in the past: now)."""
+        with self._changed:
+            return self._free_at()
+
+    def try_take(self) -> float | None:
+        """A turn now (its time) if one is free, else None."""
+        with self._changed:
+            now = time.monotonic()
+            if self._free_at() > now:
+                return None
+            self._kept = [t for t in self._kept if t > now - 1.0 / self.max_rps] + [now]
             self.turns += 1
-            return start
+            return now
 
-    def wait(self) -> None:
-        time.sleep(max(0.0, self._reserve() - time.monotonic()))
+    def wait(self) -> float:
+        with self._changed:
+            while (turn := self.try_take()) is None:
+                self._changed.wait(max(0.0, self._free_at() - time.monotonic()))
+            return turn
 
-    async def turn(self) -> None:
-        await asyncio.sleep(max(0.0, self._reserve() - time.monotonic()))
+    async def turn(self, stopped: asyncio.Event | None = None) -> float | None:
+        """A turn for an event loop's request; None if `stopped` is set first (no turn taken)."""
+        while (turn := self.try_take()) is None:
+            delay = min(RECHECK_S, max(0.0, self.free_at() - time.monotonic()))
+            if stopped is None:
+                await asyncio.sleep(delay)
+                continue
+            try:
+                await asyncio.wait_for(stopped.wait(), timeout=delay)
+                return None
+            except TimeoutError:
+                pass
+        return turn
+
+    def give_back(self, turn: float) -> None:
+        """This turn's request never reached the platform: the next caller need not wait for it. Only the
+        spacing between the turns kept is ever promised."""
+        with self._changed:
+            if turn in self._kept:
+                self._kept.remove(turn)
+                self.turns -= 1
+                self._changed.notify_all()
 
     def pause(self, seconds: float) -> None:
         """A 429 said to wait: no caller starts a request before then."""
-        with self._lock:
+        with self._changed:
             self._paused_until = max(self._paused_until, time.monotonic() + min(max(seconds, 0.0), MAX_PAUSE_S))
 
 

@@ -9,7 +9,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ..profile import Postgres
-from . import Result, decided_above, describe, spread
+from . import Result, decided_above, describe, guarded, spread
 
 SATURATION = """
 SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS used,
@@ -50,7 +50,13 @@ FROM pg_stat_user_tables ORDER BY pg_total_relation_size(relid) DESC LIMIT 10"""
 
 
 def connect(cfg: Postgres, timeout_s: float) -> psycopg.Connection[Any]:
-    """A read-only session: even a mistaken write from this connection is refused by PostgreSQL."""
+    """A read-only session: even a mistaken write from this connection is refused by PostgreSQL. A server
+    that stopped answering (answering.py) is not asked again on every call."""
+    with guarded(f"{cfg.host}:{cfg.port}", timeout_s):
+        return _connect(cfg, timeout_s)
+
+
+def _connect(cfg: Postgres, timeout_s: float) -> psycopg.Connection[Any]:
     conn = psycopg.connect(host=cfg.host, port=cfg.port, dbname=cfg.dbname, user=cfg.user,
                            password=cfg.password or None, sslmode=cfg.sslmode, connect_timeout=max(1, int(timeout_s)),
                            application_name="veza-synthetics", autocommit=True,

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from . import Result, describe, tls
+from . import Result, address, describe, guarded, tls
 
 
 def _get(client: httpx.Client, path: str, **params: str) -> dict[str, Any]:
@@ -23,7 +23,7 @@ def _get(client: httpx.Client, path: str, **params: str) -> dict[str, Any]:
 def overview(url: str, timeout_s: float) -> Result:
     """Ready?, every scrape target's health, the rule groups, the firing alerts."""
     try:
-        with httpx.Client(base_url=url, timeout=timeout_s, verify=tls(url)) as client:
+        with guarded(address(url), timeout_s), httpx.Client(base_url=url, timeout=timeout_s, verify=tls(url)) as client:
             ready = client.get("/-/ready").status_code == 200
             targets = _get(client, "/api/v1/targets")["activeTargets"]
             groups = _get(client, "/api/v1/rules")["groups"]
@@ -48,7 +48,7 @@ class QueryResult(Result):
 def query(url: str, expr: str, timeout_s: float) -> QueryResult:
     """An instant query: a list of {labels, value}; NaN values dropped (not data)."""
     try:
-        with httpx.Client(base_url=url, timeout=timeout_s, verify=tls(url)) as client:
+        with guarded(address(url), timeout_s), httpx.Client(base_url=url, timeout=timeout_s, verify=tls(url)) as client:
             data = _get(client, "/api/v1/query", query=expr)
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         return QueryResult("prometheus", url, error=describe(exc, timeout_s))

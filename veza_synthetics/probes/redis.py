@@ -5,7 +5,7 @@ import time
 
 import redis
 
-from . import Result, describe
+from . import Result, address, describe, guarded
 
 SESSION_KEY = "veza:session:{sid}"
 
@@ -15,7 +15,7 @@ def inspect(url: str, password: str, timeout_s: float, session_id: str | None = 
     try:
         client = redis.Redis.from_url(url, password=password or None, socket_timeout=timeout_s,
                                       socket_connect_timeout=timeout_s)
-        with client:
+        with guarded(address(url), timeout_s), client:
             started = time.perf_counter()
             client.ping()
             ping_ms = (time.perf_counter() - started) * 1000

@@ -1,0 +1,66 @@
+"""Whether each endpoint of the run still answers. After a few exchanges in a row went unanswered (timed out,
+or a connection that never opened), a hung or dead endpoint costs the run no more timeouts: every caller is
+told at once ("not sent: ..."), and one exchange tries again every `retry_s`; the first answer ends it. A run
+declares its endpoints when it starts (Target) and retires them when it ends; undeclared ones are not guarded."""
+from __future__ import annotations
+
+import threading
+import time
+
+UNANSWERED_IN_A_ROW = 3
+
+
+class Endpoint:
+    def __init__(self, address: str, retry_s: float):
+        self.address, self.retry_s = address, retry_s
+        self._lock = threading.Lock()
+        self._unanswered: list[str] = []  # why each of the last exchanges got no answer, in a row
+        self._retry_at = 0.0
+        self.not_sent = 0
+
+    def not_answering(self) -> str | None:
+        """Why an exchange should not be sent now, or None to send it (the caller may be the one retrying)."""
+        with self._lock:
+            if len(self._unanswered) < UNANSWERED_IN_A_ROW:
+                return None
+            now = time.monotonic()
+            if now >= self._retry_at:
+                self._retry_at = now + self.retry_s
+                return None
+            self.not_sent += 1
+            return (f"not sent: the last {len(self._unanswered)} exchanges with {self.address} got no answer "
+                    f"({self._unanswered[-1]}); one tries again every {self.retry_s:g} s")
+
+    def answered(self) -> None:
+        with self._lock:
+            self._unanswered.clear()
+
+    def unanswered(self, why: str) -> None:
+        with self._lock:
+            self._unanswered.append(why)
+            if len(self._unanswered) == UNANSWERED_IN_A_ROW:
+                self._retry_at = time.monotonic() + self.retry_s
+
+
+_endpoints: dict[str, Endpoint] = {}
+_registry_lock = threading.Lock()
+
+
+def declare(addresses: set[str], retry_s: float) -> list[Endpoint]:
+    """Guard these host:port addresses for a run."""
+    with _registry_lock:
+        declared = [Endpoint(address, retry_s) for address in sorted(addresses)]
+        _endpoints.update({e.address: e for e in declared})
+        return declared
+
+
+def retire(declared: list[Endpoint]) -> None:
+    with _registry_lock:
+        for endpoint in declared:
+            if _endpoints.get(endpoint.address) is endpoint:
+                del _endpoints[endpoint.address]
+
+
+def of(address: str) -> Endpoint | None:
+    with _registry_lock:
+        return _endpoints.get(address)
