@@ -268,3 +268,22 @@ def test_the_cache_hit_ratio_is_the_platforms_tables_over_enough_blocks(sandbox_
     [ratio] = [c for c in many.conditions if c["threshold"] == "cache_hit_pct"]
     assert re.match(r"cache hit ratio of the platform's tables during the check [\d.]+ % (>=|<) 99 %", ratio["text"]), \
         ratio  # judged: passed, or a true warning where this sandbox's tables are still cold
+
+
+def test_an_outside_lock_is_named_with_its_holder_and_hides_no_other_reading(sandbox, sandbox_profile):
+    """A migration left open holds ACCESS EXCLUSIVE on tracks (db.lock_held): the API's search waits behind it.
+    The suite's own readings never wait on the lock (a short lock_timeout, table sizes from the catalog), so
+    the long-running, open-transaction and cache figures are all still read; the longest lock wait fails the
+    check and names the session holding the lock: its pid, application, state, lock mode and table."""
+    from veza_synthetics.matrix import measure
+    with sandbox.faults_on(["db.lock_held"]):
+        [check] = [r for r in measure(sandbox_profile, ["db.degraded_performance"]) if r.variant == "read-only"]
+    assert check.outcome == "failed", check.summary
+    [lock] = [c for c in check.conditions if c["threshold"] == "lock_wait_s"]
+    assert lock["level"] == "failed", lock
+    assert re.search(r"held by pid \d+ \(sandbox-migration, idle in transaction for [\d.]+ s, holding "
+                     r"AccessExclusiveLock on tracks", lock["text"]), lock["text"]
+    assert [e["step"] for e in check.errors] == ["search_1"], check.errors  # the search timed out; nothing else
+    judged = {c["threshold"] for c in check.conditions}
+    assert {"longest_active_s", "longest_transaction_s", "idle_in_transaction"} <= judged, judged
+    assert "table_sizes" in check.evidence["statements_after"], "the table sizes never wait on the lock"

@@ -72,26 +72,52 @@ def _search_sample(v: Verdict, target: Target) -> None:
 
 
 def _judge_statements(v: Verdict, target: Target, before: Result) -> None:
-    """pg_stat_statements before and after the sample: the statements that ran during it."""
+    """pg_stat_statements before and after the sample: the statements that ran during it; then the sessions
+    waiting on a lock, long-running queries, open transactions and the cache, each reading on its own (one
+    that could not answer takes no other with it)."""
     p = target.profile
     after = postgres.inspect(p.postgres, target.timeout("connect"), {
-        "statements": postgres.STATEMENTS, "long_running": postgres.LONG_RUNNING,
+        "statements": postgres.STATEMENTS, "lock_waits": postgres.LOCK_WAITS, "long_running": postgres.LONG_RUNNING,
         "open_transactions": postgres.OPEN_TRANSACTIONS,
         "cache": postgres.CACHE_HIT, "table_sizes": postgres.TABLE_SIZES}, OPTIONAL)
     if not (v.record("statements_before", before) and v.record("statements_after", after)):
         return
+    for when, reading in (("before", before), ("after", after)):
+        for name, why in reading.evidence.get("failed", {}).items():
+            v.error(f"{name}_{when}", p.postgres.address, why)
+    had = {name: name in before.evidence and name in after.evidence for name in ("statements", "cache")}
     absent = {**before.evidence.get("absent", {}), **after.evidence.get("absent", {})}
     if "statements" in absent:
         v.missing(f"pg_stat_statements: not measured: {absent['statements']} (shared_preload_libraries, then "
                   "CREATE EXTENSION pg_stat_statements, give it)")
-    else:
+    elif had["statements"]:
         _judge_frequent(v, before, after)
-    active = [r["seconds"] for r in after.evidence["long_running"] if r["state"] == "active" and r["seconds"] is not None]
-    v.against("longest_active_s", max(active, default=0.0), label="longest active query")
-    _open_transactions(v, after.evidence["open_transactions"][0], "")
-    hit, read = (after.evidence["cache"][0]["blks_hit"] - before.evidence["cache"][0]["blks_hit"],
-                 after.evidence["cache"][0]["blks_read"] - before.evidence["cache"][0]["blks_read"])
-    _cache_hit(v, hit, read, "of the platform's tables during the check")
+    if "lock_waits" in after.evidence:
+        _lock_waits(v, after.evidence["lock_waits"])
+    if "long_running" in after.evidence:
+        active = [r["seconds"] for r in after.evidence["long_running"]
+                  if r["state"] == "active" and r["seconds"] is not None]
+        v.against("longest_active_s", max(active, default=0.0), label="longest active query")
+    if "open_transactions" in after.evidence:
+        _open_transactions(v, after.evidence["open_transactions"][0], "")
+    if had["cache"]:
+        hit, read = (after.evidence["cache"][0]["blks_hit"] - before.evidence["cache"][0]["blks_hit"],
+                     after.evidence["cache"][0]["blks_read"] - before.evidence["cache"][0]["blks_read"])
+        _cache_hit(v, hit, read, "of the platform's tables during the check")
+
+
+def _lock_waits(v: Verdict, waits: list[dict[str, Any]]) -> None:
+    """The longest wait on another session's lock, judged, with the session blocking it named."""
+    if not waits:
+        v.against("lock_wait_s", 0.0, label="longest wait on a lock", detail="no session waiting on a lock")
+        return
+    w = waits[0]
+    v.against("lock_wait_s", w["waiting_s"] or 0.0, label="longest wait on a lock",
+              detail=f"{len({r['waiting_pid'] for r in waits})} session(s) waiting; pid {w['waiting_pid']} "
+                     f"({w['waiting_application'] or 'no application name'}) waits for {w['waits_for']}, held by "
+                     f"pid {w['blocking_pid']} ({w['blocking_application'] or 'no application name'}, "
+                     f"{w['blocking_state']} for {w['blocking_for_s']:g} s, holding {w['blocking_holds']}; "
+                     f"its last query {w['blocking_query']!r})")
 
 
 def _judge_frequent(v: Verdict, before: Result, after: Result) -> None:

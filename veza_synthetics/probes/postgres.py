@@ -43,10 +43,34 @@ FROM pg_statio_user_tables"""
 NOT_VALID = """
 SELECT conrelid::regclass::text AS table_name, conname AS constraint_name, contype::text AS type
 FROM pg_constraint WHERE NOT convalidated"""
+# Sizes from the catalog's page counts (kept by VACUUM and ANALYZE): pg_total_relation_size would wait on a
+# table another session holds locked, which is when the evidence matters most.
 TABLE_SIZES = """
-SELECT schemaname || '.' || relname AS table_name, pg_size_pretty(pg_total_relation_size(relid)) AS size,
-       n_live_tup AS rows, seq_scan, seq_tup_read, idx_scan
-FROM pg_stat_user_tables ORDER BY pg_total_relation_size(relid) DESC LIMIT 10"""
+SELECT t.schemaname || '.' || t.relname AS table_name,
+       pg_size_pretty((c.relpages + coalesce((SELECT sum(i.relpages) FROM pg_index x JOIN pg_class i
+                                              ON i.oid = x.indexrelid WHERE x.indrelid = c.oid), 0))::bigint
+                      * current_setting('block_size')::bigint) AS size,
+       t.n_live_tup AS rows, t.seq_scan, t.seq_tup_read, t.idx_scan
+FROM pg_stat_user_tables t JOIN pg_class c ON c.oid = t.relid ORDER BY c.relpages DESC LIMIT 10"""
+# Sessions waiting on another's lock, each with the session blocking it (pg_blocking_pids): what it holds,
+# what it is doing, for how long. A migration left open, or a forgotten transaction, is named here.
+LOCK_WAITS = """
+SELECT w.pid AS waiting_pid, coalesce(w.application_name, '') AS waiting_application,
+       round(extract(epoch FROM now() - coalesce(w.state_change, w.query_start))::numeric, 1)::float AS waiting_s,
+       left(w.query, 100) AS waiting_query,
+       coalesce((SELECT l.mode || ' on ' || coalesce(l.relation::regclass::text, l.locktype) FROM pg_locks l
+                 WHERE l.pid = w.pid AND NOT l.granted LIMIT 1), '?') AS waits_for,
+       b.pid AS blocking_pid, coalesce(b.application_name, '') AS blocking_application,
+       coalesce(b.state, '?') AS blocking_state,
+       round(extract(epoch FROM now() - coalesce(b.xact_start, b.query_start))::numeric, 1)::float AS blocking_for_s,
+       left(b.query, 100) AS blocking_query,
+       coalesce((SELECT string_agg(DISTINCT l.mode || ' on ' || l.relation::regclass::text, ', ') FROM pg_locks l
+                 WHERE l.pid = b.pid AND l.granted AND l.relation IN
+                       (SELECT relation FROM pg_locks WHERE pid = w.pid AND NOT granted)), '?') AS blocking_holds
+FROM pg_stat_activity w CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS blocker(pid)
+JOIN pg_stat_activity b ON b.pid = blocker.pid
+WHERE w.wait_event_type = 'Lock' ORDER BY waiting_s DESC NULLS LAST LIMIT 10"""
+LOCK_TIMEOUT_MS = 500  # the suite's statements never queue behind the platform's locks for longer
 
 
 def connect(cfg: Postgres, timeout_s: float) -> psycopg.Connection[Any]:
@@ -60,7 +84,8 @@ def _connect(cfg: Postgres, timeout_s: float) -> psycopg.Connection[Any]:
     conn = psycopg.connect(host=cfg.host, port=cfg.port, dbname=cfg.dbname, user=cfg.user,
                            password=cfg.password or None, sslmode=cfg.sslmode, connect_timeout=max(1, int(timeout_s)),
                            application_name="veza-synthetics", autocommit=True,
-                           options=f"-c default_transaction_read_only=on -c statement_timeout={int(timeout_s * 1000)}")
+                           options=f"-c default_transaction_read_only=on -c statement_timeout={int(timeout_s * 1000)} "
+                                   f"-c lock_timeout={LOCK_TIMEOUT_MS}")
     return conn
 
 
@@ -125,19 +150,26 @@ ABSENT = (psycopg.errors.UndefinedTable, psycopg.errors.ObjectNotInPrerequisiteS
 
 
 def inspect(cfg: Postgres, timeout_s: float, queries: dict[str, str], optional: frozenset[str] = frozenset()) -> Result:
-    """Run named read-only queries on one connection; the evidence holds their rows, and under "absent" why
-    an optional query has none."""
+    """Run named read-only queries on one connection, each on its own: the evidence holds their rows; under
+    "absent" why an optional query has none, under "failed" why another could not answer (a lock it would
+    have waited for, a statement timeout). Only a session that could not begin is the probe's error."""
     evidence: dict[str, Any] = {}
     absent: dict[str, str] = {}
+    failed: dict[str, str] = {}
     try:
         with connect(cfg, timeout_s) as conn:
             for name, sql in queries.items():
                 try:
                     evidence[name] = rows(conn, sql)
                 except ABSENT as exc:
-                    if name not in optional:
+                    (absent if name in optional else failed)[name] = describe(exc, timeout_s)
+                except psycopg.Error as exc:
+                    if not exc.sqlstate:  # no answer at all: the session is gone
                         raise
-                    absent[name] = describe(exc, timeout_s)
+                    failed[name] = describe(exc, timeout_s)
     except (psycopg.Error, OSError) as exc:
         return Result("postgres", cfg.address, error=describe(exc, timeout_s))
-    return Result("postgres", cfg.address, {}, {**evidence, **({"absent": absent} if absent else {})})
+    if failed and not evidence and not absent:  # nothing answered: the probe's error, as for one query
+        return Result("postgres", cfg.address, error=next(iter(failed.values())))
+    return Result("postgres", cfg.address, {}, {**evidence, **({"absent": absent} if absent else {}),
+                                                **({"failed": failed} if failed else {})})

@@ -387,6 +387,7 @@ class Sandbox:
     def _switches(self) -> dict[str, Callable[[bool], Awaitable[None]]]:
         """The faults that switch a whole server or the data; the others act per request (faults.on)."""
         return {"db.pool_exhausted": self._on_db_pool_exhausted, "db.idle_transactions": self._on_db_idle_transactions,
+                "db.lock_held": self._on_db_lock_held,
                 "db.invalid_constraint": self._on_db_invalid_constraint,
                 "db.slow_queries": self._on_db_slow_queries, "perf.disk_full": self._on_perf_disk_full,
                 "infra.redis_down": self._on_infra_redis_down, "infra.postgres_down": self._on_infra_postgres_down,
@@ -444,6 +445,16 @@ class Sandbox:
             await conn.execute("BEGIN")
             await conn.execute("SELECT txid_current()")
             self._held.append(conn)
+
+    async def _on_db_lock_held(self, on: bool) -> None:
+        """A migration left open: an outside session holds ACCESS EXCLUSIVE on tracks, idle in its transaction."""
+        if not on:
+            return await self._release_held()
+        conn = await psycopg.AsyncConnection.connect(self.state.app_dsn, connect_timeout=3,
+                                                     application_name="sandbox-migration")
+        await conn.execute("BEGIN")
+        await conn.execute("LOCK TABLE tracks IN ACCESS EXCLUSIVE MODE")
+        self._held.append(conn)
 
     async def _release_held(self) -> None:
         if self._exhausting is not None:
