@@ -277,11 +277,11 @@ def test_nightly_through_prometheus_only_judges_from_the_exporters(sandbox, tmp_
 # The database, Redis and resource faults: through Prometheus only they fail the matrix's checks
 # (db.slow_connect delays the suite's own connections only: without a session it cannot be seen, and
 # the test says so below). Direct access proves the refusal under pool exhaustion and a full volume.
-EXPORTER_FAULTS = ["db.pool_exhausted", "db.idle_transactions", "db.invalid_constraint", "db.slow_queries",
+EXPORTER_FAULTS = ["db.pool_exhausted", "db.idle_transactions", "db.lock_held", "db.invalid_constraint", "db.slow_queries",
                    "auth.session_eviction",
                    "infra.redis_down", "infra.postgres_down", "perf.cpu_saturation", "perf.memory_pressure",
                    "perf.disk_full"]
-DIRECT_FAULTS = ["db.pool_exhausted", "db.idle_transactions", "perf.disk_full"]
+DIRECT_FAULTS = ["db.pool_exhausted", "db.idle_transactions", "db.lock_held", "perf.disk_full"]
 
 
 @pytest.mark.parametrize("direct,fault", [(False, f) for f in EXPORTER_FAULTS] + [(True, f) for f in DIRECT_FAULTS],
@@ -303,6 +303,11 @@ def test_nightly_fails_the_matrix_checks_both_ways(sandbox, tmp_path, monkeypatc
         texts = [c["text"] for c in failed["db.degraded_performance"]["conditions"] if c["level"] == "failed"]
         source = "" if direct else " (postgres_exporter)"
         assert any(t.startswith(f"sessions idle in transaction{source} 6 sessions") for t in texts), texts
+    if fault == "db.lock_held":  # the session holding the lock named, by postgres_exporter too
+        texts = [c["text"] for c in failed["db.degraded_performance"]["conditions"] if c["level"] == "failed"]
+        source = "" if direct else " (postgres_exporter)"
+        assert any(t.startswith(f"longest wait on a lock{source}") and "sandbox-migration" in t
+                   and "AccessExclusiveLock on tracks" in t for t in texts), texts
     if fault == "perf.disk_full":  # the data volume, not /
         assert "/volumes/data" in failed["perf.resource_saturation"]["summary"]
 

@@ -162,6 +162,7 @@ def _judge_exported_statements(v: Verdict, target: Target) -> None:
     else:
         v.missing(f"veza_statements: no statement ran 3 times over {cfg.rate_window} "
                   "(load postgres-exporter-queries.yaml in the exporter)")
+    _exported_lock_waits(v, figures.figures["lock_waits"])
     longest = figures.value("longest_active_s")
     if longest is None:
         v.missing("longest active transaction: no pg_stat_activity_max_tx_duration series")
@@ -171,6 +172,20 @@ def _judge_exported_statements(v: Verdict, target: Target) -> None:
                            "idle_in_transaction": figures.value("idle_in_transaction")}, " (postgres_exporter)")
     _cache_hit(v, figures.value("blks_hit") or 0.0, figures.value("blks_read") or 0.0,
                f"over {cfg.rate_window} (postgres_exporter)")
+
+
+def _exported_lock_waits(v: Verdict, series: list[dict[str, Any]]) -> None:
+    """The longest lock wait through postgres_exporter, the blocking session named by its labels (absent series:
+    nobody waits, or the exporter lacks the shipped query; it cannot tell which, so it says both)."""
+    if not series:
+        v.note("no session waiting on a lock according to postgres_exporter (veza_lock_waits: the shipped "
+               "postgres-exporter-queries.yaml)")
+        return
+    labels = series[0]["labels"]
+    application = labels.get("blocking_application") or "no application name"
+    v.against("lock_wait_s", series[0]["value"], label="longest wait on a lock (postgres_exporter)",
+              detail=f"held by pid {labels.get('blocking_pid', '?')} ({application}, "
+                     f"{labels.get('blocking_state', '?')}, holding {labels.get('blocking_holds', '?')})")
 
 
 def _open_transactions(v: Verdict, row: dict[str, Any], source: str) -> None:

@@ -28,6 +28,8 @@ POSTGRES_PERFORMANCE = {
     "idle_in_transaction": 'sum(pg_stat_activity_count{{{s},state=~"idle in transaction.*"}})',
     "blks_hit": "sum(increase(pg_stat_database_blks_hit{{{s}}}[{w}]))",
     "blks_read": "sum(increase(pg_stat_database_blks_read{{{s}}}[{w}]))",
+    # the shipped custom query: the longest lock wait behind each blocking session, the blocker in its labels
+    "lock_waits": "topk(1, veza_lock_waits_waiting_seconds{{{s}}})",
 }
 # Mean execution time over the window of each statement that ran at least 3 times in it (shipped custom query).
 POSTGRES_STATEMENTS = ("topk(10, sum by (queryid, query) (increase(veza_statements_exec_ms{{{s}}}[{w}])) "
