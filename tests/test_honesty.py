@@ -287,3 +287,18 @@ def test_an_outside_lock_is_named_with_its_holder_and_hides_no_other_reading(san
     judged = {c["threshold"] for c in check.conditions}
     assert {"longest_active_s", "longest_transaction_s", "idle_in_transaction"} <= judged, judged
     assert "table_sizes" in check.evidence["statements_after"], "the table sizes never wait on the lock"
+
+
+def test_a_hold_outlasts_the_front_doors_read_timeout_every_time(sandbox, sandbox_profile):
+    """A chat that never pings, behind a door whose read timeout equals the idle hold, was a coin flip (held
+    60 s behind a 60 s door: closed once, passed its confirmation the next). The hold outlasts the declared
+    timeout by a margin, so it fails every time, and the verdict names the timeout that closed it; on the
+    sandbox's time scale, front.idle_timeout's 1 s door against a 1 s hold."""
+    from veza_synthetics.matrix import measure
+    door = sandbox_profile.with_changes("holds", ws_idle_s=1.0, front_door_read_timeout_s=1.0)
+    assert door.holds.ws_hold_s == 2.0
+    with sandbox.faults_on(["front.idle_timeout"]):
+        checks = [r for _ in range(3) for r in measure(door, ["ws.disconnects"])]
+    assert [c.outcome for c in checks] == ["failed"] * 3, [c.summary for c in checks]
+    for check in checks:
+        assert "the front door's read timeout (holds.front_door_read_timeout_s = 1 s)" in check.summary, check.summary

@@ -13,7 +13,18 @@ from typing import Any
 
 from .catalog import load as load_catalog
 from .errors import SetupError
-from .profile_model import ALLOWS, DEFAULTS, ENV_DIR, KINDS, POSITIVE, SANDBOX_VARIANTS, SECRET_KEYS, VAR, Profile
+from .profile_model import (
+    ALLOWS,
+    DEFAULTS,
+    ENV_DIR,
+    KINDS,
+    POSITIVE,
+    SANDBOX_VARIANTS,
+    SECRET_KEYS,
+    VAR,
+    ZERO_MEANS_NONE,
+    Profile,
+)
 from .settings import History, Postgres
 
 __all__ = ["ENV_DIR", "SANDBOX_VARIANTS", "History", "Postgres",
@@ -133,9 +144,11 @@ def _check_serve(serve: dict[str, Any], source: str) -> None:
 def _check_positive(data: dict[str, Any], source: str) -> None:
     for section, why in POSITIVE.items():
         for name in DEFAULTS[section]:
-            if data[section][name] <= 0:
-                raise SetupError(f"profile {source}: '{section}.{name}' must be > 0 ({why}), "
-                                 f"not {data[section][name]!r}")
+            setting, value = f"{section}.{name}", data[section][name]
+            if setting in ZERO_MEANS_NONE and value < 0:
+                raise SetupError(f"profile {source}: '{setting}' must be >= 0 (0: none), not {value!r}")
+            if setting not in ZERO_MEANS_NONE and value <= 0:
+                raise SetupError(f"profile {source}: '{setting}' must be > 0 ({why}), not {value!r}")
 
 
 def _check_thresholds(thresholds: dict[str, Any], source: str) -> None:

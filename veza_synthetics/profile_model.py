@@ -55,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
 # Sections whose every number a probe divides by, waits for or counts with: 0 or less is a broken profile.
 POSITIVE = {"timeouts": "every network call is bounded", "holds": "a hold lasts some time",
             "sampling": "a sample needs at least one of each", "history": "a count of runs"}
+ZERO_MEANS_NONE = {"holds.front_door_read_timeout_s"}  # 0: there is none (never below 0)
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,16 @@ class Timeouts:
 class Holds:
     session_s: float = 5.0
     ws_idle_s: float = 60.0
+    # The front door's read timeout on the chat (nginx's proxy_read_timeout, 60 s by default and in the public
+    # Veza's deploy script; HAProxy's timeout tunnel); 0: none to outlast. The idle hold outlasts it by a margin:
+    # a hold equal to it is a coin flip between a true disconnect and a pass.
+    front_door_read_timeout_s: float = 60.0
+
+    @property
+    def ws_hold_s(self) -> float:
+        """How long ws.disconnects stays idle: ws_idle_s, or longer than the front door's read timeout."""
+        door = self.front_door_read_timeout_s
+        return max(self.ws_idle_s, door + max(0.1 * door, 1.0)) if door > 0 else self.ws_idle_s
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ def disconnects(v: Verdict, target: Target, attempt: int) -> None:
         if token is None:
             v.error("login", p.backend.url, f"no token for the chat: {target.login_failure()}")
             return
-    result = websocket.hold(p.chat.url, token, p.holds.ws_idle_s, target.timeout("ws"), p.chat.client_heartbeat_s,
+    result = websocket.hold(p.chat.url, token, p.holds.ws_hold_s, target.timeout("ws"), p.chat.client_heartbeat_s,
                             websocket.Frames.of(p.chat))
     if not v.record("hold", result):
         return
@@ -37,7 +37,8 @@ def disconnects(v: Verdict, target: Target, attempt: int) -> None:
         v.missing("application Ping/Pong: not measured (chat.app_ping = false: this chat answers no Ping)")
     pong = f", Pong in {m['app_pong_ms']:.1f} ms" if "app_pong_ms" in m else ""
     v.require("closed_after_s" not in m, f"disconnected: {events} (hold {m['hold_s']:g} s, the client sending nothing "
-              "but answering the server's pings)", ok_text=f"held {m.get('held_s', 0):g} s idle{pong}")
+              f"but answering the server's pings){_closed_by(p.holds.front_door_read_timeout_s, m)}",
+              ok_text=f"held {m.get('held_s', 0):g} s idle{pong}")
     code = m["close_code"]
     v.require(code not in websocket.ABNORMAL and code is not None,
               f"close code {code} (abnormal) after {m['open_s']:g} s open: {events}", ok_text=f"close code {code}")
@@ -81,3 +82,14 @@ def high_latency(v: Verdict, target: Target, attempt: int) -> None:
         v.missing("no message reached client B: latency cannot be measured (see ws.message_loss)")
         return
     v.against_p95("delivery_p95_ms", result.evidence["delivery_ms"], label="A-to-B delivery", unit_of="messages")
+
+
+def _closed_by(door_s: float, m: dict[str, float]) -> str:
+    """Which timeout closed an idle chat: the front door's declared read timeout, or something before it."""
+    closed = m.get("closed_after_s")
+    if closed is None or door_s <= 0:
+        return ""
+    if closed >= 0.9 * door_s:
+        return (f": the front door's read timeout (holds.front_door_read_timeout_s = {door_s:g} s), with nothing "
+                "from the chat in that time (no server ping under it)")
+    return f": before the front door's {door_s:g} s read timeout: the chat server, or another proxy, closed it"
