@@ -385,18 +385,26 @@ def test_the_simple_stream_server_plays_through_its_settings(deployed):
     assert info == {"filename": name, "size": int(played.headers["content-length"]), "content_type": "audio/mpeg"}
     assert [httpx.get(f"{url}{path}", timeout=5).status_code for path in ("/health/detailed", "/metrics")] == [404, 404]
     settings = profile.with_changes("stream", url=url, signed=False, canary=name, health_path="/health",
-                                    content_type_required=True)
+                                    content_type_required=True, canary_duration_s=0.0)
     stream_checks = ["stream.audio_cut", "stream.quality_degraded", "stream.excessive_buffering"]
     checks = {r.id: r for r in measure(settings, ["health.services", *stream_checks])}
     assert {sid: r.outcome for sid, r in checks.items()} == dict.fromkeys(checks, "passed"), \
         [r.summary for r in checks.values()]
     cut = checks["stream.audio_cut"]
     assert cut.evidence["stream"]["canary"]["signed_by"] == "nobody (stream.signed = false)"
-    assert any("neither track metadata nor the stream server's /info gives one" in n for n in cut.not_measured)
+    assert any("neither track metadata nor the stream server's /info gives one: stream.canary_duration_s can" in n
+               for n in cut.not_measured), cut.not_measured
     assert "Content-Type audio/mpeg" in checks["stream.quality_degraded"].summary
     with proc.faults_on(["stream.truncate"]):
         [truncated] = measure(settings, ["stream.audio_cut"])
     assert truncated.outcome == "failed" and "connection closed mid-body" in truncated.summary, truncated.summary
+    # the canary's file cut to half on disk: served whole, only its known length shows it (the public binaries
+    # say none: the team declares it)
+    told = settings.with_changes("stream", canary_duration_s=profile.stream.canary_duration_s)
+    with proc.faults_on(["stream.file_truncated"]):
+        [cut_file] = measure(told, ["stream.audio_cut"])
+    assert cut_file.outcome == "failed", cut_file.summary
+    assert re.search(r"decoded [\d.]+ s of a 10 s track \(stream.canary_duration_s\)", cut_file.summary), cut_file.summary
     [detailed] = measure(settings.with_changes("stream", health_path="/health/detailed"), ["health.services"])
     assert detailed.outcome == "failed" and "stream health HTTP 404" in detailed.summary \
         and "no such endpoint: is stream.health_path right?" in detailed.summary, \

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -30,9 +30,17 @@ UNSIGNED = "nobody (stream.signed = false)"
 class Canary:
     url: str          # signed; never reported (redact masks its signature)
     name: str         # the stream's name: the track's stream_name
-    duration_s: float  # from the same track's metadata
+    duration_s: float  # from the same track's metadata, or the stream server's /info (0: unknown)
     signed_by: str
     title: str = ""
+
+
+def _declared(cfg: Stream, canary: Canary) -> tuple[Canary, str]:
+    """The canary with the length the profile declares (stream.canary_duration_s) where it declares one, and
+    where the length comes from."""
+    if cfg.canary_duration_s > 0:
+        return replace(canary, duration_s=cfg.canary_duration_s), "stream.canary_duration_s"
+    return canary, "the platform" if canary.duration_s else "nowhere"
 
 
 def signed_canary(target: Target) -> Canary | Result:
@@ -78,14 +86,15 @@ def _signed_here(cfg: Stream, timeout: float) -> Canary:
 def played(target: Target) -> Result:
     """The canary downloaded as a player does and analysed; a refusal of a URL signed here names the
     secret and the clock to look at."""
-    canary = signed_canary(target)
-    if isinstance(canary, Result):
-        canary.error = f"could not get a signed stream URL: {canary.error}"
-        return canary
+    found = signed_canary(target)
+    if isinstance(found, Result):
+        found.error = f"could not get a signed stream URL: {found.error}"
+        return found
+    canary, length_from = _declared(target.profile.stream, found)
     dl = stream.download(canary.url, target.timeout("connect"), target.timeout("stream_read"), target.timeout("stream"))
     result = stream.analyse(dl, canary.url, CONTRACT_KBPS[target.profile.stream.quality], canary.duration_s)
     result.evidence["canary"] = {"track_id": target.profile.stream.canary_track_id, "name": canary.name,
-                                 "title": canary.title, "signed_by": canary.signed_by}
+                                 "title": canary.title, "signed_by": canary.signed_by, "duration_from": length_from}
     if result.measurements.get("status") == 403 and canary.signed_by == SIGNED_HERE:
         result.error = f"{result.error} (signed here with stream.secret: is it the stream server's secret key, " \
                        "and is this machine's clock right?)"

@@ -53,6 +53,10 @@ class Stream:
     secret: str = field(default="", repr=False)
     canary_track_id: int = 0
     canary: str = "canary"              # the stream's name ("canary.mp3" where names carry the extension, S8)
+    # The canary's length in seconds, known to the team that put it there: where neither the track's metadata nor
+    # the stream server says it (the public stream servers do not, S6, S8), a truncated file is only seen by it.
+    # 0: the metadata's or the server's, where one says it.
+    canary_duration_s: float = 0.0
     health_path: str = "/health/detailed"  # "/health" where there is no detailed health (S8)
     health_status_path: str = "status"
     quality: str = "medium"

@@ -27,12 +27,13 @@ def audio_cut(v: Verdict, target: Target, attempt: int) -> None:
         missing = m["content_length"] - m["bytes"]
         v.against("missing_bytes", missing, text=f"received {m['bytes']} of {m['content_length']} bytes"
                   + (f" ({ev['transfer_error']})" if ev["transfer_error"] else ""))
+    declared = " (stream.canary_duration_s)" if ev["canary"]["duration_from"] == "stream.canary_duration_s" else ""
     if "decoded_s" in m and m["track_s"]:
         v.against("missing_audio_s", m["track_s"] - m["decoded_s"],
-                  text=f"decoded {m['decoded_s']:.2f} s of a {m['track_s']:g} s track")
+                  text=f"decoded {m['decoded_s']:.2f} s of a {m['track_s']:g} s track{declared}")
     elif "decoded_s" in m:
         v.missing(f"missing audio: not measured: the canary's duration is unknown (decoded {m['decoded_s']:.2f} s; "
-                  "neither track metadata nor the stream server's /info gives one)")
+                  "neither track metadata nor the stream server's /info gives one: stream.canary_duration_s can)")
     if "longest_gap_ms" in m:
         gaps = ev["silence_gaps"]
         v.against("longest_gap_ms", m["longest_gap_ms"], label="longest silence gap",

@@ -637,10 +637,11 @@ class Sandbox:
             "backend": {"url": _up(self.nginx).url("backend")},
             "chat": {"url": f"{_up(self.nginx).url('chat', 'wss')}/{'ws' if s.deployed else 'chat'}",
                      "health_url": f"{_up(self.nginx).url('chat')}/health"},
-            # The contract's backend signs the canary's URL: no secret. The public code has no route that
-            # signs one (B13): the suite signs with the stream server's SECRET_KEY, as a team running it must.
+            # The contract's backend signs the canary's URL and says its length: no secret. The public code has
+            # no route that signs one (B13) and no stream server that says a length (S6, S8): the suite signs
+            # with the stream server's SECRET_KEY and is told the canary's length, as a team running it must.
             "stream": {"url": s.stream_url, "canary_track_id": CANARY_TRACK_ID, "canary": CANARY_NAME,
-                       **({"secret": s.stream_secret} if s.deployed else {})},
+                       **({"secret": s.stream_secret, "canary_duration_s": DURATION_S} if s.deployed else {})},
             "tls": {"ca_file": str(_up(self.nginx).ca.ca_file)},
             "postgres": {"host": LOOPBACK, "port": _up(self.pg_proxy).port, "dbname": "veza_db", "user": MONITOR_ROLE,
                          "password": s.monitor_password},
