@@ -480,6 +480,13 @@ def test_an_endpoint_that_stops_answering_is_not_asked_again_until_its_retry():
     from veza_synthetics.probes import NotAnswering, answering, describe, guarded
     [endpoint] = answering.declare({"203.0.113.7:8080"}, retry_s=0.3)
     try:
+        for _ in range(answering.UNANSWERED_IN_A_ROW - 1):
+            with pytest.raises(httpx.ReadTimeout), guarded("203.0.113.7:8080", 5.0):
+                raise httpx.ReadTimeout("no answer")
+        hung_since = time.monotonic()
+        endpoint.answered()  # another exchange answered while a third one hung: that one does not count
+        endpoint.unanswered("timeout after 5 s", hung_since)
+        assert endpoint.not_answering() is None
         for _ in range(answering.UNANSWERED_IN_A_ROW):
             with pytest.raises(httpx.ReadTimeout), guarded("203.0.113.7:8080", 5.0):
                 raise httpx.ReadTimeout("no answer")

@@ -87,6 +87,16 @@ class Checking:
                 items[:] = keep
         if self.profile.sandbox.admin_url:  # the others run while the sandbox's Prometheus takes its first scrapes
             items.sort(key=lambda i: self.category_of(i) in READS_PROMETHEUS)
+        guard = self.harness_timeout_s()
+        for item in items:  # pytest-timeout's limit, above the run's deadline: a last guard, never a check's end
+            if symptom_of(item) and not item.get_closest_marker("timeout"):
+                item.add_marker(pytest.mark.timeout(guard))
+
+    def harness_timeout_s(self) -> float:
+        """The longest a check item may take: the run's deadline (the sample stops at it), then a stream download
+        and two holds, each bounded by its own settings, and a minute's margin."""
+        p = self.profile
+        return p.timeouts.run_s + p.timeouts.stream_s + 2 * max(p.holds.ws_hold_s, p.holds.session_s) + 60
 
     def _wait_for_first_scrapes(self) -> None:
         """Before the first check that reads a sandbox's Prometheus: every target scraped (the sandbox's

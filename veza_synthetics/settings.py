@@ -124,6 +124,10 @@ class Timeouts:
     stream_read_s: float = 10.0
     stream_s: float = 90.0
     ws_s: float = 5.0
+    # The whole run's deadline (a serve round's: its interval, if shorter). The HTTP sample is planned within it
+    # at sampling.max_rps, every call possibly confirmed once, and stops at it: a check says what it measured,
+    # never nothing. 15 minutes: half of the nightly job's 30.
+    run_s: float = 900.0
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,14 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from .canary import played
 from .catalog import Catalog
 from .catalog import load as load_catalog
+from .planning import plan
 from .probes import (
     Result,
     address,
@@ -38,6 +39,7 @@ from .profile import Profile
 from .verdict import Verdict
 
 LATENCY = ("perf.high_response_time", "p95_ms")  # the sample stops once this is decided to fail
+TIMEOUTS = ("perf.frequent_timeouts", "timeout_pct")  # and once this is
 RETRY_AFTER_TIMEOUTS = 3  # an endpoint not answering is tried again after this many request timeouts
 
 
@@ -66,6 +68,8 @@ class Target:
                                            | ({f"{profile.postgres.host}:{profile.postgres.port}"}
                                               if profile.postgres.host else set()),
                                            RETRY_AFTER_TIMEOUTS * profile.timeouts.request_s)
+        self.deadline = time.monotonic() + profile.timeouts.run_s  # planned within, before the first request
+        self.plan = plan(profile)
         self._memo: dict[tuple[str, int], Future[Result]] = {}
         self._lock = threading.Lock()
         self._sessions: list[auth.Session] = []
@@ -98,6 +102,12 @@ class Target:
                 slot.set_exception(exc)
                 raise
         return slot.result()  # type: ignore[return-value]  # one key, one measure
+
+    def _measured(self, key: str, attempt: int) -> Result | None:
+        """A shared measurement already taken, or None."""
+        with self._lock:
+            slot = self._memo.get((key, attempt))
+        return slot.result() if slot is not None and slot.done() and slot.exception() is None else None
 
     def start_early(self, jobs: dict[str, Callable[[], Any]]) -> None:
         """Run these measurements in the background now (deliberate holds), each in its own thread; a name
@@ -251,18 +261,40 @@ class Target:
                      **({"search": search} if backend.search_path else {}), "me": "/api/v1/auth/me"}
 
         def measure() -> Result:
+            first = self._measured("http", 1) if attempt > 1 else None
+            chosen, requests = endpoints, self.plan.sample_requests
+            if first is not None:  # a confirmation samples again what failed, not the whole sample
+                failing = list(endpoints) if first.error else http.failing_endpoints(first, self._fail_level(*LATENCY))
+                if not failing:
+                    return _again(first, "not sampled again: every endpoint of the first sample answered well "
+                                         "(what failed was not the sample)")
+                if time.monotonic() + 1 / sampling.max_rps + self.timeout("request") > self.deadline:
+                    return _again(first, "not sampled again: the run's deadline (timeouts.run_s) leaves no time; "
+                                         "judged on the first sample")
+                planned = dict(zip(endpoints, http.Pace(requests, 1, 1.0).planned(len(endpoints)), strict=True))
+                chosen, requests = {n: endpoints[n] for n in failing}, sum(planned[n] for n in failing)
             login = self.session()
             session = login.session
             headers = {"Authorization": f"Bearer {session.access_token}"} if session else {}
-            pace = http.Pace(sampling.requests, sampling.concurrency, sampling.max_rps, self._fail_level(*LATENCY))
-            result = http.sample(backend.url, endpoints, headers, pace, self.timeout("request"),
+            pace = http.Pace(requests, sampling.concurrency, sampling.max_rps, self._fail_level(*LATENCY),
+                             self._fail_level(*TIMEOUTS), deadline=self.deadline - self.timeout("request"))
+            result = http.sample(backend.url, chosen, headers, pace, self.timeout("request"),
                                  session.expires_at if session else None)
             result.evidence["login"] = "ok" if session else _login_failure(login)
+            if first is not None:
+                result.evidence["confirming"] = f"sampled again: {', '.join(chosen)} (what failed in the first sample)"
+            if self.plan.note:
+                result.evidence["planned"] = self.plan.note
             return result
         return self.shared("http", attempt, measure)
 
     def stream_download(self, attempt: int) -> Result:
         return self.shared("stream", attempt, lambda: played(self))
+
+
+def _again(first: Result, why: str) -> Result:
+    """The first sample standing for its confirmation, said so."""
+    return replace(first, measurements=dict(first.measurements), evidence={**first.evidence, "confirming": why})
 
 
 def _expiring(session: auth.Session) -> bool:

@@ -100,6 +100,8 @@ def _sample_accepts_token(v: Verdict, target: Target, attempt: int) -> None:
     """Every request of the run's HTTP sample carries the session's valid token: a 401/403 on any sampled
     endpoint (behind a balancer, from whichever instance answered it) is a valid token refused."""
     sample = target.http_sample(attempt)
+    if "confirming" in sample.evidence:
+        v.note(f"confirmation: {sample.evidence['confirming']}")
     endpoints = sample.evidence.get("per_endpoint", {})
     if sample.error or not endpoints or sample.evidence.get("login") != "ok":
         reason = sample.error or (f"its login failed: {sample.evidence.get('login')}" if endpoints else "nothing sampled")

@@ -13,8 +13,9 @@ def _sample(v: Verdict, target: Target, attempt: int) -> Result | None:
     if login != "ok":
         v.error("login", target.profile.backend.url, f"the sample cannot call me: {login}")
     usable = v.record("sample", result)
-    if "gave_up" in result.evidence:
-        v.note(f"sample stopped early: {result.evidence['gave_up']}")
+    for key, lead in (("planned", "planned: "), ("confirming", "confirmation: "), ("gave_up", "sample stopped early: ")):
+        if key in result.evidence:
+            v.note(lead + result.evidence[key])
     if not usable:
         return None
     m = result.measurements

@@ -13,6 +13,7 @@ import math
 import os
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -120,11 +121,12 @@ def guarded(address: str, timeout_s: float) -> Iterator[None]:
     reason = endpoint.not_answering()
     if reason:
         raise NotAnswering(reason)
+    sent_at = time.monotonic()
     try:
         yield
     except BaseException as exc:
         if _no_answer(exc):
-            endpoint.unanswered(describe(exc, timeout_s))
+            endpoint.unanswered(describe(exc, timeout_s), sent_at)
         else:
             endpoint.answered()
         raise

@@ -16,6 +16,7 @@ class Endpoint:
         self._lock = threading.Lock()
         self._unanswered: list[str] = []  # why each of the last exchanges got no answer, in a row
         self._retry_at = 0.0
+        self._last_answer = float("-inf")
         self.not_sent = 0
 
     def not_answering(self) -> str | None:
@@ -34,9 +35,15 @@ class Endpoint:
     def answered(self) -> None:
         with self._lock:
             self._unanswered.clear()
+            self._last_answer = time.monotonic()
 
-    def unanswered(self, why: str) -> None:
+    def unanswered(self, why: str, sent_at: float) -> None:
+        """An exchange begun at `sent_at` (time.monotonic()) got no answer. It counts only if nothing else was
+        answered meanwhile: a platform whose other requests answer during a hang is answering (one locked
+        table, one slow route), whatever order the exchanges end in."""
         with self._lock:
+            if self._last_answer >= sent_at:
+                return
             self._unanswered.append(why)
             if len(self._unanswered) == UNANSWERED_IN_A_ROW:
                 self._retry_at = time.monotonic() + self.retry_s

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -84,6 +85,8 @@ class Pace:
     concurrency: int
     max_rps: float
     decided_above_ms: float | None = None  # stop once an endpoint's p95 is sure to be above this
+    decided_timeout_pct: float | None = None  # stop once the share of timeouts is sure to reach this
+    deadline: float | None = None  # a time.monotonic() past which no request is sent (the run's deadline)
 
     def planned(self, endpoints: int) -> list[int]:
         """Requests planned per endpoint (they go round-robin)."""
@@ -93,14 +96,17 @@ class Pace:
 class _Politeness:
     """What one sample owes its target: the declared pace (the run's pace of this API where the run declared
     one, else its own), a pause after each 429, and when to stop asking: five 429s; only failures so far, 2
-    per concurrent worker; five connections in a row that never opened; an endpoint's p95 already decided.
+    per concurrent worker; five connections in a row that never opened; an endpoint's p95, or the share of
+    timeouts, already decided.
     Once stopped, the requests still waiting for a turn give it back at once: stopping costs no time."""
 
     def __init__(self, pace: Pace, names: list[str], origin: pacing.OriginPace | None,
                  endpoint: answering.Endpoint | None):
         self.pace, self.origin, self.endpoint = pace, origin or pacing.OriginPace(pace.max_rps), endpoint
         self.stopped, self.reason, self.not_sent = asyncio.Event(), "", ""
-        self.throttled = self.failed = self.succeeded = self.not_connected_in_a_row = 0
+        self.throttled = self.failed = self.succeeded = self.not_connected_in_a_row = self.timeouts = 0
+        share = pace.decided_timeout_pct
+        self.timeouts_enough = None if share is None else max(1, math.ceil(share / 100 * pace.requests))
         self.slow = dict.fromkeys(names, 0)
         self.slow_enough = {name: decided_above(n) for name, n in zip(names, pace.planned(len(names)), strict=True)}
         self.decided_by = ""  # the endpoint whose p95 is decided above pace.decided_above_ms
@@ -108,6 +114,9 @@ class _Politeness:
     async def wait_turn(self) -> float | None:
         """This request's turn, or None when the sample stopped before it came, or stops now because the API
         is not answering (answering.py: the turn given back)."""
+        deadline = self.pace.deadline
+        if deadline is not None and not self.stopped.is_set() and max(self.origin.free_at(), time.monotonic()) > deadline:
+            self._stop("deadline")
         turn = None if self.stopped.is_set() else await self.origin.turn(self.stopped)
         not_sent = None if turn is None or self.endpoint is None else self.endpoint.not_answering()
         if turn is not None and not_sent:
@@ -129,6 +138,8 @@ class _Politeness:
             return "unreachable"
         if not self.succeeded and self.failed >= FAILING_ANSWERS_PER_WORKER * self.pace.concurrency:
             return "failing"
+        if self.timeouts_enough is not None and self.timeouts >= self.timeouts_enough:
+            return "timeouts"
         return "decided" if self.decided_by else ""
 
     def answered(self, name: str, outcome: dict[str, Any], elapsed_ms: float, turn: float) -> None:
@@ -140,7 +151,8 @@ class _Politeness:
         if self.endpoint is not None and outcome.get("status") is not None:
             self.endpoint.answered()
         elif self.endpoint is not None and (outcome.get("timeout") or outcome.get("not_connected")):
-            self.endpoint.unanswered(outcome.get("error") or "timed out")
+            self.endpoint.unanswered(outcome.get("error") or "timed out", time.monotonic() - elapsed_ms / 1000)
+        self.timeouts += bool(outcome.get("timeout"))
         if outcome.get("status") == 429:
             self.throttled += 1
             self.origin.pause(pacing.retry_after_s(outcome.get("retry_after")))
@@ -224,9 +236,10 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], pa
     Errors are 5xx and failed connections (reset, refused, TLS); 429 is counted apart (throttled)."""
     everything, not_sent = asyncio.run(_sample(base_url, endpoints, headers, pace, timeout_s, token_expires_at))
     records = [r for r in everything if not r.get("abandoned")]
-    if not records:  # the API was known not to answer before the first request
+    if not records:  # the API was known not to answer, or the run's deadline came, before the first request
         return Result("http", base_url, {"requests": 0, "abandoned": len(everything)},
-                      error=f"unreachable: {not_sent or 'no request sent'}")
+                      error=f"unreachable: {not_sent}" if not_sent else "not sent: the run's deadline came before "
+                                                                        "the sample (timeouts.run_s)")
     abandoned = len(everything) - len(records)
     abandoned_by = _count(r["abandoned"] for r in everything if r.get("abandoned"))
     why_abandoned = set(abandoned_by)
@@ -240,7 +253,8 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], pa
                                                                   if not r.get("token_expiring")),
                               "timeouts": sum(1 for r in mine if r.get("timeout")),
                               "errors_5xx": sum(1 for r in mine if (r.get("status") or 0) >= 500),
-                              "failed_connections": sum(1 for r in mine if r.get("error"))}
+                              "failed_connections": sum(1 for r in mine if r.get("error")),
+                              "not_json": sum(1 for r in mine if r.get("status") is not None and not r.get("json"))}
     total = len(records)
     timeouts = sum(1 for r in records if r.get("timeout"))
     errors = sum(1 for r in records if (r.get("status") or 0) >= 500 or r.get("error"))
@@ -278,6 +292,9 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], pa
     reasons = {"failing": f"the first {len(records)} answers all failed (not one success)",
                "throttled": f"{GIVE_UP_AFTER_THROTTLED} answers were 429",
                "not_answering": "the API left its last requests unanswered (timeouts, connections that never opened)",
+               "deadline": "the run's deadline came (timeouts.run_s)",
+               "timeouts": f"requests timed out: the timeout share is at least {pace.decided_timeout_pct or 0:g} % "
+                           "whatever the others would do",
                "unreachable": f"backend unreachable: {GIVE_UP_AFTER_NOT_CONNECTED} connections in a row refused or "
                               "never opened",
                "decided": f"{decided_by} answered over {pace.decided_above_ms or 0:g} ms often enough to "
@@ -291,6 +308,19 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], pa
     elif len(not_json) == total:
         error = f"bad response: every answer was {not_json[0]['status']} without JSON (the API answers JSON)"
     return Result("http", base_url, measurements, evidence, error)
+
+
+def failing_endpoints(result: Result, slow_ms: float | None) -> list[str]:
+    """The endpoints of a sample a confirmation samples again: those that answered anything but a JSON success
+    (an error, a timeout, a refusal, a 429) or, with `slow_ms`, whose p95 (or maximum) was above it."""
+    per_endpoint: dict[str, dict[str, Any]] = result.evidence.get("per_endpoint", {})
+
+    def failing(stats: dict[str, Any]) -> bool:
+        statuses = [int(s) if s.isdigit() else None for s in stats["status_counts"]]
+        judged = stats["p95_ms"] if stats["p95_ms"] is not None else stats["max_ms"]
+        return (any(s is None or not 200 <= s < 400 for s in statuses) or stats["not_json"] > 0
+                or (slow_ms is not None and judged is not None and judged > slow_ms))
+    return [name for name, stats in per_endpoint.items() if failing(stats)]
 
 
 def _ok(record: dict[str, Any]) -> bool:

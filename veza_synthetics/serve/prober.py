@@ -37,8 +37,9 @@ class Prober:
     def one_round(self, ids: list[str]) -> None:
         started, started_at = time.monotonic(), dt.datetime.now(dt.UTC)
         try:
-            with self.busy:
-                records, load = measure_with_load(self.profile, ids, self.catalog)
+            with self.busy:  # the round's deadline: its shortest interval, where shorter than timeouts.run_s
+                records, load = measure_with_load(self._within(min(self.schedule.intervals[i] for i in ids)), ids,
+                                                  self.catalog)
             self._remember(records, started_at)
         except Exception as exc:  # the prober's own failure: counted and said, the schedule goes on
             self.metrics.round_errors.labels(self.location).inc()
@@ -51,6 +52,10 @@ class Prober:
         self.metrics.round_duration.labels(self.location).set(round(time.monotonic() - started, 3))
         self.latest = {**self.latest, **{(r.id, r.variant): r for r in records}}  # swapped whole: /report reads it
         self.ready.set()
+
+    def _within(self, seconds: float) -> Profile:
+        """The profile with a run deadline of at most `seconds` (a round's interval, a scrape's timeout)."""
+        return self.profile.with_changes("timeouts", run_s=min(self.profile.timeouts.run_s, max(seconds, 1.0)))
 
     def _remember(self, records: list[CheckRecord], started_at: dt.datetime) -> None:
         """The round into the run-to-run memory of this env and location, its trends computed as a run's are."""
@@ -81,7 +86,7 @@ class Prober:
 
         def run() -> None:
             try:
-                done["records"] = measure_with_load(self.profile, symptom_ids, self.catalog)[0]
+                done["records"] = measure_with_load(self._within(timeout_s), symptom_ids, self.catalog)[0]
             finally:
                 self.busy.release()
         worker = threading.Thread(target=run, name="veza-serve-probe", daemon=True)
