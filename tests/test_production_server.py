@@ -58,14 +58,17 @@ def test_a_fourth_login_within_the_window_is_locked_out(production):
 
 def test_redis_down_is_seen_although_the_production_servers_health_says_healthy(production):
     """B1: with Redis down the production server's /health still answers 200 healthy (naming Redis's
-    error in a field); health.services fails through its own Redis probe, naming it."""
+    error in a field); health.services fails through its own Redis probe, naming it. B14: its rate-limit
+    script fails in Redis before every handler, each answer half a second late, which the latency check reads."""
     proc, profile = production
     with proc.faults_on(["infra.redis_down"]):
         health = httpx.get(f"{profile.backend.url}/health", timeout=5, verify=tls(profile.backend.url))
-        [services] = measure(profile, ["health.services"])
+        [services, slow] = measure(profile, ["health.services", "perf.high_response_time"])
     assert health.status_code == 200 and health.json()["redis"].startswith("error"), health.text
+    assert health.elapsed.total_seconds() >= 0.45, health.elapsed
     assert services.outcome == "failed", services.summary
     assert [e["step"] for e in services.errors] == ["redis"], services.errors
+    assert slow.outcome == "failed" and "health max 5" in slow.summary, slow.summary
 
 
 def test_a_locked_out_address_is_named_as_such_and_not_hammered(production):

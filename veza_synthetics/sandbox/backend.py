@@ -16,6 +16,9 @@ import psycopg
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from psycopg_pool import AsyncConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -36,6 +39,9 @@ DEPLOYED_TRACK = {"id": 1, "title": "Sample Track", "artist": "Sample Artist", "
 DEPLOYED_SEARCH: dict[str, list[Any]] = {"tracks": [], "resources": [], "users": [], "listings": []}  # a stub: no database (B13)
 REFRESH_LIFETIME_S = 7 * 24 * 3600
 SKEW_S = 600  # auth.clock_skew: the backend's clock runs 10 min ahead
+# The production server's rate-limit script (B14): a counter per client address and window, in Redis.
+LIMITER_SCRIPT = "local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n"
+REDIS_DOWN_DELAY_S = 0.5  # what a failed script costs each request there (B14, measured by hand)
 # What any user does without changing data: not counted as writes by the safety recorder.
 UNTRACED_PATHS = {"/api/health", "/health", "/ready", "/metrics"}  # the public code sets no X-Request-ID there (B4)
 SESSION_PATHS = {"/api/v1/auth/login", "/api/v1/auth/refresh", "/auth/refresh", "/api/v1/auth/logout"}
@@ -107,8 +113,10 @@ class Backend:
     # -- lifecycle ---------------------------------------------------------------------
     async def open(self) -> None:
         self._pool = await open_pool(self.s.app_dsn, 4, 8)
+        # no retries of its own (redis-py 8 retries three times with backoff, ~4 s on a refused port): what a
+        # Redis outage costs a request is the twin's to say (B14)
         self._redis = aioredis.Redis(host="127.0.0.1", port=self.s.redis_port, password=self.s.redis_password,
-                                    socket_timeout=1, socket_connect_timeout=1)
+                                    socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
 
     async def reconnect_database(self) -> None:
         self._pool = await renew_pool(self._pool, self.s.app_dsn, 4, 8)
@@ -153,6 +161,8 @@ class Backend:
             if scope["method"] not in ("GET", "HEAD", "OPTIONS") and path not in SESSION_PATHS:
                 self.s.write_requests.append((f"{scope['method']} {path}", headers.get(b"user-agent", b"").decode()))
             try:
+                if self.s.production_server:
+                    await self._limiter_script(headers, scope)
                 answer = self._throttled(scope, headers) or \
                     await self._injected(path, b"authorization" in headers, odd_one_out, metrics)
                 await (answer or app)(scope, receive, send_wrapper)
@@ -180,6 +190,16 @@ class Backend:
                 answer = JSONResponse(RATE_LIMITED, status_code=429, headers={"Retry-After": str(refused[1])})
         self.s.throttled += answer is not None
         return answer
+
+    async def _limiter_script(self, headers: dict[bytes, bytes], scope: Scope) -> None:
+        """The production server runs its rate-limit Lua script in Redis before every handler. With Redis down
+        the script fails, the request goes on, about half a second later (B14, measured against the real
+        server); the counts themselves are the in-memory twin's (ProductionLimits)."""
+        key = f"veza:ratelimit:{client_address(headers, scope.get('client'))}"
+        try:
+            await self.redis.eval(LIMITER_SCRIPT, 1, key, "60")  # type: ignore[no-untyped-call]  # redis-py: untyped
+        except (RedisError, OSError):
+            await asyncio.sleep(REDIS_DOWN_DELAY_S)
 
     def _log(self, instance: str, scope: Scope, status: int, request_id: str, headers: dict[bytes, bytes]) -> None:
         """One line per request, ids included, as the platform's own request log has them."""

@@ -37,8 +37,8 @@ class Prober:
     def one_round(self, ids: list[str]) -> None:
         started, started_at = time.monotonic(), dt.datetime.now(dt.UTC)
         try:
-            with self.busy:  # the round's deadline: its shortest interval, where shorter than timeouts.run_s
-                records, load = measure_with_load(self._within(min(self.schedule.intervals[i] for i in ids)), ids,
+            with self.busy:  # the round's deadline: before its checks are due again, if sooner than timeouts.run_s
+                records, load = measure_with_load(self._within(max(self.schedule.intervals[i] for i in ids)), ids,
                                                   self.catalog)
             self._remember(records, started_at)
         except Exception as exc:  # the prober's own failure: counted and said, the schedule goes on
