@@ -125,7 +125,7 @@ def nightly_profile(sandbox, tmp_path, chat_opt_in: bool = False, direct: bool =
                        f'[stream]\ncanary_track_id = {p["stream"]["canary_track_id"]}\n'
                        + (f'[postgres]\nport = {p["postgres"]["port"]}\n' if direct else "")
                        + '[prometheus]\nrate_window = "5s"\nscrape_interval_s = 1.0\n'
-                       '[holds]\nsession_s = 2.0\nws_idle_s = 2.0\n'
+                       '[holds]\nsession_s = 2.0\nws_idle_s = 2.0\nfront_door_read_timeout_s = 0.0\n'  # the sandbox's scale
                        '[sampling]\nmax_rps = 50.0\n'  # production's pace (0.4/s) is proven by test_honesty and test_units
                        + (f'[tls]\nca_file = "{ca_file}"\n' if ca_file else "")
                        + (f'[chat]\nsynthetic_conversation = "{SYNTHETIC_CONVERSATION}"\n' if chat_opt_in else ""))

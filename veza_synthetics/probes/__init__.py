@@ -172,8 +172,10 @@ def take_turn(url: str) -> Turn:
     """Wait for the run's turn at this API (pacing.py: the checks' calls count with the sample's); a caller
     timing its request takes its turn first, so no figure holds the wait, and hands it to request(). Origins
     nobody paces pass."""
-    pace = pacing.of(url)
-    return Turn() if pace is None else Turn(pace, pace.wait())
+    pace, endpoint = pacing.of(url), answering.of(address(url))
+    if pace is None or (endpoint is not None and endpoint.silent()):  # request() says "not sent" at once
+        return Turn()
+    return Turn(pace, pace.wait())
 
 
 def forget_connections() -> None:

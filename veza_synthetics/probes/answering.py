@@ -32,6 +32,11 @@ class Endpoint:
             return (f"not sent: the last {len(self._unanswered)} exchanges with {self.address} got no answer "
                     f"({self._unanswered[-1]}); one tries again every {self.retry_s:g} s")
 
+    def silent(self) -> bool:
+        """Not answering, and not yet time to try again: a caller need not wait for a turn to be told."""
+        with self._lock:
+            return len(self._unanswered) >= UNANSWERED_IN_A_ROW and time.monotonic() < self._retry_at
+
     def answered(self) -> None:
         with self._lock:
             self._unanswered.clear()
