@@ -236,6 +236,56 @@ def detection(sandbox: SandboxProcess) -> dict:
     return out
 
 
+DEAD_PROFILE = """name = "dead"
+allow = "readonly"
+[backend]
+url = "http://127.0.0.1:{port}"
+[chat]
+url = "ws://127.0.0.1:{port}/chat"
+health_url = "http://127.0.0.1:{port}/health"
+[stream]
+url = "http://127.0.0.1:{port}"
+canary_track_id = 1
+[postgres]
+host = "127.0.0.1"
+port = {port}
+user = "monitor"
+password = "${{VEZA_BENCH_PASSWORD}}"
+[redis]
+url = "redis://127.0.0.1:{port}/0"
+[prometheus]
+url = "http://127.0.0.1:{port}"
+[accounts]
+user_email = "synthetic@veza.local"
+user_password = "${{VEZA_BENCH_PASSWORD}}"
+"""
+
+
+def dead_platform() -> dict:
+    """A run at production's pace and timeouts (0.4 requests a second, 5 s) against a platform where nothing
+    listens, and one that accepts connections and never answers: seconds until every check has failed."""
+    import socket
+    out = {}
+    for kind in ("refused", "hung"):
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        if kind == "hung":
+            listener.listen(256)
+        else:
+            listener.close()
+        folder = Path(tempfile.mkdtemp(prefix="veza-bench-dead-"))
+        (folder / "dead.toml").write_text(DEAD_PROFILE.format(port=port))
+        started = time.perf_counter()
+        run = subprocess.run([sys.executable, "-m", "veza_synthetics", "run", "--env", str(folder / "dead.toml"),
+                              "--reports-dir", str(folder / "r")], cwd=REPO, capture_output=True, text=True,
+                             timeout=900, env={**os.environ, "VEZA_BENCH_PASSWORD": "bench-only"})
+        out[kind] = {"seconds": round(time.perf_counter() - started, 1), "exit": run.returncode}
+        listener.close()
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
 def main() -> int:
     sandbox = SandboxProcess(base_profile=ENV_DIR / "sandbox.toml")
     sandbox.start()
@@ -249,6 +299,7 @@ def main() -> int:
             "overhead": overhead(profile),
             "scale": scale(profile),
             "detection_time": detection(sandbox),
+            "dead_platform": dead_platform(),
         }
     finally:
         sandbox.stop()
@@ -292,6 +343,9 @@ def table(r: dict) -> str:
               + f" ({o['connections_opened']} connections opened for {200} requests)", "", "scale:"]
     lines += [f"  x{s['factor']:<3} {s['requests']:>5} requests {s['http_s']:>6} s   {s['chat_messages']:>4} messages "
               f"{s['chat_s']:>6} s" for s in r["scale"]]
+    d = r["dead_platform"]
+    lines += ["", f"a dead platform at production's pace (0.4/s, 5 s timeouts): nothing listening {d['refused']['seconds']} s "
+              f"(goal <= 30 s), accepting and never answering {d['hung']['seconds']} s (goal <= 60 s)"]
     lines += ["", "detection time (fault on -> failed check in the report):"]
     lines += [f"  {k:<12} {v['fault']:<22} {v['seconds']:>6} s {'detected' if v['detected'] else 'NOT DETECTED'}"
               for k, v in r["detection_time"].items()]
