@@ -264,15 +264,16 @@ class Target:
             first = self._measured("http", 1) if attempt > 1 else None
             chosen, requests = endpoints, self.plan.sample_requests
             if first is not None:  # a confirmation samples again what failed, not the whole sample
-                failing = list(endpoints) if first.error else http.failing_endpoints(first, self._fail_level(*LATENCY))
+                failing = list(endpoints) if first.error else http.failing_endpoints(
+                    first, self._fail_level(*LATENCY), token_sent=first.evidence.get("login") == "ok")
                 if not failing:
                     return _again(first, "not sampled again: every endpoint of the first sample answered well "
                                          "(what failed was not the sample)")
                 if time.monotonic() + 1 / sampling.max_rps + self.timeout("request") > self.deadline:
                     return _again(first, "not sampled again: the run's deadline (timeouts.run_s) leaves no time; "
                                          "judged on the first sample")
-                planned = dict(zip(endpoints, http.Pace(requests, 1, 1.0).planned(len(endpoints)), strict=True))
-                chosen, requests = {n: endpoints[n] for n in failing}, sum(planned[n] for n in failing)
+                # as many requests as the first sample, on what failed: a one-in-twenty error is confirmed as surely
+                chosen = {n: endpoints[n] for n in failing}
             login = self.session()
             session = login.session
             headers = {"Authorization": f"Bearer {session.access_token}"} if session else {}

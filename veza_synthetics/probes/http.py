@@ -310,15 +310,17 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], pa
     return Result("http", base_url, measurements, evidence, error)
 
 
-def failing_endpoints(result: Result, slow_ms: float | None) -> list[str]:
+def failing_endpoints(result: Result, slow_ms: float | None, token_sent: bool) -> list[str]:
     """The endpoints of a sample a confirmation samples again: those that answered anything but a JSON success
-    (an error, a timeout, a refusal, a 429) or, with `slow_ms`, whose p95 (or maximum) was above it."""
+    (an error, a timeout, a refusal, a 429; not a 401 or 403 to a sample sent without a token, which is right)
+    or, with `slow_ms`, whose p95 (or maximum) was above it."""
     per_endpoint: dict[str, dict[str, Any]] = result.evidence.get("per_endpoint", {})
+    expected = set() if token_sent else {401, 403}
 
     def failing(stats: dict[str, Any]) -> bool:
         statuses = [int(s) if s.isdigit() else None for s in stats["status_counts"]]
         judged = stats["p95_ms"] if stats["p95_ms"] is not None else stats["max_ms"]
-        return (any(s is None or not 200 <= s < 400 for s in statuses) or stats["not_json"] > 0
+        return (any(s is None or (not 200 <= s < 400 and s not in expected) for s in statuses) or stats["not_json"] > 0
                 or (slow_ms is not None and judged is not None and judged > slow_ms))
     return [name for name, stats in per_endpoint.items() if failing(stats)]
 
