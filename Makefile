@@ -61,6 +61,8 @@ run: setup
 lint: venv
 	$(VENV)/bin/ruff check veza_synthetics tests tests_synthetic bench conftest.py
 	$(VENV)/bin/mypy veza_synthetics
+	$(VENV)/bin/bandit -c pyproject.toml -q -r veza_synthetics
+	$(VENV)/bin/zizmor --offline -q .github/workflows
 
 # Four workers (the tests mostly wait on holds and timeouts: 2 cores stay half idle with two), each with its
 # own sandbox; the fault cells spread one by one over them, longest first, every other file

@@ -91,7 +91,8 @@ class Verdict:
         level = threshold.level_of(value)
         if text is None:
             bound = threshold.fail if level == "failed" or threshold.warn is None else threshold.warn
-            assert bound is not None  # the catalog refuses a threshold with neither level
+            if bound is None:  # the catalog refuses a threshold with neither level
+                raise ValueError(f"threshold {name} has no level")
             unit = f" {threshold.unit}" if threshold.unit else ""
             if level == "passed":
                 ok_op = "<" if threshold.bad_when == "above" else ">="

@@ -83,7 +83,7 @@ def postgres_session(v: Verdict, target: Target, claims: dict[str, Any], session
     """The deployed variant keeps refresh tokens in PostgreSQL: one read-only SELECT on refresh_tokens."""
     user_id = int(claims.get("user_id", 0))
     query = (f"WITH tokens AS (SELECT {SESSION_EXPIRY} AS expires, pg_typeof(expires_at)::text AS kind "
-             f"FROM refresh_tokens WHERE user_id = {user_id}) "
+             f"FROM refresh_tokens WHERE user_id = {user_id}) "  # nosec B608  # an int and a constant, no input
              "SELECT count(*) FILTER (WHERE expires > now()) AS live, "
              "extract(epoch FROM max(expires) FILTER (WHERE expires > now()) - now())::float AS ttl_s, "
              "min(kind) AS expiry_type FROM tokens")

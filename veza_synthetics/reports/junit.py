@@ -3,7 +3,7 @@
 as its message. pytest's junitxml writes the file; this adds to it once it is written."""
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
+import xml.etree.ElementTree as ET  # nosec B405  # only the JUnit file pytest writes for this run is parsed
 from pathlib import Path
 
 FLAKY_PROPERTY = "flaky_first_attempt"  # set by fixtures.report_check on a flaky check's testcase
@@ -12,7 +12,7 @@ TRAILING = ("system-out", "system-err")  # Surefire's testcase ends with these, 
 
 def mark_flaky(path: Path) -> int:
     """Give every testcase carrying the flaky property its <flakyFailure>; how many were marked."""
-    tree = ET.parse(path)
+    tree = ET.parse(path)  # nosec B314  # the JUnit file pytest has just written for this run, not outside input
     marked = 0
     for case in tree.iter("testcase"):
         first = [p.get("value", "") for p in case.iter("property") if p.get("name") == FLAKY_PROPERTY]

@@ -59,7 +59,8 @@ class Chat:
 
     async def _store(self, frame: dict[str, Any], author: str) -> None:
         """Messages persist in PostgreSQL, as Veza's do (the write recorder counts them)."""
-        assert self.pool is not None, "started"
+        if self.pool is None:
+            raise RuntimeError("the chat server is not started")
         async with self.pool.connection() as conn:
             await conn.execute("INSERT INTO messages (conversation_id, author, content, client_msg_id) "
                                "VALUES (%s, %s, %s, %s)", (str(frame["conversation_id"]), author,

@@ -82,7 +82,7 @@ def end_leftovers() -> None:
 def main(command: list[str]) -> int:
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     workdir = tempfile.mkdtemp(prefix="veza-sandbox-")
-    os.chmod(workdir, 0o755)  # the postgres user must reach its data dir
+    os.chmod(workdir, 0o755)  # nosec B103  # the postgres user must reach its data dir; nothing secret is written here
     child = subprocess.Popen(command, env={**os.environ, WORKDIR_VAR: workdir},
                              preexec_fn=die_with_parent)  # and the sandbox stops if the guard dies
 
@@ -102,7 +102,7 @@ def remove(workdir: Path) -> None:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         points = [Path(line.split()[1].replace("\\040", " ")) for line in Path("/proc/self/mounts").read_text().splitlines()]
         for point in sorted((p for p in points if p.is_relative_to(workdir)), key=lambda p: len(p.parts), reverse=True):
-            subprocess.run(["umount", "-l", str(point)], capture_output=True, timeout=10)
+            subprocess.run(["umount", "-l", str(point)], capture_output=True, timeout=10)  # nosec B607  # the system's umount
     shutil.rmtree(workdir, ignore_errors=True)
 
 

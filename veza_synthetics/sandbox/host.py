@@ -54,7 +54,7 @@ class HostTree:
         self.procfs.mkdir(parents=True)
         for name, path in self.volumes.items():
             path.mkdir(parents=True)
-            mount = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={VOLUMES[name]}m,mode=0755",
+            mount = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={VOLUMES[name]}m,mode=0755",  # nosec B607
                                     f"veza-{name}", str(path)], capture_output=True, text=True, timeout=10)
             if mount.returncode == 0:
                 self.mounted.append(path)
@@ -74,7 +74,7 @@ class HostTree:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         for path in self.mounted:
-            subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=10)
+            subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=10)  # nosec B607  # the system's umount
         self.mounted = []
 
     async def _refresh(self) -> None:
