@@ -378,7 +378,7 @@ def test_a_sigkilled_parent_leaves_no_server_running(killed):
     import subprocess
     import sys
 
-    from veza_synthetics.sandbox.guard import WORKDIR_VAR, descendants
+    from veza_synthetics.sandbox.guard import OWNER_DIR_VAR, WORKDIR_VAR, descendants
     owner = subprocess.Popen([sys.executable, "-c", OWNER], stdout=subprocess.PIPE, text=True)
     try:
         guard = int(owner.stdout.readline())
@@ -388,6 +388,8 @@ def test_a_sigkilled_parent_leaves_no_server_running(killed):
         sandbox_up = next(pid for pid in descendants(guard) if _parent(pid) == guard and "sandbox" in _cmdline(pid))
         environ = dict(v.split("=", 1) for v in Path(f"/proc/{sandbox_up}/environ").read_text().split("\0") if "=" in v)
         data = Path(environ[WORKDIR_VAR])
+        owners = Path(environ[OWNER_DIR_VAR])  # the owner's profile and log
+        assert (owners / "profile.toml").exists()
         assert any(data.glob("*/pgdata")), "the stack keeps its data under the guard's folder"
         os.kill(owner.pid if killed == "owner" else sandbox_up, signal.SIGKILL)
         deadline = time.monotonic() + 45
@@ -398,6 +400,53 @@ def test_a_sigkilled_parent_leaves_no_server_running(killed):
         while time.monotonic() < deadline and data.exists():
             time.sleep(0.2)
         assert not data.exists(), f"{data} left behind after the {killed} was killed"
+        while time.monotonic() < deadline and owners.exists():
+            time.sleep(0.2)
+        assert not owners.exists(), f"{owners} left behind after the {killed} was killed"
     finally:
         owner.kill()
         owner.wait(10)
+
+
+def test_the_sandbox_command_sigkilled_leaves_nothing_behind(tmp_path):
+    """`veza-synth sandbox up`, the README's command, killed with SIGKILL: it runs under the guard, which dies
+    with it, so no server of its own, no port it published and no folder outlives it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from veza_synthetics.profile import load
+    profile_path = tmp_path / "up.toml"
+    up = subprocess.Popen([sys.executable, "-m", "veza_synthetics", "sandbox", "up", "--no-wait-prometheus",
+                           "--profile-out", str(profile_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not profile_path.exists() and up.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert profile_path.exists(), "the sandbox did not start"
+    profile = load(str(profile_path))
+    workdir = Path(profile.tls.ca_file).parents[1]  # the guard's folder, the sandbox's own inside it
+    assert workdir.name.startswith("veza-sandbox-") and workdir.exists()
+    ports = [int(profile.backend.url.rsplit(":", 1)[1]), profile.postgres.port,
+             int(profile.redis.url.rsplit(":", 1)[1].split("/")[0]), int(profile.prometheus.url.rsplit(":", 1)[1])]
+
+    def ours() -> list[int]:
+        found = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                if str(workdir) in cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    found.append(int(cmdline.parent.name))
+            except OSError:
+                continue
+        return found
+    assert ours(), "the sandbox's servers run from its folder"
+    os.kill(up.pid, signal.SIGKILL)
+    up.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while (ours() or workdir.exists()) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert ours() == [] and not workdir.exists()
+    for port in ports:
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()

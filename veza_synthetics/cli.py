@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,14 +18,29 @@ from .run import NO_DATA_EXIT
 REPO_TOOLS = Path(__file__).resolve().parents[1] / "tools"  # npm-installed tools of a checkout (`make setup`)
 
 
-def _sandbox_up(args: argparse.Namespace) -> int:
+def _sandbox_up(args: argparse.Namespace, argv: list[str]) -> int:
     from .profile import ENV_DIR
+    from .sandbox.guard import WORKDIR_VAR
     from .sandbox.run import serve
+    if WORKDIR_VAR not in os.environ:  # not yet under the guard: nothing may outlive this command, however it ends
+        return _guarded(argv)
     inject = load_catalog().validate_faults([f.strip() for f in (args.inject or "").split(",") if f.strip()])
     base = Path(args.base_profile) if args.base_profile else ENV_DIR / SANDBOX_VARIANTS[args.variant]
     asyncio.run(serve(inject, Path(args.profile_out) if args.profile_out else None, base,
                       wait_prometheus=not args.no_wait_prometheus, variant=args.variant))
     return 0
+
+
+def _guarded(argv: list[str]) -> int:
+    """This command again, under the sandbox's guard (sandbox/guard.py), which dies with this process: a
+    SIGKILLed `sandbox up` leaves no server, no port and no folder. Ctrl-C reaches the whole process group;
+    this process waits for the guard's cleanup, and passes a SIGTERM on."""
+    from .sandbox.guard import die_with_parent
+    guard = subprocess.Popen([sys.executable, "-m", "veza_synthetics.sandbox.guard", sys.executable, "-m",
+                              "veza_synthetics", *argv], preexec_fn=die_with_parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: guard.send_signal(signal.SIGTERM))
+    return guard.wait()
 
 
 def _check_markers(expression: str) -> None:
@@ -204,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     try:
         if args.command == "sandbox":
-            return _sandbox_up(args)
+            return _sandbox_up(args, sys.argv[1:] if argv is None else argv)
         if args.command == "run":
             return _run(args, extra)
         if extra:

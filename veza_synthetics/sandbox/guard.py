@@ -27,6 +27,7 @@ PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 GRACE_S = 5.0  # what a leftover gets after SIGTERM before SIGKILL
 WORKDIR_VAR = "VEZA_SANDBOX_WORKDIR"  # the folder the guard makes for the sandbox's data, and removes
+OWNER_DIR_VAR = "VEZA_SANDBOX_OWNER_DIR"  # the folder its owner keeps the profile and log in: removed too
 
 
 def prctl(option: int, value: int) -> None:
@@ -94,6 +95,8 @@ def main(command: list[str]) -> int:
     code = child.wait()
     end_leftovers()
     remove(Path(workdir))
+    if os.environ.get(OWNER_DIR_VAR):  # the owner may be gone (SIGKILLed): its folder goes with the sandbox
+        shutil.rmtree(os.environ[OWNER_DIR_VAR], ignore_errors=True)
     return code
 
 

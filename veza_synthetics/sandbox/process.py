@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from ..errors import SetupError
-from .guard import die_with_parent
+from .guard import OWNER_DIR_VAR, die_with_parent
 
 START_TIMEOUT_S = 120  # the first start encodes the canary MP3s (~8 s); later ones take a few seconds
 
@@ -47,7 +47,7 @@ class SandboxProcess:
             cmd.append("--no-wait-prometheus")
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                         preexec_fn=die_with_parent)
+                                         preexec_fn=die_with_parent, env={**os.environ, OWNER_DIR_VAR: str(self.dir)})
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self.profile_path.exists():
             if self.proc.poll() is not None:
