@@ -389,7 +389,10 @@ def test_a_sigkilled_parent_leaves_no_server_running(killed):
         environ = dict(v.split("=", 1) for v in Path(f"/proc/{sandbox_up}/environ").read_text().split("\0") if "=" in v)
         data = Path(environ[WORKDIR_VAR])
         owners = Path(environ[OWNER_DIR_VAR])  # the owner's profile and log
-        assert (owners / "profile.toml").exists()
+        from veza_synthetics.profile import load
+        published = load(str(owners / "profile.toml"))
+        ports = [int(published.backend.url.rsplit(":", 1)[1]), published.postgres.port,
+                 int(published.redis.url.rsplit(":", 1)[1].split("/")[0])]
         assert any(data.glob("*/pgdata")), "the stack keeps its data under the guard's folder"
         os.kill(owner.pid if killed == "owner" else sandbox_up, signal.SIGKILL)
         deadline = time.monotonic() + 45
@@ -403,6 +406,9 @@ def test_a_sigkilled_parent_leaves_no_server_running(killed):
         while time.monotonic() < deadline and owners.exists():
             time.sleep(0.2)
         assert not owners.exists(), f"{owners} left behind after the {killed} was killed"
+        for port in ports:  # and none of the ports it published answers
+            with pytest.raises(OSError):
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
     finally:
         owner.kill()
         owner.wait(10)
