@@ -161,6 +161,7 @@ def test_the_readme_lists_the_exporter_queries_the_checks_run():
     ("[sampling]\nrequests = 0\n", "'sampling.requests' must be > 0"),
     ("[sampling]\nmax_rps = 0.0\n", "'sampling.max_rps' must be > 0"),
     ("[holds]\nws_idle_s = 0.0\n", "'holds.ws_idle_s' must be > 0"),
+    ("[timeouts]\nrun_s = 100.0\n", "'timeouts.run_s' = 100 s cannot hold a 66 s hold twice"),
     ("[auth]\nmax_logins_per_run = 3\n", "'auth.max_logins_per_run' must be 1"),
     ("[prometheus]\nrate_window = 'soon'\n", "'prometheus.rate_window': not a Prometheus duration"),
     ("[accounts]\nuser_password = 'hunter2'\n", "literal secret"),

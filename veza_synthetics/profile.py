@@ -25,7 +25,7 @@ from .profile_model import (
     ZERO_MEANS_NONE,
     Profile,
 )
-from .settings import History, Postgres
+from .settings import History, Holds, Postgres
 
 __all__ = ["ENV_DIR", "SANDBOX_VARIANTS", "History", "Postgres",
            "Profile", "load", "quorum_of", "resolve_path", "seconds", "unresolved"]
@@ -93,6 +93,7 @@ def _check_values(data: dict[str, Any], source: str) -> None:
     except SetupError as exc:
         raise SetupError(f"profile {source}: 'prometheus.rate_window': {exc}") from None
     _check_positive(data, source)
+    _check_deadline(data, source)
     _check_paths(data, source)
     if not 1 <= data["auth"]["max_logins_per_run"] <= 2:
         raise SetupError(f"profile {source}: 'auth.max_logins_per_run' must be 1 (the synthetic user only) or 2 (and the "
@@ -139,6 +140,15 @@ def _check_serve(serve: dict[str, Any], source: str) -> None:
     if serve["report"] not in SERVE_REPORT:
         raise SetupError(f"profile {source}: 'serve.report' must be one of {', '.join(SERVE_REPORT)}, "
                          f"not {serve['report']!r}")
+
+
+def _check_deadline(data: dict[str, Any], source: str) -> None:
+    """The run's deadline holds every hold twice (a failed attempt's confirmation holds again)."""
+    holds, run_s = Holds(**data["holds"]), data["timeouts"]["run_s"]
+    longest = max(holds.ws_hold_s, holds.session_s)
+    if run_s < 2 * longest:
+        raise SetupError(f"profile {source}: 'timeouts.run_s' = {run_s:g} s cannot hold a {longest:g} s hold twice (a "
+                         f"failure's confirmation holds again): raise it to {2 * longest:g} s or more")
 
 
 def _check_positive(data: dict[str, Any], source: str) -> None:
