@@ -178,25 +178,11 @@ def nightly_cell(sandbox, tmp_path, monkeypatch, fault: str, *, chat_opt_in: boo
     profile = load_profile(str(nightly_profile(sandbox, tmp_path, chat_opt_in, direct, ca_file=p["tls"]["ca_file"])))
     assert profile.name == "production" and not profile.allows_writes
     relevant = symptoms or judged_in_its_sections(fault)
-    _errors_out_of_the_window(p["prometheus"]["url"])
     with sandbox.faults_on([fault]):  # returns once the fault is in effect, as Prometheus sees it too
         recorder = WriteRecorder(sandbox)
         records = [r.to_json() for r in measure(profile, relevant)]
         writes = recorder.since()
     return records, writes
-
-
-def _errors_out_of_the_window(prometheus: str, window: str = "5s", wait_s: float = 20.0) -> None:
-    """The nightly judges the platform's own 5xx ratio over its rate window: an earlier test's fault on this
-    worker's sandbox (PostgreSQL stopped, say) must have left the window before a cell measures."""
-    import time
-    query = f'sum(rate(http_requests_total{{status=~"5.."}}[{window}]))'
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        result = httpx.get(f"{prometheus}/api/v1/query", params={"query": query}, timeout=5).json()["data"]["result"]
-        if not result or float(result[0]["value"][1]) == 0:
-            return
-        time.sleep(0.5)
 
 
 def judged(fault: str, records: list[dict]) -> dict[str, dict]:

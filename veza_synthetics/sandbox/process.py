@@ -79,6 +79,25 @@ class SandboxProcess:
             yield active
         finally:
             self.set_faults([])
+            self._errors_out_of_the_window()
+
+    def _errors_out_of_the_window(self, wait_s: float = 20.0) -> None:
+        """Return once the 5xx a fault made have left the rate window its profile's checks read the platform's
+        own error ratio over (PostgreSQL stopped answers 5xx for seconds): the next test starts clean."""
+        from ..profile import load
+        cfg = load(str(self.profile_path)).prometheus
+        if not cfg.url:
+            return
+        query = f'sum(rate(http_requests_total{{status=~"5.."}}[{cfg.rate_window}]))'
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            try:
+                result = httpx.get(f"{cfg.url}/api/v1/query", params={"query": query}, timeout=5).json()["data"]["result"]
+            except (httpx.HTTPError, ValueError, KeyError):
+                return
+            if not result or float(result[0]["value"][1]) == 0:
+                return
+            time.sleep(0.5)
 
     def fire_once(self, fault: str) -> None:
         """Switch a fault on for a single request: a network blip."""
