@@ -107,7 +107,7 @@ def _no_answer(exc: BaseException) -> bool:
     if isinstance(exc, psycopg.OperationalError):
         return exc.sqlstate is None
     return isinstance(exc, (httpx.ConnectError, httpx.TimeoutException, TimeoutError, ConnectionRefusedError,
-                            redis_errors.ConnectionError, redis_errors.TimeoutError)) and not isinstance(exc, NotAnswering)
+                            redis_errors.ConnectionError, redis_errors.TimeoutError))
 
 
 @contextlib.contextmanager
@@ -124,7 +124,7 @@ def guarded(address: str, timeout_s: float) -> Iterator[None]:
     sent_at = time.monotonic()
     try:
         yield
-    except BaseException as exc:
+    except Exception as exc:  # a cancelled exchange says nothing either way
         if _no_answer(exc):
             endpoint.unanswered(describe(exc, timeout_s), sent_at)
         else:

@@ -13,11 +13,12 @@ import httpx
 
 from . import (
     NOT_CONNECTED,
+    NotAnswering,
     Result,
     address,
-    answering,
     decided_above,
     describe,
+    guarded,
     identity,
     pacing,
     request,
@@ -100,9 +101,8 @@ class _Politeness:
     timeouts, already decided.
     Once stopped, the requests still waiting for a turn give it back at once: stopping costs no time."""
 
-    def __init__(self, pace: Pace, names: list[str], origin: pacing.OriginPace | None,
-                 endpoint: answering.Endpoint | None):
-        self.pace, self.origin, self.endpoint = pace, origin or pacing.OriginPace(pace.max_rps), endpoint
+    def __init__(self, pace: Pace, names: list[str], origin: pacing.OriginPace | None):
+        self.pace, self.origin = pace, origin or pacing.OriginPace(pace.max_rps)
         self.stopped, self.reason, self.not_sent = asyncio.Event(), "", ""
         self.throttled = self.failed = self.succeeded = self.not_connected_in_a_row = self.timeouts = 0
         share = pace.decided_timeout_pct
@@ -112,19 +112,17 @@ class _Politeness:
         self.decided_by = ""  # the endpoint whose p95 is decided above pace.decided_above_ms
 
     async def wait_turn(self) -> float | None:
-        """This request's turn, or None when the sample stopped before it came, or stops now because the API
-        is not answering (answering.py: the turn given back)."""
+        """This request's turn, or None when the sample stopped before it came (or its deadline did)."""
         deadline = self.pace.deadline
         if deadline is not None and not self.stopped.is_set() and max(self.origin.free_at(), time.monotonic()) > deadline:
             self._stop("deadline")
-        turn = None if self.stopped.is_set() else await self.origin.turn(self.stopped)
-        not_sent = None if turn is None or self.endpoint is None else self.endpoint.not_answering()
-        if turn is not None and not_sent:
-            self.origin.give_back(turn)
-            self.not_sent = self.not_sent or not_sent
-            self._stop("not_answering")
-            return None
-        return turn
+        return None if self.stopped.is_set() else await self.origin.turn(self.stopped)
+
+    def not_sent_now(self, turn: float, why: str) -> None:
+        """The API is not answering (answering.py): this request was not sent, nor will the others be."""
+        self.origin.give_back(turn)
+        self.not_sent = self.not_sent or why
+        self._stop("not_answering")
 
     def _stop(self, reason: str) -> None:
         if not self.reason:
@@ -148,10 +146,6 @@ class _Politeness:
             self.not_connected_in_a_row += 1
         else:
             self.not_connected_in_a_row = 0
-        if self.endpoint is not None and outcome.get("status") is not None:
-            self.endpoint.answered()
-        elif self.endpoint is not None and (outcome.get("timeout") or outcome.get("not_connected")):
-            self.endpoint.unanswered(outcome.get("error") or "timed out", time.monotonic() - elapsed_ms / 1000)
         self.timeouts += bool(outcome.get("timeout"))
         if outcome.get("status") == 429:
             self.throttled += 1
@@ -180,7 +174,10 @@ async def _get(client: httpx.AsyncClient, path: str, headers: dict[str, Any], ph
                timeout_s: float) -> dict[str, Any]:
     marks, sent = identity.new_request()
     try:
-        response = await client.get(path, headers={**marks, **headers}, extensions={"trace": phases.trace})
+        with guarded(address(str(client.base_url)), timeout_s):
+            response = await client.get(path, headers={**marks, **headers}, extensions={"trace": phases.trace})
+    except NotAnswering as exc:
+        return {"status": None, "not_sent": str(exc)}
     except NOT_CONNECTED as exc:  # nothing was sent: a refused connection, or one that never opened in time
         return {"status": None, "not_connected": True, "timeout": isinstance(exc, httpx.TimeoutException),
                 "error": describe(exc, timeout_s), **identity.ids(sent, None)}
@@ -206,7 +203,7 @@ async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, A
     names = list(endpoints)
     semaphore = asyncio.Semaphore(pace.concurrency)
     limits = httpx.Limits(max_connections=pace.concurrency, max_keepalive_connections=pace.concurrency)
-    polite = _Politeness(pace, names, pacing.of(base_url), answering.of(address(base_url)))
+    polite = _Politeness(pace, names, pacing.of(base_url))
 
     async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits, verify=tls(base_url)) as client:
         async def one(i: int) -> dict[str, Any]:
@@ -219,6 +216,10 @@ async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, A
                 started, phases, at = time.perf_counter(), Phases(), dt.datetime.now(dt.UTC)
                 expiring = token_expires_at is not None and time.time() >= token_expires_at - TOKEN_EXPIRY_MARGIN_S
                 outcome = await _get(client, endpoints[name], headers, phases, timeout_s)
+                if "not_sent" in outcome:
+                    polite.not_sent_now(turn, outcome["not_sent"])
+                    return {"endpoint": name, "ms": 0.0, "status": None, "abandoned": polite.reason,
+                            "decided_by": polite.decided_by}
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 polite.answered(name, outcome, elapsed_ms, turn)
                 return {"endpoint": name, "ms": elapsed_ms, "at": at.isoformat(timespec="milliseconds"),
