@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from veza_synthetics.matrix import TIMING_UNITS  # noqa: E402
 from veza_synthetics.probes import http as http_probe  # noqa: E402
-from veza_synthetics.probes import tls, trust  # noqa: E402
+from veza_synthetics.probes.transport import Transport  # noqa: E402
 from veza_synthetics.profile import ENV_DIR, Profile, load  # noqa: E402
 from veza_synthetics.sandbox.process import SandboxProcess  # noqa: E402
 from veza_synthetics.target import Target  # noqa: E402
@@ -178,7 +178,7 @@ def overhead(profile: Profile) -> dict:
     /health through the TLS front door, no database behind it), so the figures are the client's,
     not the sandbox's; and the sampler's own phase split (connect, TLS, first byte, total)."""
     url = f"{profile.stream.url}/health"
-    trust(profile.tls.ca_file, profile.urls())
+    way = Transport(ca_file=profile.tls.ca_file, trusted=tuple(profile.urls()))  # unpaced: the client's own cost
     n = 200
     curl = []
     for _ in range(n):
@@ -186,18 +186,18 @@ def overhead(profile: Profile) -> dict:
                               url], capture_output=True, text=True)
         curl.append(float(run.stdout) * 1000)
     bare = []
-    with httpx.Client(timeout=5, verify=tls(url)) as client:
+    with httpx.Client(timeout=5, verify=way.tls(url)) as client:
         for _ in range(n):
             started = time.perf_counter()
             client.get(url)
             bare.append((time.perf_counter() - started) * 1000)
-    sampled = http_probe.sample(profile.stream.url, {"health": "/health"}, {}, http_probe.Pace(n, 1, UNPACED), 5)
+    sampled = http_probe.sample(way, profile.stream.url, {"health": "/health"}, {}, http_probe.Pace(n, 1, UNPACED), 5)
     sampler_p50 = sampled.evidence["per_endpoint"]["health"]["p50_ms"]
     phases = {phase: sampled.evidence["phases"][phase]["p50_ms"] for phase in ("connect_ms", "tls_ms", "first_byte_ms",
                                                                               "total_ms")}
     concurrency = profile.sampling.concurrency
     started = time.perf_counter()
-    http_probe.sample(profile.stream.url, {"health": "/health"}, {}, http_probe.Pace(2000, concurrency, UNPACED), 5)
+    http_probe.sample(way, profile.stream.url, {"health": "/health"}, {}, http_probe.Pace(2000, concurrency, UNPACED), 5)
     throughput = 2000 / (time.perf_counter() - started)
     return {"url": "stream /health", "curl_p50_ms": round(statistics.median(curl), 2),
             "httpx_p50_ms": round(statistics.median(bare), 2), "sampler_p50_ms": sampler_p50,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from veza_synthetics.client import transport
 from veza_synthetics.planning import plan
 from veza_synthetics.probes import http
 from veza_synthetics.sandbox.limits import TIME_SCALE
@@ -73,7 +74,7 @@ def test_the_sample_is_planned_within_the_deadline_and_stops_at_it(sandbox_profi
     p = sandbox_profile
     pace = http.Pace(80, 2, 20.0, deadline=time.monotonic() + 0.5)
     started = time.monotonic()
-    result = http.sample(p.backend.url, {"health": p.backend.health_path}, {}, pace, 2.0)
+    result = http.sample(transport(p), p.backend.url, {"health": p.backend.health_path}, {}, pace, 2.0)
     assert time.monotonic() - started < 2.0
     assert 0 < result.measurements["requests"] < 80 and result.measurements["abandoned"] > 0
     assert result.evidence["gave_up"].startswith("the run's deadline came (timeouts.run_s): the other ")

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from veza_synthetics.catalog import load as load_catalog
+from veza_synthetics.client import transport
 from veza_synthetics.matrix import expectation, judged_in_its_sections, measure, meets, worst_by_check
-from veza_synthetics.probes import tls, trust
 from veza_synthetics.profile import ENV_DIR, SANDBOX_VARIANTS, load, unresolved
 from veza_synthetics.sandbox.backend import sign_stream
 from veza_synthetics.sandbox.limits import B11_LIMIT, TOO_MANY
@@ -62,16 +62,14 @@ DEPLOYED_FAULTS = sorted(f for f, row in CATALOG.faults.items()
 
 def _ca(profile):
     """The verifying context for the twin's front door (its endpoints share one CA)."""
-    return tls(profile.backend.url)
+    return transport(profile).tls(profile.backend.url)
 
 def twin(variant: str):
-    """A sandbox of this variant and its profile, its front door's CA trusted, for a module's tests."""
+    """A sandbox of this variant and its profile, for a module's tests."""
     proc = SandboxProcess(base_profile=ENV_DIR / SANDBOX_VARIANTS[variant], variant=variant)
     proc.start()
     try:
-        profile = load(str(proc.profile_path))
-        trust(profile.tls.ca_file, profile.urls())
-        yield proc, profile
+        yield proc, load(str(proc.profile_path))
     finally:
         proc.stop()
 
@@ -226,7 +224,7 @@ def test_a_player_asks_for_identity_and_compressed_audio_is_decoded(deployed):
     assert isinstance(canary, Canary), canary
     with httpx.stream("GET", canary.url, timeout=10, verify=_ca(profile)) as compressed:  # httpx accepts gzip by default
         assert compressed.headers.get("content-encoding") == "gzip" and "content-length" not in compressed.headers
-    played = stream.download(canary.url, 5, 10, 60)
+    played = stream.download(transport(profile), canary.url, 5, 10, 60)
     assert played.encoding == "" and played.status == 200 and played.content_length == len(played.body)
     mp3 = canary_files()[(320, False)].read_bytes()
     wire = gzip.compress(mp3)
@@ -313,7 +311,8 @@ def test_the_backends_own_chat_answers_as_the_go_code_does(deployed):
     from veza_synthetics.probes import auth
     _, profile = deployed
     url = _backend_chat(profile).chat.url
-    login = auth.login(profile.backend.url, profile.accounts.user_email, profile.accounts.user_password, 5)
+    acc = profile.accounts
+    login = auth.login(transport(profile), profile.backend.url, acc.user_email, acc.user_password, 5)
     assert login.session is not None
 
     async def talk() -> tuple[int, list[str], list[str]]:
@@ -336,7 +335,7 @@ def test_the_backends_own_chat_answers_as_the_go_code_does(deployed):
     try:
         refused, got_a, got_b = asyncio.run(talk())
     finally:
-        auth.logout(profile.backend.url, login.session, 5)
+        auth.logout(transport(profile), profile.backend.url, login.session, 5)
     assert refused == 401  # HandleWebSocket's "Token manquant", before any upgrade
     assert got_a == got_b == ['{"type": "Ping"}'], (got_a, got_b)  # no Pong, no ActionConfirmed: the frame itself
 
@@ -462,7 +461,7 @@ def test_the_historical_front_door_drops_an_address_over_its_rate_and_a_paced_ru
         for sock in sockets:
             with sock:
                 firsts.append(sock.recv(12))
-        return firsts, http.fetch(f"{door}/api/health", 5).error
+        return firsts, http.fetch(transport(profile), f"{door}/api/health", 5).error
     for _ in range(5):  # the probe's request must land inside the window the burst filled
         firsts, probed = burst()
         if probed:

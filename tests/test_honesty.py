@@ -161,8 +161,10 @@ def test_the_sample_keeps_its_pace_and_its_concurrency(sandbox_profile):
     """Requests start no faster than max_rps (the last start is at least (n - 1) / max_rps after the first,
     whatever the machine's load), on no more connections than the concurrency allows."""
     from veza_synthetics.probes import http
+    from veza_synthetics.probes.transport import Transport
+    way = Transport(ca_file=sandbox_profile.tls.ca_file, trusted=tuple(sandbox_profile.urls()))  # the sample's pace only
     started = time.monotonic()
-    result = http.sample(sandbox_profile.backend.url, {"health": sandbox_profile.backend.health_path}, {},
+    result = http.sample(way, sandbox_profile.backend.url, {"health": sandbox_profile.backend.health_path}, {},
                          http.Pace(requests=11, concurrency=2, max_rps=20.0), 5)
     assert time.monotonic() - started >= 10 / 20.0
     assert result.measurements["succeeded"] == 11
@@ -173,16 +175,18 @@ def test_the_sample_keeps_its_pace_and_its_concurrency(sandbox_profile):
 def test_a_401_for_a_token_past_its_own_expiry_is_no_refused_valid_token(sandbox_profile):
     """The sample marks requests sent within a second of the token's own exp: auth.http_401_403 leaves their
     answers out (a token past its expiry is not a valid token)."""
+    from veza_synthetics.client import transport
     from veza_synthetics.probes import auth, http
-    login = auth.login(sandbox_profile.backend.url, sandbox_profile.accounts.user_email,
+    way = transport(sandbox_profile)
+    login = auth.login(way, sandbox_profile.backend.url, sandbox_profile.accounts.user_email,
                        sandbox_profile.accounts.user_password, 5)
     assert login.session is not None and login.session.expires_at is not None
     try:
-        result = http.sample(sandbox_profile.backend.url, {"me": "/api/v1/auth/me"},
+        result = http.sample(way, sandbox_profile.backend.url, {"me": "/api/v1/auth/me"},
                              {"Authorization": f"Bearer {login.session.access_token}"},
                              http.Pace(requests=4, concurrency=1, max_rps=50.0), 5, token_expires_at=time.time())
     finally:
-        auth.logout(sandbox_profile.backend.url, login.session, 5)
+        auth.logout(way, sandbox_profile.backend.url, login.session, 5)
     me = result.evidence["per_endpoint"]["me"]
     assert me["status_counts"] == {"200": 4} and me["status_counts_token_valid"] == {}
     assert result.evidence["pace"]["sent_with_expiring_token"] == 4
@@ -190,9 +194,11 @@ def test_a_401_for_a_token_past_its_own_expiry_is_no_refused_valid_token(sandbox
 
 def test_a_slow_platform_costs_a_few_slow_requests_not_the_whole_sample(sandbox, sandbox_profile):
     """Once an endpoint's answers over the latency fail level decide its p95, the sample stops (and says so)."""
+    from veza_synthetics.client import transport
     from veza_synthetics.probes import http
+    way = transport(sandbox_profile)
     with sandbox.faults_on(["perf.latency"]):
-        result = http.sample(sandbox_profile.backend.url, {"health": sandbox_profile.backend.health_path,
+        result = http.sample(way, sandbox_profile.backend.url, {"health": sandbox_profile.backend.health_path,
                                                            "tracks": "/api/v1/tracks?limit=20"}, {},
                              http.Pace(requests=40, concurrency=2, max_rps=50.0, decided_above_ms=200), 5)
     assert result.measurements["requests"] < 40 and result.measurements["abandoned"] == 40 - result.measurements["requests"]
@@ -223,15 +229,18 @@ def test_one_instance_refusing_valid_tokens_is_named_not_a_lost_session(sandbox,
     from veza_synthetics.catalog import load as load_catalog
     from veza_synthetics.checks.auth import _me_accepted
     from veza_synthetics.probes import auth
+    from veza_synthetics.target import Target
     from veza_synthetics.verdict import Verdict
     base = sandbox_profile.backend.url
-    login = auth.login(base, sandbox_profile.accounts.user_email, sandbox_profile.accounts.user_password, 5)
-    assert login.session is not None
-    with sandbox.faults_on(["front.instance_rejects_tokens"]):
-        verdicts = [Verdict.for_symptom(load_catalog().symptoms["auth.session_lost"]) for _ in range(4)]
-        for v in verdicts:
-            _me_accepted(v, "me_after_hold", base, 5, login.session.access_token, "session gone after 2 s")
-        auth.logout(base, login.session, 5)
+    with Target(sandbox_profile) as target:
+        way = target.transport
+        login = auth.login(way, base, sandbox_profile.accounts.user_email, sandbox_profile.accounts.user_password, 5)
+        assert login.session is not None
+        with sandbox.faults_on(["front.instance_rejects_tokens"]):
+            verdicts = [Verdict.for_symptom(load_catalog().symptoms["auth.session_lost"]) for _ in range(4)]
+            for v in verdicts:
+                _me_accepted(v, "me_after_hold", target, login.session.access_token, "session gone after 2 s")
+            auth.logout(way, base, login.session, 5)
     failed = [c.text for v in verdicts for c in v.conditions if c.level == "failed"]
     assert failed and all(text.startswith("backend-2 refused the token backend-1 accepted: one instance refuses "
                                           "valid tokens, the session is intact") for text in failed), failed

@@ -123,7 +123,8 @@ def test_a_new_symptom_is_three_files(sandbox, tmp_path):
 
         @check("health.toy_latency")
         def toy_latency(v, target, attempt):
-            result = http.fetch(f"{target.profile.backend.url}/api/v1/tracks?limit=1", target.timeout("request"))
+            result = http.fetch(target.transport, f"{target.profile.backend.url}/api/v1/tracks?limit=1",
+                                target.timeout("request"))
             if v.record("tracks", result):
                 v.against("latency_ms", result.measurements["latency_ms"], label="tracks latency")
         '''))

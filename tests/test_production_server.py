@@ -8,8 +8,8 @@ import pytest
 from test_deployed import DECLARED, run, twin
 
 from veza_synthetics.catalog import load as load_catalog
+from veza_synthetics.client import transport
 from veza_synthetics.matrix import measure, measure_with_load
-from veza_synthetics.probes import tls
 from veza_synthetics.sandbox.limits import RATE_LIMITED
 
 CATALOG = load_catalog()
@@ -22,7 +22,7 @@ def production():
 
 def test_the_production_servers_routes_and_health(production):
     _, profile = production
-    base, ca = profile.backend.url, tls(profile.backend.url)
+    base, ca = profile.backend.url, transport(profile).tls(profile.backend.url)
     health = httpx.get(f"{base}/health", timeout=5, verify=ca).json()
     assert health["status"] == "healthy" and health["redis"] == "ok" and isinstance(health["uptime"], str)  # B1
     assert httpx.get(f"{base}/ready", timeout=5, verify=ca).status_code == 200
@@ -52,7 +52,7 @@ def test_a_fourth_login_within_the_window_is_locked_out(production):
     proc, profile = production
     account = {"email": profile.accounts.user_email, "password": profile.accounts.user_password}
     runner = {"X-Forwarded-For": "203.0.113.4"}
-    with httpx.Client(verify=tls(profile.backend.url), timeout=5, headers=runner) as client:
+    with httpx.Client(verify=transport(profile).tls(profile.backend.url), timeout=5, headers=runner) as client:
         statuses = [client.post(f"{profile.backend.url}/api/v1/auth/login", json=account) for _ in range(4)]
     assert [a.status_code for a in statuses[:3]] == [200, 200, 200] and statuses[3].status_code == 429, statuses
     assert statuses[3].json() == RATE_LIMITED and int(statuses[3].headers["retry-after"]) >= 1
@@ -64,7 +64,7 @@ def test_redis_down_is_seen_although_the_production_servers_health_says_healthy(
     script fails in Redis before every handler, each answer half a second late, which the latency check reads."""
     proc, profile = production
     with proc.faults_on(["infra.redis_down"]):
-        health = httpx.get(f"{profile.backend.url}/health", timeout=5, verify=tls(profile.backend.url))
+        health = httpx.get(f"{profile.backend.url}/health", timeout=5, verify=transport(profile).tls(profile.backend.url))
         [services, slow] = measure(profile, ["health.services", "perf.high_response_time"])
     assert health.status_code == 200 and health.json()["redis"].startswith("error"), health.text
     assert health.elapsed.total_seconds() >= 0.45, health.elapsed
@@ -81,7 +81,7 @@ def test_a_locked_out_address_is_named_as_such_and_not_hammered(production):
     run's start under make test's load."""
     _, profile = production
     account = {"email": profile.accounts.user_email, "password": profile.accounts.user_password}
-    with httpx.Client(verify=tls(profile.backend.url), timeout=5) as client:  # the suite's own address
+    with httpx.Client(verify=transport(profile).tls(profile.backend.url), timeout=5) as client:  # the suite's own address
         statuses = [client.post(f"{profile.backend.url}/api/v1/auth/login", json=account).status_code for _ in range(4)]
     assert 429 in statuses, statuses
     records, load = measure_with_load(profile, [sid for sid, s in CATALOG.symptoms.items() if s.category == "auth"])

@@ -13,7 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
 from veza_synthetics.canary import signed_canary
-from veza_synthetics.probes import certificate, tls, trust
+from veza_synthetics.client import transport
+from veza_synthetics.probes import certificate
 from veza_synthetics.profile import ENV_DIR
 from veza_synthetics.sandbox.audio import DURATION_S
 from veza_synthetics.sandbox.process import SandboxProcess
@@ -22,7 +23,7 @@ from veza_synthetics.target import Target
 
 def _ca(profile):
     """The verifying context for the sandbox's front door (its endpoints share one CA)."""
-    return tls(profile.backend.url)
+    return transport(profile).tls(profile.backend.url)
 
 @pytest.fixture(scope="module")
 def target(sandbox_profile):
@@ -63,7 +64,7 @@ def test_each_backend_instance_counts_only_its_own_requests(sandbox_profile):
 def test_auth_cycle_and_status_codes(api, sandbox_profile):
     from veza_synthetics.probes import auth
     acc = sandbox_profile.accounts  # a session of the test's own: it is logged out below
-    session = auth.login(sandbox_profile.backend.url, acc.user_email, acc.user_password, 5).session
+    session = auth.login(transport(sandbox_profile), sandbox_profile.backend.url, acc.user_email, acc.user_password, 5).session
     headers = {"Authorization": f"Bearer {session.access_token}"}
     assert api.get("/api/v1/auth/me", headers=headers).json()["data"]["username"] == "synthetic"
     assert api.get("/api/v1/auth/me").status_code == 401
@@ -182,14 +183,13 @@ def test_a_missing_binary_is_one_clear_error(tmp_path):
 
 # -- the front door: nginx with TLS, two backend instances, WebSocket proxying, a rate limit -----------
 def test_the_front_door_verifies_with_the_sandbox_ca_only(sandbox_profile):
-    trust(sandbox_profile.tls.ca_file, sandbox_profile.urls())
     assert sandbox_profile.backend.url.startswith("https://") and sandbox_profile.chat.url.startswith("wss://")
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{sandbox_profile.backend.url}/health", timeout=5)  # public CAs only: refused
     seen = {httpx.get(f"{sandbox_profile.backend.url}/health", timeout=5, verify=_ca(sandbox_profile)).headers["x-veza-instance"]
             for _ in range(6)}
     assert seen == {"backend-1", "backend-2"}  # load balanced over both instances
-    days = certificate.days_left(sandbox_profile.backend.url, 5).measurements["days_left"]
+    days = certificate.days_left(transport(sandbox_profile), sandbox_profile.backend.url, 5).measurements["days_left"]
     assert 80 < days <= 90
 
 
@@ -219,7 +219,7 @@ def _front_effect(sandbox_profile, target, effect):
         answers = [httpx.get(f"{base}/health", timeout=5, verify=ca) for _ in range(30)]
         limited = [a for a in answers if a.status_code == 429]
         return bool(limited) and limited[0].headers["retry-after"] == "1" and limited[0].json()["error"] == "rate limited"
-    return certificate.days_left(base, 5).measurements["days_left"] < 6  # expiring
+    return certificate.days_left(transport(sandbox_profile), base, 5).measurements["days_left"] < 6  # expiring
 
 
 @pytest.mark.parametrize("fault,effect", [
@@ -227,7 +227,6 @@ def _front_effect(sandbox_profile, target, effect):
     ("front.idle_timeout", "idle_close"), ("front.rate_limit", "throttled"), ("front.cert_expiring", "expiring"),
 ])
 def test_front_door_faults_change_the_wire(sandbox, sandbox_profile, target, fault, effect):
-    trust(sandbox_profile.tls.ca_file, sandbox_profile.urls())
     assert not _front_effect(sandbox_profile, target, effect), f"{effect} without {fault}"
     with sandbox.faults_on([fault]):
         assert _front_effect(sandbox_profile, target, effect), f"{fault} did not change the wire"
@@ -276,25 +275,26 @@ def test_the_suite_connects_as_pg_monitor_never_a_superuser(sandbox, sandbox_pro
     """As production grants it: a pg_monitor role with a connection limit. Under pool exhaustion it is
     refused (no superuser-reserved slot), and db.connection_timeout fails with that refusal."""
     from veza_synthetics.probes import postgres
-    with postgres.connect(sandbox_profile.postgres, 5) as conn:
+    way = transport(sandbox_profile)
+    with postgres.connect(way, sandbox_profile.postgres, 5) as conn:
         role = postgres.rows(conn, "SELECT rolsuper, rolconnlimit, pg_has_role(current_user, 'pg_monitor', 'member') "
                                    "AS monitor FROM pg_roles WHERE rolname = current_user")[0]
     assert not role["rolsuper"] and role["monitor"] and role["rolconnlimit"] > 0
     for path in ENV_DIR.glob("*.toml"):
         assert 'user = "postgres"' not in path.read_text(), path.name
-    healthy = postgres.connect_times(sandbox_profile.postgres, 3, 5, queries={"one": "SELECT 1 AS one"})
+    healthy = postgres.connect_times(way, sandbox_profile.postgres, 3, 5, queries={"one": "SELECT 1 AS one"})
     assert healthy.measurements["connect_attempts"] == 3 and healthy.inspection is not None
     assert healthy.inspection.evidence == {"one": [{"one": 1}]}  # on the first connect, no fourth one
-    leaving = postgres.connect(sandbox_profile.postgres, 5)  # a client connected when the leak began
+    leaving = postgres.connect(way, sandbox_profile.postgres, 5)  # a client connected when the leak began
     with sandbox.faults_on(["db.pool_exhausted"]):
         leaving.close()  # its slot is taken back: the pool stays exhausted, as a leak keeps it
         deadline, refused = time.monotonic() + 5, 0
         while refused < 2:  # twice in a row, 0.3 s apart: a backend that exits late frees its slot late
             assert time.monotonic() < deadline, "a freed slot stayed free under db.pool_exhausted"
-            failed = postgres.connect_times(sandbox_profile.postgres, 1, 5).measurements["connect_failures"]
+            failed = postgres.connect_times(way, sandbox_profile.postgres, 1, 5).measurements["connect_failures"]
             refused = refused + 1 if failed else 0
             time.sleep(0.3)
-        result = postgres.connect_times(sandbox_profile.postgres, 2, 5, queries={"one": "SELECT 1 AS one"})
+        result = postgres.connect_times(way, sandbox_profile.postgres, 2, 5, queries={"one": "SELECT 1 AS one"})
     assert result.measurements["connect_failures"] == 2
     assert "remaining connection slots are reserved" in result.evidence["connect_errors"][0]
     assert result.inspection is not None and result.inspection.error.startswith("no connect succeeded: ")

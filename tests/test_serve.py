@@ -30,7 +30,7 @@ def _serving(*args: str):
     proc = subprocess.Popen([sys.executable, "-m", "veza_synthetics", "serve", *args, "--listen", "127.0.0.1:0"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        yield proc, re.search(r"(http://\S+)/metrics", proc.stdout.readline())[1]
+        yield proc, re.search(r"(https?://\S+)/metrics", proc.stdout.readline())[1]
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -88,8 +88,14 @@ def test_serve_detects_a_fault_and_alertmanager_routes_the_alert_to_a_webhook(sa
                                   capture_output=True, text=True, timeout=30)
         assert promtool.returncode == 0, promtool.stdout + promtool.stderr
         with sandbox.faults_on(["infra.redis_down"]):
-            hook.wait("firing", "VezaSyntheticCheckFailingForRounds", timeout_s=90, **check)
+            page = hook.wait("firing", "VezaSyntheticCheckFailingForRounds", timeout_s=90, **check)
             failing = httpx.get(f"{url}/metrics", timeout=5).text
+        # the page carries the diagnosis: the verdict, and links that open its /report entry and runbook
+        assert page["description"].startswith("health.services: ") and "redis" in page["description"].lower(), page
+        for link, place in ((page["report"], "health-services-read-only"), (page["runbook_url"],
+                                                                            "health-services-read-only-runbook")):
+            assert link.startswith(f"{url}/report#") and link.endswith(f"#{place}"), page
+            assert f"id='{place}'" in httpx.get(link, timeout=10).text
         assert _metric(failing, "veza_synthetic_check_consecutive_failed_rounds", **check) >= 2
         hook.wait("resolved", "VezaSyntheticCheckFailingForRounds", timeout_s=90, **check)
         report = httpx.get(f"{url}/report", timeout=10)
@@ -128,6 +134,10 @@ def test_serve_detects_a_fault_and_alertmanager_routes_the_alert_to_a_webhook(sa
     ("[serve]\nintervals = {nope = 5}\n", [], "'serve.intervals.\"nope\"' is neither a category nor a check id"),
     ("[serve]\nintervals = {health = 0}\n", [], "'serve.intervals.\"health\"' must be seconds > 0"),
     ("[serve]\nreport = \"public\"\n", [], "'serve.report' must be one of on, loopback, off"),
+    ("[serve]\nmax_logins = 0\n", [], "'serve.max_logins' must be a whole number >= 1"),
+    ("[serve]\nrequest_window_s = -1\n", [], "'serve.request_window_s' must be seconds > 0"),
+    ("[serve]\nexternal_url = \"synth:9464\"\n", [], "'serve.external_url' must be an http:// or https:// address"),
+    ("", ["--web.config.file", "/nowhere/web.yml"], "--web.config.file /nowhere/web.yml: cannot read it"),
 ])
 def test_bad_input_is_one_error_naming_the_setting(sandbox, tmp_path, setting, args, words):
     profile = tmp_path / "serve.toml"
@@ -226,5 +236,89 @@ def test_report_can_be_turned_off_or_kept_to_loopback(tmp_path, mode, client, st
     profile = tmp_path / "report.toml"
     profile.write_text(f'extends = "{ENV_DIR / "sandbox.toml"}"\n[serve]\nreport = "{mode}"\n')
     prober = Prober(load(str(profile)), load_catalog(), ["health.services"], "here", tmp_path / "history")
-    answer, body, _ = _report_route(prober, client)
+    answer, body, _, _ = _report_route(prober, client)
     assert answer == status and (b"No round has finished yet" in body) == (status == 200), body
+
+
+def _certificates(folder: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 signed by it, and their keys (openssl)."""
+    files = {name: folder / name for name in ("ca.pem", "ca.key", "server.pem", "server.key", "server.csr", "san.ext")}
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=prober-ca",
+        "-keyout", str(files["ca.key"]), "-out", str(files["ca.pem"]))
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(files["server.key"]),
+        "-out", str(files["server.csr"]))
+    files["san.ext"].write_text("subjectAltName = IP:127.0.0.1\n")
+    ssl("x509", "-req", "-in", str(files["server.csr"]), "-CA", str(files["ca.pem"]), "-CAkey", str(files["ca.key"]),
+        "-CAcreateserial", "-days", "2", "-extfile", str(files["san.ext"]), "-out", str(files["server.pem"]))
+    return files
+
+
+def test_a_web_config_file_puts_tls_and_basic_auth_before_every_route(tmp_path):
+    """exporter-toolkit's --web.config.file: over TLS with the prober's CA, a scrape without credentials gets 401
+    and with them 200; a plain-text password where a bcrypt hash belongs is one error that never echoes it."""
+    import ssl
+
+    import bcrypt
+    files = _certificates(tmp_path)
+    hashed = bcrypt.hashpw(b"scrape-secret-1", bcrypt.gensalt(rounds=4)).decode()
+    web = tmp_path / "web.yml"
+    web.write_text(f"tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n"
+                   f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    profile = tmp_path / "quiet.toml"  # nothing to probe: the routes are what is tested
+    profile.write_text('name = "quiet"\nkind = "sandbox"\n[backend]\nurl = "http://127.0.0.1:9"\n'
+                       '[timeouts]\nconnect_s = 1\nrequest_s = 1\n[serve]\ninterval_s = 60\n')
+    with _serving("--env", str(profile), "--symptoms", "health.services", "--history", str(tmp_path / "h"),
+                  "--web.config.file", str(web)) as (proc, url):
+        assert url.startswith("https://127.0.0.1:")
+        ca = ssl.create_default_context(cafile=str(files["ca.pem"]))
+        for route in ("/metrics", "/probe?module=health", "/report", "/-/ready"):
+            refused = httpx.get(f"{url}{route}", verify=ca, timeout=10)
+            assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Basic"), route
+            wrong = httpx.get(f"{url}{route}", verify=ca, timeout=10, auth=("prometheus", "guess"))
+            assert wrong.status_code == 401, route
+        metrics = httpx.get(f"{url}/metrics", verify=ca, timeout=10, auth=("prometheus", "scrape-secret-1"))
+        assert metrics.status_code == 200 and "veza_synthetic_budget_limit" in metrics.text
+        with pytest.raises(httpx.ConnectError):  # the public CAs do not know the prober's own
+            httpx.get(f"{url}/metrics", timeout=10)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    web.write_text("basic_auth_users:\n  prometheus: scrape-secret-1\n")
+    done = subprocess.run([sys.executable, "-m", "veza_synthetics", "serve", "--env", str(profile),
+                           "--web.config.file", str(web)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "'basic_auth_users.prometheus' must be a bcrypt hash" in done.stderr, done.stderr
+    assert "scrape-secret-1" not in done.stderr + done.stdout and "Traceback" not in done.stderr
+
+
+def test_a_maintenance_window_keeps_the_page_from_the_webhook(sandbox, tmp_path):
+    """Inside a planned window serve treats its records as a run does: Redis down is reported "maintenance", its
+    measured failure kept beside it, no round counts as failed, and nothing reaches the webhook over twice the
+    rounds a page takes outside a window (2 rounds, then a 1 s scrape and evaluation, a 1 s group wait)."""
+    import datetime as dt
+
+    from veza_synthetics.sandbox.alerting import WebhookReceiver
+    now = dt.datetime.now(dt.UTC)
+    profile = tmp_path / "window.toml"
+    profile.write_text(f'extends = "{sandbox.profile_path}"\nallow = "readonly"\n[[maintenance]]\n'
+                       f'start = {(now - dt.timedelta(hours=1)).isoformat(timespec="seconds")}\n'
+                       f'end = {(now + dt.timedelta(hours=1)).isoformat(timespec="seconds")}\nreason = "redis upgrade"\n'
+                       '[serve]\ninterval_s = 1\nintervals = {health = 1}\n')
+    check = {"symptom": "health.services", "variant": "read-only", "location": "ci-w"}
+    with _serving("--env", str(profile), "--location", "ci-w", "--symptoms", "health.services",
+                  "--history", str(tmp_path / "h")) as (proc, url), WebhookReceiver() as hook:
+        sandbox.route_alerts(url.removeprefix("http://"), hook.url)
+        _until(lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200, "a first round")
+        with sandbox.faults_on(["infra.redis_down"]):
+            first = _scrape_until(url, lambda t: _metric(t, "veza_synthetic_check_outcome", **check,
+                                                         outcome="maintenance") == 1, "a round in the window")
+            rounds = _metric(first, "veza_synthetic_rounds_total", location="ci-w")
+            later = _until(lambda: (lambda t: t if _metric(t, "veza_synthetic_rounds_total", location="ci-w") >= rounds + 4
+                                    else None)(httpx.get(f"{url}/metrics", timeout=5).text), "four more rounds", 120)
+            report = httpx.get(f"{url}/report", timeout=10).text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    assert _metric(later, "veza_synthetic_check_outcome", **check, outcome="maintenance") == 1
+    assert _metric(later, "veza_synthetic_check_consecutive_failed_rounds", **check) == 0
+    assert "maintenance window until" in report and "measured failed" in report and "redis upgrade" in report
+    assert not [a for a in hook.alerts if a[1].get("symptom") == "health.services"], hook.alerts

@@ -84,21 +84,24 @@ def test_a_profiles_private_ca_is_trusted_for_its_own_endpoints_only(tmp_path):
     endpoint no profile names with the public CAs alone."""
     import subprocess
 
-    from veza_synthetics.probes import tls, trust
+    from veza_synthetics.probes.transport import Transport
     names = {}
     for name in ("team-a", "team-b"):
         cert = tmp_path / f"{name}.pem"
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}",
                         "-keyout", str(tmp_path / f"{name}.key"), "-out", str(cert)], check=True, capture_output=True)
         names[name] = cert
-    trust(str(names["team-a"]), ["https://a.example:8443", "wss://a.example:8443/ws"])
-    trust(str(names["team-b"]), ["https://b.example"])
+    team_a = Transport(ca_file=str(names["team-a"]), trusted=("https://a.example:8443", "wss://a.example:8443/ws"))
+    team_b = Transport(ca_file=str(names["team-b"]), trusted=("https://b.example",))
 
     def cas(url):
-        return {dict(part[0] for part in c["subject"]).get("commonName") for c in tls(url).get_ca_certs()}
+        way = team_b if "b.example" in url else team_a
+        return {dict(part[0] for part in c["subject"]).get("commonName") for c in way.tls(url).get_ca_certs()}
     assert "team-a" in cas("https://a.example:8443/api") and "team-b" not in cas("wss://a.example:8443/ws")
     assert "team-b" in cas("https://b.example:443/health") and "team-a" not in cas("https://b.example")
     assert not {"team-a", "team-b"} & cas("https://elsewhere.example")
+    assert "team-a" not in {dict(part[0] for part in c["subject"]).get("commonName")
+                            for c in team_b.tls("https://a.example:8443").get_ca_certs()}  # its own profile's only
 
 
 def test_unknown_fault_is_one_clear_error():
@@ -418,14 +421,16 @@ def test_a_route_setting_must_be_a_path(tmp_path, setting, value):
 
 def test_one_pace_per_api_origin_spaces_every_caller():
     """Threads and event loops share one schedule per origin (the run's requests count together, B12); a
-    429's pause holds them all; other origins and a retired run are not paced."""
+    429's pause holds them all; other origins are not paced."""
     import asyncio
     import threading
     import time
 
     from veza_synthetics.probes import pacing
-    pace = pacing.declare("https://api.example:8443/api/v1", 40.0)
-    assert pacing.of("https://API.example:8443/health") is pace and pacing.of("https://stream.example") is None
+    from veza_synthetics.probes.transport import Transport
+    way = Transport(api_url="https://api.example:8443/api/v1", max_rps=40.0)
+    pace = way.pace
+    assert way.pace_of("https://API.example:8443/health") is pace and way.pace_of("https://stream.example") is None
     starts: list[float] = []
 
     def calls() -> None:
@@ -451,8 +456,6 @@ def test_one_pace_per_api_origin_spaces_every_caller():
     pace.wait()
     assert time.monotonic() - before >= 0.29
     assert pacing.retry_after_s(None) == 1.0 and pacing.retry_after_s("600") == pacing.MAX_PAUSE_S
-    pacing.retire("https://api.example:8443", pace)
-    assert pacing.of("https://api.example:8443") is None
 
 
 def test_a_turn_given_back_frees_the_next_caller_at_once():
@@ -478,35 +481,33 @@ def test_an_endpoint_that_stops_answering_is_not_asked_again_until_its_retry():
     import httpx
     import pytest
 
-    from veza_synthetics.probes import NotAnswering, answering, describe, guarded
-    [endpoint] = answering.declare({"203.0.113.7:8080"}, retry_s=0.3)
-    try:
-        for _ in range(answering.UNANSWERED_IN_A_ROW - 1):
-            with pytest.raises(httpx.ReadTimeout), guarded("203.0.113.7:8080", 5.0):
-                raise httpx.ReadTimeout("no answer")
-        hung_since = time.monotonic()
-        endpoint.answered()  # another exchange answered while a third one hung: that one does not count
-        endpoint.unanswered("timeout after 5 s", hung_since)
-        assert endpoint.not_answering() is None
-        for _ in range(answering.UNANSWERED_IN_A_ROW):
-            with pytest.raises(httpx.ReadTimeout), guarded("203.0.113.7:8080", 5.0):
-                raise httpx.ReadTimeout("no answer")
-        with pytest.raises(NotAnswering) as refused, guarded("203.0.113.7:8080", 5.0):
-            raise AssertionError("sent although the endpoint is not answering")
-        assert describe(refused.value).startswith("unreachable: not sent: the last 3 exchanges with 203.0.113.7:8080")
-        assert "timeout after 5 s" in str(refused.value) and endpoint.not_sent == 1
-        with guarded("198.51.100.1:80", 1.0):  # another endpoint, undeclared: never guarded
-            pass
-        deadline = time.monotonic() + 5
-        while endpoint.silent() and time.monotonic() < deadline:  # until the retry is due
-            time.sleep(0.02)
-        with guarded("203.0.113.7:8080", 5.0):  # the retry is sent, and answered
-            pass
-        with guarded("203.0.113.7:8080", 5.0):
-            pass
-    finally:
-        answering.retire([endpoint])
-    assert answering.of("203.0.113.7:8080") is None
+    from veza_synthetics.probes import NotAnswering, answering, describe
+    from veza_synthetics.probes.transport import Transport
+    way = Transport(guarded=("203.0.113.7:8080",), retry_s=0.3)
+    guarded, endpoint = way.guarded, way.endpoints["203.0.113.7:8080"]
+    for _ in range(answering.UNANSWERED_IN_A_ROW - 1):
+        with pytest.raises(httpx.ReadTimeout), guarded("203.0.113.7:8080", 5.0):
+            raise httpx.ReadTimeout("no answer")
+    hung_since = time.monotonic()
+    endpoint.answered()  # another exchange answered while a third one hung: that one does not count
+    endpoint.unanswered("timeout after 5 s", hung_since)
+    assert endpoint.not_answering() is None
+    for _ in range(answering.UNANSWERED_IN_A_ROW):
+        with pytest.raises(httpx.ReadTimeout), guarded("203.0.113.7:8080", 5.0):
+            raise httpx.ReadTimeout("no answer")
+    with pytest.raises(NotAnswering) as refused, guarded("203.0.113.7:8080", 5.0):
+        raise AssertionError("sent although the endpoint is not answering")
+    assert describe(refused.value).startswith("unreachable: not sent: the last 3 exchanges with 203.0.113.7:8080")
+    assert "timeout after 5 s" in str(refused.value) and endpoint.not_sent == 1
+    with guarded("198.51.100.1:80", 1.0):  # another endpoint, undeclared: never guarded
+        pass
+    deadline = time.monotonic() + 5
+    while endpoint.silent() and time.monotonic() < deadline:  # until the retry is due
+        time.sleep(0.02)
+    with guarded("203.0.113.7:8080", 5.0):  # the retry is sent, and answered
+        pass
+    with guarded("203.0.113.7:8080", 5.0):
+        pass
 
 
 def test_remedies_name_this_environments_addresses_never_a_password(tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .probes import Result, auth, http, stream
+from .probes.transport import Transport
 
 if TYPE_CHECKING:
     from .settings import Stream
@@ -48,12 +49,12 @@ def signed_canary(target: Target) -> Canary | Result:
     same track), or here where the profile holds the stream secret, or unsigned. A Result on failure."""
     cfg, base, timeout = target.profile.stream, target.profile.backend.url, target.timeout("request")
     if cfg.secret or not cfg.signed:
-        return _signed_here(cfg, timeout)
+        return _signed_here(target.transport, cfg, timeout)
     token = target.token()
     if token is None:
         return Result("stream", base, error=f"no token to ask for a signed stream URL: {target.login_failure()}")
-    track = auth.request(base, "GET", f"/api/v1/tracks/{cfg.canary_track_id}", timeout, token=token)
-    signed = auth.request(base, "GET", f"/api/v1/tracks/{cfg.canary_track_id}/stream-url?quality={cfg.quality}",
+    track = auth.request(target.transport, base, "GET", f"/api/v1/tracks/{cfg.canary_track_id}", timeout, token=token)
+    signed = auth.request(target.transport, base, "GET", f"/api/v1/tracks/{cfg.canary_track_id}/stream-url?quality={cfg.quality}",
                           timeout, token=token)
     for answer in (track, signed):
         if answer.error or answer.measurements.get("status") != 200:
@@ -68,7 +69,7 @@ def signed_canary(target: Target) -> Canary | Result:
     return Canary(url, name, float(meta.get("duration_s") or 0.0), "the backend", str(meta.get("title", "")))
 
 
-def _signed_here(cfg: Stream, timeout: float) -> Canary:
+def _signed_here(transport: Transport, cfg: Stream, timeout: float) -> Canary:
     """The canary's URL made here (signed with the profile's secret, or unsigned), its duration from the
     stream server's /info where that says one."""
     query = f"quality={cfg.quality}"
@@ -76,7 +77,7 @@ def _signed_here(cfg: Stream, timeout: float) -> Canary:
         expires = int(time.time()) + SIGNED_FOR_S
         sig = hmac.new(cfg.secret.encode(), f"{cfg.canary}:{expires}".encode(), hashlib.sha256).hexdigest()
         query = f"expires={expires}&sig={sig}&{query}"
-    info = http.fetch(f"{cfg.url}/info/{cfg.canary}", timeout)
+    info = http.fetch(transport, f"{cfg.url}/info/{cfg.canary}", timeout)
     body = info.evidence.get("body") if not info.error else None
     duration = float(body["duration_s"]) if isinstance(body, dict) and "duration_s" in body else 0.0
     return Canary(f"{cfg.url}/stream/{cfg.canary}?{query}", cfg.canary, duration,
@@ -91,7 +92,8 @@ def played(target: Target) -> Result:
         found.error = f"could not get a signed stream URL: {found.error}"
         return found
     canary, length_from = _declared(target.profile.stream, found)
-    dl = stream.download(canary.url, target.timeout("connect"), target.timeout("stream_read"), target.timeout("stream"))
+    dl = stream.download(target.transport, canary.url, target.timeout("connect"), target.timeout("stream_read"),
+                         target.timeout("stream"))
     result = stream.analyse(dl, canary.url, CONTRACT_KBPS[target.profile.stream.quality], canary.duration_s)
     result.evidence["canary"] = {"track_id": target.profile.stream.canary_track_id, "name": canary.name,
                                  "title": canary.title, "signed_by": canary.signed_by, "duration_from": length_from}

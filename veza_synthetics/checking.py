@@ -19,6 +19,7 @@ import pytest
 
 from . import quarantine
 from .catalog import Catalog
+from .enrich import Context, enrich
 from .errors import SetupError
 from .profile import Profile
 from .record import CheckRecord, skipped_record
@@ -56,20 +57,15 @@ class Checking:
         path = config.getoption("--quarantine")
         self.quarantine = quarantine.load(Path(path), dt.date.today()) if path else {}
 
+    @property
+    def context(self) -> Context:
+        """What this run's records are enriched with (enrich.py): its profile, redactor and quarantine."""
+        return Context(self.profile, self.redactor, self.quarantine)
+
     def add(self, record: CheckRecord) -> CheckRecord:
-        """Keep a check's record, as the run reports it: a check measured inside a maintenance window is
-        "maintenance" (its measured outcome kept); a quarantined check's failure is marked so."""
-        window = self.profile.maintenance_at(dt.datetime.now(dt.UTC))
-        entry = self.quarantine.get(record.id)
-        if window is not None:
-            record = record.but(
-                outcome="maintenance", measured_outcome=record.outcome,
-                maintenance={"start": window.start.isoformat(), "end": window.end.isoformat(), "reason": window.reason},
-                summary=f"{record.id}: maintenance window until {window.end.isoformat()}"
-                        f"{f' ({window.reason})' if window.reason else ''}; measured "
-                        f"{record.outcome}: {record.summary.split(': ', 1)[-1]}")
-        elif entry is not None and record.outcome == "failed":
-            record = record.but(quarantined=entry.as_dict())
+        """Keep a check's record, as every report shows it (enrich.py: links, this environment's runbook, a
+        maintenance window, the quarantine)."""
+        record = enrich(record, self.context)
         self.records.append(record)
         return record
 

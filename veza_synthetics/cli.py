@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import os
 import re
 import signal
@@ -161,16 +162,19 @@ def _matrix(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from . import quarantine
     from .profile import load
-    from .serve import serve
+    from .serve import serve, webconfig
     catalog = load_catalog()
     profile = load(args.env or "sandbox")
     asked = [s.strip() for s in (args.symptoms or "").split(",") if s.strip()]
     unknown = sorted(set(asked) - set(catalog.symptoms))
     if unknown:
         raise SetupError(f"--symptoms: unknown check(s) {', '.join(unknown)}; known: {', '.join(sorted(catalog.symptoms))}")
+    web = webconfig.load(args.web_config_file) if args.web_config_file else webconfig.WebConfig()
+    quarantined = quarantine.load(Path(args.quarantine), dt.date.today()) if args.quarantine else {}
     return serve(profile, catalog, asked or sorted(catalog.symptoms), args.location or profile.location,
-                 args.listen or profile.serve.listen, Path(args.history))
+                 args.listen or profile.serve.listen, Path(args.history), web, quarantined)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     served.add_argument("--location", help="the location label (default: the profile's)")
     served.add_argument("--listen", help="HOST:PORT for /metrics (default: the profile's serve.listen; port 0: any)")
     served.add_argument("--history", default="reports/history", help="the run-to-run memory every round joins")
+    served.add_argument("--quarantine", help="a quarantine file (TOML): checks whose failures report but never page")
+    served.add_argument("--web.config.file", dest="web_config_file",
+                        help="TLS and basic auth for every route, in exporter-toolkit's format (README: Securing serve)")
     matrix = sub.add_parser("matrix", help="print the detection matrix (faults x checks)")
     matrix.add_argument("results", nargs="?", help="a results.json or a run folder: show the last measured outcomes")
     args, extra = parser.parse_known_args(argv)

@@ -14,7 +14,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .catalog import Catalog
+from .client import transport
 from .probes import auth, describe, http
+from .probes.transport import Transport
 from .profile import Profile
 
 
@@ -30,10 +32,10 @@ def _tcp(address: str, default_port: int, timeout_s: float) -> str | None:
 GATEWAY_ERRORS = (502, 504)  # a proxy in front answers for a server behind it that does not
 
 
-def _http(url: str, timeout_s: float) -> str | None:
+def _http(way: Transport, url: str, timeout_s: float) -> str | None:
     """Down when nothing answers, or when the proxy in front says the server behind it does not; any
     other HTTP status means the server is there (its own health is health.services' to judge)."""
-    result = http.fetch(url, timeout_s)
+    result = http.fetch(way, url, timeout_s)
     if result.error is None and result.measurements["status"] in GATEWAY_ERRORS:
         return f"answered {result.measurements['status']}: the proxy in front cannot reach it"
     return result.error
@@ -43,21 +45,21 @@ def probe(profile: Profile, run: dict[str, Any]) -> dict[str, str | None]:
     """Each configured dependency: None when up, else why it is down (one line). Login is read from the
     run's own session (the checks' "login" step): the probe logs in no more than the checks did."""
     timeout = profile.timeouts.connect_s
-    p, down = profile, {}
+    p, down, way = profile, {}, transport(profile)
     if p.backend.url:
-        down["backend"] = _http(f"{p.backend.url}{p.backend.health_path}", timeout)
+        down["backend"] = _http(way, f"{p.backend.url}{p.backend.health_path}", timeout)
         if down["backend"] is None and p.accounts.user_email:
             down["login"] = login_failure(run)
     if p.chat.url:
         down["chat"] = _tcp(p.chat.url, 443 if p.chat.url.startswith("wss") else 80, timeout)
     if p.stream.url:
-        down["stream"] = _http(f"{p.stream.url}/health", timeout)
+        down["stream"] = _http(way, f"{p.stream.url}/health", timeout)
     if p.has_postgres:
         down["postgres"] = _tcp(f"{p.postgres.host}:{p.postgres.port}", 5432, timeout)
     if p.has_redis:
         down["redis"] = _tcp(p.redis.url, 6379, timeout)
     if p.has_prometheus:
-        down["prometheus"] = _http(f"{p.prometheus.url}/-/ready", timeout)
+        down["prometheus"] = _http(way, f"{p.prometheus.url}/-/ready", timeout)
     return down
 
 

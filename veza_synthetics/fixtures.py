@@ -17,11 +17,12 @@ import pytest_asyncio
 import redis as redis_client
 from websockets.asyncio.client import ClientConnection, connect
 
-from . import diagnosis, links, remedies
+from . import diagnosis
 from .catalog import Catalog, Section, Symptom, Threshold
 from .catalog import load as load_catalog
 from .checking import HTML_EXTRAS_KEY, current
-from .probes import Result, auth, postgres, tls
+from .enrich import Context, enrich
+from .probes import Result, auth, postgres
 from .profile import Profile
 from .record import CheckRecord, failure_text
 from .redact import Redactor
@@ -69,7 +70,7 @@ def veza_target(request: pytest.FixtureRequest, veza_profile: Profile) -> Iterat
             diagnosis.start_holds(target, _read_only_checks(request.session))
         yield target
     if part is not None:
-        part.logins += target.logins
+        part.logins += target.load().logins
 
 
 def report_check(request: pytest.FixtureRequest, record: CheckRecord, symptom: Symptom) -> None:
@@ -80,9 +81,7 @@ def report_check(request: pytest.FixtureRequest, record: CheckRecord, symptom: S
     part = current(request.config)
     # this process's outputs (JUnit, pytest-html, Allure) mask the profile's secrets, in a worker too
     redactor = part.redactor if part is not None else profile.redactor()
-    record = remedies.for_environment(links.attach(record, profile, redactor), profile)  # this platform's addresses
-    if part is not None:
-        record = part.add(record)
+    record = part.add(record) if part is not None else enrich(record, Context(profile, redactor))
     request.node.user_properties += [("symptom", record.id), ("outcome", record.outcome), ("verdict", record.summary),
                                      *((k, v) for k, v in record.measurements.items()
                                        if isinstance(v, (int, float, str)))]
@@ -166,18 +165,18 @@ def veza_verdict(request: pytest.FixtureRequest, veza_profile: Profile) -> Verdi
 
 
 @pytest.fixture
-def veza_api(veza_profile: Profile) -> Iterator[httpx.Client]:
+def veza_api(veza_profile: Profile, veza_target: Target) -> Iterator[httpx.Client]:
     """An httpx client logged in as the synthetic user, with the profile's base URL, TLS and timeout;
     logged out at teardown."""
-    p = veza_profile
-    login = auth.login(p.backend.url, p.accounts.user_email, p.accounts.user_password, p.timeouts.request_s)
+    p, transport = veza_profile, veza_target.transport
+    login = auth.login(transport, p.backend.url, p.accounts.user_email, p.accounts.user_password, p.timeouts.request_s)
     if login.session is None:
         pytest.fail(f"veza_api: the synthetic user could not log in: {login.error or login.evidence}", pytrace=False)
     session = login.session
-    with httpx.Client(base_url=p.backend.url, timeout=p.timeouts.request_s, verify=tls(p.backend.url),
+    with httpx.Client(base_url=p.backend.url, timeout=p.timeouts.request_s, verify=transport.tls(p.backend.url),
                       headers={"Authorization": f"Bearer {session.access_token}"}) as client:
         yield client
-    auth.logout(p.backend.url, session, p.timeouts.request_s)
+    auth.logout(transport, p.backend.url, session, p.timeouts.request_s)
 
 
 @pytest_asyncio.fixture
@@ -194,7 +193,7 @@ async def veza_chat(veza_profile: Profile, veza_target: Target) -> AsyncIterator
                 pytest.fail(f"veza_chat: no token: {veza_target.login_failure()}", pytrace=False)
             url = f"{url}{'&' if '?' in url else '?'}token={token}"
         connection = await connect(url, open_timeout=p.timeouts.ws_s, close_timeout=p.timeouts.ws_s,
-                                   ssl=tls(url) if url.startswith("wss:") else None)
+                                   ssl=veza_target.transport.tls(url) if url.startswith("wss:") else None)
         opened.append(connection)
         return connection
     yield open_connection
@@ -212,11 +211,11 @@ def veza_stream(veza_target: Target) -> Result:
 
 
 @pytest.fixture
-def veza_pg(veza_profile: Profile) -> Iterator[psycopg.Connection[Any]]:
+def veza_pg(veza_profile: Profile, veza_target: Target) -> Iterator[psycopg.Connection[Any]]:
     """A read-only PostgreSQL session (default_transaction_read_only, statement timeout)."""
     if not veza_profile.has_postgres:
         pytest.skip("no PostgreSQL in this profile")
-    with postgres.connect(veza_profile.postgres, veza_profile.timeouts.connect_s) as connection:
+    with postgres.connect(veza_target.transport, veza_profile.postgres, veza_profile.timeouts.connect_s) as connection:
         yield connection
 
 

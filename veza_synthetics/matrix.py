@@ -13,14 +13,16 @@ from typing import Any
 
 from .catalog import Catalog, load
 from .checks import registry
+from .client import Client
 from .diagnosis import diagnose, start_holds
+from .enrich import Context, enrich
 from .profile import Profile
 from .record import CheckRecord, skipped_record
 from .target import Load, Target
 
 HEALTHY = "(none)"
 TIMING_UNITS = frozenset({"ms", "s"})
-WORST = {"passed": 0, "skipped": 1, "no_data": 1, "degraded": 2, "failed": 3}
+WORST = {"passed": 0, "skipped": 1, "no_data": 1, "maintenance": 1, "degraded": 2, "failed": 3}
 
 
 def expectation(fault: str, check: str) -> str:
@@ -49,11 +51,13 @@ def measure(profile: Profile, symptom_ids: Iterable[str], catalog: Catalog | Non
     return measure_with_load(profile, symptom_ids, catalog)[0]
 
 
-def measure_with_load(profile: Profile, symptom_ids: Iterable[str],
-                      catalog: Catalog | None = None) -> tuple[list[CheckRecord], Load]:
-    """measure(), and what it cost the platform (serve mode counts it)."""
+def measure_with_load(profile: Profile, symptom_ids: Iterable[str], catalog: Catalog | None = None,
+                      client: Client | None = None, context: Context | None = None) -> tuple[list[CheckRecord], Load]:
+    """measure(), and what it cost the platform (serve counts it), on `client` where one outlives the run; each
+    record enriched as a run's are (enrich.py, with `context`: serve's quarantine)."""
+    context = context or Context(profile, profile.redactor())
     ids, records = sorted(set(symptom_ids)), []
-    with Target(profile, catalog) as target:
+    with Target(profile, catalog, client) as target:
         checks = registry(target.catalog).checks
         start_holds(target, set(ids))
         for sid in ids:
@@ -62,9 +66,9 @@ def measure_with_load(profile: Profile, symptom_ids: Iterable[str],
                     continue
                 if writes and not profile.allows_writes:
                     reason = f"skipped for safety: profile '{profile.name}' forbids writes"
-                    records.append(skipped_record(target.catalog.symptoms.get(sid), sid, "writes", reason))
+                    records.append(enrich(skipped_record(target.catalog.symptoms.get(sid), sid, "writes", reason), context))
                     continue
-                records.append(diagnose(sid, target, writes)[0])
+                records.append(enrich(diagnose(sid, target, writes)[0], context))
     return records, target.load()
 
 

@@ -23,13 +23,17 @@ class Plan:
     note: str = ""  # why the sample is smaller than sampling.requests ("" when it is not)
 
 
-def plan(profile: Profile) -> Plan:
+def plan(profile: Profile, budget_rps: float | None = None) -> Plan:
+    """The sample's size at the run's pace: sampling.max_rps, or the request budget's rate where it is slower
+    (serve: serve.max_requests per serve.request_window_s)."""
     s, run_s = profile.sampling, profile.timeouts.run_s
-    turns = int(run_s * s.max_rps * SLACK)
+    rate, named = (s.max_rps, "sampling.max_rps") if budget_rps is None or budget_rps >= s.max_rps else \
+        (budget_rps, "the request budget (serve.max_requests per serve.request_window_s)")
+    turns = int(run_s * rate * SLACK)
     affordable = turns // 2 - (s.search_calls + s.auth_calls + OTHER_CALLS)  # // 2: each call confirmed once
     if affordable >= s.requests:
         return Plan(s.requests)
     size = max(ENDPOINTS, affordable)
-    return Plan(size, f"a sample of {size} requests, not sampling.requests = {s.requests}: at sampling.max_rps = "
-                      f"{s.max_rps:g} a run of timeouts.run_s = {run_s:g} s affords {turns} API requests, each "
+    return Plan(size, f"a sample of {size} requests, not sampling.requests = {s.requests}: at {named}, "
+                      f"{rate:g} a second, a run of timeouts.run_s = {run_s:g} s affords {turns} API requests, each "
                       "call possibly confirmed once")

@@ -137,9 +137,29 @@ def _check_serve(serve: dict[str, Any], source: str) -> None:
                              f"(known: {', '.join(known)})")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise SetupError(f"profile {source}: 'serve.intervals.\"{key}\"' must be seconds > 0, not {value!r}")
+    _check_budgets(serve, source)
+    if serve["external_url"] and not str(serve["external_url"]).startswith(("http://", "https://")):
+        raise SetupError(f"profile {source}: 'serve.external_url' must be an http:// or https:// address, "
+                         f"not {serve['external_url']!r}")
     if serve["report"] not in SERVE_REPORT:
         raise SetupError(f"profile {source}: 'serve.report' must be one of {', '.join(SERVE_REPORT)}, "
                          f"not {serve['report']!r}")
+
+
+def _seconds(value: Any, least: float) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and value >= least
+
+
+def _check_budgets(serve: dict[str, Any], source: str) -> None:
+    if not _seconds(serve["window_s"], 0):
+        raise SetupError(f"profile {source}: 'serve.window_s' must be seconds >= 0 (0: each round's sample alone), "
+                         f"not {serve['window_s']!r}")
+    for count, window in (("max_logins", "login_window_s"), ("max_refreshes", "refresh_window_s"),
+                          ("max_requests", "request_window_s")):
+        if isinstance(serve[count], bool) or not isinstance(serve[count], int) or serve[count] < 1:
+            raise SetupError(f"profile {source}: 'serve.{count}' must be a whole number >= 1, not {serve[count]!r}")
+        if not _seconds(serve[window], 0) or serve[window] == 0:
+            raise SetupError(f"profile {source}: 'serve.{window}' must be seconds > 0, not {serve[window]!r}")
 
 
 def _check_deadline(data: dict[str, Any], source: str) -> None:

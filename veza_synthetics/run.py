@@ -22,7 +22,6 @@ from . import checking as checking_mod
 from .catalog import Catalog
 from .errors import SetupError
 from .hooks import RunFinished
-from .probes import trust
 from .profile import ENV_DIR, SANDBOX_VARIANTS, Profile
 from .profile import load as load_profile
 from .record import SCHEMA_VERSION, CheckRecord
@@ -56,7 +55,6 @@ class Run:
         self.reported: list[str] = []  # the checks whose test reported a verdict: each must have its record
         self.logins = 0  # made by the run, every process's target together
         self.redactor = profile.redactor()  # every file, page and line this run writes masks its secrets
-        trust(profile.tls.ca_file, profile.urls())
 
     @classmethod
     def start(cls, config: pytest.Config, catalog: Catalog) -> Run:

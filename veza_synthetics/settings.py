@@ -198,9 +198,25 @@ class Serve:
     minutes of an outage), everything every 15 minutes (a run's load, 2 logins: within Veza's 3 logins per
     15 minutes per address, B12). README: what each default costs an hour."""
     interval_s: float = 900.0
-    intervals: dict[str, float] = field(default_factory=lambda: {"health": 60.0})
+    intervals: dict[str, float] = field(default_factory=lambda: {"health": 60.0, "performance": 60.0})
+    # The performance checks judge the requests of serve's small samples over this window (probes/window.py), at
+    # most the sample's size (sampling.requests): a round affords a few within the request budget.
+    window_s: float = 600.0
     listen: str = "127.0.0.1:9464"  # /metrics, /probe, /report, /-/healthy, /-/ready
+    # What the prober may spend on the platform, whoever asks (rounds, /probe, a restart: the ledger is kept beside
+    # the history), under what Veza's production server allows an address (B12: 3 logins per 15 minutes, 8
+    # refreshes an hour, 30 requests a minute): a third of its logins and requests, 5 of its 8 refreshes. Requests
+    # wait for the budget as for sampling.max_rps; a login or a refresh over it is not made, and said so.
+    max_logins: int = 1
+    login_window_s: float = 900.0
+    max_refreshes: int = 5
+    refresh_window_s: float = 3600.0
+    max_requests: int = 10
+    request_window_s: float = 60.0
     report: str = "loopback"  # /report answers "on": anyone who reaches listen; "loopback": local clients; "off"
+    # The prober's address as the on-call reaches it, for the alert's links to a check's /report entry and runbook
+    # ("https://synth.example:9464"); "": http:// and the address it listens on.
+    external_url: str = ""
 
 
 @dataclass(frozen=True)

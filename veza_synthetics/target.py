@@ -20,27 +20,14 @@ from urllib.parse import urlencode
 from .canary import played
 from .catalog import Catalog
 from .catalog import load as load_catalog
+from .client import Client, login_failure
 from .planning import plan
-from .probes import (
-    Result,
-    address,
-    answering,
-    auth,
-    delivery,
-    exporters,
-    forget_connections,
-    http,
-    identity,
-    pacing,
-    trust,
-    websocket,
-)
+from .probes import Result, auth, delivery, exporters, forget_connections, http, websocket
 from .profile import Profile
 from .verdict import Verdict
 
 LATENCY = ("perf.high_response_time", "p95_ms")  # the sample stops once this is decided to fail
 TIMEOUTS = ("perf.frequent_timeouts", "timeout_pct")  # and once this is
-RETRY_AFTER_TIMEOUTS = 3  # an endpoint not answering is tried again after this many request timeouts
 
 
 @dataclass(frozen=True)
@@ -55,29 +42,25 @@ ResultT = TypeVar("ResultT", bound=Result)
 
 
 class Target:
-    def __init__(self, profile: Profile, catalog: Catalog | None = None):
+    def __init__(self, profile: Profile, catalog: Catalog | None = None, client: Client | None = None):
+        """A run's target; `client` the platform's client where one outlives the run (serve's), else its own."""
         self.profile = profile
         self.catalog = catalog or load_catalog()  # the checks' symptoms and thresholds: the run's, passed in
         self.redactor = profile.redactor()  # every record of this target masks this profile's secrets
-        trust(profile.tls.ca_file, profile.urls())
-        identity.configure(profile.tracing)
-        # every request of the run to the API takes its turn at the declared pace
-        self.pace = pacing.declare(profile.backend.url, profile.sampling.max_rps) if profile.backend.url else None
-        # an endpoint that stops answering costs a few timeouts, then is tried again once per three of them
-        self.endpoints = answering.declare({address(u) for u in profile.urls() + [profile.redis.url] if u}
-                                           | ({f"{profile.postgres.host}:{profile.postgres.port}"}
-                                              if profile.postgres.host else set()),
-                                           RETRY_AFTER_TIMEOUTS * profile.timeouts.request_s)
+        self._owns_client = client is None
+        self.client = client or Client(profile)
+        self.client.new_round()
+        self.transport = self.client.transport  # every probe of the run goes through it
+        self._spent = (self.client.logins, self.client.api_requests)  # what the client had cost before this run
         self.deadline = time.monotonic() + profile.timeouts.run_s  # planned within, before the first request
-        self.plan = plan(profile)
+        # the recent samples of earlier rounds (serve): each attempt of this run judges its own with them
+        self._window_before = self.client.window.recent() if self.client.window else []
+        budget = self.client.ledger.requests if self.client.ledger else None
+        self.plan = plan(profile, budget.limit / budget.window_s if budget else None)
         self._memo: dict[tuple[str, int], Future[Result]] = {}
         self._lock = threading.Lock()
-        self._sessions: list[auth.Session] = []
+        self._refused: list[str] = []  # sessions the platform refused, as the client met them
         self._last_login = threading.local()  # token()'s failure, per thread: each check explains its own
-        self._session_lock = threading.RLock()
-        self._user: auth.LoginResult | None = None   # the run's one session of the synthetic account
-        self._admin: auth.LoginResult | None = None  # and of the admin account, where a check needs it
-        self.logins = 0
         self._early: dict[str, Future[Any]] = {}
         self._started: set[str] = set()
         self._background: list[Future[Any]] = []  # every background measurement, awaited by close()
@@ -138,7 +121,7 @@ class Target:
         """Figures of one exporter ("node", "postgres", "redis") through Prometheus: its series picked
         by the profile's selector, over the profile's rate window (and mountpoints, for disks)."""
         cfg = self.profile.prometheus
-        return exporters.read(cfg.url, queries, self.timeout("request"), f"{exporter}_exporter",
+        return exporters.read(self.transport, cfg.url, queries, self.timeout("request"), f"{exporter}_exporter",
                               s=cfg.selector(exporter), w=cfg.rate_window, m=cfg.mountpoints)
 
     def _fail_level(self, symptom_id: str, threshold: str) -> float | None:
@@ -146,52 +129,21 @@ class Target:
         symptom = self.catalog.symptoms[symptom_id]
         return Verdict.for_symptom(symptom, self.profile.threshold_overrides(symptom_id)).thresholds[threshold].fail
 
-    # -- the synthetic account: one session per run ----------------------------------------
+    # -- the synthetic account: one session, the client's ---------------------------------
     def session(self, admin: bool = False) -> auth.LoginResult:
-        """The run's one session of the account (Veza keeps one session per account and locks an address
-        out after a few logins): logged in at first use, shared by every check, every confirmation and the
-        root-cause grouping; refreshed when its access token nears its own expiry; logged out once, by
-        close(). A login that failed is not retried (the budget, auth.max_logins_per_run, counts it)."""
-        with self._session_lock:
-            held = self._held(admin)
-            if held.session is not None and not admin and _expiring(held.session):
-                self.refresh()
-            return held
-
-    def _held(self, admin: bool) -> auth.LoginResult:
-        """The account's session as it is (logged in at first use)."""
-        if admin:
-            self._admin = self._admin or self._login(True)
-            return self._admin
-        self._user = self._user or self._login(False)
-        return self._user
-
-    def _login(self, admin: bool) -> auth.LoginResult:
-        acc, budget = self.profile.accounts, self.profile.auth.max_logins_per_run
-        who = "admin" if admin else "synthetic user"
-        if self.logins >= budget:
-            return auth.LoginResult("auth", f"POST {auth.LOGIN}", over_budget=True,
-                                    error=f"{who} not logged in: the run made its {self.logins} login(s) of "
-                                          f"auth.max_logins_per_run = {budget}")
-        self.logins += 1
-        email, password = (acc.admin_email, acc.admin_password) if admin else (acc.user_email, acc.user_password)
-        result = auth.login(self.profile.backend.url, email, password, self.timeout("request"))
-        if result.session is not None:
-            self._sessions.append(result.session)
-        return result
+        """The account's one session (Veza keeps one session per account and locks an address out after a
+        few logins): shared by every check, every confirmation and the root-cause grouping (client.py)."""
+        return self.client.session(admin)
 
     def refresh(self) -> auth.RefreshResult:
-        """Refresh the run's session: its new tokens (and rotated refresh token) become the session's."""
-        with self._session_lock:
-            held = self._held(False)
-            if held.session is None:
-                return auth.RefreshResult("auth", f"POST {auth.REFRESH}", error=f"no session to refresh: "
-                                                                               f"{_login_failure(held)}")
-            result = auth.refresh(self.profile.backend.url, held.session, self.timeout("request"))
-            if result.session is not None:
-                self._sessions = [result.session if s is held.session else s for s in self._sessions]
-                held.session = result.session
-            return result
+        return self.client.refresh()
+
+    def refused_sessions(self) -> list[str]:
+        """Every session the platform refused, since the last run on this client (a round, in serve): each
+        attempt of auth.session_lost sees them all."""
+        with self._lock:
+            self._refused += self.client.refusals()
+            return list(self._refused)
 
     def token(self) -> str | None:
         result = self.session()
@@ -201,25 +153,22 @@ class Target:
     def login_failure(self) -> str:
         """Why this thread's last token() gave none."""
         last: auth.LoginResult | None = getattr(self._last_login, "result", None)
-        return "no login attempted" if last is None else _login_failure(last)
+        return "no login attempted" if last is None else login_failure(last)
 
     def close(self) -> None:
-        """Log out every session this target opened, whatever happened to the checks that used them
-        (background measurements finish first: each is bounded by its hold and timeouts)."""
+        """Background measurements first (each bounded by its hold and timeouts); then, where the run owns its
+        client, every session it opened is logged out, whatever happened to the checks that used them."""
         wait(self._background)
-        with self._session_lock:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            auth.logout(self.profile.backend.url, session, self.timeout("request"))
-        forget_connections()  # the next run starts its own, as a new browser would
-        if self.pace is not None:
-            pacing.retire(self.profile.backend.url, self.pace)
-        answering.retire(self.endpoints)
+        if self._owns_client:
+            self.client.close()
+        else:
+            forget_connections()  # the next round opens its own, as a new page would
 
     def load(self) -> Load:
         chat_runs = [slot.result() for (key, _), slot in list(self._memo.items())
                      if key == "chat" and slot.done() and slot.exception() is None]
-        return Load(self.logins, self.pace.turns if self.pace else 0,
+        logins, requests = self._spent
+        return Load(self.client.logins - logins, self.client.api_requests - requests,
                     sum(int(run.measurements.get("sent", 0)) for run in chat_runs))
 
     def __enter__(self) -> Target:
@@ -237,7 +186,7 @@ class Target:
             if chat.auth == "token" and token is None:
                 return Result("websocket", chat.url, error=f"no token for the chat: {self.login_failure()}")
             conversation = chat.synthetic_conversation or str(uuid.uuid4())
-            return delivery.delivery(chat.url, token, self.profile.sampling.chat_messages, self.timeout("ws"),
+            return delivery.delivery(self.transport, chat.url, token, self.profile.sampling.chat_messages, self.timeout("ws"),
                                       conversation, websocket.Frames.of(chat))
         return self.shared("chat", attempt, measure)
 
@@ -279,9 +228,11 @@ class Target:
             headers = {"Authorization": f"Bearer {session.access_token}"} if session else {}
             pace = http.Pace(requests, sampling.concurrency, sampling.max_rps, self._fail_level(*LATENCY),
                              self._fail_level(*TIMEOUTS), deadline=self.deadline - self.timeout("request"))
-            result = http.sample(backend.url, chosen, headers, pace, self.timeout("request"),
-                                 session.expires_at if session else None)
-            result.evidence["login"] = "ok" if session else _login_failure(login)
+            result = http.sample(self.transport, backend.url, chosen, headers, pace, self.timeout("request"),
+                                 session.expires_at if session else None, earlier=self._window_before)
+            if self.client.window is not None and first is None:
+                self.client.window.add(result.sent)
+            result.evidence["login"] = "ok" if session else login_failure(login)
             if first is not None:
                 result.evidence["confirming"] = f"sampled again: {', '.join(chosen)} (what failed in the first sample)"
             if self.plan.note:
@@ -296,12 +247,3 @@ class Target:
 def _again(first: Result, why: str) -> Result:
     """The first sample standing for its confirmation, said so."""
     return replace(first, measurements=dict(first.measurements), evidence={**first.evidence, "confirming": why})
-
-
-def _expiring(session: auth.Session) -> bool:
-    expires_at = session.expires_at
-    return expires_at is not None and time.time() >= expires_at - http.TOKEN_EXPIRY_MARGIN_S
-
-
-def _login_failure(login: auth.LoginResult) -> str:
-    return login.error or f"login {auth.answered(login.measurements.get('status'), login.evidence)}"

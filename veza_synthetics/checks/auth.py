@@ -14,7 +14,7 @@ from .session_store import exported_redis, postgres_session, redis_session
 def _login(v: Verdict, target: Target, step: str, admin: bool = False) -> auth.Session | None:
     """The run's session of the account (one login per run, shared by every check), recorded under `step`."""
     result = target.session(admin)
-    if result.over_budget and admin:  # the admin's part is not measured; the synthetic user's session always is
+    if result.over_budget:  # a login the run's or the prober's budget does not allow: not measured, said so
         v.missing(f"{step}: not measured: {result.error}")
         return None
     if not v.record(step, result):
@@ -33,17 +33,17 @@ def _status_is(v: Verdict, step: str, result: auth.ApiResult, want: int, what: s
                   ok_text=ok_text)
 
 
-def _valid_token_accepted(v: Verdict, base: str, timeout: float, session: auth.Session, calls: int) -> None:
+def _valid_token_accepted(v: Verdict, target: Target, session: auth.Session, calls: int) -> None:
     """`me` several times with one valid token: behind a load balancer every instance gets asked, so one
     instance whose signing key rotated (half the answers 401) cannot hide behind luck. Calls stop when
     the token nears its own expiry: a 401 after it would be the lifetime, judged by auth.jwt_expired."""
     answers: list[auth.ApiResult] = []
-    expires_at = session.expires_at
+    base, timeout, expires_at = target.profile.backend.url, target.timeout("request"), session.expires_at
     for _ in range(calls):
         if expires_at is not None and time.time() >= expires_at - TOKEN_EXPIRY_MARGIN_S:
             v.note(f"me called {len(answers)} of {calls} times: the token neared its own expiry")
             break
-        answers.append(auth.request(base, "GET", auth.ME, timeout, token=session.access_token))
+        answers.append(auth.request(target.transport, base, "GET", auth.ME, timeout, token=session.access_token))
     calls = len(answers)
     if not calls:
         v.error("me", base, "the token expired before it could be used (its lifetime is below a second)")
@@ -71,14 +71,15 @@ def _valid_token_accepted(v: Verdict, base: str, timeout: float, session: auth.S
 INSTANCE_CALLS = 4  # `me` calls that reach every instance of two behind a round-robin balancer
 
 
-def _me_accepted(v: Verdict, step: str, base: str, timeout: float, token: str, why: str) -> None:
+def _me_accepted(v: Verdict, step: str, target: Target, token: str, why: str) -> None:
     """`me` with a token that must still be valid, asked until every instance that answers has been heard: a
     refusal by one instance while another accepts the same token is that instance's fault (its signing key,
     say), named as such; the session is intact. Refused everywhere, the session is gone (`why`)."""
-    answers = [auth.request(base, "GET", auth.ME, timeout, token=token)]
+    base, timeout = target.profile.backend.url, target.timeout("request")
+    answers = [auth.request(target.transport, base, "GET", auth.ME, timeout, token=token)]
     while (answers[-1].measurements.get("status") in (401, 403) and answers[-1].evidence.get("instance")
            and len(answers) < INSTANCE_CALLS):
-        answers.append(auth.request(base, "GET", auth.ME, timeout, token=token))
+        answers.append(auth.request(target.transport, base, "GET", auth.ME, timeout, token=token))
         if answers[-1].measurements.get("status") == 200:
             break
     if not v.record(step, answers[0]):
@@ -134,8 +135,8 @@ def http_401_403(v: Verdict, target: Target, attempt: int) -> None:
     session = _login(v, target, "login")
     if session is None:
         return
-    _valid_token_accepted(v, base, timeout, session, target.profile.sampling.auth_calls)
-    forbidden = auth.request(base, "GET", admin_only, timeout, token=session.access_token)
+    _valid_token_accepted(v, target, session, target.profile.sampling.auth_calls)
+    forbidden = auth.request(target.transport, base, "GET", admin_only, timeout, token=session.access_token)
     if v.record("forbidden", forbidden):
         status = forbidden.measurements["status"]
         v.require(status == 403, f"admin call by a non-admin answered {status}, expected 403"
@@ -145,13 +146,13 @@ def http_401_403(v: Verdict, target: Target, attempt: int) -> None:
     if target.profile.accounts.admin_email:
         admin = _login(v, target, "admin_login", admin=True)
         if admin is not None:
-            _status_is(v, "admin_call", auth.request(base, "GET", admin_only, timeout, token=admin.access_token),
+            _status_is(v, "admin_call",
+                       auth.request(target.transport, base, "GET", admin_only, timeout, token=admin.access_token),
                        200, "admin call by the admin", ok_text=f"admin on {admin_only} 200")
 
 
 @check("auth.jwt_expired")
 def jwt_expired(v: Verdict, target: Target, attempt: int) -> None:
-    base, timeout = target.profile.backend.url, target.timeout("request")
     session = _login(v, target, "login")
     if session is None:
         return
@@ -172,7 +173,9 @@ def jwt_expired(v: Verdict, target: Target, attempt: int) -> None:
     v.measurements["skews_s"] = {k: round(s, 1) for k, s in skews.items()}
     v.against("clock_skew_s", abs(skews[worst]), label=f"clock skew ({worst})")
     refreshed = target.refresh()  # the run's session and its refresh, as every check shares them
-    if v.record("refresh", refreshed):
+    if refreshed.over_budget:
+        v.missing(f"refresh: not measured: {refreshed.error}")
+    elif v.record("refresh", refreshed):
         status = refreshed.measurements["status"]
         if v.require(status == 200 and refreshed.access_token is not None,
                      f"refresh answered {status}: {refreshed.evidence.get('reason')}"):
@@ -181,24 +184,28 @@ def jwt_expired(v: Verdict, target: Target, attempt: int) -> None:
             v.require(new_claims.get("exp", 0) > claims["exp"] or (same_second and new_claims.get("exp") == claims["exp"]),
                       f"refreshed token exp {new_claims.get('exp')} is not later than the old {claims['exp']} "
                       f"(iat {new_claims.get('iat')} vs {claims['iat']})", ok_text="refresh 200, exp moved with iat")
-            _me_accepted(v, "me_refreshed", base, timeout, refreshed.access_token or "", "refreshed token rejected")
+            _me_accepted(v, "me_refreshed", target, refreshed.access_token or "", "refreshed token rejected")
 
 
 @check("auth.session_lost", holds=True)
 def session_lost(v: Verdict, target: Target, attempt: int) -> None:
     p = target.profile
-    base, timeout, hold = p.backend.url, target.timeout("request"), p.holds.session_s
+    hold = p.holds.session_s
+    for refused in target.refused_sessions():  # between rounds, or earlier in this run: as a listener met it
+        v.require(False, f"session lost: {refused}")
     session = _login(v, target, "login")
     if session is None:
         return
     claims = auth.claims(session.access_token)
     watch_redis = p.has_redis and p.auth.session_store == "redis"
-    before = redis.inspect(p.redis.url, p.redis.password, target.timeout("connect"), claims.get("sid")) \
+    before = redis.inspect(target.transport, p.redis.url, p.redis.password, target.timeout("connect"), claims.get("sid")) \
         if watch_redis else None
     time.sleep(hold)
-    _me_accepted(v, "me_after_hold", base, timeout, session.access_token, f"session gone after {hold:g} s")
+    _me_accepted(v, "me_after_hold", target, session.access_token, f"session gone after {hold:g} s")
     refreshed = target.refresh()
-    if v.record("refresh_after_hold", refreshed) and v.require(
+    if refreshed.over_budget:
+        v.missing(f"refresh after the hold: not measured: {refreshed.error}")
+    elif v.record("refresh_after_hold", refreshed) and v.require(
             refreshed.measurements["status"] == 200,
             f"refresh after {hold:g} s answered {refreshed.measurements['status']} {refreshed.evidence.get('reason')!r}"):
         new_exp = refreshed.evidence.get("access_claims", {}).get("exp", 0)

@@ -45,7 +45,7 @@ def connection_timeout(v: Verdict, target: Target, attempt: int) -> None:
             _saturation_from_exporter(v, target)
         return
     cfg, timeout = target.profile.postgres, target.timeout("connect")
-    connects = postgres.connect_times(cfg, target.profile.sampling.db_connects, timeout,
+    connects = postgres.connect_times(target.transport, cfg, target.profile.sampling.db_connects, timeout,
                                       fail_ms=v.thresholds["connect_p95_ms"].fail,
                                       queries={"saturation": postgres.SATURATION, "activity": postgres.ACTIVITY})
     v.record("connects", connects)
@@ -77,7 +77,8 @@ def constraint_errors(v: Verdict, target: Target, attempt: int) -> None:
             elif count is not None:
                 v.against("not_valid_constraints", count, text=f"NOT VALID constraints {count:.0f} (postgres_exporter)")
         return
-    state = postgres.inspect(target.profile.postgres, target.timeout("connect"), {"not_valid": postgres.NOT_VALID})
+    state = postgres.inspect(target.transport, target.profile.postgres, target.timeout("connect"),
+                             {"not_valid": postgres.NOT_VALID})
     if v.record("constraints", state):
         bad = state.evidence["not_valid"]
         v.against("not_valid_constraints", len(bad), text=f"NOT VALID constraints {len(bad)}"
@@ -93,7 +94,7 @@ def constraint_errors_writes(v: Verdict, target: Target, attempt: int) -> None:
         v.error("login", base, target.login_failure())
         return
     name = f"veza-synthetics {uuid.uuid4().hex[:8]}"
-    first = auth.request(base, "POST", "/api/v1/playlists", timeout, token=token, json_body={"name": name})
+    first = auth.request(target.transport, base, "POST", "/api/v1/playlists", timeout, token=token, json_body={"name": name})
     if not v.record("create", first):
         return
     created = first.body.get("data") or {} if first.measurements["status"] == 201 else {}
@@ -101,14 +102,14 @@ def constraint_errors_writes(v: Verdict, target: Target, attempt: int) -> None:
         if not v.require(first.measurements["status"] == 201,
                          f"create playlist answered {first.measurements['status']}: {first.evidence.get('reason')}"):
             return
-        again = auth.request(base, "POST", "/api/v1/playlists", timeout, token=token, json_body={"name": name})
+        again = auth.request(target.transport, base, "POST", "/api/v1/playlists", timeout, token=token, json_body={"name": name})
         if v.record("duplicate", again):
             status = again.measurements["status"]
             v.require(status == 409, f"duplicate playlist answered {status} {again.evidence.get('reason')!r}, expected 409",
                       ok_text="create 201, duplicate 409")
     finally:
         if created.get("id"):
-            deleted = auth.request(base, "DELETE", f"/api/v1/playlists/{created['id']}", timeout, token=token)
+            deleted = auth.request(target.transport, base, "DELETE", f"/api/v1/playlists/{created['id']}", timeout, token=token)
             if v.record("delete", deleted):
                 v.require(deleted.measurements["status"] == 204,
                           f"delete playlist answered {deleted.measurements['status']}, expected 204",

@@ -31,13 +31,13 @@ def services(v: Verdict, target: Target, attempt: int) -> None:
     # "": the platform has none (the dev server's /ready, B2; a stream health no front door routes, D3)
     none_there = {"backend_ready": "ready" if p.backend.url and not p.backend.ready_path else "",
                   "stream_health": "health" if p.stream.url and not p.stream.health_path else ""}
-    probes: dict[str, Callable[[], Result]] = {step: partial(http.fetch, e.url, timeout)
+    probes: dict[str, Callable[[], Result]] = {step: partial(http.fetch, target.transport, e.url, timeout)
                                                for step, e in endpoints.items() if e.url}
     if p.has_postgres:
-        probes["postgres"] = partial(postgres.inspect, p.postgres, target.timeout("connect"),
+        probes["postgres"] = partial(postgres.inspect, target.transport, p.postgres, target.timeout("connect"),
                                      {"pg_stat_activity_count": "SELECT count(*) AS connections FROM pg_stat_activity"})
     if p.has_redis:
-        probes["redis"] = partial(redis.inspect, p.redis.url, p.redis.password, target.timeout("connect"))
+        probes["redis"] = partial(redis.inspect, target.transport, p.redis.url, p.redis.password, target.timeout("connect"))
     answers = at_once(probes)  # every service at once: a dead platform costs one timeout, not six
     for step, endpoint in endpoints.items():
         if none_there.get(step):
@@ -100,7 +100,7 @@ def _certificates(v: Verdict, target: Target, urls: list[str]) -> None:
         if parts.scheme == "https" and parts.netloc not in seen:
             seen[parts.netloc] = url
     for number, (address, url) in enumerate(sorted(seen.items()), 1):
-        result = certificate.days_left(url, target.timeout("connect"))
+        result = certificate.days_left(target.transport, url, target.timeout("connect"))
         if v.record(f"certificate_{number}", result):
             v.against("cert_days_left", result.measurements["days_left"], label=f"certificate of {address}",
                       detail=f"expires {result.evidence['not_after']}")
@@ -113,10 +113,10 @@ def monitoring(v: Verdict, target: Target, attempt: int) -> None:
         v.missing("no Prometheus in this profile")
         return
     cfg, jobs = p.prometheus, p.prometheus.job_names()
-    result = prometheus.overview(cfg.url, target.timeout("request"))
+    result = prometheus.overview(target.transport, cfg.url, target.timeout("request"))
     if attempt == 2 and not result.error and any(t["job"] in jobs for t in result.evidence["targets_down"]):
         time.sleep(cfg.scrape_interval_s)  # a confirmation judges the next scrape, not the one that just failed
-        result = prometheus.overview(cfg.url, target.timeout("request"))
+        result = prometheus.overview(target.transport, cfg.url, target.timeout("request"))
     if not v.record("prometheus", result):
         return
     ev, m = result.evidence, result.measurements

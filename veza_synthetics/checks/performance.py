@@ -12,10 +12,17 @@ def _sample(v: Verdict, target: Target, attempt: int) -> Result | None:
     login = result.evidence.get("login", "ok")
     if login != "ok":
         v.error("login", target.profile.backend.url, f"the sample cannot call me: {login}")
+    if "not_sampled" in result.evidence:
+        v.missing(f"sample: not measured: {result.evidence['not_sampled']}")
+        return None
     usable = v.record("sample", result)
     for key, lead in (("planned", "planned: "), ("confirming", "confirmation: "), ("gave_up", "sample stopped early: ")):
         if key in result.evidence:
             v.note(lead + result.evidence[key])
+    if "window" in result.evidence:
+        w = result.evidence["window"]
+        v.note(f"judged over a window of recent samples (serve.window_s): {w['requests']} requests since {w['since']}, "
+               f"{w['this_sample']} of them this round's")
     if not usable:
         return None
     m = result.measurements
@@ -31,7 +38,7 @@ def _real_traffic(v: Verdict, target: Target, threshold: str, label: str, expr: 
     p = target.profile
     if not p.has_prometheus:
         return
-    result = prometheus.query(p.prometheus.url, expr, target.timeout("request"))
+    result = prometheus.query(target.transport, p.prometheus.url, expr, target.timeout("request"))
     wording = f"platform {label} over {p.prometheus.rate_window} (Prometheus)"
     if result.error or not result.series:
         v.missing(f"{wording}: not enough data" + (f" ({result.error})" if result.error else ""))

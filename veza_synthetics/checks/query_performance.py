@@ -23,7 +23,7 @@ OPTIONAL = frozenset({"statements"})  # pg_stat_statements: loaded by few server
 
 
 def _statements(target: Target) -> Result:
-    return postgres.inspect(target.profile.postgres, target.timeout("connect"),
+    return postgres.inspect(target.transport, target.profile.postgres, target.timeout("connect"),
                             {"statements": postgres.STATEMENTS, "cache": postgres.CACHE_HIT}, OPTIONAL)
 
 
@@ -50,7 +50,7 @@ def _search_sample(v: Verdict, target: Target) -> None:
     for i in range(p.sampling.search_calls):
         query = p.backend.search_query.replace("{n}", str(i + 1))
         url = f"{p.backend.url}{p.backend.search_path}"
-        result = http.fetch(url, target.timeout("request"), params={"q": query})
+        result = http.fetch(target.transport, url, target.timeout("request"), params={"q": query})
         if result.error:
             v.record(f"search_{i + 1}", result)
             break
@@ -76,7 +76,7 @@ def _judge_statements(v: Verdict, target: Target, before: Result) -> None:
     waiting on a lock, long-running queries, open transactions and the cache, each reading on its own (one
     that could not answer takes no other with it)."""
     p = target.profile
-    after = postgres.inspect(p.postgres, target.timeout("connect"), {
+    after = postgres.inspect(target.transport, p.postgres, target.timeout("connect"), {
         "statements": postgres.STATEMENTS, "lock_waits": postgres.LOCK_WAITS, "long_running": postgres.LONG_RUNNING,
         "open_transactions": postgres.OPEN_TRANSACTIONS,
         "cache": postgres.CACHE_HIT, "table_sizes": postgres.TABLE_SIZES}, OPTIONAL)
@@ -146,7 +146,8 @@ def _judge_exported_statements(v: Verdict, target: Target) -> None:
     """The same figures from postgres_exporter, over the rate window, once a scrape has seen the sample."""
     cfg = target.profile.prometheus
     wait = 2 * cfg.scrape_interval_s
-    if not exporters.wait_for_scrape(cfg.url, "pg_up", cfg.postgres_selector, time.time(), wait, target.timeout("request")):
+    if not exporters.wait_for_scrape(target.transport, cfg.url, "pg_up", cfg.postgres_selector, time.time(), wait,
+                                     target.timeout("request")):
         v.note(f"no postgres_exporter scrape within {wait:g} s after the searches: its figures may predate them")
     figures = exporter_reaching(v, target, "postgres",
                                 {**exporters.POSTGRES_PERFORMANCE, "statements": exporters.POSTGRES_STATEMENTS})

@@ -22,7 +22,7 @@ def redis_session(v: Verdict, target: Target, claims: dict[str, Any], session: a
     """The session's Redis key after the hold: its TTL against the refresh lifetime, the eviction policy,
     keys evicted meanwhile, memory used."""
     p = target.profile
-    after = redis.inspect(p.redis.url, p.redis.password, target.timeout("connect"), claims.get("sid"))
+    after = redis.inspect(target.transport, p.redis.url, p.redis.password, target.timeout("connect"), claims.get("sid"))
     if not v.record("redis_after", after):
         return
     lifetime = _session_lifetime(session)
@@ -87,7 +87,7 @@ def postgres_session(v: Verdict, target: Target, claims: dict[str, Any], session
              "SELECT count(*) FILTER (WHERE expires > now()) AS live, "
              "extract(epoch FROM max(expires) FILTER (WHERE expires > now()) - now())::float AS ttl_s, "
              "min(kind) AS expiry_type FROM tokens")
-    result = postgres.inspect(target.profile.postgres, target.timeout("connect"), {"refresh_tokens": query})
+    result = postgres.inspect(target.transport, target.profile.postgres, target.timeout("connect"), {"refresh_tokens": query})
     if not v.record("refresh_tokens", result):
         return
     row, lifetime = result.evidence["refresh_tokens"][0], _session_lifetime(session)

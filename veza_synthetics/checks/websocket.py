@@ -25,8 +25,8 @@ def disconnects(v: Verdict, target: Target, attempt: int) -> None:
         if token is None:
             v.error("login", p.backend.url, f"no token for the chat: {target.login_failure()}")
             return
-    result = websocket.hold(p.chat.url, token, p.holds.ws_hold_s, target.timeout("ws"), p.chat.client_heartbeat_s,
-                            websocket.Frames.of(p.chat))
+    result = websocket.hold(target.transport, p.chat.url, token, p.holds.ws_hold_s, target.timeout("ws"),
+                            p.chat.client_heartbeat_s, websocket.Frames.of(p.chat))
     if not v.record("hold", result):
         return
     m, events = result.measurements, "; ".join(result.evidence["events"])

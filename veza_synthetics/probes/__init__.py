@@ -6,15 +6,13 @@ that is the verdict's job.
 """
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import functools
 import math
 import os
 import ssl
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -25,8 +23,6 @@ import httpx
 import psycopg
 import websockets.exceptions
 from redis import exceptions as redis_errors
-
-from . import answering, identity, pacing
 
 
 @dataclass
@@ -41,7 +37,7 @@ class Result:
 
 
 @functools.cache
-def _context(ca_file: str) -> ssl.SSLContext:
+def verifying_context(ca_file: str) -> ssl.SSLContext:
     """A verifying TLS context (building one costs ~50 ms, so once per CA file): the public CAs, plus
     SSL_CERT_FILE where it is set (as curl and OpenSSL honour it), plus a private CA where one is named."""
     context = ssl.create_default_context(cafile=certifi.where())
@@ -50,9 +46,6 @@ def _context(ca_file: str) -> ssl.SSLContext:
     if ca_file:
         context.load_verify_locations(cafile=ca_file)
     return context
-
-
-_trusted: dict[str, str] = {}  # host:port -> the private CA file the profile naming that endpoint trusts
 
 
 DEFAULT_PORTS = {"https": 443, "wss": 443, "http": 80, "ws": 80, "redis": 6379, "rediss": 6379}
@@ -64,27 +57,12 @@ def address(url: str) -> str:
     return f"{parts.hostname}:{parts.port or DEFAULT_PORTS.get(parts.scheme, 80)}"
 
 
-def trust(ca_file: str, urls: Iterable[str]) -> None:
-    """A profile's private CA (tls.ca_file), for that profile's own endpoints only: another profile's
-    endpoints in the same process keep their own trust. Verification stays on everywhere."""
-    if ca_file:
-        _context(ca_file)  # an unreadable CA file fails here, once
-        _trusted.update({address(url): ca_file for url in urls if url})
-
-
-def tls(url: str) -> ssl.SSLContext:
-    """The verifying context for this endpoint: its profile's private CA where one was trusted, else the
-    public CAs."""
-    return _context(_trusted.get(address(url), ""))
-
-
 _per_thread = threading.local()
 
 
-def _browser(url: str) -> httpx.Client:
+def browser(context: ssl.SSLContext) -> httpx.Client:
     """One keep-alive client per thread and trust: checks measuring in the background never share a
     cookie jar, and an endpoint's private CA never verifies another's."""
-    context = tls(url)
     clients: dict[int, httpx.Client] = _per_thread.__dict__.setdefault("clients", {})
     client = clients.get(id(context))
     if client is None:
@@ -101,81 +79,13 @@ class NotAnswering(httpx.TransportError, ConnectionError):
     transport error and a connection error, so every probe's handler reads it as unreachable."""
 
 
-def _no_answer(exc: BaseException) -> bool:
+def no_answer(exc: BaseException) -> bool:
     """The endpoint gave no answer at all: a connection that never opened, or no reply in time (a PostgreSQL
     error without a SQLSTATE is one the server never sent)."""
     if isinstance(exc, psycopg.OperationalError):
         return exc.sqlstate is None
     return isinstance(exc, (httpx.ConnectError, httpx.TimeoutException, TimeoutError, ConnectionRefusedError,
                             redis_errors.ConnectionError, redis_errors.TimeoutError))
-
-
-@contextlib.contextmanager
-def guarded(address: str, timeout_s: float) -> Iterator[None]:
-    """Around one exchange with an endpoint the run declared (answering.py): not sent while it is not
-    answering (NotAnswering), and counted as answered or not."""
-    endpoint = answering.of(address)
-    if endpoint is None:
-        yield
-        return
-    reason = endpoint.not_answering()
-    if reason:
-        raise NotAnswering(reason)
-    sent_at = time.monotonic()
-    try:
-        yield
-    except Exception as exc:  # a cancelled exchange says nothing either way
-        if _no_answer(exc):
-            endpoint.unanswered(describe(exc, timeout_s), sent_at)
-        else:
-            endpoint.answered()
-        raise
-    endpoint.answered()
-
-
-@dataclass(frozen=True)
-class Turn:
-    """A request's turn at its API's pace (pacing.py), given back when the request never reached the platform."""
-    pace: pacing.OriginPace | None = None
-    at: float = 0.0
-
-    def give_back(self) -> None:
-        if self.pace is not None:
-            self.pace.give_back(self.at)
-
-
-def request(method: str, url: str, timeout_s: float, headers: dict[str, str] | None = None,
-            turn: Turn | None = None, **kwargs: Any) -> tuple[httpx.Response, dict[str, str]]:
-    """A single API call on connections kept alive per origin, as a browser keeps them, so its latency is
-    the request's, not a fresh TCP and TLS handshake (the sampler times those phases apart), and the ids it
-    carried (identity.py: traceparent, request id). No cookie outlives the call: one check's session never
-    leaks into another's. The caller takes its turn at the run's pace first (take_turn); a 429 here pauses
-    that pace for its Retry-After; a connection that never opened gives its turn back."""
-    turn = turn or Turn()
-    client = _browser(url)
-    marks, sent = identity.new_request()
-    try:
-        with guarded(address(url), timeout_s):
-            response = client.request(method, url, timeout=timeout_s, headers={**marks, **(headers or {})}, **kwargs)
-    except NOT_CONNECTED + (NotAnswering,):
-        turn.give_back()
-        raise
-    finally:
-        client.cookies.clear()
-    pace = pacing.of(url)
-    if pace is not None and response.status_code == 429:
-        pace.pause(pacing.retry_after_s(response.headers.get("retry-after")))
-    return response, identity.ids(sent, response.headers)
-
-
-def take_turn(url: str) -> Turn:
-    """Wait for the run's turn at this API (pacing.py: the checks' calls count with the sample's); a caller
-    timing its request takes its turn first, so no figure holds the wait, and hands it to request(). Origins
-    nobody paces pass."""
-    pace, endpoint = pacing.of(url), answering.of(address(url))
-    if pace is None or (endpoint is not None and endpoint.silent()):  # request() says "not sent" at once
-        return Turn()
-    return Turn(pace, pace.wait())
 
 
 def forget_connections() -> None:

@@ -1,7 +1,7 @@
 """Whether each endpoint of the run still answers. After a few exchanges in a row went unanswered (timed out,
 or a connection that never opened), a hung or dead endpoint costs the run no more timeouts: every caller is
-told at once ("not sent: ..."), and one exchange tries again every `retry_s`; the first answer ends it. A run
-declares its endpoints when it starts (Target) and retires them when it ends; undeclared ones are not guarded."""
+told at once ("not sent: ..."), and one exchange tries again every `retry_s`; the first answer ends it. The
+transport (transport.py) keeps one Endpoint per host:port of its profile; other addresses are not guarded."""
 from __future__ import annotations
 
 import threading
@@ -52,27 +52,3 @@ class Endpoint:
             self._unanswered.append(why)
             if len(self._unanswered) == UNANSWERED_IN_A_ROW:
                 self._retry_at = time.monotonic() + self.retry_s
-
-
-_endpoints: dict[str, Endpoint] = {}
-_registry_lock = threading.Lock()
-
-
-def declare(addresses: set[str], retry_s: float) -> list[Endpoint]:
-    """Guard these host:port addresses for a run."""
-    with _registry_lock:
-        declared = [Endpoint(address, retry_s) for address in sorted(addresses)]
-        _endpoints.update({e.address: e for e in declared})
-        return declared
-
-
-def retire(declared: list[Endpoint]) -> None:
-    with _registry_lock:
-        for endpoint in declared:
-            if _endpoints.get(endpoint.address) is endpoint:
-                del _endpoints[endpoint.address]
-
-
-def of(address: str) -> Endpoint | None:
-    with _registry_lock:
-        return _endpoints.get(address)

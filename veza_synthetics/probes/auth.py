@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from . import Result, describe, refusal, take_turn
-from . import request as keepalive_request
+from . import Result, describe, refusal
+from .transport import Transport
 
 ApiResultT = TypeVar("ApiResultT", bound="ApiResult")
 
@@ -56,6 +56,7 @@ class LoginResult(ApiResult):
 class RefreshResult(ApiResult):
     access_token: str | None = field(default=None, repr=False)
     session: Session | None = field(default=None, repr=False)  # the refreshed session (its refresh token rotated)
+    over_budget: bool = False  # not attempted: the prober's refresh budget (serve.max_refreshes) is spent
 
 
 def claims(token: str) -> dict[str, Any]:
@@ -99,14 +100,14 @@ def answered(status: Any, evidence: dict[str, Any]) -> str:
     return text
 
 
-def request(base_url: str, method: str, path: str, timeout_s: float, token: str | None = None,
+def request(transport: Transport, base_url: str, method: str, path: str, timeout_s: float, token: str | None = None,
             json_body: dict[str, Any] | None = None) -> ApiResult:
     """One API call: status, latency, the error text of the response (never its tokens)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    turn = take_turn(f"{base_url}{path}")  # before the clock starts: the latency is the platform's, not the pace's
+    turn = transport.take_turn(f"{base_url}{path}")  # before the clock starts: the latency is the platform's, not the pace's
     started = time.perf_counter()
     try:
-        response, ids = keepalive_request(method, f"{base_url}{path}", timeout_s, headers=headers, turn=turn,
+        response, ids = transport.request(method, f"{base_url}{path}", timeout_s, headers=headers, turn=turn,
                                           json=json_body)
     except httpx.HTTPError as exc:
         return ApiResult("auth", f"{method} {path}", error=describe(exc, timeout_s))
@@ -131,8 +132,8 @@ def _as(cls: type[ApiResultT], result: ApiResult) -> ApiResultT:
                result.server_date)
 
 
-def login(base_url: str, email: str, password: str, timeout_s: float) -> LoginResult:
-    result = _as(LoginResult, request(base_url, "POST", LOGIN, timeout_s,
+def login(transport: Transport, base_url: str, email: str, password: str, timeout_s: float) -> LoginResult:
+    result = _as(LoginResult, request(transport, base_url, "POST", LOGIN, timeout_s,
                                       json_body={"email": email, "password": password}))
     if result.error or result.measurements["status"] != 200:
         return result
@@ -149,8 +150,8 @@ def login(base_url: str, email: str, password: str, timeout_s: float) -> LoginRe
     return result
 
 
-def refresh(base_url: str, session: Session, timeout_s: float) -> RefreshResult:
-    result = _as(RefreshResult, request(base_url, "POST", REFRESH, timeout_s,
+def refresh(transport: Transport, base_url: str, session: Session, timeout_s: float) -> RefreshResult:
+    result = _as(RefreshResult, request(transport, base_url, "POST", REFRESH, timeout_s,
                                         json_body={"refresh_token": session.refresh_token}))
     if not result.error and result.measurements["status"] == 200:
         data = result.body.get("data") or {}
@@ -163,5 +164,5 @@ def refresh(base_url: str, session: Session, timeout_s: float) -> RefreshResult:
     return result
 
 
-def logout(base_url: str, session: Session, timeout_s: float) -> ApiResult:
-    return request(base_url, "POST", LOGOUT, timeout_s, json_body={"refresh_token": session.refresh_token})
+def logout(transport: Transport, base_url: str, session: Session, timeout_s: float) -> ApiResult:
+    return request(transport, base_url, "POST", LOGOUT, timeout_s, json_body={"refresh_token": session.refresh_token})

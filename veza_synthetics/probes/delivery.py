@@ -11,6 +11,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from . import Result, describe, spread
+from .transport import Transport
 from .websocket import ChatRefused, Frames, open_chat, recv_type
 
 
@@ -29,14 +30,15 @@ def count_delivery(sent: list[int], received: list[int]) -> dict[str, Any]:
     return {"lost": lost, "duplicated": duplicated, "reordered": reordered}
 
 
-async def _pair(url: str, token: str | None, timeout_s: float) -> tuple[ClientConnection, ClientConnection] | Result:
+async def _pair(transport: Transport, url: str, token: str | None,
+                timeout_s: float) -> tuple[ClientConnection, ClientConnection] | Result:
     """Two connected clients (A sends, B receives), or why not."""
     try:
-        a = await open_chat(url, token, timeout_s)
+        a = await open_chat(transport, url, token, timeout_s)
     except (OSError, WebSocketException, TimeoutError) as exc:
         return Result("websocket", url, error=f"handshake failed: {describe(exc, timeout_s)}")
     try:
-        return a, await open_chat(url, token, timeout_s)
+        return a, await open_chat(transport, url, token, timeout_s)
     except (OSError, WebSocketException, TimeoutError) as exc:
         await a.close()
         return Result("websocket", url, error=f"second client's handshake failed: {describe(exc, timeout_s)}")
@@ -78,10 +80,10 @@ async def _join(ws: ClientConnection, conversation: str, timeout_s: float, frame
         await recv_type(ws, "ActionConfirmed", timeout_s)
 
 
-async def _delivery(url: str, token: str | None, messages: int, timeout_s: float, conversation: str,
+async def _delivery(transport: Transport, url: str, token: str | None, messages: int, timeout_s: float, conversation: str,
                     gap_s: float, frames: Frames) -> Result:
     run = uuid.uuid4().hex[:8]
-    pair = await _pair(url, token, timeout_s)
+    pair = await _pair(transport, url, token, timeout_s)
     if isinstance(pair, Result):
         return pair
     a, b = pair
@@ -133,10 +135,10 @@ def _delivered(url: str, messages: int, sent_at: dict[int, float], arrivals: lis
     return Result("websocket", url, measurements, evidence)
 
 
-def delivery(url: str, token: str | None, messages: int, timeout_s: float, conversation: str,
+def delivery(transport: Transport, url: str, token: str | None, messages: int, timeout_s: float, conversation: str,
              frames: Frames, gap_s: float = 0.05) -> Result:
     """Two clients in `conversation`; A sends numbered messages, 20 a second (a busy conversation, not a burst that
     queues behind itself); what B gets, and how fast."""
     budget = messages * (gap_s + 0.01) + 4 * timeout_s + 10
-    return asyncio.run(asyncio.wait_for(_delivery(url, token, messages, timeout_s, conversation, gap_s, frames),
+    return asyncio.run(asyncio.wait_for(_delivery(transport, url, token, messages, timeout_s, conversation, gap_s, frames),
                                         budget))

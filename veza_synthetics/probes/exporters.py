@@ -13,6 +13,7 @@ from typing import Any
 
 from . import Result
 from .prometheus import query
+from .transport import Transport
 
 POSTGRES = {
     "up": "min(pg_up{{{s}}})",
@@ -67,20 +68,20 @@ class Figures(Result):
 SCRAPED = "min(up{{{s}}})"  # Prometheus's own health of the exporter's scrape
 
 
-def read(url: str, queries: dict[str, str], timeout_s: float, exporter: str, **fill: str) -> Figures:
+def read(transport: Transport, url: str, queries: dict[str, str], timeout_s: float, exporter: str, **fill: str) -> Figures:
     """Run each named query (templates filled with `fill`); the first failing query is the error, and
     so is an exporter Prometheus cannot scrape (its figures would be stale or gone). The measurements
     hold single-valued figures; a figure with no series is simply absent."""
     figures: dict[str, list[dict[str, Any]]] = {}
     shown: dict[str, Any] = {}
-    scraped = query(url, SCRAPED.format(**fill), timeout_s)
+    scraped = query(transport, url, SCRAPED.format(**fill), timeout_s)
     if scraped.error:
         return Figures("prometheus", url, error=f"{exporter} figures: {scraped.error}")
     if scraped.series and scraped.series[0]["value"] == 0:
         return Figures("prometheus", url, error=f"Prometheus cannot scrape {exporter} ({fill.get('s')}): up 0")
     for name, template in queries.items():
         expr = template.format(**fill)
-        result = query(url, expr, timeout_s)
+        result = query(transport, url, expr, timeout_s)
         if result.error:
             return Figures("prometheus", url, error=f"{exporter} figures: {result.error}")
         figures[name] = result.series
@@ -89,13 +90,14 @@ def read(url: str, queries: dict[str, str], timeout_s: float, exporter: str, **f
     return Figures("prometheus", url, measurements, {"exporter": exporter, "figures": shown}, figures=figures)
 
 
-def wait_for_scrape(url: str, up_metric: str, selector: str, since: float, wait_s: float, timeout_s: float) -> bool:
+def wait_for_scrape(transport: Transport, url: str, up_metric: str, selector: str, since: float, wait_s: float,
+                    timeout_s: float) -> bool:
     """Wait (at most `wait_s`) until Prometheus holds a sample of the exporter taken after `since`
     (epoch seconds), so figures about what a check just did include it. False if none came."""
     deadline = time.monotonic() + wait_s
     expr = f"max(timestamp({up_metric}{{{selector}}}))"
     while True:
-        result = query(url, expr, timeout_s)
+        result = query(transport, url, expr, timeout_s)
         if result.series and result.series[0]["value"] >= since:
             return True
         if time.monotonic() >= deadline:

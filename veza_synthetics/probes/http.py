@@ -5,27 +5,15 @@ import asyncio
 import datetime as dt
 import math
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from . import (
-    NOT_CONNECTED,
-    NotAnswering,
-    Result,
-    address,
-    decided_above,
-    describe,
-    guarded,
-    identity,
-    pacing,
-    request,
-    spread,
-    take_turn,
-    tls,
-)
+from . import NOT_CONNECTED, NotAnswering, Result, address, decided_above, describe, spread
+from .pacing import OriginPace, retry_after_s
+from .transport import Transport
 
 
 class Phases:
@@ -52,14 +40,14 @@ class Phases:
                 "first_byte_ms": self._span("send_request_headers.started", "receive_response_headers.complete")}
 
 
-def fetch(url: str, timeout_s: float, headers: dict[str, str] | None = None,
+def fetch(transport: Transport, url: str, timeout_s: float, headers: dict[str, str] | None = None,
           params: dict[str, str] | None = None) -> Result:
     """GET one URL: status, latency, JSON body when there is one."""
-    turn = take_turn(url)  # before the clock starts: the latency is the platform's, not the run's pace
+    turn = transport.take_turn(url)  # before the clock starts: the latency is the platform's, not the run's pace
     started, phases = time.perf_counter(), Phases()
     try:
-        response, ids = request("GET", url, timeout_s, headers=headers, turn=turn, params=params,
-                                extensions={"trace": phases})
+        response, ids = transport.request("GET", url, timeout_s, headers=headers, turn=turn, params=params,
+                                          extensions={"trace": phases})
     except httpx.HTTPError as exc:  # every network failure becomes the probe's error, never a traceback
         return Result("http", url, {"latency_ms": round((time.perf_counter() - started) * 1000, 1)},
                       error=describe(exc, timeout_s))
@@ -101,8 +89,8 @@ class _Politeness:
     timeouts, already decided.
     Once stopped, the requests still waiting for a turn give it back at once: stopping costs no time."""
 
-    def __init__(self, pace: Pace, names: list[str], origin: pacing.OriginPace | None):
-        self.pace, self.origin = pace, origin or pacing.OriginPace(pace.max_rps)
+    def __init__(self, pace: Pace, names: list[str], origin: OriginPace | None):
+        self.pace, self.origin = pace, origin or OriginPace(pace.max_rps)
         self.stopped, self.reason, self.not_sent = asyncio.Event(), "", ""
         self.throttled = self.failed = self.succeeded = self.not_connected_in_a_row = self.timeouts = 0
         share = pace.decided_timeout_pct
@@ -149,7 +137,7 @@ class _Politeness:
         self.timeouts += bool(outcome.get("timeout"))
         if outcome.get("status") == 429:
             self.throttled += 1
-            self.origin.pause(pacing.retry_after_s(outcome.get("retry_after")))
+            self.origin.pause(retry_after_s(outcome.get("retry_after")))
         if _ok(outcome):
             self.succeeded += 1
             if self.pace.decided_above_ms is not None and elapsed_ms > self.pace.decided_above_ms:
@@ -170,27 +158,27 @@ def _named(record: dict[str, Any]) -> dict[str, Any]:
             **{k: record[k] for k in ("trace_id", "request_id", "echoed_request_id") if k in record}}
 
 
-async def _get(client: httpx.AsyncClient, path: str, headers: dict[str, Any], phases: Phases,
+async def _get(transport: Transport, client: httpx.AsyncClient, path: str, headers: dict[str, Any], phases: Phases,
                timeout_s: float) -> dict[str, Any]:
-    marks, sent = identity.new_request()
+    marks, sent = transport.marks()
     try:
-        with guarded(address(str(client.base_url)), timeout_s):
+        with transport.guarded(address(str(client.base_url)), timeout_s):
             response = await client.get(path, headers={**marks, **headers}, extensions={"trace": phases.trace})
     except NotAnswering as exc:
         return {"status": None, "not_sent": str(exc)}
     except NOT_CONNECTED as exc:  # nothing was sent: a refused connection, or one that never opened in time
         return {"status": None, "not_connected": True, "timeout": isinstance(exc, httpx.TimeoutException),
-                "error": describe(exc, timeout_s), **identity.ids(sent, None)}
+                "error": describe(exc, timeout_s), **transport.ids(sent, None)}
     except httpx.TimeoutException:
-        return {"status": None, "timeout": True, **identity.ids(sent, None)}
+        return {"status": None, "timeout": True, **transport.ids(sent, None)}
     except httpx.HTTPError as exc:
-        return {"status": None, "error": describe(exc, timeout_s), **identity.ids(sent, None)}
+        return {"status": None, "error": describe(exc, timeout_s), **transport.ids(sent, None)}
     return {"status": response.status_code, "json": "json" in response.headers.get("content-type", ""),
-            **identity.ids(sent, response.headers),
+            **transport.ids(sent, response.headers),
             "retry_after": response.headers.get("retry-after"), "instance": response.headers.get("x-veza-instance")}
 
 
-async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], pace: Pace,
+async def _sample(transport: Transport, base_url: str, endpoints: dict[str, str], headers: dict[str, Any], pace: Pace,
                   timeout_s: float, token_expires_at: float | None) -> tuple[list[dict[str, Any]], str]:
     """A polite client: requests start no faster than the declared rate, and take their turns from the
     run's pace of that API (pacing.py) where one is declared; a 429 (with a Retry-After or without) pauses
@@ -203,9 +191,9 @@ async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, A
     names = list(endpoints)
     semaphore = asyncio.Semaphore(pace.concurrency)
     limits = httpx.Limits(max_connections=pace.concurrency, max_keepalive_connections=pace.concurrency)
-    polite = _Politeness(pace, names, pacing.of(base_url))
+    polite = _Politeness(pace, names, transport.pace_of(base_url))
 
-    async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits, verify=tls(base_url)) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits, verify=transport.tls(base_url)) as client:
         async def one(i: int) -> dict[str, Any]:
             name = names[i % len(names)]
             async with semaphore:
@@ -215,7 +203,7 @@ async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, A
                             "decided_by": polite.decided_by}
                 started, phases, at = time.perf_counter(), Phases(), dt.datetime.now(dt.UTC)
                 expiring = token_expires_at is not None and time.time() >= token_expires_at - TOKEN_EXPIRY_MARGIN_S
-                outcome = await _get(client, endpoints[name], headers, phases, timeout_s)
+                outcome = await _get(transport, client, endpoints[name], headers, phases, timeout_s)
                 if "not_sent" in outcome:
                     polite.not_sent_now(turn, outcome["not_sent"])
                     return {"endpoint": name, "ms": 0.0, "status": None, "abandoned": polite.reason,
@@ -229,19 +217,30 @@ async def _sample(base_url: str, endpoints: dict[str, str], headers: dict[str, A
         return everything, polite.not_sent
 
 
-def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], pace: Pace, timeout_s: float,
-           token_expires_at: float | None = None) -> Result:
-    """Spread `pace.requests` GETs over the endpoints, paced, each bounded by timeout_s.
+@dataclass
+class SampleResult(Result):
+    """A sample's figures, and its requests one by one (a window of recent samples keeps them, window.py)."""
+    sent: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+
+def sample(transport: Transport, base_url: str, endpoints: dict[str, str], headers: dict[str, Any], pace: Pace,
+           timeout_s: float, token_expires_at: float | None = None,
+           earlier: Sequence[dict[str, Any]] = ()) -> SampleResult:
+    """Spread `pace.requests` GETs over the endpoints, paced, each bounded by timeout_s; judged together with the
+    `earlier` requests of recent samples, where a window keeps them (serve).
 
     Latency figures count successful answers (2xx/3xx) only: a fast error is never a fast success.
     Errors are 5xx and failed connections (reset, refused, TLS); 429 is counted apart (throttled)."""
-    everything, not_sent = asyncio.run(_sample(base_url, endpoints, headers, pace, timeout_s, token_expires_at))
-    records = [r for r in everything if not r.get("abandoned")]
-    if not records:  # the API was known not to answer, or the run's deadline came, before the first request
-        return Result("http", base_url, {"requests": 0, "abandoned": len(everything)},
-                      error=f"unreachable: {not_sent}" if not_sent else "not sent: the run's deadline came before "
-                                                                        "the sample (timeouts.run_s)")
-    abandoned = len(everything) - len(records)
+    everything, not_sent = asyncio.run(_sample(transport, base_url, endpoints, headers, pace, timeout_s, token_expires_at))
+    sent = [r for r in everything if not r.get("abandoned")]
+    records = [*[r for r in earlier if r["endpoint"] in endpoints], *sent]
+    if not sent and not_sent:
+        return SampleResult("http", base_url, {"requests": 0, "abandoned": len(everything)}, error=f"unreachable: {not_sent}")
+    if not records:  # the run's deadline came before the first request
+        # not the platform's doing: nothing to judge, said so (never a failure)
+        return SampleResult("http", base_url, {"requests": 0, "abandoned": len(everything)},
+                            {"not_sampled": "the run's deadline (timeouts.run_s) came before the sample"})
+    abandoned = len(everything) - len(sent)
     abandoned_by = _count(r["abandoned"] for r in everything if r.get("abandoned"))
     why_abandoned = set(abandoned_by)
     per_endpoint = {}
@@ -303,12 +302,15 @@ def sample(base_url: str, endpoints: dict[str, str], headers: dict[str, Any], pa
     if why_abandoned:
         evidence["gave_up"] = (" and ".join(reasons[why] for why in sorted(why_abandoned))
                                + f": the other {abandoned} requests were not sent")
+    if earlier:
+        oldest = min((r["at"] for r in records), default="")
+        evidence["window"] = {"requests": total, "this_sample": len(sent), "since": oldest}
     error = None
     if unreachable and len(unreachable) == total:
         error = unreachable[0]
     elif len(not_json) == total:
         error = f"bad response: every answer was {not_json[0]['status']} without JSON (the API answers JSON)"
-    return Result("http", base_url, measurements, evidence, error)
+    return SampleResult("http", base_url, measurements, evidence, error, sent=sent)
 
 
 def failing_endpoints(result: Result, slow_ms: float | None, token_sent: bool) -> list[str]:

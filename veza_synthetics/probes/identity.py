@@ -25,14 +25,7 @@ class Sent:
         return {"trace_id": self.trace_id, "span_id": self.span_id, "request_id": self.request_id}
 
 
-_config = Tracing()
 _trace: contextvars.ContextVar[str] = contextvars.ContextVar("veza_trace_id", default="")
-
-
-def configure(tracing: Tracing) -> None:
-    """The run's choice of headers (a target sets it from its profile when it starts)."""
-    global _config
-    _config = tracing
 
 
 def trace_id() -> str:
@@ -50,24 +43,23 @@ def attempt_trace() -> Iterator[str]:
         _trace.reset(token)
 
 
-def new_request() -> tuple[dict[str, str], Sent]:
-    """The headers of one request and the ids they carry."""
+def new_request(config: Tracing) -> tuple[dict[str, str], Sent]:
+    """The headers of one request, as the profile's [tracing] chooses them, and the ids they carry."""
     sent = Sent(trace_id(), secrets.token_hex(8), f"veza-synth-{secrets.token_hex(8)}")
     headers = {}
-    if _config.traceparent:
+    if config.traceparent:
         headers["traceparent"] = f"00-{sent.trace_id}-{sent.span_id}-01"
-    if _config.request_id_header:
-        headers[_config.request_id_header] = sent.request_id
-    if _config.user_agent:
-        headers["User-Agent"] = _config.user_agent
+    if config.request_id_header:
+        headers[config.request_id_header] = sent.request_id
+    if config.user_agent:
+        headers["User-Agent"] = config.user_agent
     return headers, sent
 
 
-def ids(sent: Sent, response_headers: Mapping[str, str] | None) -> dict[str, str]:
-    """The ids of one request for its evidence, with the request id the server answered with where it differs
-    from the one sent (its own, or a proxy's)."""
+def sent_ids(sent: Sent, response_headers: Mapping[str, str] | None, name: str) -> dict[str, str]:
+    """The ids of one request for its evidence, with the request id the server answered with (in header
+    `name`) where it differs from the one sent (its own, or a proxy's)."""
     out = sent.as_dict()
-    name = _config.request_id_header
     answered = response_headers.get(name) if response_headers is not None and name else None
     if answered and answered != sent.request_id:
         out["echoed_request_id"] = str(answered)

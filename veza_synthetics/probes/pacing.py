@@ -3,17 +3,20 @@ each check's own calls, logins and refreshes) takes its turn from one schedule, 
 stays under the rate the profile declares (`sampling.max_rps`). Veza's production server counts every
 request of an address together, 30 a minute, and answers 429 above that (B12); a suite pacing only its
 sample would still be refused for the checks' calls around it. A 429's Retry-After pauses the origin
-for every caller at once."""
+for every caller at once. Where a budget is given (serve's requests per window, budget.py), a turn is
+free only when it allows one too: the pace is then the slower of the two."""
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
-from urllib.parse import urlsplit
+
+from .budget import Budget
 
 MAX_PAUSE_S = 30.0  # the longest a Retry-After holds the run back (the run's own timeouts bound the rest)
 
 
+GIVE_BACK_WITHIN_S = 600.0  # a turn's budget is given back within this long of its taking, or never
 RECHECK_S = 0.2  # how often an event loop waiting for a turn looks again (a turn given back frees one early)
 
 
@@ -22,15 +25,22 @@ class OriginPace:
     due (never reserved ahead). A turn whose request never reached the platform (its connection refused
     or never opened) is given back: a dead platform costs no waiting, and the next caller goes at once."""
 
-    def __init__(self, max_rps: float):
-        self.max_rps = max_rps
+    def __init__(self, max_rps: float, budget: Budget | None = None):
+        self.max_rps, self.budget = max_rps, budget
         self._changed = threading.Condition()
         self._kept: list[float] = []  # the recent turns taken and not given back, latest last
+        self._spent_at: dict[float, float] = {}  # a kept turn -> when the budget counted it (time.time())
         self._paused_until = 0.0
         self.turns = 0  # turns kept: requests that reached the platform, or may have
 
     def _free_at(self) -> float:
-        return max(self._paused_until, self._kept[-1] + 1.0 / self.max_rps if self._kept else 0.0)
+        free = max(self._paused_until, self._kept[-1] + 1.0 / self.max_rps if self._kept else 0.0)
+        if self.budget is not None:
+            wall = time.time()
+            budget_wait = self.budget.next_free(wall) - wall
+            if budget_wait > 0:  # spent for now: free once its oldest spending leaves the window
+                free = max(free, time.monotonic() + budget_wait)
+        return free
 
     def free_at(self) -> float:
         """When the next turn is free (a monotonic time; in the past: now)."""
@@ -43,6 +53,13 @@ class OriginPace:
             now = time.monotonic()
             if self._free_at() > now:
                 return None
+            if self.budget is not None:
+                spent = self.budget.try_spend()
+                if spent is None:
+                    return None
+                # a turn is given back moments after it is taken, if ever: older ones are forgotten
+                self._spent_at = {t: w for t, w in self._spent_at.items() if t > now - GIVE_BACK_WITHIN_S}
+                self._spent_at[now] = spent
             self._kept = [t for t in self._kept if t > now - 1.0 / self.max_rps] + [now]
             self.turns += 1
             return now
@@ -75,40 +92,14 @@ class OriginPace:
                 self._kept.remove(turn)
                 self.turns -= 1
                 self._changed.notify_all()
+            spent = self._spent_at.pop(turn, None)
+        if spent is not None and self.budget is not None:
+            self.budget.give_back(spent)
 
     def pause(self, seconds: float) -> None:
         """A 429 said to wait: no caller starts a request before then."""
         with self._changed:
             self._paused_until = max(self._paused_until, time.monotonic() + min(max(seconds, 0.0), MAX_PAUSE_S))
-
-
-_paces: dict[str, OriginPace] = {}
-_registry_lock = threading.Lock()
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
-
-
-def declare(url: str, max_rps: float) -> OriginPace:
-    """Pace every later request to this URL's origin (a run declares its backend's when it starts)."""
-    with _registry_lock:
-        pace = _paces[_origin(url)] = OriginPace(max_rps)
-        return pace
-
-
-def retire(url: str, pace: OriginPace) -> None:
-    """The run that declared this pace is over (a later declaration of the origin stays)."""
-    with _registry_lock:
-        if _paces.get(_origin(url)) is pace:
-            del _paces[_origin(url)]
-
-
-def of(url: str) -> OriginPace | None:
-    """The declared pace of the URL's origin, if any (other origins are not paced)."""
-    with _registry_lock:
-        return _paces.get(_origin(url))
 
 
 def retry_after_s(value: str | None) -> float:

@@ -9,7 +9,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ..profile import Postgres
-from . import Result, decided_above, describe, guarded, spread
+from . import Result, decided_above, describe, spread
+from .transport import Transport
 
 SATURATION = """
 SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS used,
@@ -73,10 +74,10 @@ WHERE w.wait_event_type = 'Lock' ORDER BY waiting_s DESC NULLS LAST LIMIT 10"""
 LOCK_TIMEOUT_MS = 500  # the suite's statements never queue behind the platform's locks for longer
 
 
-def connect(cfg: Postgres, timeout_s: float) -> psycopg.Connection[Any]:
+def connect(transport: Transport, cfg: Postgres, timeout_s: float) -> psycopg.Connection[Any]:
     """A read-only session: even a mistaken write from this connection is refused by PostgreSQL. A server
     that stopped answering (answering.py) is not asked again on every call."""
-    with guarded(f"{cfg.host}:{cfg.port}", timeout_s):
+    with transport.guarded(f"{cfg.host}:{cfg.port}", timeout_s):
         return _connect(cfg, timeout_s)
 
 
@@ -101,7 +102,7 @@ class ConnectTimes(Result):
     inspection: Result | None = None
 
 
-def connect_times(cfg: Postgres, attempts: int, timeout_s: float, fail_ms: float | None = None,
+def connect_times(transport: Transport, cfg: Postgres, attempts: int, timeout_s: float, fail_ms: float | None = None,
                   queries: dict[str, str] | None = None) -> ConnectTimes:
     """Fresh connect + auth + SELECT 1, up to `attempts` times: what a new application connection costs.
     With `fail_ms`, it stops once enough connects failed or took longer to decide the p95 (the evidence
@@ -112,7 +113,7 @@ def connect_times(cfg: Postgres, attempts: int, timeout_s: float, fail_ms: float
     for _ in range(attempts):
         started = time.perf_counter()
         try:
-            with connect(cfg, timeout_s) as conn:
+            with connect(transport, cfg, timeout_s) as conn:
                 conn.execute("SELECT 1")
                 times.append((time.perf_counter() - started) * 1000)
                 if queries and inspection is None:
@@ -149,7 +150,8 @@ ABSENT = (psycopg.errors.UndefinedTable, psycopg.errors.ObjectNotInPrerequisiteS
           psycopg.errors.UndefinedFunction)
 
 
-def inspect(cfg: Postgres, timeout_s: float, queries: dict[str, str], optional: frozenset[str] = frozenset()) -> Result:
+def inspect(transport: Transport, cfg: Postgres, timeout_s: float, queries: dict[str, str],
+            optional: frozenset[str] = frozenset()) -> Result:
     """Run named read-only queries on one connection, each on its own: the evidence holds their rows; under
     "absent" why an optional query has none, under "failed" why another could not answer (a lock it would
     have waited for, a statement timeout). Only a session that could not begin is the probe's error."""
@@ -157,7 +159,7 @@ def inspect(cfg: Postgres, timeout_s: float, queries: dict[str, str], optional: 
     absent: dict[str, str] = {}
     failed: dict[str, str] = {}
     try:
-        with connect(cfg, timeout_s) as conn:
+        with connect(transport, cfg, timeout_s) as conn:
             for name, sql in queries.items():
                 try:
                     evidence[name] = rows(conn, sql)

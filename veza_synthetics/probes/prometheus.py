@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 
-from . import Result, address, describe, guarded, tls
+from . import Result, address, describe
+from .transport import Transport
 
 
 def _get(client: httpx.Client, path: str, **params: str) -> dict[str, Any]:
@@ -20,10 +21,11 @@ def _get(client: httpx.Client, path: str, **params: str) -> dict[str, Any]:
     return data
 
 
-def overview(url: str, timeout_s: float) -> Result:
+def overview(transport: Transport, url: str, timeout_s: float) -> Result:
     """Ready?, every scrape target's health, the rule groups, the firing alerts."""
     try:
-        with guarded(address(url), timeout_s), httpx.Client(base_url=url, timeout=timeout_s, verify=tls(url)) as client:
+        with transport.guarded(address(url), timeout_s), \
+                httpx.Client(base_url=url, timeout=timeout_s, verify=transport.tls(url)) as client:
             ready = client.get("/-/ready").status_code == 200
             targets = _get(client, "/api/v1/targets")["activeTargets"]
             groups = _get(client, "/api/v1/rules")["groups"]
@@ -45,10 +47,11 @@ class QueryResult(Result):
     series: list[dict[str, Any]] = field(default_factory=list)
 
 
-def query(url: str, expr: str, timeout_s: float) -> QueryResult:
+def query(transport: Transport, url: str, expr: str, timeout_s: float) -> QueryResult:
     """An instant query: a list of {labels, value}; NaN values dropped (not data)."""
     try:
-        with guarded(address(url), timeout_s), httpx.Client(base_url=url, timeout=timeout_s, verify=tls(url)) as client:
+        with transport.guarded(address(url), timeout_s), \
+                httpx.Client(base_url=url, timeout=timeout_s, verify=transport.tls(url)) as client:
             data = _get(client, "/api/v1/query", query=expr)
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         return QueryResult("prometheus", url, error=describe(exc, timeout_s))

@@ -5,17 +5,18 @@ import time
 
 import redis
 
-from . import Result, address, describe, guarded
+from . import Result, address, describe
+from .transport import Transport
 
 SESSION_KEY = "veza:session:{sid}"
 
 
-def inspect(url: str, password: str, timeout_s: float, session_id: str | None = None) -> Result:
+def inspect(transport: Transport, url: str, password: str, timeout_s: float, session_id: str | None = None) -> Result:
     target = url.split("@")[-1]
     try:
         client = redis.Redis.from_url(url, password=password or None, socket_timeout=timeout_s,
                                       socket_connect_timeout=timeout_s)
-        with guarded(address(url), timeout_s), client:
+        with transport.guarded(address(url), timeout_s), client:
             started = time.perf_counter()
             client.ping()
             ping_ms = (time.perf_counter() - started) * 1000

@@ -16,7 +16,8 @@ import httpx
 import numpy as np
 import soundfile as sf
 
-from . import Result, describe, identity, refusal, tls
+from . import Result, describe, refusal
+from .transport import Transport
 
 SILENCE_DBFS = -70.0  # digital silence and decoder gaps; music's quiet passages sit far above (-54 dBFS in the canary)
 CLIP_LEVEL = 0.95     # -0.45 dBFS: hard clipping leaves decoded samples here, a master's peaks only graze it
@@ -37,7 +38,7 @@ class Download:
     request: dict[str, str] = field(default_factory=dict)  # the download's ids (identity.py)
 
 
-def download(url: str, connect_s: float, read_s: float, max_s: float) -> Download:
+def download(transport: Transport, url: str, connect_s: float, read_s: float, max_s: float) -> Download:
     """GET the stream, timing every chunk. A player waits read_s for each byte (a slow start is a
     measurement, not an error); max_s bounds the whole download."""
     out = Download()
@@ -45,10 +46,10 @@ def download(url: str, connect_s: float, read_s: float, max_s: float) -> Downloa
     chunks = []
     started = time.perf_counter()
     try:
-        marks, sent = identity.new_request()
-        with httpx.Client(timeout=httpx.Timeout(read_s, connect=connect_s), verify=tls(url)) as client, \
+        marks, sent = transport.marks()
+        with httpx.Client(timeout=httpx.Timeout(read_s, connect=connect_s), verify=transport.tls(url)) as client, \
                 client.stream("GET", url, headers={**marks, "Accept-Encoding": "identity"}) as response:  # a player's
-            out.request = identity.ids(sent, response.headers)
+            out.request = transport.ids(sent, response.headers)
             out.status = response.status_code
             out.encoding = response.headers.get("content-encoding", "").strip().lower().replace("identity", "")
             out.headers = {k: v for k, v in response.headers.items()

@@ -12,7 +12,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 from websockets.http11 import USER_AGENT
 
 from ..settings import Chat
-from . import Result, describe, identity, tls
+from . import Result, describe
+from .transport import Transport
 
 ABNORMAL = {1006, 1011}
 
@@ -35,15 +36,16 @@ class Frames:
         return f"{what} (ActionConfirmed; chat.confirmations = false for a chat that confirms nothing)"
 
 
-def open_chat(url: str, token: str | None, timeout_s: float, ids: dict[str, str] | None = None) -> connect:
+def open_chat(transport: Transport, url: str, token: str | None, timeout_s: float,
+              ids: dict[str, str] | None = None) -> connect:
     """The upgrade request carries the suite's identity (identity.py); its ids go into `ids` when given."""
     full = f"{url}{'&' if '?' in url else '?'}token={token}" if token else url
-    marks, sent = identity.new_request()
+    marks, sent = transport.marks()
     agent = marks.pop("User-Agent", USER_AGENT)  # tracing.user_agent = "": the library's own
     if ids is not None:
         ids.update(sent.as_dict())
     return connect(full, open_timeout=timeout_s, close_timeout=timeout_s, ping_interval=None, max_queue=None,
-                   ssl=tls(url) if url.startswith("wss:") else None, additional_headers=marks, user_agent_header=agent)
+                   ssl=transport.tls(url) if url.startswith("wss:") else None, additional_headers=marks, user_agent_header=agent)
 
 
 class ChatRefused(Exception):
@@ -75,14 +77,14 @@ async def _idle(ws: ClientConnection, hold_s: float, heartbeat_s: float, app_pin
     raise TimeoutError
 
 
-async def _hold(url: str, token: str | None, hold_s: float, timeout_s: float, heartbeat_s: float,
+async def _hold(transport: Transport, url: str, token: str | None, hold_s: float, timeout_s: float, heartbeat_s: float,
                 frames: Frames) -> Result:
     m: dict[str, Any] = {"hold_s": hold_s}
     events: list[str] = []
     ids: dict[str, str] = {}  # the connection's, named by a verdict on its disconnect
     started = time.perf_counter()
     try:
-        ws = await open_chat(url, token, timeout_s, ids)
+        ws = await open_chat(transport, url, token, timeout_s, ids)
     except InvalidStatus as exc:
         return Result("websocket", url, evidence={"connection": ids},
                       error=f"handshake refused: HTTP {exc.response.status_code}")
@@ -124,10 +126,10 @@ async def _hold(url: str, token: str | None, hold_s: float, timeout_s: float, he
     return Result("websocket", url, m, {"events": events, "connection": ids})
 
 
-def hold(url: str, token: str | None, hold_s: float, timeout_s: float, heartbeat_s: float = 0.0,
+def hold(transport: Transport, url: str, token: str | None, hold_s: float, timeout_s: float, heartbeat_s: float = 0.0,
          frames: Frames = Frames()) -> Result:
     """Open, check the application Ping/Pong (where the chat answers one), then stay idle for hold_s the way
     a browser does (no pings of its own); any close by the server or a proxy is recorded with its code and
     time. Bounded."""
-    return asyncio.run(asyncio.wait_for(_hold(url, token, hold_s, timeout_s, heartbeat_s, frames),
+    return asyncio.run(asyncio.wait_for(_hold(transport, url, token, hold_s, timeout_s, heartbeat_s, frames),
                                         hold_s + 4 * timeout_s + 5))

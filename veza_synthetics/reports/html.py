@@ -87,6 +87,11 @@ def extras(record: dict[str, Any], redactor: Redactor) -> list[Any]:
     return [html_extras.html(block(record, redactor) + "".join(svg for _, svg in charts_for(record)))]
 
 
+def anchor(check_id: str, variant: str) -> str:
+    """A check's place in a report page (report.html, serve's /report): the alert's link points there."""
+    return f"{check_id}-{variant}".replace(".", "-")
+
+
 def block(record: dict[str, Any], redactor: Redactor) -> str:
     esc = html.escape
     colour = COLOUR.get(record["outcome"], "#57606a")
@@ -94,6 +99,8 @@ def block(record: dict[str, Any], redactor: Redactor) -> str:
                      for e in record["errors"])
     conditions = "".join(f"<li><b>{esc(c['level'])}</b> {esc(c['text'])}</li>" for c in record["conditions"]
                          if c["text"])
+    conditions += "".join(f"<li><b>not measured</b> {esc(n)}</li>" for n in record.get("not_measured") or ())
+    conditions += "".join(f"<li><i>note</i> {esc(n)}</li>" for n in record.get("notes") or ())
     evidence = _evidence(record["evidence"])
     attempts = record.get("attempts") or []
     both = "".join(f"<li>measurement {number}: <b>{esc(a['outcome'])}</b> {esc(a['summary'])}</li>"
@@ -106,10 +113,12 @@ def block(record: dict[str, Any], redactor: Redactor) -> str:
              if record.get("flaky") else "")
     rb = record["runbook"]
     return redactor.text(
-        f"<div class='veza'><h3 style='color:{colour}'>{esc(record['summary'])}</h3>"
+        f"<div class='veza' id='{esc(anchor(record['id'], record.get('variant', '')), quote=True)}'>"
+        f"<h3 style='color:{colour}'>{esc(record['summary'])}</h3>"
         f"<p><i>{esc(record.get('title_fr', ''))}</i> — {esc(record.get('title_en', ''))}</p>"
         f"<ul>{errors}{conditions}</ul>{flaky}{measured}{links}"
-        f"<h4>Solutions ({esc(rb.get('section', ''))})</h4><pre>{esc(rb.get('solutions', ''))}</pre>"
+        f"<h4 id='{esc(anchor(record['id'], record.get('variant', '')), quote=True)}-runbook'>"
+        f"Solutions ({esc(rb.get('section', ''))})</h4><pre>{esc(rb.get('solutions', ''))}</pre>"
         f"<h4>Prévention</h4><pre>{esc(rb.get('prevention', ''))}</pre>"
         f"<details><summary>Measurements and evidence (by step)</summary>"
         f"{_evidence({'measurements': dict(record['measurements'])})}{evidence}</details></div>")

@@ -73,10 +73,10 @@ class Alertmanager:
 
 class WebhookReceiver:
     """An Alertmanager webhook receiver on a free loopback port: every alert it was sent, as (status,
-    labels), for the tests and benchmarks that measure an alert's way from a fault to a team."""
+    labels, annotations), for the tests and benchmarks that measure an alert's way from a fault to a team."""
 
     def __init__(self) -> None:
-        self.alerts: list[tuple[str, dict[str, str]]] = []
+        self.alerts: list[tuple[str, dict[str, str], dict[str, str]]] = []
         received, arrived = self.alerts, threading.Condition()
         self._arrived = arrived
 
@@ -84,7 +84,8 @@ class WebhookReceiver:
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 with arrived:
-                    received.extend((str(a["status"]), dict(a["labels"])) for a in body.get("alerts", []))
+                    received.extend((str(a["status"]), dict(a["labels"]), dict(a.get("annotations") or {}))
+                                    for a in body.get("alerts", []))
                     arrived.notify_all()
                 self.send_response(200)
                 self.end_headers()
@@ -96,11 +97,12 @@ class WebhookReceiver:
         threading.Thread(target=self.server.serve_forever, name="veza-webhook", daemon=True).start()
 
     def wait(self, status: str, alertname: str, timeout_s: float, **labels: str) -> dict[str, str]:
-        """The first alert of this status and name whose labels include these; TimeoutError past timeout_s."""
+        """The annotations of the first alert of this status and name whose labels include these; TimeoutError
+        past timeout_s."""
         deadline = time.monotonic() + timeout_s
         with self._arrived:
             while True:
-                found = next((lab for st, lab in self.alerts if st == status and lab.get("alertname") == alertname
+                found = next((notes for st, lab, notes in self.alerts if st == status and lab.get("alertname") == alertname
                               and all(lab.get(k) == v for k, v in labels.items())), None)
                 if found is not None:
                     return found

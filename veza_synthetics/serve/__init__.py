@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import signal
 import threading
-from http.server import ThreadingHTTPServer
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
 from ..catalog import Catalog
 from ..errors import SetupError
 from ..profile import Profile
+from ..quarantine import Entry
 from .prober import Prober
-from .web import handler
+from .web import Server, handler
+from .webconfig import WebConfig
 
 STOP_GRACE_S = 300.0  # the longest a stop waits for a /probe in progress (its own calls are each bounded)
 
@@ -36,15 +38,18 @@ def plan(prober: Prober) -> str:
 
 
 def serve(profile: Profile, catalog: Catalog, symptom_ids: list[str], location: str, listen: str,
-          history_dir: Path) -> int:
-    prober = Prober(profile, catalog, symptom_ids, location, history_dir)
+          history_dir: Path, web: WebConfig | None = None, quarantined: Mapping[str, Entry] | None = None) -> int:
+    web = web or WebConfig()
+    prober = Prober(profile, catalog, symptom_ids, location, history_dir, quarantined)
     try:
-        server = ThreadingHTTPServer(listen_address(listen), handler(prober))
+        server = Server(listen_address(listen), handler(prober, web))
     except OSError as exc:
         raise SetupError(f"'serve.listen' {listen}: cannot listen there ({exc.strerror})") from None
     threading.Thread(target=server.serve_forever, name="veza-serve-http", daemon=True).start()
     host, port = str(server.server_address[0]), int(server.server_address[1])
-    print(f"veza-synth serve: http://{host}:{port}/metrics ({profile.name}, {location}; {plan(prober)}; "
+    scheme = "https" if web.tls else "http"
+    prober.external_url = prober.external_url or f"{scheme}://{host}:{port}"
+    print(f"veza-synth serve: {scheme}://{host}:{port}/metrics ({profile.name}, {location}; {plan(prober)}; "
           f"/report {profile.serve.report})", flush=True)
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -53,7 +58,8 @@ def serve(profile: Profile, catalog: Catalog, symptom_ids: list[str], location: 
     signal.signal(signal.SIGINT, stop)
     try:
         prober.run()
-        if prober.busy.acquire(timeout=STOP_GRACE_S):  # a /probe in progress finishes, its sessions logged out
+        if prober.busy.acquire(timeout=STOP_GRACE_S):  # a /probe in progress finishes
+            prober.close()  # then the prober's sessions are logged out
             prober.busy.release()
     finally:
         server.server_close()  # the listening socket; its daemon thread ends with the process

@@ -6,17 +6,22 @@ its interval, the time of its last round and last success. Per location: rounds,
 complete, what the rounds cost the platform (logins, API requests, chat messages)."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info
 
 from .. import __version__
+from ..probes.budget import Budget, Ledger
 from ..record import CheckRecord
+from ..redact import Redactor
+from ..reports.html import anchor
 from ..target import Load
 
-OUTCOMES = ("passed", "degraded", "failed", "no_data", "skipped")
+OUTCOMES = ("passed", "degraded", "failed", "no_data", "skipped", "maintenance")
 CHECK_LABELS = ["symptom", "variant", "location"]
+VERDICT_CHARS = 300  # a verdict quoted in a page: its first conditions, the rest is one click away
 # The catalog's units in Prometheus's base units: (factor, unit label).
 BASE_UNITS = {"ms": (0.001, "seconds"), "s": (1.0, "seconds"), "days": (86400.0, "seconds"), "%": (0.01, "ratio"),
               "B": (1.0, "bytes"), "Hz": (1.0, "hertz")}
@@ -71,6 +76,21 @@ class Metrics:
         self.api_requests = Counter("veza_synthetic_api_requests", "Requests the rounds sent to the backend",
                                     ["location"], registry=r)
         self.chat_messages = Counter("veza_synthetic_chat_messages", "Chat messages the rounds sent", ["location"], registry=r)
+        self.age = Gauge("veza_synthetic_check_age_seconds", "How old the check's last record is: 0 for a round just "
+                         "finished; a /probe the request budget could not afford answers with older ones",
+                         CHECK_LABELS, registry=r)
+        self.verdict = Gauge("veza_synthetic_check_verdict_info", "The check's last verdict and where to read it: its "
+                             "/report entry and its runbook (the alert's annotations quote them)",
+                             [*CHECK_LABELS, "verdict", "report_url", "runbook_url"], registry=r)
+        self._verdict_labels: dict[tuple[str, str, str], tuple[str, ...]] = {}
+        self.budget_limit = Gauge("veza_synthetic_budget_limit", "What the prober may spend per window (serve.max_logins, "
+                                  "serve.max_requests)", ["budget", "location"], registry=r)
+        self.budget_window = Gauge("veza_synthetic_budget_window_seconds", "The budget's window", ["budget", "location"],
+                                   registry=r)
+        self.budget_spent = Gauge("veza_synthetic_budget_spent", "Spent in the last window, by every round, probe and "
+                                  "earlier run of the prober", ["budget", "location"], registry=r)
+        self.budget_remaining = Gauge("veza_synthetic_budget_remaining", "What may still be spent now",
+                                      ["budget", "location"], registry=r)
         self.started = Gauge("veza_synthetic_start_time_seconds", "When the prober started", registry=r)
         self._failed_in_a_row: dict[tuple[str, str, str], int] = {}
 
@@ -82,13 +102,26 @@ class Metrics:
         for sid, seconds in intervals.items():
             self.interval.labels(symptom=sid, location=location).set(seconds)
 
-    def record(self, records: Iterable[CheckRecord], location: str, finished: float) -> None:
+    def budgets(self, ledger: Ledger, location: str) -> None:
+        """The ledger's budgets, read at each scrape."""
+        for budget in ledger.budgets():
+            self.budget_limit.labels(budget.name, location).set(budget.limit)
+            self.budget_window.labels(budget.name, location).set(budget.window_s)
+            self.budget_spent.labels(budget.name, location).set_function(_spent(budget))
+            self.budget_remaining.labels(budget.name, location).set_function(budget.remaining)
+
+    def record(self, records: Iterable[CheckRecord], location: str, finished: float, from_round: bool = False) -> None:
+        """Each record's series; `from_round`: records of earlier rounds, their own times kept."""
         for rec in records:
             labels = {"symptom": rec.id, "variant": rec.variant, "location": location}
+            if from_round:
+                finished = dt.datetime.fromisoformat(rec.finished_at).timestamp()
+            self.age.labels(**labels).set(round(max(0.0, dt.datetime.now(dt.UTC).timestamp() - finished), 3))
             for outcome in OUTCOMES:
                 self.outcome.labels(**labels, outcome=outcome).set(1 if rec.outcome == outcome else 0)
             key = (rec.id, rec.variant, location)
-            self._failed_in_a_row[key] = self._failed_in_a_row.get(key, 0) + 1 if rec.outcome == "failed" else 0
+            paging = rec.outcome == "failed" and not rec.quarantined  # a quarantined failure reports, never pages
+            self._failed_in_a_row[key] = self._failed_in_a_row.get(key, 0) + 1 if paging else 0
             self.failed_rounds.labels(**labels).set(self._failed_in_a_row[key])
             for name, value in key_measurements(rec).items():
                 unit = str(rec.thresholds[name].get("unit", ""))
@@ -103,7 +136,24 @@ class Metrics:
             if rec.outcome in ("passed", "degraded"):
                 self.last_success.labels(**labels).set(finished)
 
+    def verdicts(self, records: Iterable[CheckRecord], location: str, report_url: str, redactor: Redactor) -> None:
+        """Each check's verdict (redacted, one line) and the links to its /report entry and runbook; the previous
+        verdict's series goes, so a check has one."""
+        for rec in records:
+            key = (rec.id, rec.variant, location)
+            place = f"{report_url}#{anchor(rec.id, rec.variant)}"
+            labels = (*key, redactor.text(rec.summary)[:VERDICT_CHARS], place, f"{place}-runbook")
+            old = self._verdict_labels.get(key)
+            if old is not None and old != labels:
+                self.verdict.remove(*old)
+            self.verdict.labels(*labels).set(1)
+            self._verdict_labels[key] = labels
+
     def cost(self, load: Load, location: str) -> None:
         self.logins.labels(location).inc(load.logins)
         self.api_requests.labels(location).inc(load.api_requests)
         self.chat_messages.labels(location).inc(load.chat_messages)
+
+
+def _spent(budget: Budget) -> Callable[[], float]:
+    return lambda: float(len(budget.spent()))

@@ -1,34 +1,56 @@
 """The prober: rounds of the checks that are due (schedule.py), each taken as a run takes it (holds in the
-background, a failure confirmed, one session per account logged out at its end, the run's pace), counted
-in /metrics and joined to the run-to-run memory; `/probe` runs checks now. A round and a probe never
-overlap: one session per account at a time, as Veza keeps them (B10)."""
+background, a failure confirmed), counted in /metrics and joined to the run-to-run memory; `/probe` runs
+checks now. Rounds and probes share one client (client.py) for the prober's life: one session per account,
+logged in once and logged out at the stop, one pace, and the budgets of the ledger kept beside the history,
+which a restart reads back. A /probe the request budget cannot afford now answers from the last round, its
+age said, or 429 with Retry-After: never by calling the platform. A round and a probe never overlap."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import sys
 import threading
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client import generate_latest
 
 from .. import history
 from ..catalog import Catalog
+from ..client import Client
+from ..enrich import Context
 from ..matrix import measure_with_load
+from ..probes.budget import Ledger
+from ..probes.window import SampleWindow
 from ..profile import Profile
+from ..quarantine import Entry
 from ..record import SCHEMA_VERSION, CheckRecord
+from ..target import Load
 from .metrics import Metrics
 from .schedule import Schedule
 
 
 class Prober:
-    def __init__(self, profile: Profile, catalog: Catalog, symptom_ids: list[str], location: str, history_dir: Path):
+    def __init__(self, profile: Profile, catalog: Catalog, symptom_ids: list[str], location: str, history_dir: Path,
+                 quarantined: Mapping[str, Entry] | None = None):
         self.profile, self.catalog, self.location, self.history_dir = profile, catalog, location, history_dir
         self.redactor = profile.redactor()  # /report, /probe and the prober's own lines mask the profile's secrets
+        self.context = Context(profile, self.redactor, quarantined or {})  # every record treated as a run's
         self.schedule = Schedule.of(profile.serve, catalog.symptoms, symptom_ids)
         self.metrics = Metrics()
         self.metrics.schedule(self.schedule.intervals, location)
         self.metrics.started.set(time.time())
+        s = profile.serve
+        self.ledger = Ledger(ledger_path(history_dir, profile.name, location), (s.max_logins, s.login_window_s),
+                             (s.max_refreshes, s.refresh_window_s), (s.max_requests, s.request_window_s))
+        window = SampleWindow(s.window_s, profile.sampling.requests) if s.window_s > 0 else None
+        self.client = Client(profile, self.ledger, window)  # the session, pace, budgets, trust of every round and probe
+        self.metrics.budgets(self.ledger, location)
+        self._probe_cost: dict[tuple[str, ...], int] = {}
+        # where the alert's links point: serve.external_url, else the address serve() listens on
+        self.external_url = profile.serve.external_url.rstrip("/")  # a probe's checks -> the requests they last cost
         self.latest: dict[tuple[str, str], CheckRecord] = {}  # (check, variant) -> its last round's record, for /report
         self.ready = threading.Event()
         self.stopping = threading.Event()
@@ -39,7 +61,7 @@ class Prober:
         try:
             with self.busy:  # the round's deadline: before its checks are due again, if sooner than timeouts.run_s
                 records, load = measure_with_load(self._within(max(self.schedule.intervals[i] for i in ids)), ids,
-                                                  self.catalog)
+                                                  self.catalog, self.client, self.context)
             self._remember(records, started_at)
         except Exception as exc:  # the prober's own failure: counted and said, the schedule goes on
             self.metrics.round_errors.labels(self.location).inc()
@@ -47,6 +69,7 @@ class Prober:
                   file=sys.stderr, flush=True)
             return
         self.metrics.record(records, self.location, time.time())
+        self.metrics.verdicts(records, self.location, f"{self.external_url}/report", self.redactor)
         self.metrics.cost(load, self.location)
         self.metrics.rounds.labels(self.location).inc()
         self.metrics.round_duration.labels(self.location).set(round(time.monotonic() - started, 3))
@@ -76,26 +99,64 @@ class Prober:
                 self.schedule.ran(due, time.monotonic())
             self.stopping.wait(self.schedule.wait_s(time.monotonic()))
 
-    def probe(self, symptom_ids: list[str], timeout_s: float) -> tuple[int, bytes]:
-        """The checks now, in a registry of their own; 503 when a round holds the platform past the timeout,
-        504 when the checks outlast it (they go on, each call bounded, and the next round reports them)."""
+    def probe(self, symptom_ids: list[str], timeout_s: float) -> Answer:
+        """The checks now, in a registry of their own, where the request budget affords what they last cost;
+        else their last round's records with their age, or 429 with Retry-After. 503 when a round holds the
+        platform past the timeout, 504 when the checks outlast it (they go on, each call bounded, and the next
+        round reports them)."""
+        key = tuple(symptom_ids)
+        needed = self._probe_cost.get(key, 1)
+        if self.ledger.requests.remaining() < needed:
+            return self._from_last_round(symptom_ids, needed)
         deadline = time.monotonic() + timeout_s
         if not self.busy.acquire(timeout=max(0.0, timeout_s)):
-            return 503, b"a round is running: try again at the next scrape\n"
-        done: dict[str, list[CheckRecord]] = {}
+            return Answer(503, b"a round is running: try again at the next scrape\n")
+        done: dict[str, tuple[list[CheckRecord], Load]] = {}
 
         def run() -> None:
             try:
-                done["records"] = measure_with_load(self._within(timeout_s), symptom_ids, self.catalog)[0]
+                done["run"] = measure_with_load(self._within(timeout_s), symptom_ids, self.catalog, self.client,
+                                                self.context)
             finally:
                 self.busy.release()
         worker = threading.Thread(target=run, name="veza-serve-probe", daemon=True)
         started = time.monotonic()
         worker.start()
         worker.join(max(0.0, deadline - time.monotonic()))
-        if "records" not in done:
-            return 504, f"the checks outlasted the scrape timeout ({timeout_s:g} s)\n".encode()
+        if "run" not in done:
+            return Answer(504, f"the checks outlasted the scrape timeout ({timeout_s:g} s)\n".encode())
+        records, load = done["run"]
+        self._probe_cost[key] = max(1, load.api_requests)
+        self.metrics.cost(load, self.location)  # a probe's cost is the prober's, as a round's
         metrics = Metrics()
-        metrics.record(done["records"], self.location, time.time())
+        metrics.record(records, self.location, time.time())
         metrics.round_duration.labels(self.location).set(round(time.monotonic() - started, 3))
-        return 200, generate_latest(metrics.registry)
+        return Answer(200, generate_latest(metrics.registry))
+
+    def _from_last_round(self, symptom_ids: list[str], needed: int) -> Answer:
+        """What the last rounds said of these checks, each with its age; 429 where no round ran them yet."""
+        records = [r for (sid, _), r in sorted(self.latest.items()) if sid in symptom_ids]
+        free_in = max(1, math.ceil(self.ledger.requests.free_for(needed) - time.time()))
+        if not records:
+            return Answer(429, (f"the request budget ({self.ledger.requests.describe()}: serve.max_requests) cannot "
+                                f"afford these checks ({needed} requests) now, and no round has run them yet\n").encode(),
+                          {"Retry-After": str(free_in)})
+        metrics = Metrics()
+        metrics.record(records, self.location, time.time(), from_round=True)
+        return Answer(200, generate_latest(metrics.registry))
+
+    def close(self) -> None:
+        """The prober's sessions logged out (the stop)."""
+        self.client.close()
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def ledger_path(history_dir: Path, env: str, location: str) -> Path:
+    """The budget ledger of one env and location, beside its history (restarts read it back)."""
+    return history_dir / f"budget-{env}-{location}.json".replace("/", "_")

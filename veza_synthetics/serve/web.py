@@ -6,8 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import html
 import ipaddress
+import ssl
+import sys
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 from prometheus_client import generate_latest
@@ -15,7 +17,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..matrix import WORST
 from ..reports.html import STYLE, block
-from .prober import Prober
+from .prober import Answer, Prober
+from .webconfig import WebConfig
 
 PROBE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 DEFAULT_PROBE_TIMEOUT_S = 120.0  # without the header (a person with curl)
@@ -24,7 +27,7 @@ CLIENT_TIMEOUT_S = 30.0
 ROUTES = b"/metrics, /probe?symptom=ID[,ID] or ?module=CATEGORY, /report, /-/healthy, /-/ready\n"
 
 
-def probe(prober: Prober, query: str, timeout_header: str | None) -> tuple[int, bytes]:
+def probe(prober: Prober, query: str, timeout_header: str | None) -> Answer:
     params, catalog = parse_qs(query), prober.catalog
     asked = [s for value in params.get("symptom", []) for s in value.split(",") if s]
     modules = [m for value in params.get("module", []) for m in value.split(",") if m]
@@ -33,12 +36,12 @@ def probe(prober: Prober, query: str, timeout_header: str | None) -> tuple[int, 
     if unknown or not (asked or modules):
         head = (f"unknown check(s) or module(s) {', '.join(unknown)}; " if unknown
                 else "name ?symptom=ID[,ID] or ?module=CATEGORY; ")
-        return 400, (head + f"known: {', '.join(sorted(catalog.symptoms))}; modules: {', '.join(categories)}\n").encode()
+        return Answer(400, (head + f"known: {', '.join(sorted(catalog.symptoms))}; modules: {', '.join(categories)}\n").encode())
     asked += [s.id for s in catalog.symptoms.values() if s.category in modules]
     try:
         timeout_s = float(timeout_header or DEFAULT_PROBE_TIMEOUT_S) - 0.5  # time left to answer
     except ValueError:
-        return 400, f"{PROBE_TIMEOUT_HEADER} must be seconds\n".encode()
+        return Answer(400, f"{PROBE_TIMEOUT_HEADER} must be seconds\n".encode())
     return prober.probe(sorted(set(asked)), timeout_s)
 
 
@@ -65,48 +68,70 @@ def _is_loopback(address: str) -> bool:
         return False
 
 
-Answer = tuple[int, bytes, str]
+Reply = tuple[int, bytes, str, dict[str, str]]  # status, body, Content-Type, other headers
 
 
-def _report_route(prober: Prober, client: str) -> Answer:
+def _report_route(prober: Prober, client: str) -> Reply:
     mode = prober.profile.serve.report
     if mode == "off":
-        return 404, b"/report is off (serve.report = \"off\")\n", TEXT
+        return 404, b"/report is off (serve.report = \"off\")\n", TEXT, {}
     if mode == "loopback" and not _is_loopback(client):
-        return 403, b"/report answers local clients only (serve.report = \"loopback\")\n", TEXT
-    return 200, report(prober), "text/html; charset=utf-8"
+        return 403, b"/report answers local clients only (serve.report = \"loopback\")\n", TEXT, {}
+    return 200, report(prober), "text/html; charset=utf-8", {}
 
 
-def _probe_route(prober: Prober, query: str, timeout_header: str | None) -> Answer:
-    status, body = probe(prober, query, timeout_header)
-    return status, body, CONTENT_TYPE_LATEST if status == 200 else TEXT
+def _probe_route(prober: Prober, query: str, timeout_header: str | None) -> Reply:
+    answer = probe(prober, query, timeout_header)
+    return answer.status, answer.body, CONTENT_TYPE_LATEST if answer.status == 200 else TEXT, answer.headers
 
 
-def _ready_route(prober: Prober) -> Answer:
+def _ready_route(prober: Prober) -> Reply:
     ready = prober.ready.is_set()
-    return (200, b"ready\n", TEXT) if ready else (503, b"no round finished yet\n", TEXT)
+    return (200, b"ready\n", TEXT, {}) if ready else (503, b"no round finished yet\n", TEXT, {})
 
 
-def _not_found() -> Answer:
-    return 404, ROUTES, TEXT
+def _not_found() -> Reply:
+    return 404, ROUTES, TEXT, {}
 
 
-def handler(prober: Prober) -> type[BaseHTTPRequestHandler]:
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that failed its TLS handshake or went away is not news; anything else is printed."""
+        if not isinstance(sys.exc_info()[1], (ssl.SSLError, ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
+def handler(prober: Prober, web: WebConfig) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         timeout = CLIENT_TIMEOUT_S  # a client that never finishes its request does not hold a thread forever
 
+        def setup(self) -> None:
+            if web.tls is not None:  # the handshake in this connection's own thread, bounded by the timeout
+                self.request.settimeout(CLIENT_TIMEOUT_S)
+                self.request = web.tls.wrap_socket(self.request, server_side=True)
+            super().setup()
+
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            if not web.allows(self.headers.get("Authorization")):
+                self._send(401, b"unauthorized\n", TEXT, {"WWW-Authenticate": 'Basic realm="veza-synth serve"'})
+                return
             path, _, query = self.path.partition("?")
-            routes: dict[str, Callable[[], Answer]] = {
-                "/metrics": lambda: (200, generate_latest(prober.metrics.registry), CONTENT_TYPE_LATEST),
+            routes: dict[str, Callable[[], Reply]] = {
+                "/metrics": lambda: (200, generate_latest(prober.metrics.registry), CONTENT_TYPE_LATEST, {}),
                 "/probe": lambda: _probe_route(prober, query, self.headers.get(PROBE_TIMEOUT_HEADER)),
                 "/report": lambda: _report_route(prober, self.client_address[0]),
-                "/-/healthy": lambda: (200, b"serving\n", TEXT),
+                "/-/healthy": lambda: (200, b"serving\n", TEXT, {}),
                 "/-/ready": lambda: _ready_route(prober),
             }
-            status, body, content_type = routes.get(path, _not_found)()
+            self._send(*routes.get(path, _not_found)())
+
+        def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str]) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
