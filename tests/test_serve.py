@@ -176,16 +176,20 @@ def test_a_dead_or_hung_target_never_stops_the_schedule(tmp_path, target):
         listener.close()  # a refused port
     profile = tmp_path / "dead.toml"
     profile.write_text(f'name = "dead"\nkind = "sandbox"\n[backend]\nurl = "http://127.0.0.1:{port}"\n'
-                       '[timeouts]\nconnect_s = 1\nrequest_s = 1\n[serve]\ninterval_s = 0.5\nintervals = {health = 0.5}\n'
+                       '[timeouts]\nconnect_s = 1\nrequest_s = 1\n[serve]\ninterval_s = 0.5\n'
+                       'intervals = {health = 0.5, performance = 0.5}\n'
                        '[sampling]\nmax_rps = 0.4\n')  # production's pace: nothing reached waits for no turn
     try:
-        with _serving("--env", str(profile), "--symptoms", "health.services", "--history", str(tmp_path / "h")) as (proc, url):
+        with _serving("--env", str(profile), "--symptoms", "health.services,perf.error_rate",
+                      "--history", str(tmp_path / "h")) as (proc, url):
             rounds = _scrape_until(url, lambda t: (_metric(t, "veza_synthetic_rounds_total", location="local") or 0) >= 2,
                                    "two rounds")
             check = {"symptom": "health.services", "variant": "read-only", "location": "local"}
             assert _metric(rounds, "veza_synthetic_check_outcome", **check, outcome="failed") == 1
             assert _metric(rounds, "veza_synthetic_check_last_success_timestamp_seconds", **check) is None
             assert _metric(rounds, "veza_synthetic_round_errors_total", location="local") == 0  # the check's, not the prober's
+            report = httpx.get(f"{url}/report", timeout=10).text  # root cause first, as a run's report puts it
+            assert "ROOT CAUSE backend unreachable" in report and "blocked: perf.error_rate" in report, report[-3000:]
             # at production's pace a dead platform's round takes its refusals only, a hung one a few timeouts
             assert _metric(rounds, "veza_synthetic_round_duration_seconds", location="local") < (15 if target == "hung" else 5)
             proc.send_signal(signal.SIGTERM)

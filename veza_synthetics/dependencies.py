@@ -41,11 +41,12 @@ def _http(way: Transport, url: str, timeout_s: float) -> str | None:
     return result.error
 
 
-def probe(profile: Profile, run: dict[str, Any]) -> dict[str, str | None]:
-    """Each configured dependency: None when up, else why it is down (one line). Login is read from the
-    run's own session (the checks' "login" step): the probe logs in no more than the checks did."""
+def probe(profile: Profile, run: dict[str, Any], way: Transport | None = None) -> dict[str, str | None]:
+    """Each configured dependency: None when up, else why it is down (one line), through `way` where the
+    caller's transport paces and budgets its requests (serve's client). Login is read from the run's own
+    session (the checks' "login" step): the probe logs in no more than the checks did."""
     timeout = profile.timeouts.connect_s
-    p, down, way = profile, {}, transport(profile)
+    p, down, way = profile, {}, way or transport(profile)
     if p.backend.url:
         down["backend"] = _http(way, f"{p.backend.url}{p.backend.health_path}", timeout)
         if down["backend"] is None and p.accounts.user_email:

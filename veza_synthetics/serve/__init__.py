@@ -1,10 +1,10 @@
 """`veza-synth serve`: the catalog's checks in rounds, minutes apart, for Prometheus to scrape.
 
 The nightly finds an outage a night late; a prober that runs the same checks on a schedule (schedule.py:
-health every minute, the rest every 15 minutes by default) tells Prometheus within a round, and the
-Alertmanager a team already has routes it (serve.rules.yml). prober.py takes the rounds, metrics.py is
-/metrics, web.py the HTTP routes. SIGTERM lets the round in progress finish (its sessions logged out,
-the memory written), then stops.
+health and performance every minute, the rest every 15 minutes by default) tells Prometheus within a round,
+and the Alertmanager a team already has routes it (serve.rules.yml). prober.py takes the rounds on one
+client within its budgets, metrics.py is /metrics, web.py the HTTP routes, webconfig.py their TLS and basic
+auth. SIGTERM lets the round in progress finish, logs the prober's sessions out, then stops.
 """
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 `_total`, one series per outcome (1 for the current). Per check and location: its outcome, its key
 measurements beside their thresholds (the value each threshold's condition resolved to: the worst where
 several endpoints were judged), consecutive failed rounds (the rules page on that, whatever the interval),
-its interval, the time of its last round and last success. Per location: rounds, rounds that could not
-complete, what the rounds cost the platform (logins, API requests, chat messages)."""
+its interval, the time of its last round and last success, its last verdict with the links an alert quotes.
+Per location: rounds, rounds that could not complete, what the rounds and probes cost the platform (logins,
+API requests, chat messages) and the budgets they draw on (limit, window, spent, remaining)."""
 from __future__ import annotations
 
 import datetime as dt

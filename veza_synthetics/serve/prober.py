@@ -14,10 +14,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import generate_latest
 
-from .. import history
+from .. import dependencies, history
 from ..catalog import Catalog
 from ..client import Client
 from ..enrich import Context
@@ -48,10 +49,11 @@ class Prober:
         window = SampleWindow(s.window_s, profile.sampling.requests) if s.window_s > 0 else None
         self.client = Client(profile, self.ledger, window)  # the session, pace, budgets, trust of every round and probe
         self.metrics.budgets(self.ledger, location)
-        self._probe_cost: dict[tuple[str, ...], int] = {}
+        self._probe_cost: dict[tuple[str, ...], int] = {}  # a probe's checks -> the requests they last cost
         # where the alert's links point: serve.external_url, else the address serve() listens on
-        self.external_url = profile.serve.external_url.rstrip("/")  # a probe's checks -> the requests they last cost
+        self.external_url = profile.serve.external_url.rstrip("/")
         self.latest: dict[tuple[str, str], CheckRecord] = {}  # (check, variant) -> its last round's record, for /report
+        self.blocked: dict[str, str] = {}  # check id -> the dependency down when it last failed, for /report
         self.ready = threading.Event()
         self.stopping = threading.Event()
         self.busy = threading.Lock()  # a round or a probe: never two Targets, two sessions of one account, at once
@@ -83,9 +85,14 @@ class Prober:
     def _remember(self, records: list[CheckRecord], started_at: dt.datetime) -> None:
         """The round into the run-to-run memory of this env and location, its trends computed as a run's are."""
         p = self.profile
-        run = {"schema_version": SCHEMA_VERSION, "env": p.name, "location": self.location, "mode": "serve",
-               "started_at": started_at.isoformat(), "finished_at": dt.datetime.now(dt.UTC).isoformat(),
-               "checks": [r.to_json() for r in records]}
+        run: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "env": p.name, "location": self.location, "mode": "serve",
+                               "started_at": started_at.isoformat(),
+                               "finished_at": dt.datetime.now(dt.UTC).isoformat(), "checks": [r.to_json() for r in records]}
+        if any(r.outcome == "failed" for r in records):  # root cause first, as a run's report puts it
+            run = dependencies.group(run, dependencies.probe(p, run, self.client.transport), self.catalog)
+        blocked = {c["id"]: c["blocked_by"] for c in run["checks"] if "blocked_by" in c}
+        self.blocked = {**{sid: why for sid, why in self.blocked.items() if sid not in {r.id for r in records}},
+                        **blocked}  # each check as its last round found it
         run = history.annotate(run, history.load(self.history_dir, p.name, self.location), p.history)
         history.add(self.history_dir, run, p.history.keep)
 

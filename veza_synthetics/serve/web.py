@@ -55,7 +55,12 @@ def report(prober: Prober) -> bytes:
             f"<p>Each check's last round, at {html.escape(dt.datetime.now(dt.UTC).isoformat(timespec='seconds'))}. "
             "The same verdicts, evidence and remedies as a run's report.html.</p>"
             f"<table class='veza'><tr><th>check</th><th>variant</th><th>outcome</th><th>finished</th></tr>{rows}</table>")
-    body = "".join(block(r.to_json(), prober.redactor) for r in records) or "<p>No round has finished yet.</p>"
+    by_cause: dict[str, list[str]] = {}
+    for sid, why in sorted(prober.blocked.items()):
+        by_cause.setdefault(why, []).append(sid)
+    causes = "".join(f"<p><b>ROOT CAUSE {html.escape(why)}: {len(ids)} check(s) blocked: {html.escape(', '.join(ids))}</b></p>"
+                     for why, ids in sorted(by_cause.items(), key=lambda item: -len(item[1])))
+    body = causes + ("".join(block(r.to_json(), prober.redactor) for r in records) or "<p>No round has finished yet.</p>")
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
             f"<title>veza-synth serve: {html.escape(p.name)}</title>{STYLE}</head><body>{head}{body}</body></html>")
     return prober.redactor.text(page).encode()
