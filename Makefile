@@ -78,6 +78,7 @@ matrix: setup
 bench: setup
 	$(PY) bench/run.py
 	$(PY) bench/serve.py
+	$(PY) bench/serve_production.py  # at production's pace: an hour or more
 
 clean:
 	rm -rf $(VENV) reports/2* reports/latest

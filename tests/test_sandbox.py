@@ -456,3 +456,19 @@ def test_the_sandbox_command_sigkilled_leaves_nothing_behind(tmp_path):
     for port in ports:
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_a_time_scale_that_is_no_scale_is_one_clear_error():
+    """`sandbox up --time-scale 1` gives the production server's real windows (a benchmark at production's pace);
+    0 is refused before anything starts."""
+    import subprocess
+    import sys
+
+    from veza_synthetics.sandbox.limits import B12_RULES, ProductionLimits
+    run = subprocess.run([sys.executable, "-m", "veza_synthetics", "sandbox", "up", "--time-scale", "0"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "--time-scale must be > 0" in run.stderr and "Traceback" not in run.stderr
+    real = ProductionLimits(1.0)
+    assert [limit.window_s for _, limit in real.rules] == [rule.window_s for rule in B12_RULES]
+    logins = next(limit for rule, limit in real.rules if rule.name == "logins")
+    assert [logins.admit("203.0.113.9", t) for t in (0.0, 100.0, 200.0, 300.0, 901.0)] == [True, True, True, False, True]

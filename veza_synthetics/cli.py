@@ -15,6 +15,7 @@ from .catalog import load as load_catalog
 from .errors import SetupError
 from .profile import SANDBOX_VARIANTS
 from .run import NO_DATA_EXIT
+from .sandbox.limits import TIME_SCALE
 
 REPO_TOOLS = Path(__file__).resolve().parents[1] / "tools"  # npm-installed tools of a checkout (`make setup`)
 
@@ -27,8 +28,10 @@ def _sandbox_up(args: argparse.Namespace, argv: list[str]) -> int:
         return _guarded(argv)
     inject = load_catalog().validate_faults([f.strip() for f in (args.inject or "").split(",") if f.strip()])
     base = Path(args.base_profile) if args.base_profile else ENV_DIR / SANDBOX_VARIANTS[args.variant]
+    if args.time_scale <= 0:
+        raise SetupError(f"--time-scale must be > 0 (1: production's windows), not {args.time_scale:g}")
     asyncio.run(serve(inject, Path(args.profile_out) if args.profile_out else None, base,
-                      wait_prometheus=not args.no_wait_prometheus, variant=args.variant))
+                      wait_prometheus=not args.no_wait_prometheus, variant=args.variant, time_scale=args.time_scale))
     return 0
 
 
@@ -189,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--variant", choices=tuple(SANDBOX_VARIANTS), default="contract",
                     help="contract: the guide's Veza; deployed: the public Veza code with its dev server; "
                          "production-server: the same with its production server")
+    up.add_argument("--time-scale", type=float, default=TIME_SCALE,
+                    help=f"how many times shorter the rate limits' windows are than production's (default {TIME_SCALE:g}, "
+                         "the sandbox profiles' pace; 1: production's, for a benchmark at production's pace)")
     up.add_argument("--base-profile", help="the profile the written one extends (default: fixtures/environments/sandbox.toml)")
     run = sub.add_parser("run", help="run the suite and write the reports")
     run.add_argument("--env")

@@ -26,7 +26,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .backend_chat import BackendChat
-from .limits import RATE_LIMITED, TOO_MANY, ProductionLimits, SlidingLimit, client_address
+from .limits import B11_LIMIT, B11_WINDOW_S, RATE_LIMITED, TOO_MANY, ProductionLimits, SlidingLimit, client_address
 from .serving import open_pool, renew_pool
 
 if TYPE_CHECKING:
@@ -92,8 +92,9 @@ def metrics_of(request: Request) -> InstanceMetrics:
 class Backend:
     def __init__(self, state: SandboxState):
         self.s = state
-        self.limit = SlidingLimit()  # the deployed variants' B11, one count for every instance
-        self.production_limits = ProductionLimits()  # and the production server's B12
+        # the deployed variants' B11, one count for every instance, and the production server's B12
+        self.limit = SlidingLimit(B11_LIMIT, B11_WINDOW_S / state.time_scale)
+        self.production_limits = ProductionLimits(state.time_scale)
         self.started = time.time()
         self._pool: AsyncConnectionPool[Any] | None = None
         self._redis: aioredis.Redis[bytes] | None = None

@@ -18,14 +18,15 @@ import httpx
 
 from ..errors import SetupError
 from .guard import OWNER_DIR_VAR, die_with_parent
+from .limits import TIME_SCALE
 
 START_TIMEOUT_S = 120  # the first start encodes the canary MP3s (~8 s); later ones take a few seconds
 
 
 class SandboxProcess:
     def __init__(self, inject: Sequence[str] = (), base_profile: Path | None = None, wait_prometheus: bool = True,
-                 variant: str = "contract"):
-        self.variant = variant
+                 variant: str = "contract", time_scale: float = TIME_SCALE):
+        self.variant, self.time_scale = variant, time_scale
         self.inject = list(inject)
         self.wait_prometheus = wait_prometheus
         self.base_profile = base_profile
@@ -45,6 +46,8 @@ class SandboxProcess:
             cmd += ["--variant", self.variant]
         if not self.wait_prometheus:
             cmd.append("--no-wait-prometheus")
+        if self.time_scale != TIME_SCALE:
+            cmd += ["--time-scale", f"{self.time_scale:g}"]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                          preexec_fn=die_with_parent, env={**os.environ, OWNER_DIR_VAR: str(self.dir)})

@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from .limits import TIME_SCALE
 from .stack import Sandbox
 
 # A production platform does not share its CPU with the suite watching it: where allowed (root), the sandbox
@@ -22,13 +23,13 @@ def run_ahead() -> None:
 
 
 async def serve(inject: list[str], profile_out: Path | None, base_profile: Path | None,
-                wait_prometheus: bool = True, variant: str = "contract") -> None:
+                wait_prometheus: bool = True, variant: str = "contract", time_scale: float = TIME_SCALE) -> None:
     run_ahead()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    sandbox = Sandbox(base_profile=base_profile, wait_prometheus=wait_prometheus, variant=variant)
+    sandbox = Sandbox(base_profile=base_profile, wait_prometheus=wait_prometheus, variant=variant, time_scale=time_scale)
     await sandbox.start(inject)
     try:
         if profile_out:

@@ -40,6 +40,7 @@ from .frontdoor import CERT_DAYS, RELOAD_SETTLE_S, DoorSettings, Nginx
 from .guard import WORKDIR_VAR
 from .haproxy import HAProxy
 from .host import HostTree
+from .limits import TIME_SCALE
 from .processes import LOOPBACK, PROBER_JOB, Exporter, Postgres, Prometheus, Redis
 from .proxy import DelayProxy
 from .serving import AppServer
@@ -126,6 +127,7 @@ class SandboxState:
     throttled: int = 0  # 429s the deployed variants' rate limits answered (B11, B12)
     backend_chat_sent: Counter[str] = field(default_factory=Counter)  # messages the backend's own chat re-broadcast (C6)
     variant: str = "contract"  # or "deployed", "production-server": the public Veza code (VARIANTS)
+    time_scale: float = TIME_SCALE  # the rate limits' windows, this many times shorter than production's (limits.py)
     backend_log: str = ""  # each API request with its request id and traceparent, as a production log has them
 
     @property
@@ -145,13 +147,13 @@ class SandboxState:
 
 class Sandbox:
     def __init__(self, base_profile: Path | None = None, with_prometheus: bool = True, wait_prometheus: bool = True,
-                 variant: str = "contract"):
+                 variant: str = "contract", time_scale: float = TIME_SCALE):
         if variant not in VARIANTS:
             raise SetupError(f"unknown sandbox variant {variant!r}: one of {', '.join(VARIANTS)}")
         self.base_profile = base_profile
         window = unresolved(str(base_profile))["prometheus"]["rate_window"] if base_profile else "5s"
         self.rate_window_s = seconds(window)  # what the profile's checks read rate() over
-        self.state = SandboxState(variant=variant)
+        self.state = SandboxState(variant=variant, time_scale=time_scale)
         self.workdir: Path | None = None
         self.pg: Postgres | None = None
         self.redis: Redis | None = None
