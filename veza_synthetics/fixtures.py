@@ -104,7 +104,7 @@ def veza_diagnose(request: pytest.FixtureRequest, veza_target: Target) -> Callab
     """Run a catalog check; a confirmed failure fails the test with the whole diagnosis."""
     def run(symptom_id: str) -> Verdict:
         writes = request.node.get_closest_marker("writes") is not None
-        if not writes and _holds_start_at_first(request.config) and in_holds_unit(request.node.nodeid):
+        if not writes and _holds_start_at_first(request.config) and in_holds_unit(request.node.nodeid, veza_target.catalog):
             diagnosis.start_holds(veza_target, _read_only_checks(request.session))
         record, verdict = diagnosis.diagnose(symptom_id, veza_target, writes)
         report_check(request, record, veza_target.catalog.symptoms[symptom_id])

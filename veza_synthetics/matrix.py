@@ -16,13 +16,13 @@ from .checks import registry
 from .client import Client
 from .diagnosis import diagnose, start_holds
 from .enrich import Context, enrich
+from .outcome import rank
 from .profile import Profile
 from .record import CheckRecord, skipped_record
 from .target import Load, Target
 
 HEALTHY = "(none)"
 TIMING_UNITS = frozenset({"ms", "s"})
-WORST = {"passed": 0, "skipped": 1, "no_data": 1, "maintenance": 1, "degraded": 2, "failed": 3}
 
 
 def expectation(fault: str, check: str) -> str:
@@ -76,7 +76,7 @@ def worst_by_check(records: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[st
     """One record per check id: the worst over its variants (read-only, writes)."""
     out: dict[str, Mapping[str, Any]] = {}
     for c in records:
-        if c["id"] not in out or WORST.get(c["outcome"], 3) >= WORST.get(out[c["id"]]["outcome"], 0):
+        if c["id"] not in out or rank(c["outcome"]) >= rank(out[c["id"]]["outcome"]):
             out[c["id"]] = c
     return out
 

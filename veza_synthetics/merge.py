@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SetupError
+from .outcome import rank
 from .record import upgrade
-from .verdict import ORDER
 
 
 def read(paths: list[Path]) -> list[dict[str, Any]]:
@@ -57,7 +57,7 @@ def merge(runs: list[dict[str, Any]], quorum: int = 0) -> dict[str, Any]:
                           summary=f"{merged['id']}: partial outage: failed in {where} ({', '.join(failing)}), "
                                   f"under the quorum of {need}: {seen[failing[0]]['summary'].split(': ', 1)[-1]}")
         else:
-            worst = max(seen.values(), key=lambda c: ORDER.get(c["outcome"], 0))
+            worst = max(seen.values(), key=lambda c: rank(c["outcome"]))
             merged.update(outcome=worst["outcome"], summary=worst["summary"])
         checks.append(merged)
     first = runs[0]

@@ -123,6 +123,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     categories = {m.name for m in metafunc.definition.iter_markers()} & set(catalog_mod.CATEGORIES)
     writes = metafunc.definition.get_closest_marker("writes") is not None
-    checks = registry().checks
-    ids = [s.id for s in catalog_mod.load().symptoms.values() if s.category in categories and (s.id, writes) in checks]
+    part = checking.current(metafunc.config)
+    catalog = part.catalog if part is not None else catalog_mod.load()  # the run's
+    checks = registry(catalog).checks
+    ids = [s.id for s in catalog.symptoms.values() if s.category in categories and (s.id, writes) in checks]
     metafunc.parametrize("symptom", ids, ids=ids)

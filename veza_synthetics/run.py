@@ -106,7 +106,7 @@ class Run:
         if not _holds_together(config):
             return None
         from .scheduling import HoldsTogether
-        return HoldsTogether(config, log)
+        return HoldsTogether(config, log, self.catalog)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:

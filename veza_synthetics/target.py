@@ -229,7 +229,7 @@ class Target:
             pace = http.Pace(requests, sampling.concurrency, sampling.max_rps, self._fail_level(*LATENCY),
                              self._fail_level(*TIMEOUTS), deadline=self.deadline - self.timeout("request"))
             result = http.sample(self.transport, backend.url, chosen, headers, pace, self.timeout("request"),
-                                 session.expires_at if session else None, earlier=self._window_before)
+                                 session.expires_at if session else None, earlier=self._earlier(first))
             if self.client.window is not None and first is None:
                 self.client.window.add(result.sent)
             result.evidence["login"] = "ok" if session else login_failure(login)
@@ -240,8 +240,20 @@ class Target:
             return result
         return self.shared("http", attempt, measure)
 
+    def _earlier(self, first: Result | None) -> list[dict[str, Any]]:
+        """What a sample is judged with beside its own requests: serve's window of earlier rounds, and for a
+        confirmation the first attempt's requests too (the window is the unit judged: an error stays in it
+        until it is older than serve.window_s); a run judges each sample alone."""
+        if self.client.window is None:
+            return []
+        return [*self._window_before, *_sent(first)]
+
     def stream_download(self, attempt: int) -> Result:
         return self.shared("stream", attempt, lambda: played(self))
+
+
+def _sent(result: Result | None) -> list[dict[str, Any]]:
+    return list(result.sent) if isinstance(result, http.SampleResult) else []
 
 
 def _again(first: Result, why: str) -> Result:

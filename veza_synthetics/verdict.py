@@ -9,9 +9,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .catalog import Symptom, Threshold
+from .outcome import worst
 from .probes import Result
-
-ORDER = {"passed": 0, "skipped": 1, "no_data": 1, "degraded": 2, "failed": 3}
 
 
 @dataclass
@@ -140,7 +139,7 @@ class Verdict:
             return "skipped"
         if not self.conditions:
             return "no_data"
-        return max((c.level for c in self.conditions), key=ORDER.__getitem__)
+        return worst(c.level for c in self.conditions)
 
     def summary(self) -> str:
         outcome = self.outcome

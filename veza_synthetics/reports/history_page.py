@@ -15,10 +15,9 @@ import pytest
 
 from .. import history
 from ..hooks import RunFinished
+from ..outcome import Outcome, colour
 from ..redact import Redactor
 
-COLOUR = {"passed": "#1a7f37", "degraded": "#bf8700", "failed": "#cf222e", "no_data": "#8c959f",
-          "skipped": "#d0d7de", "maintenance": "#0969da"}
 SW, SH = 180, 36  # sparkline size
 
 
@@ -80,7 +79,7 @@ def _strip(runs: list[tuple[str, dt.datetime | None, str]], redactor: Redactor) 
     cells = []
     for outcome, when, summary in runs:
         tip = escape(f"{when:%Y-%m-%d %H:%M} " if when else "") + escape(redactor.text(summary)[:200])
-        cells.append(f'<span class="cell" style="background:{COLOUR.get(outcome, "#fff")}" title="{tip}"></span>')
+        cells.append(f'<span class="cell" style="background:{colour(outcome) if outcome else "#fff"}" title="{tip}"></span>')
     return "".join(cells)
 
 
@@ -113,7 +112,7 @@ def render(runs: list[dict[str, Any]], env: str, location: str, redactor: Redact
                     f"<td>{escape(row.get('measurement', ''))} {_sparkline(row['values'], row['thresholds'])}</td>"
                     f"<td>{escape(row['pass_rate'])}</td><td>{escape(row['since_failure'])}</td>"
                     f"<td>{escape(row['mttr'])}</td></tr>")
-    legend = " ".join(f'<span class="cell" style="background:{c}"></span> {escape(o)}' for o, c in COLOUR.items())
+    legend = " ".join(f'<span class="cell" style="background:{o.colour}"></span> {escape(o)}' for o in Outcome)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>History: {escape(env)} ({escape(location)})"
             "</title><style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
             "td,th{border-bottom:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:middle}"

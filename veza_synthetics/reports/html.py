@@ -13,11 +13,11 @@ from pytest_html import extras as html_extras
 from .. import __version__
 from ..catalog import Catalog
 from ..dependencies import headline
+from ..outcome import colour as outcome_colour
 from ..profile import Profile
 from ..redact import Redactor
 from .charts import for_record as charts_for
 
-COLOUR = {"passed": "#1a7f37", "degraded": "#9a6700", "failed": "#cf222e"}
 # Read at a glance, on a laptop or a phone: long texts wrap, tables fit the page, nothing scrolls sideways.
 STYLE = """<style>
 body { min-width: 0; max-width: 100%; }  /* pytest-html sets 800 px: a phone scrolled sideways */
@@ -55,7 +55,7 @@ def table_cells(properties: dict[str, Any], catalog: Catalog, redactor: Redactor
     category = catalog.symptoms[symptom].category if symptom in catalog.symptoms else ""
     outcome = str(properties.get("outcome", ""))
     verdict = str(properties.get("verdict", "")).split(": ", 1)[-1]
-    colour = COLOUR.get(outcome, "#57606a")
+    colour = outcome_colour(outcome)
     return [f'<td class="col-symptom">{html.escape(symptom)}</td>', f'<td class="col-category">{html.escape(category)}</td>',
             f'<td class="col-verdict_outcome" style="color:{colour}">{html.escape(outcome)}</td>',
             f'<td class="col-verdict">{html.escape(redactor.text(verdict))}</td>']
@@ -94,7 +94,7 @@ def anchor(check_id: str, variant: str) -> str:
 
 def block(record: dict[str, Any], redactor: Redactor) -> str:
     esc = html.escape
-    colour = COLOUR.get(record["outcome"], "#57606a")
+    colour = outcome_colour(record["outcome"])
     errors = "".join(f"<li><b>could not evaluate</b> {esc(e['step'])} ({esc(e['target'])}): {esc(e['error'])}</li>"
                      for e in record["errors"])
     conditions = "".join(f"<li><b>{esc(c['level'])}</b> {esc(c['text'])}</li>" for c in record["conditions"]

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from ..dependencies import headline
+from ..outcome import Outcome
 from ..redact import Redactor
 
 
@@ -16,8 +17,7 @@ def summary(run: dict[str, Any], folder: Path) -> str:
     checks = run["checks"]
     failed = [c for c in checks if c["outcome"] == "failed"]
     degraded = [c for c in checks if c["outcome"] == "degraded"]
-    counts = {k: sum(1 for c in checks if c["outcome"] == k)
-              for k in ("passed", "degraded", "failed", "no_data", "skipped", "maintenance")}
+    counts = {k: sum(1 for c in checks if c["outcome"] == k) for k in sorted(Outcome, key=lambda o: -o.rank)}
     no_data = [c for c in checks if c["outcome"] == "no_data"]
     lines = [f"# Veza synthetic checks: {run['env']} ({run['location']}), {run['started_at'][:19]}Z", ""]
     lines += [f"**{line}**" for line in headline(run)]

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-MARK = {"passed": "PASS", "degraded": "DEGRADED", "failed": "FAIL", "no_data": "NO DATA", "skipped": "SKIPPED",
-        "maintenance": "MAINT"}
+from ..outcome import Outcome
+
+MARK = {Outcome.PASSED: "PASS", Outcome.DEGRADED: "DEGRADED", Outcome.FAILED: "FAIL", Outcome.NO_DATA: "NO DATA",
+        Outcome.SKIPPED: "SKIPPED", Outcome.MAINTENANCE: "MAINT"}
 
 
 def lines(results: list[dict[str, Any]]) -> list[str]:

@@ -81,7 +81,7 @@ class WebhookReceiver:
         self._arrived = arrived
 
         class Receive(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 with arrived:
                     received.extend((str(a["status"]), dict(a["labels"]), dict(a.get("annotations") or {}))
@@ -90,7 +90,7 @@ class WebhookReceiver:
                 self.send_response(200)
                 self.end_headers()
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (http.server's name)
+            def log_message(self, format: str, *args: object) -> None:
                 pass
         self.server = ThreadingHTTPServer((LOOPBACK, 0), Receive)
         self.url = f"http://{LOOPBACK}:{self.server.server_address[1]}/alerts"

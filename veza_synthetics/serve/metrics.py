@@ -14,13 +14,14 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info
 
 from .. import __version__
+from ..outcome import Outcome
 from ..probes.budget import Budget, Ledger
 from ..record import CheckRecord
 from ..redact import Redactor
 from ..reports.html import anchor
 from ..target import Load
 
-OUTCOMES = ("passed", "degraded", "failed", "no_data", "skipped", "maintenance")
+OUTCOMES = tuple(Outcome)
 CHECK_LABELS = ["symptom", "variant", "location"]
 VERDICT_CHARS = 300  # a verdict quoted in a page: its first conditions, the rest is one click away
 # The catalog's units in Prometheus's base units: (factor, unit label).

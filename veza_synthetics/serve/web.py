@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from ..matrix import WORST
+from ..outcome import rank
 from ..reports.html import STYLE, block
 from .prober import Answer, Prober
 from .webconfig import WebConfig
@@ -47,7 +47,7 @@ def probe(prober: Prober, query: str, timeout_header: str | None) -> Answer:
 
 def report(prober: Prober) -> bytes:
     """Every check's last round, the worst first: a self-contained page (secrets redacted by block())."""
-    records = sorted(prober.latest.values(), key=lambda r: (-WORST.get(r.outcome, 3), r.id, r.variant))
+    records = sorted(prober.latest.values(), key=lambda r: (-rank(r.outcome), r.id, r.variant))
     rows = "".join(f"<tr><td>{html.escape(r.id)}</td><td>{html.escape(r.variant)}</td><td>{html.escape(r.outcome)}</td>"
                    f"<td>{html.escape(r.finished_at)}</td></tr>" for r in records)
     p = prober.profile
@@ -118,7 +118,7 @@ def handler(prober: Prober, web: WebConfig) -> type[BaseHTTPRequestHandler]:
                 self.request = web.tls.wrap_socket(self.request, server_side=True)
             super().setup()
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             if not web.allows(self.headers.get("Authorization")):
                 self._send(401, b"unauthorized\n", TEXT, {"WWW-Authenticate": 'Basic realm="veza-synth serve"'})
                 return
@@ -141,6 +141,6 @@ def handler(prober: Prober, web: WebConfig) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (http.server's name)
+        def log_message(self, format: str, *args: object) -> None:
             pass  # scrapes are not news
     return Handler
