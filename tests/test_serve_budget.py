@@ -162,3 +162,22 @@ def test_serves_small_samples_are_judged_over_a_window(sandbox, sandbox_profile)
         assert mended.outcome == "passed", mended.summary
     finally:
         client.close()
+
+
+def test_a_stop_does_not_wait_for_the_budget(sandbox, tmp_path):
+    """At production's pace a round can wait minutes for its request budget; SIGTERM halts the pace, the round
+    in progress ends at its next request and is not reported (its "not sent" are the prober's, not the
+    platform's), and the session is logged out within one budget window, well inside systemd's stop timeout."""
+    from veza_synthetics import history
+    agent = f"veza-synth-stop/{uuid.uuid4().hex[:8]}"
+    path = _profile(tmp_path, sandbox, agent, "interval_s = 600\nmax_requests = 2\nrequest_window_s = 6")
+    with _serving("--env", path, "--location", "ci-s", "--history", str(tmp_path / "h"),
+                  "--symptoms", "auth.http_401_403") as (serving, url):
+        _until(lambda: sandbox.open_sessions(agent) >= 1, "the round's login")
+        stopped = time.monotonic()
+        serving.send_signal(signal.SIGTERM)
+        assert serving.wait(timeout=60) == 0, serving.stderr.read()
+        took = time.monotonic() - stopped
+    assert took < 15, f"the stop took {took:.1f} s"  # one 6 s budget window for the logout, not the round's 10 calls
+    assert sandbox.open_sessions(agent) == 0
+    assert history.load(tmp_path / "h", "sandbox", "ci-s").runs == []  # the cut round is not reported

@@ -139,6 +139,8 @@ class Client:
         """Log out every session this client opened; close this thread's connections."""
         with self._lock:
             sessions, self._opened, self._held, self._refused = self._opened, [], {}, set()
+        if self.transport.pace is not None:
+            self.transport.pace.resume()  # a halted prober's logouts still wait for their turns, as every request
         for session in sessions:
             auth.logout(self.transport, self.profile.backend.url, session, self.profile.timeouts.request_s)
         forget_connections()

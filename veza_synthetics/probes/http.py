@@ -102,9 +102,16 @@ class _Politeness:
     async def wait_turn(self) -> float | None:
         """This request's turn, or None when the sample stopped before it came (or its deadline did)."""
         deadline = self.pace.deadline
-        if deadline is not None and not self.stopped.is_set() and max(self.origin.free_at(), time.monotonic()) > deadline:
+        if self.origin.halted:
+            self._stop("halted")
+        elif deadline is not None and not self.stopped.is_set() and max(self.origin.free_at(), time.monotonic()) > deadline:
             self._stop("deadline")
-        return None if self.stopped.is_set() else await self.origin.turn(self.stopped)
+        if self.stopped.is_set():
+            return None
+        turn = await self.origin.turn(self.stopped)
+        if turn is None:
+            self._stop("halted")  # the pace was halted (its owner is stopping), if the sample did not stop first
+        return turn
 
     def not_sent_now(self, turn: float, why: str) -> None:
         """The API is not answering (answering.py): this request was not sent, nor will the others be."""
@@ -293,6 +300,7 @@ def sample(transport: Transport, base_url: str, endpoints: dict[str, str], heade
                "throttled": f"{GIVE_UP_AFTER_THROTTLED} answers were 429",
                "not_answering": "the API left its last requests unanswered (timeouts, connections that never opened)",
                "deadline": "the run's deadline came (timeouts.run_s)",
+               "halted": "the prober is stopping",
                "timeouts": f"requests timed out: the timeout share is at least {pace.decided_timeout_pct or 0:g} % "
                            "whatever the others would do",
                "unreachable": f"backend unreachable: {GIVE_UP_AFTER_NOT_CONNECTED} connections in a row refused or "

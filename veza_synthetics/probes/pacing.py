@@ -8,6 +8,7 @@ free only when it allows one too: the pace is then the slower of the two."""
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 
@@ -31,9 +32,12 @@ class OriginPace:
         self._kept: list[float] = []  # the recent turns taken and not given back, latest last
         self._spent_at: dict[float, float] = {}  # a kept turn -> when the budget counted it (time.time())
         self._paused_until = 0.0
+        self._halted = False  # the owner is stopping: no caller waits for a turn (halt, resume)
         self.turns = 0  # turns kept: requests that reached the platform, or may have
 
     def _free_at(self) -> float:
+        if self._halted:
+            return math.inf
         free = max(self._paused_until, self._kept[-1] + 1.0 / self.max_rps if self._kept else 0.0)
         if self.budget is not None:
             wall = time.time()
@@ -64,15 +68,36 @@ class OriginPace:
             self.turns += 1
             return now
 
-    def wait(self) -> float:
+    def wait(self) -> float | None:
+        """A turn, when it is due; None once the pace is halted (the request is not sent)."""
         with self._changed:
             while (turn := self.try_take()) is None:
+                if self._halted:
+                    return None
                 self._changed.wait(max(0.0, self._free_at() - time.monotonic()))
             return turn
+
+    @property
+    def halted(self) -> bool:
+        return self._halted
+
+    def halt(self) -> None:
+        """Stop handing out turns: every caller waiting for one, and every later one, is told at once (a prober
+        that is stopping does not wait minutes for its budget to send requests nobody will read)."""
+        with self._changed:
+            self._halted = True
+            self._changed.notify_all()
+
+    def resume(self) -> None:
+        with self._changed:
+            self._halted = False
+            self._changed.notify_all()
 
     async def turn(self, stopped: asyncio.Event | None = None) -> float | None:
         """A turn for an event loop's request; None if `stopped` is set first (no turn taken)."""
         while (turn := self.try_take()) is None:
+            if self._halted:
+                return None
             delay = min(RECHECK_S, max(0.0, self.free_at() - time.monotonic()))
             if stopped is None:
                 await asyncio.sleep(delay)

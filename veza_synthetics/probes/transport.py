@@ -21,6 +21,10 @@ from .identity import Sent, new_request, sent_ids
 from .pacing import OriginPace, retry_after_s
 
 
+class Halted(NotAnswering):
+    """Not sent: the pace was halted (its owner is stopping)."""
+
+
 def origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
@@ -31,6 +35,7 @@ class Turn:
     """A request's turn at its API's pace, given back when the request never reached the platform."""
     pace: OriginPace | None = None
     at: float = 0.0
+    halted: bool = False  # none was given: the pace is halted, the request is not sent
 
     def give_back(self) -> None:
         if self.pace is not None:
@@ -77,7 +82,8 @@ class Transport:
         pace, endpoint = self.pace_of(url), self.endpoints.get(address(url))
         if pace is None or (endpoint is not None and endpoint.silent()):  # request() says "not sent" at once
             return Turn()
-        return Turn(pace, pace.wait())
+        at = pace.wait()
+        return Turn(pace, at) if at is not None else Turn(halted=True)
 
     # -- answering --------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -110,6 +116,8 @@ class Transport:
         one check's session never leaks into another's. A 429 pauses the pace for its Retry-After; a connection
         that never opened gives its turn back."""
         turn = turn or Turn()
+        if turn.halted:
+            raise Halted("not sent: the prober is stopping")
         client = browser(self.tls(url))
         marks, sent = self.marks()
         try:

@@ -4,7 +4,8 @@ The nightly finds an outage a night late; a prober that runs the same checks on 
 health and performance every minute, the rest every 15 minutes by default) tells Prometheus within a round,
 and the Alertmanager a team already has routes it (serve.rules.yml). prober.py takes the rounds on one
 client within its budgets, metrics.py is /metrics, web.py the HTTP routes, webconfig.py their TLS and basic
-auth. SIGTERM lets the round in progress finish, logs the prober's sessions out, then stops.
+auth. SIGTERM halts the pace: the round in progress ends at its next request (not reported), the prober's
+sessions are logged out, then it stops.
 """
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def serve(profile: Profile, catalog: Catalog, symptom_ids: list[str], location: 
           f"/report {profile.serve.report})", flush=True)
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        prober.stopping.set()
+        prober.stop()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:

@@ -64,6 +64,8 @@ class Prober:
             with self.busy:  # the round's deadline: before its checks are due again, if sooner than timeouts.run_s
                 records, load = measure_with_load(self._within(max(self.schedule.intervals[i] for i in ids)), ids,
                                                   self.catalog, self.client, self.context)
+            if self.stopping.is_set():  # cut short by the stop: its "not sent" are the prober's, not the platform's
+                return
             self._remember(records, started_at)
         except Exception as exc:  # the prober's own failure: counted and said, the schedule goes on
             self.metrics.round_errors.labels(self.location).inc()
@@ -151,6 +153,13 @@ class Prober:
         metrics = Metrics()
         metrics.record(records, self.location, time.time(), from_round=True)
         return Answer(200, generate_latest(metrics.registry))
+
+    def stop(self) -> None:
+        """The stop (SIGTERM): no round or probe waits any longer for a turn at the pace; the round in progress
+        ends at its next request and is not reported."""
+        self.stopping.set()
+        if self.client.transport.pace is not None:
+            self.client.transport.pace.halt()
 
     def close(self) -> None:
         """The prober's sessions logged out (the stop)."""
