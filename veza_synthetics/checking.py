@@ -110,8 +110,8 @@ class Checking:
                 and self.category_of(item) in READS_PROMETHEUS):
             self._wait_for_first_scrapes()
         reason = None
-        if item.get_closest_marker("writes") and not self.profile.allows_writes:
-            reason = f"skipped for safety: profile '{self.profile.name}' forbids writes"
+        if item.get_closest_marker("writes") and self.profile.writes_skipped:
+            reason = self.profile.writes_skipped
         elif item.get_closest_marker("destructive") and self.profile.kind != "sandbox":
             reason = f"skipped for safety: destructive tests never run against '{self.profile.name}'"
         if reason is None:

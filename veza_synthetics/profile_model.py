@@ -135,6 +135,11 @@ class Profile:
         return self.allow == "writes"
 
     @property
+    def writes_skipped(self) -> str:
+        """Why a check's writes variant does not run here ("" where writes are allowed): a run and serve say it alike."""
+        return "" if self.allows_writes else f"skipped for safety: profile '{self.name}' forbids writes"
+
+    @property
     def has_postgres(self) -> bool:
         return bool(self.postgres.host)
 
