@@ -220,7 +220,7 @@ def test_a_player_asks_for_identity_and_compressed_audio_is_decoded(deployed):
     from veza_synthetics.target import Target
     _, profile = deployed
     with Target(profile) as target:
-        canary = signed_canary(target)
+        canary = signed_canary(target.player())
     assert isinstance(canary, Canary), canary
     with httpx.stream("GET", canary.url, timeout=10, verify=_ca(profile)) as compressed:  # httpx accepts gzip by default
         assert compressed.headers.get("content-encoding") == "gzip" and "content-length" not in compressed.headers

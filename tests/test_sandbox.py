@@ -88,7 +88,7 @@ def test_playlists_conflict_and_delete(api, target):
 
 
 def test_stream_signature_range_and_info(target, sandbox_profile):
-    url = signed_canary(target).url
+    url = signed_canary(target.player()).url
     with httpx.Client(timeout=5, verify=_ca(sandbox_profile)) as client:
         full = client.get(url)
         assert full.status_code == 200 and full.headers["content-type"] == "audio/mpeg"
@@ -136,7 +136,7 @@ def test_fault_changes_the_wire_and_switching_off_restores_it(sandbox, sandbox_p
             return time.perf_counter() - started >= 0.4
         if effect == "errors":
             return any(httpx.get(f"{base}/api/v1/tracks?limit=1", timeout=5, verify=ca).status_code == 500 for _ in range(40))
-        url = signed_canary(target).url
+        url = signed_canary(target.player()).url
         started, received = time.perf_counter(), 0
         with httpx.stream("GET", url, timeout=60, verify=ca) as response:
             for chunk in response.iter_raw():
@@ -237,7 +237,7 @@ def test_a_profile_with_the_stream_secret_signs_locally(sandbox, sandbox_profile
     """Where a team has the stream secret, the canary is signed here; production gives none and the
     backend signs it (the sandbox's own profile holds no secret)."""
     assert not sandbox_profile.stream.secret
-    backend_signed = signed_canary(Target(sandbox_profile))
+    backend_signed = signed_canary(Target(sandbox_profile).player())
     assert backend_signed.signed_by == "the backend" and backend_signed.name == "veza-canary"
     assert backend_signed.duration_s == DURATION_S
     secret = httpx.get(f"{sandbox_profile.sandbox.admin_url}/stream-secret", timeout=5).json()
@@ -245,7 +245,7 @@ def test_a_profile_with_the_stream_secret_signs_locally(sandbox, sandbox_profile
     profile.write_text(f'extends = "{sandbox.profile_path}"\n[stream]\nsecret = "{secret["secret"]}"\n')
     from veza_synthetics.profile import load
     target = Target(load(str(profile)))
-    local = signed_canary(target)
+    local = signed_canary(target.player())
     assert local.signed_by == "the profile's stream secret" and local.duration_s == DURATION_S
     result = target.stream_download(1)
     assert result.error is None and result.measurements["decoded_s"] == pytest.approx(DURATION_S, abs=0.05)

@@ -626,3 +626,14 @@ def test_the_production_servers_limits_refuse_by_rule_and_ban():
     assert answers[29] is None and answers[30] == ("requests", 57)
     assert answers[101] == ("ban", 1800) and flood.refuse("c", "GET", "/health", 1700) == ("ban", 110)
     assert flood.refuse("c", "GET", "/health", 1811) is None
+
+
+def test_the_package_imports_in_one_direction():
+    """No import cycle in the package, type-checking imports included (grimp's graph): each module can be read
+    knowing only what it imports."""
+    import grimp
+    graph = grimp.build_graph("veza_synthetics")
+    cycles = sorted((module, imported) for module in graph.modules
+                    for imported in graph.find_modules_directly_imported_by(module)
+                    if graph.chain_exists(importer=imported, imported=module))
+    assert not cycles, cycles

@@ -10,16 +10,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .probes import Result, auth, http, stream
 from .probes.transport import Transport
-
-if TYPE_CHECKING:
-    from .settings import Stream
-    from .target import Target
+from .settings import Stream, Timeouts
 
 SIGNED_FOR_S = 300  # the lifetime of a URL signed here
 CONTRACT_KBPS = {"high": 320, "medium": 192, "low": 128, "mobile": 96}
@@ -36,6 +33,18 @@ class Canary:
     title: str = ""
 
 
+@dataclass(frozen=True)
+class Player:
+    """What playing the canary takes: the way to the platform, the backend that signs, the stream settings, the
+    timeouts, and the run's token (a thread's login failure to say where there is none)."""
+    transport: Transport
+    backend_url: str
+    stream: Stream
+    timeouts: Timeouts
+    token: Callable[[], str | None]
+    login_failure: Callable[[], str]
+
+
 def _declared(cfg: Stream, canary: Canary) -> tuple[Canary, str]:
     """The canary with the length the profile declares (stream.canary_duration_s) where it declares one, and
     where the length comes from."""
@@ -44,17 +53,17 @@ def _declared(cfg: Stream, canary: Canary) -> tuple[Canary, str]:
     return canary, "the platform" if canary.duration_s else "nowhere"
 
 
-def signed_canary(target: Target) -> Canary | Result:
+def signed_canary(player: Player) -> Canary | Result:
     """The canary to stream: signed by the backend for the profile's track (its metadata from that
     same track), or here where the profile holds the stream secret, or unsigned. A Result on failure."""
-    cfg, base, timeout = target.profile.stream, target.profile.backend.url, target.timeout("request")
+    cfg, base, timeout, way = player.stream, player.backend_url, player.timeouts.request_s, player.transport
     if cfg.secret or not cfg.signed:
-        return _signed_here(target.transport, cfg, timeout)
-    token = target.token()
+        return _signed_here(way, cfg, timeout)
+    token = player.token()
     if token is None:
-        return Result("stream", base, error=f"no token to ask for a signed stream URL: {target.login_failure()}")
-    track = auth.request(target.transport, base, "GET", f"/api/v1/tracks/{cfg.canary_track_id}", timeout, token=token)
-    signed = auth.request(target.transport, base, "GET", f"/api/v1/tracks/{cfg.canary_track_id}/stream-url?quality={cfg.quality}",
+        return Result("stream", base, error=f"no token to ask for a signed stream URL: {player.login_failure()}")
+    track = auth.request(way, base, "GET", f"/api/v1/tracks/{cfg.canary_track_id}", timeout, token=token)
+    signed = auth.request(way, base, "GET", f"/api/v1/tracks/{cfg.canary_track_id}/stream-url?quality={cfg.quality}",
                           timeout, token=token)
     for answer in (track, signed):
         if answer.error or answer.measurements.get("status") != 200:
@@ -84,18 +93,18 @@ def _signed_here(transport: Transport, cfg: Stream, timeout: float) -> Canary:
                   SIGNED_HERE if cfg.signed else UNSIGNED)
 
 
-def played(target: Target) -> Result:
+def played(player: Player) -> Result:
     """The canary downloaded as a player does and analysed; a refusal of a URL signed here names the
     secret and the clock to look at."""
-    found = signed_canary(target)
+    found = signed_canary(player)
     if isinstance(found, Result):
         found.error = f"could not get a signed stream URL: {found.error}"
         return found
-    canary, length_from = _declared(target.profile.stream, found)
-    dl = stream.download(target.transport, canary.url, target.timeout("connect"), target.timeout("stream_read"),
-                         target.timeout("stream"))
-    result = stream.analyse(dl, canary.url, CONTRACT_KBPS[target.profile.stream.quality], canary.duration_s)
-    result.evidence["canary"] = {"track_id": target.profile.stream.canary_track_id, "name": canary.name,
+    canary, length_from = _declared(player.stream, found)
+    t = player.timeouts
+    dl = stream.download(player.transport, canary.url, t.connect_s, t.stream_read_s, t.stream_s)
+    result = stream.analyse(dl, canary.url, CONTRACT_KBPS[player.stream.quality], canary.duration_s)
+    result.evidence["canary"] = {"track_id": player.stream.canary_track_id, "name": canary.name,
                                  "title": canary.title, "signed_by": canary.signed_by, "duration_from": length_from}
     if result.measurements.get("status") == 403 and canary.signed_by == SIGNED_HERE:
         result.error = f"{result.error} (signed here with stream.secret: is it the stream server's secret key, " \

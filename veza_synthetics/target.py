@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from .canary import played
+from .canary import Player, played
 from .catalog import Catalog
 from .catalog import load as load_catalog
 from .client import Client, login_failure
@@ -249,7 +249,12 @@ class Target:
         return [*self._window_before, *_sent(first)]
 
     def stream_download(self, attempt: int) -> Result:
-        return self.shared("stream", attempt, lambda: played(self))
+        return self.shared("stream", attempt, lambda: played(self.player()))
+
+    def player(self) -> Player:
+        """What the canary takes from this run (canary.py)."""
+        p = self.profile
+        return Player(self.transport, p.backend.url, p.stream, p.timeouts, self.token, self.login_failure)
 
 
 def _sent(result: Result | None) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ from .limits import B11_LIMIT, B11_WINDOW_S, RATE_LIMITED, TOO_MANY, ProductionL
 from .serving import open_pool, renew_pool
 
 if TYPE_CHECKING:
-    from .stack import SandboxState
+    from .state import SandboxState
 
 ACCESS_LIFETIME_S = 3600
 DEPLOYED_ACCESS_LIFETIME_S = 3600  # hard-coded in the public code (B8), whatever JWT_ACCESS_TTL says

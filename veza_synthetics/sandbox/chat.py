@@ -24,7 +24,7 @@ from .processes import LOOPBACK, free_port
 from .serving import open_pool, renew_pool
 
 if TYPE_CHECKING:
-    from .stack import SandboxState
+    from .state import SandboxState
 
 
 class Chat:

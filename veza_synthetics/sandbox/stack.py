@@ -15,7 +15,6 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,7 +34,6 @@ from .alerting import Alertmanager
 from .audio import CANARY_NAME, DURATION_S
 from .backend import Backend, password_hash
 from .chat import Chat
-from .faults import Faults
 from .frontdoor import CERT_DAYS, RELOAD_SETTLE_S, DoorSettings, Nginx
 from .guard import WORKDIR_VAR
 from .haproxy import HAProxy
@@ -44,6 +42,7 @@ from .limits import TIME_SCALE
 from .processes import LOOPBACK, PROBER_JOB, Exporter, Postgres, Prometheus, Redis
 from .proxy import DelayProxy
 from .serving import AppServer
+from .state import SandboxState
 from .stream import SimpleStreamServer, StreamServer
 
 # contract: the guide's Veza (veza-contract.md); deployed: every known variant of the public code at once, with its
@@ -104,46 +103,6 @@ def _up(component: T | None) -> T:
         raise SetupError("the sandbox is not running")
     return component
 
-
-@dataclass
-class SandboxState:
-    """What the sandbox's services share: secrets, addresses and the fault switchboard."""
-    faults: Faults = field(default_factory=Faults)
-    jwt_secret: str = field(default_factory=lambda: secrets.token_hex(16))
-    stream_secret: str = field(default_factory=lambda: secrets.token_hex(16))
-    pg_password: str = field(default_factory=lambda: secrets.token_hex(12))
-    monitor_password: str = field(default_factory=lambda: secrets.token_hex(12))
-    exporter_password: str = field(default_factory=lambda: secrets.token_hex(12))
-    app_password: str = field(default_factory=lambda: secrets.token_hex(12))
-    redis_password: str = field(default_factory=lambda: secrets.token_hex(12))
-    user_password: str = field(default_factory=lambda: secrets.token_hex(12))
-    admin_password: str = field(default_factory=lambda: secrets.token_hex(12))
-    app_dsn: str = ""
-    redis_port: int = 0
-    stream_url: str = ""
-    write_requests: list[tuple[str, str]] = field(default_factory=list)  # the safety recorder: (non-GET API call, its User-Agent)
-    session_agents: dict[str, str] = field(default_factory=dict)  # session id -> the User-Agent that logged in
-    logins: dict[str, int] = field(default_factory=dict)  # login attempts per email (Veza locks an address out after 3)
-    throttled: int = 0  # 429s the deployed variants' rate limits answered (B11, B12)
-    backend_chat_sent: Counter[str] = field(default_factory=Counter)  # messages the backend's own chat re-broadcast (C6)
-    variant: str = "contract"  # or "deployed", "production-server": the public Veza code (VARIANTS)
-    time_scale: float = TIME_SCALE  # the rate limits' windows, this many times shorter than production's (limits.py)
-    backend_log: str = ""  # each API request with its request id and traceparent, as a production log has them
-
-    @property
-    def deployed(self) -> bool:
-        """The public code's shape, with either of its servers."""
-        return self.variant != "contract"
-
-    @property
-    def dev_server(self) -> bool:
-        """The public code with its dev server (cmd/server) in front: /api/health, no /ready."""
-        return self.variant == "deployed"
-
-    @property
-    def production_server(self) -> bool:
-        """The public code's production server (cmd/production-server) in front, not its dev server."""
-        return self.variant == "production-server"
 
 class Sandbox:
     def __init__(self, base_profile: Path | None = None, with_prometheus: bool = True, wait_prometheus: bool = True,

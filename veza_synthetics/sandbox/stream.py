@@ -20,7 +20,7 @@ from .backend import sign_stream
 EXPIRY_TOLERANCE_S = 300  # the public stream_server refuses an expired URL only past this (S2)
 
 if TYPE_CHECKING:
-    from .stack import SandboxState
+    from .state import SandboxState
 
 CHUNK = 16 * 1024
 
