@@ -1,4 +1,5 @@
-"""The environment under test: its profile, plus measurements shared by several checks.
+"""The environment under test: its profile, its client (client.py: the sessions, the pace, the budgets; the
+run's own, or serve's for the prober's life), plus measurements shared by several checks.
 
 One stream download serves the three stream checks, one chat run serves loss and
 latency, one HTTP sample serves the perf checks. A confirmation (attempt 2) measures
