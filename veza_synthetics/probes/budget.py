@@ -22,7 +22,6 @@ class Budget:
         self._spent = sorted(spent or [])
         self._lock = threading.Lock()
         self._changed = changed or (lambda: None)
-        self.total = 0  # spent by this process
 
     def _recent(self, now: float) -> list[float]:
         self._spent = [t for t in self._spent if t > now - self.window_s]
@@ -57,7 +56,6 @@ class Budget:
             if len(self._recent(now)) >= self.limit:
                 return None
             self._spent.append(now)
-            self.total += 1
         self._changed()
         return now
 
@@ -67,7 +65,6 @@ class Budget:
             if at not in self._spent:
                 return
             self._spent.remove(at)
-            self.total -= 1
         self._changed()
 
     def spent(self) -> list[float]:

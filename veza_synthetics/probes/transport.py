@@ -6,6 +6,7 @@ two profiles in one process never share a pace, a trust or an endpoint's silence
 from __future__ import annotations
 
 import contextlib
+import ssl
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import httpx
 from ..settings import Tracing
 from . import NOT_CONNECTED, NotAnswering, address, browser, describe, no_answer, verifying_context
 from .answering import Endpoint
+from .budget import Budget
 from .identity import Sent, new_request, sent_ids
 from .pacing import OriginPace, retry_after_s
 
@@ -45,9 +47,9 @@ class Turn:
 class Transport:
     def __init__(self, *, api_url: str = "", max_rps: float = 0.0, ca_file: str = "", trusted: tuple[str, ...] = (),
                  guarded: tuple[str, ...] = (), retry_s: float = 15.0, tracing: Tracing | None = None,
-                 request_budget: Any = None):
-        """`api_url`'s origin is paced at `max_rps` (and within `request_budget`, a budget.Window, where one is
-        given); `trusted` URLs are verified with `ca_file` as well as the public CAs; `guarded` host:port
+                 request_budget: Budget | None = None):
+        """`api_url`'s origin is paced at `max_rps` (and within `request_budget` where one is given); `trusted`
+        URLs are verified with `ca_file` as well as the public CAs; `guarded` host:port
         addresses are not asked again while they leave their exchanges unanswered (tried again every `retry_s`)."""
         if ca_file:
             verifying_context(ca_file)  # an unreadable CA file fails here, once
@@ -58,7 +60,7 @@ class Transport:
         self.endpoints = {a: Endpoint(a, retry_s) for a in sorted(set(guarded))}
 
     # -- trust ------------------------------------------------------------------------------------------
-    def tls(self, url: str) -> Any:
+    def tls(self, url: str) -> ssl.SSLContext:
         """The verifying context for this endpoint: the profile's private CA where it names one, else the
         public CAs. Verification stays on everywhere."""
         return verifying_context(self._trusted.get(address(url), ""))
