@@ -7,7 +7,9 @@ defaults (`sampling.max_rps = 0.4`; the budgets: 1 login per 15 minutes, 5 refre
 minute; health and performance every minute, the rest every 15 minutes; a 10-minute window of samples), the
 whole way a page takes (serve -> the twin's Prometheus and serve.rules.yml -> Alertmanager -> a webhook).
 One fault per category, one after another: fault on -> firing at the webhook, fault off -> resolved there.
-The platform's own count of the prober's logins and of the 429s it answered (which must be 0) comes beside.
+The platform's own count of the prober's logins and of the 429s it answered the prober's address (which must be
+0) comes beside; 429s to the twin's other clients are listed apart (HAProxy's health checks, every 5 s from
+haproxy.OWN_ADDRESS, meet B12's 500 GETs an hour after 42 minutes: the real server exempts only 127.0.0.1 and ::1).
 
     .venv/bin/python bench/serve_production.py [--categories health,performance]   (make bench runs it)
 
@@ -32,7 +34,9 @@ from serve import ALERT, metric, serving, until  # noqa: E402
 
 from veza_synthetics.profile import ENV_DIR, SANDBOX_VARIANTS  # noqa: E402
 from veza_synthetics.sandbox.alerting import WebhookReceiver  # noqa: E402
+from veza_synthetics.sandbox.haproxy import OWN_ADDRESS  # noqa: E402
 from veza_synthetics.sandbox.process import SandboxProcess  # noqa: E402
+from veza_synthetics.sandbox.processes import LOOPBACK  # noqa: E402
 from veza_synthetics.settings import Sampling, Serve  # noqa: E402
 
 # A fault of each category that applies to the public code's shape, and the check that must fail for it.
@@ -92,8 +96,10 @@ def run(categories: list[str]) -> dict[str, Any]:
         after = sandbox.writes()
         out["seconds"] = round(time.monotonic() - started, 1)
         out["prober"] = {name: metric(last, f"veza_synthetic_{name}_total") for name in ("logins", "api_requests", "rounds")}
+        refused = {address: n - before["throttled"].get(address, 0) for address, n in after["throttled"].items()}
         out["platform"] = {"logins": sum(after["logins"].values()) - sum(before["logins"].values()),
-                           "answered_429": after["throttled"] - before["throttled"]}
+                           "answered_429": refused.get(LOOPBACK, 0),
+                           "answered_429_to_others": {a: n for a, n in refused.items() if a != LOOPBACK and n}}
     finally:
         sandbox.stop()
     return out
@@ -107,7 +113,10 @@ def table(r: dict[str, Any]) -> str:
         lines.append(f"  {category:<12} {row['fault']:<20} " + (f"detect {row['detect_s']:>7} s  recover "
                      f"{row['recover_s']:>7} s  {promise}" if "recover_s" in row else f"ERROR {row.get('error')}"))
     lines.append(f"  the prober: {r['prober']}; the platform counted {r['platform']['logins']} logins and answered "
-                 f"{r['platform']['answered_429']} 429s")
+                 f"{r['platform']['answered_429']} 429s to the prober's address")
+    if r["platform"]["answered_429_to_others"]:
+        lines.append(f"  429s to the twin's other clients (HAProxy's health checks come from {OWN_ADDRESS}): "
+                     f"{r['platform']['answered_429_to_others']}")
     return "\n".join(lines)
 
 

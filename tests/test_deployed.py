@@ -16,7 +16,7 @@ from veza_synthetics.catalog import load as load_catalog
 from veza_synthetics.client import transport
 from veza_synthetics.matrix import expectation, judged_in_its_sections, measure, meets, worst_by_check
 from veza_synthetics.profile import ENV_DIR, SANDBOX_VARIANTS, load, unresolved
-from veza_synthetics.sandbox.backend import sign_stream
+from veza_synthetics.sandbox.answers import sign_stream
 from veza_synthetics.sandbox.limits import B11_LIMIT, TOO_MANY
 from veza_synthetics.sandbox.process import SandboxProcess
 
@@ -239,7 +239,7 @@ def test_the_public_codes_rate_limit_answers_a_burst(deployed):
     """B11 on the sandbox's time scale (sandbox/limits.py): a burst far above the suite's pace is
     refused, in the public code's words and without Retry-After; the twin counts it."""
     proc, profile = deployed
-    before, answers = proc.writes()["throttled"], []
+    before, answers = sum(proc.writes()["throttled"].values()), []
     cheap = f"{profile.backend.url}/api/v1/no-such-route"  # counted like any request, answered without work
     with httpx.Client(verify=_ca(profile), timeout=5, limits=httpx.Limits(max_keepalive_connections=16)) as client, \
             ThreadPoolExecutor(16) as pool:
@@ -249,7 +249,7 @@ def test_the_public_codes_rate_limit_answers_a_burst(deployed):
             if refused:
                 break
     assert refused and all("retry-after" not in a.headers for a in refused), sorted({a.status_code for a in answers})
-    assert proc.writes()["throttled"] - before == len(refused)
+    assert sum(proc.writes()["throttled"].values()) - before == len(refused)
     deadline = time.monotonic() + 5  # the window slides on: the next test starts unthrottled
     while httpx.get(f"{profile.backend.url}/api/health", verify=_ca(profile), timeout=5).status_code == 429:
         assert time.monotonic() < deadline

@@ -30,7 +30,7 @@ class SandboxState:
     write_requests: list[tuple[str, str]] = field(default_factory=list)  # the safety recorder: (non-GET API call, its User-Agent)
     session_agents: dict[str, str] = field(default_factory=dict)  # session id -> the User-Agent that logged in
     logins: dict[str, int] = field(default_factory=dict)  # login attempts per email (Veza locks an address out after 3)
-    throttled: int = 0  # 429s the deployed variants' rate limits answered (B11, B12)
+    throttled: Counter[str] = field(default_factory=Counter)  # 429s the limits answered (B11, B12), per client address
     backend_chat_sent: Counter[str] = field(default_factory=Counter)  # messages the backend's own chat re-broadcast (C6)
     variant: str = "contract"  # or "deployed", "production-server": the public Veza code (VARIANTS)
     time_scale: float = TIME_SCALE  # the rate limits' windows, this many times shorter than production's (limits.py)

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from . import audio
-from .backend import sign_stream
+from .answers import sign_stream
 
 EXPIRY_TOLERANCE_S = 300  # the public stream_server refuses an expired URL only past this (S2)
 
