@@ -17,7 +17,7 @@ import pytest
 
 from veza_synthetics.client import transport
 from veza_synthetics.planning import plan
-from veza_synthetics.probes import http
+from veza_synthetics.probes import http, politeness
 from veza_synthetics.sandbox.limits import TIME_SCALE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,7 +72,7 @@ def test_the_sample_is_planned_within_the_deadline_and_stops_at_it(sandbox_profi
     assert plan(short).sample_requests == 9, plan(short)
     assert "a sample of 9 requests, not sampling.requests = 80" in plan(short).note
     p = sandbox_profile
-    pace = http.Pace(80, 2, 20.0, deadline=time.monotonic() + 0.5)
+    pace = politeness.Pace(80, 2, 20.0, deadline=time.monotonic() + 0.5)
     started = time.monotonic()
     result = http.sample(transport(p), p.backend.url, {"health": p.backend.health_path}, {}, pace, 2.0)
     assert time.monotonic() - started < 2.0

@@ -160,12 +160,12 @@ def test_the_whole_run_keeps_the_declared_pace_under_a_rate_limit(sandbox, sandb
 def test_the_sample_keeps_its_pace_and_its_concurrency(sandbox_profile):
     """Requests start no faster than max_rps (the last start is at least (n - 1) / max_rps after the first,
     whatever the machine's load), on no more connections than the concurrency allows."""
-    from veza_synthetics.probes import http
+    from veza_synthetics.probes import http, politeness
     from veza_synthetics.probes.transport import Transport
     way = Transport(ca_file=sandbox_profile.tls.ca_file, trusted=tuple(sandbox_profile.urls()))  # the sample's pace only
     started = time.monotonic()
     result = http.sample(way, sandbox_profile.backend.url, {"health": sandbox_profile.backend.health_path}, {},
-                         http.Pace(requests=11, concurrency=2, max_rps=20.0), 5)
+                         politeness.Pace(requests=11, concurrency=2, max_rps=20.0), 5)
     assert time.monotonic() - started >= 10 / 20.0
     assert result.measurements["succeeded"] == 11
     assert result.evidence["phases"]["connections_opened"] <= 2
@@ -176,7 +176,7 @@ def test_a_401_for_a_token_past_its_own_expiry_is_no_refused_valid_token(sandbox
     """The sample marks requests sent within a second of the token's own exp: auth.http_401_403 leaves their
     answers out (a token past its expiry is not a valid token)."""
     from veza_synthetics.client import transport
-    from veza_synthetics.probes import auth, http
+    from veza_synthetics.probes import auth, http, politeness
     way = transport(sandbox_profile)
     login = auth.login(way, sandbox_profile.backend.url, sandbox_profile.accounts.user_email,
                        sandbox_profile.accounts.user_password, 5)
@@ -184,7 +184,7 @@ def test_a_401_for_a_token_past_its_own_expiry_is_no_refused_valid_token(sandbox
     try:
         result = http.sample(way, sandbox_profile.backend.url, {"me": "/api/v1/auth/me"},
                              {"Authorization": f"Bearer {login.session.access_token}"},
-                             http.Pace(requests=4, concurrency=1, max_rps=50.0), 5, token_expires_at=time.time())
+                             politeness.Pace(requests=4, concurrency=1, max_rps=50.0), 5, token_expires_at=time.time())
     finally:
         auth.logout(way, sandbox_profile.backend.url, login.session, 5)
     me = result.evidence["per_endpoint"]["me"]
@@ -195,12 +195,12 @@ def test_a_401_for_a_token_past_its_own_expiry_is_no_refused_valid_token(sandbox
 def test_a_slow_platform_costs_a_few_slow_requests_not_the_whole_sample(sandbox, sandbox_profile):
     """Once an endpoint's answers over the latency fail level decide its p95, the sample stops (and says so)."""
     from veza_synthetics.client import transport
-    from veza_synthetics.probes import http
+    from veza_synthetics.probes import http, politeness
     way = transport(sandbox_profile)
     with sandbox.faults_on(["perf.latency"]):
         result = http.sample(way, sandbox_profile.backend.url, {"health": sandbox_profile.backend.health_path,
                                                            "tracks": "/api/v1/tracks?limit=20"}, {},
-                             http.Pace(requests=40, concurrency=2, max_rps=50.0, decided_above_ms=200), 5)
+                             politeness.Pace(requests=40, concurrency=2, max_rps=50.0, decided_above_ms=200), 5)
     assert result.measurements["requests"] < 40 and result.measurements["abandoned"] == 40 - result.measurements["requests"]
     assert "often enough to decide its p95" in result.evidence["gave_up"]
     slowest = max(stats["max_ms"] or 0 for stats in result.evidence["per_endpoint"].values())

@@ -1,6 +1,7 @@
 """Unit tests on controlled inputs: catalog, profiles, verdicts, redaction, JWT claims, probe maths."""
 import base64
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -637,3 +638,10 @@ def test_the_package_imports_in_one_direction():
                     for imported in graph.find_modules_directly_imported_by(module)
                     if graph.chain_exists(importer=imported, imported=module))
     assert not cycles, cycles
+
+
+def test_no_module_of_the_package_outgrows_one_job():
+    """A module a newcomer reads in one sitting: none above ~300 lines (a larger one is two jobs to split)."""
+    package = Path(__file__).resolve().parents[1] / "veza_synthetics"
+    sizes = {str(path.relative_to(package)): len(path.read_text().splitlines()) for path in package.rglob("*.py")}
+    assert not {module: n for module, n in sizes.items() if n > 310}, sorted(sizes.items(), key=lambda kv: -kv[1])[:5]

@@ -3,7 +3,7 @@
 At production's pace (0.4 requests a second) the HTTP sample is most of a run: 80 requests take 200 s, and a
 failure's confirmation samples again. The plan sizes the sample so that every call of the run, each possibly
 confirmed once, fits in `timeouts.run_s`; the sample then stops at the deadline whatever happens (planning.py
-sizes, http.Pace.deadline enforces)."""
+sizes, politeness.Pace.deadline enforces)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -23,7 +23,7 @@ from .catalog import Catalog
 from .catalog import load as load_catalog
 from .client import Client, login_failure
 from .planning import plan
-from .probes import Result, auth, delivery, exporters, forget_connections, http, websocket
+from .probes import Result, auth, delivery, exporters, forget_connections, http, politeness, websocket
 from .profile import Profile
 from .verdict import Verdict
 
@@ -227,7 +227,7 @@ class Target:
             login = self.session()
             session = login.session
             headers = {"Authorization": f"Bearer {session.access_token}"} if session else {}
-            pace = http.Pace(requests, sampling.concurrency, sampling.max_rps, self._fail_level(*LATENCY),
+            pace = politeness.Pace(requests, sampling.concurrency, sampling.max_rps, self._fail_level(*LATENCY),
                              self._fail_level(*TIMEOUTS), deadline=self.deadline - self.timeout("request"))
             result = http.sample(self.transport, backend.url, chosen, headers, pace, self.timeout("request"),
                                  session.expires_at if session else None, earlier=self._earlier(first))

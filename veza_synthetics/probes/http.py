@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -11,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from . import NOT_CONNECTED, NotAnswering, Result, address, decided_above, describe, spread
-from .pacing import OriginPace, retry_after_s
+from . import NOT_CONNECTED, NotAnswering, Result, address, describe, spread
+from .politeness import GIVE_UP_AFTER_NOT_CONNECTED, GIVE_UP_AFTER_THROTTLED, Pace, Politeness, answered_ok
 from .transport import Transport
 
 
@@ -61,103 +60,6 @@ def fetch(transport: Transport, url: str, timeout_s: float, headers: dict[str, s
 
 
 TOKEN_EXPIRY_MARGIN_S = 1.0  # a request this close to its token's exp may reach the server after it
-GIVE_UP_AFTER_THROTTLED = 5  # refusals after which a polite client stops asking
-GIVE_UP_AFTER_NOT_CONNECTED = 5  # connections in a row that never opened: the backend is unreachable
-FAILING_ANSWERS_PER_WORKER = 2  # with no success at all, this many failures per concurrent worker end the sample
-
-
-@dataclass(frozen=True)
-class Pace:
-    """How the sample treats its target: at most `concurrency` requests in flight, started at most
-    `max_rps` a second (what one user's client does, and what the front door's rate limit allows)."""
-    requests: int
-    concurrency: int
-    max_rps: float
-    decided_above_ms: float | None = None  # stop once an endpoint's p95 is sure to be above this
-    decided_timeout_pct: float | None = None  # stop once the share of timeouts is sure to reach this
-    deadline: float | None = None  # a time.monotonic() past which no request is sent (the run's deadline)
-
-    def planned(self, endpoints: int) -> list[int]:
-        """Requests planned per endpoint (they go round-robin)."""
-        return [len(range(i, self.requests, endpoints)) for i in range(endpoints)]
-
-
-class _Politeness:
-    """What one sample owes its target: the declared pace (the run's pace of this API where the run declared
-    one, else its own), a pause after each 429, and when to stop asking: five 429s; only failures so far, 2
-    per concurrent worker; five connections in a row that never opened; an endpoint's p95, or the share of
-    timeouts, already decided.
-    Once stopped, the requests still waiting for a turn give it back at once: stopping costs no time."""
-
-    def __init__(self, pace: Pace, names: list[str], origin: OriginPace | None):
-        self.pace, self.origin = pace, origin or OriginPace(pace.max_rps)
-        self.stopped, self.reason, self.not_sent = asyncio.Event(), "", ""
-        self.throttled = self.failed = self.succeeded = self.not_connected_in_a_row = self.timeouts = 0
-        share = pace.decided_timeout_pct
-        self.timeouts_enough = None if share is None else max(1, math.ceil(share / 100 * pace.requests))
-        self.slow = dict.fromkeys(names, 0)
-        self.slow_enough = {name: decided_above(n) for name, n in zip(names, pace.planned(len(names)), strict=True)}
-        self.decided_by = ""  # the endpoint whose p95 is decided above pace.decided_above_ms
-
-    async def wait_turn(self) -> float | None:
-        """This request's turn, or None when the sample stopped before it came (or its deadline did)."""
-        deadline = self.pace.deadline
-        if self.origin.halted:
-            self._stop("halted")
-        elif deadline is not None and not self.stopped.is_set() and max(self.origin.free_at(), time.monotonic()) > deadline:
-            self._stop("deadline")
-        if self.stopped.is_set():
-            return None
-        turn = await self.origin.turn(self.stopped)
-        if turn is None:
-            self._stop("halted")  # the pace was halted (its owner is stopping), if the sample did not stop first
-        return turn
-
-    def not_sent_now(self, turn: float, why: str) -> None:
-        """The API is not answering (answering.py): this request was not sent, nor will the others be."""
-        self.origin.give_back(turn)
-        self.not_sent = self.not_sent or why
-        self._stop("not_answering")
-
-    def _stop(self, reason: str) -> None:
-        if not self.reason:
-            self.reason = reason
-            self.stopped.set()
-
-    def _stop_reason(self) -> str:
-        if self.throttled >= GIVE_UP_AFTER_THROTTLED:
-            return "throttled"
-        if self.not_connected_in_a_row >= GIVE_UP_AFTER_NOT_CONNECTED:
-            return "unreachable"
-        if not self.succeeded and self.failed >= FAILING_ANSWERS_PER_WORKER * self.pace.concurrency:
-            return "failing"
-        if self.timeouts_enough is not None and self.timeouts >= self.timeouts_enough:
-            return "timeouts"
-        return "decided" if self.decided_by else ""
-
-    def answered(self, name: str, outcome: dict[str, Any], elapsed_ms: float, turn: float) -> None:
-        if outcome.get("not_connected"):
-            self.origin.give_back(turn)  # nothing reached the platform
-            self.not_connected_in_a_row += 1
-        else:
-            self.not_connected_in_a_row = 0
-        self.timeouts += bool(outcome.get("timeout"))
-        if outcome.get("status") == 429:
-            self.throttled += 1
-            self.origin.pause(retry_after_s(outcome.get("retry_after")))
-        if _ok(outcome):
-            self.succeeded += 1
-            if self.pace.decided_above_ms is not None and elapsed_ms > self.pace.decided_above_ms:
-                self.slow[name] += 1
-                if self.slow[name] >= self.slow_enough[name] and not self.decided_by:
-                    self.decided_by = name
-        elif outcome["status"] is None or outcome["status"] >= 500:
-            self.failed += 1
-        reason = self._stop_reason()
-        if reason:
-            self._stop(reason)
-
-
 def _named(record: dict[str, Any]) -> dict[str, Any]:
     """One sampled request as a verdict names it: when, what it measured, and the ids to find it by."""
     return {"endpoint": record["endpoint"], "at": record["at"], "ms": round(record["ms"], 1),
@@ -198,7 +100,7 @@ async def _sample(transport: Transport, base_url: str, endpoints: dict[str, str]
     names = list(endpoints)
     semaphore = asyncio.Semaphore(pace.concurrency)
     limits = httpx.Limits(max_connections=pace.concurrency, max_keepalive_connections=pace.concurrency)
-    polite = _Politeness(pace, names, transport.pace_of(base_url))
+    polite = Politeness(pace, names, transport.pace_of(base_url))
 
     async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits, verify=transport.tls(base_url)) as client:
         async def one(i: int) -> dict[str, Any]:
@@ -253,7 +155,7 @@ def sample(transport: Transport, base_url: str, endpoints: dict[str, str], heade
     per_endpoint = {}
     for name, path in endpoints.items():
         mine = [r for r in records if r["endpoint"] == name]
-        succeeded = [r["ms"] for r in mine if _ok(r)]
+        succeeded = [r["ms"] for r in mine if answered_ok(r)]
         per_endpoint[name] = {"path": path, **spread(succeeded),
                               "status_counts": _count(str(r.get("status")) for r in mine),
                               "status_counts_token_valid": _count(str(r.get("status")) for r in mine
@@ -269,7 +171,7 @@ def sample(transport: Transport, base_url: str, endpoints: dict[str, str], heade
     unreachable = [r["error"] for r in records if r.get("error")]
     not_json = [r for r in records if r.get("status") is not None and not r.get("json")]
     slowest = sorted(records, key=lambda r: r["ms"], reverse=True)[:5]
-    measurements = {"requests": total, "abandoned": abandoned, "succeeded": sum(1 for r in records if _ok(r)),
+    measurements = {"requests": total, "abandoned": abandoned, "succeeded": sum(1 for r in records if answered_ok(r)),
                     "timeouts": timeouts,
                     "timeout_pct": round(100 * timeouts / total, 2), "errors": errors,
                     "error_pct": round(100 * errors / total, 2), "throttled": len(throttled),
@@ -284,8 +186,8 @@ def sample(transport: Transport, base_url: str, endpoints: dict[str, str], heade
                            **{phase: spread([r[phase] for r in records if r.get(phase) is not None])
                               for phase in ("connect_ms", "tls_ms")},
                            "first_byte_ms": spread([r["first_byte_ms"] for r in records
-                                                    if _ok(r) and r.get("first_byte_ms") is not None]),
-                           "total_ms": spread([r["ms"] for r in records if _ok(r)])},
+                                                    if answered_ok(r) and r.get("first_byte_ms") is not None]),
+                           "total_ms": spread([r["ms"] for r in records if answered_ok(r)])},
                 "retry_after": sorted({str(r["retry_after"]) for r in throttled if r.get("retry_after")}),
                 "status_by_instance": {instance: _count(str(r.get("status")) for r in records
                                                         if r.get("instance") == instance)
@@ -334,11 +236,6 @@ def failing_endpoints(result: Result, slow_ms: float | None, token_sent: bool) -
         return (any(s is None or (not 200 <= s < 400 and s not in expected) for s in statuses) or stats["not_json"] > 0
                 or (slow_ms is not None and judged is not None and judged > slow_ms))
     return [name for name, stats in per_endpoint.items() if failing(stats)]
-
-
-def _ok(record: dict[str, Any]) -> bool:
-    status = record.get("status")
-    return status is not None and 200 <= status < 400
 
 
 def _count(values: Iterable[str]) -> dict[str, Any]:
