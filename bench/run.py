@@ -81,7 +81,7 @@ def run_time(sandbox: SandboxProcess) -> dict:
         out["per_marker_s"][marker] = round(elapsed, 2)
     started, _, _ = pytest_run("-m", "streaming")
     out["streaming_with_sandbox_start_s"] = round(started, 2)
-    out["sandbox_phases_s"] = httpx.get(f"{sandbox.admin_url()}/faults", timeout=5).json()["started_in_s"]
+    out["sandbox_phases_s"] = sandbox.admin.faults()["started_in_s"]
     out.update(floor_ratio())
     out.update(production_holds(sandbox))
     out.update(sandbox_ready())
@@ -136,7 +136,7 @@ def sandbox_ready() -> dict:
     fresh.start()
     ready = time.perf_counter() - started
     try:
-        phases = httpx.get(f"{fresh.admin_url()}/faults", timeout=5).json()["started_in_s"]
+        phases = fresh.admin.faults()["started_in_s"]
     finally:
         fresh.stop()
     return {"sandbox_ready_s": round(ready, 2), "sandbox_ready_phases_s": phases}

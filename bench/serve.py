@@ -87,7 +87,7 @@ def time_to_detect(sandbox: SandboxProcess) -> dict[str, Any]:
         text = (f'extends = "{sandbox.profile_path}"\nallow = "readonly"\n[serve]\ninterval_s = {INTERVAL_S}\n'
                 f'intervals = {{health = {INTERVAL_S}}}\n')
         with serving(text, "--symptoms", check, "--location", location) as (_, url), WebhookReceiver() as hook:
-            sandbox.route_alerts(url.removeprefix("http://"), hook.url)
+            sandbox.admin.route_alerts(url.removeprefix("http://"), hook.url)
             until(lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200, 120, "a first round")
             round_s = metric(httpx.get(f"{url}/metrics", timeout=5).text, "veza_synthetic_round_duration_seconds")
             on = time.monotonic()
@@ -120,19 +120,19 @@ def soak(sandbox: SandboxProcess) -> dict[str, Any]:
     agent = f"veza-synth-bench/{uuid.uuid4().hex[:8]}"
     text = (f'extends = "{sandbox.profile_path}"\nallow = "readonly"\n[tracing]\nuser_agent = "{agent}"\n'
             '[serve]\ninterval_s = 20\nintervals = {health = 2}\n')
-    before = sandbox.writes()
+    before = sandbox.admin.writes()
     with serving(text, "--location", "bench-soak") as (proc, url):
         until(lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200, 180, "a first round")
         start = _process(proc.pid)
         time.sleep(SOAK_S)
         last = httpx.get(f"{url}/metrics", timeout=5).text
         end = _process(proc.pid)
-    writes = sandbox.writes(agent)
+    writes = sandbox.admin.writes(agent)
     return {"seconds": SOAK_S, "rounds": metric(last, "veza_synthetic_rounds_total"),
             "round_errors": metric(last, "veza_synthetic_round_errors_total"), "start": start, "end": end,
             "writes": {"http": writes["http"], "sql": len(writes["sql"]) - len(before["sql"]),
                        "chat": writes["chat"] != before["chat"]},
-            "open_sessions_after_stop": sandbox.open_sessions(agent)}
+            "open_sessions_after_stop": sandbox.admin.open_sessions(agent)}
 
 
 LOAD = ("logins", "api_requests", "chat_messages")

@@ -69,11 +69,11 @@ def run(categories: list[str]) -> dict[str, Any]:
     agent = f"veza-synth-bench-production/{uuid.uuid4().hex[:8]}"
     out: dict[str, Any] = {"categories": {}}
     try:
-        before = sandbox.writes()
+        before = sandbox.admin.writes()
         started = time.monotonic()
         with serving(production_profile(sandbox, agent), "--location", "bench-production") as (_, url), \
                 WebhookReceiver() as hook:
-            sandbox.route_alerts(url.removeprefix("http://"), hook.url)
+            sandbox.admin.route_alerts(url.removeprefix("http://"), hook.url)
             until(lambda: httpx.get(f"{url}/-/ready", timeout=5).status_code == 200, WAIT_S, "a first round")
             out["first_round_s"] = round(time.monotonic() - started, 1)
             for category in categories:
@@ -93,7 +93,7 @@ def run(categories: list[str]) -> dict[str, Any]:
                 out["categories"][category] = row
                 print(json.dumps({category: row}), flush=True)
             last = httpx.get(f"{url}/metrics", timeout=10).text
-        after = sandbox.writes()
+        after = sandbox.admin.writes()
         out["seconds"] = round(time.monotonic() - started, 1)
         out["prober"] = {name: metric(last, f"veza_synthetic_{name}_total") for name in ("logins", "api_requests", "rounds")}
         refused = {address: n - before["throttled"].get(address, 0) for address, n in after["throttled"].items()}

@@ -142,9 +142,9 @@ def test_the_sandbox_serves_the_deployed_shape(deployed):
 def test_every_check_says_the_truth_under_the_deployed_variant(deployed, tmp_path):
     assert set(DECLARED) == set(CATALOG.symptoms), "every catalog check declares its deployed outcome"
     proc, _ = deployed
-    throttled = proc.writes()["throttled"]
+    throttled = proc.admin.writes()["throttled"]
     done, results = run(proc.profile_path, tmp_path)
-    assert proc.writes()["throttled"] == throttled, "the healthy run met the public code's rate limit (B11)"
+    assert proc.admin.writes()["throttled"] == throttled, "the healthy run met the public code's rate limit (B11)"
     checks = {c["id"]: c for c in results["checks"] if c["variant"] == "read-only"}
     assert "Traceback" not in done.stdout and "could not complete" not in done.stdout
     for sid, (outcome, words) in DECLARED.items():
@@ -239,7 +239,7 @@ def test_the_public_codes_rate_limit_answers_a_burst(deployed):
     """B11 on the sandbox's time scale (sandbox/limits.py): a burst far above the suite's pace is
     refused, in the public code's words and without Retry-After; the twin counts it."""
     proc, profile = deployed
-    before, answers = sum(proc.writes()["throttled"].values()), []
+    before, answers = sum(proc.admin.writes()["throttled"].values()), []
     cheap = f"{profile.backend.url}/api/v1/no-such-route"  # counted like any request, answered without work
     with httpx.Client(verify=_ca(profile), timeout=5, limits=httpx.Limits(max_keepalive_connections=16)) as client, \
             ThreadPoolExecutor(16) as pool:
@@ -249,7 +249,7 @@ def test_the_public_codes_rate_limit_answers_a_burst(deployed):
             if refused:
                 break
     assert refused and all("retry-after" not in a.headers for a in refused), sorted({a.status_code for a in answers})
-    assert sum(proc.writes()["throttled"].values()) - before == len(refused)
+    assert sum(proc.admin.writes()["throttled"].values()) - before == len(refused)
     deadline = time.monotonic() + 5  # the window slides on: the next test starts unthrottled
     while httpx.get(f"{profile.backend.url}/api/health", verify=_ca(profile), timeout=5).status_code == 429:
         assert time.monotonic() < deadline
@@ -289,7 +289,7 @@ def test_redis_down_is_seen_although_the_dev_servers_health_says_healthy(deploye
 
 def _alternatives(proc):
     """Where the deployed twin serves the public code's other shapes: simple_stream_server, the HAProxy door."""
-    return httpx.get(f"{proc.admin_url()}/alternatives", timeout=5).json()
+    return proc.admin.alternatives()
 
 
 def _backend_chat(profile):
@@ -347,7 +347,7 @@ def test_the_chat_checks_read_the_backends_own_chat_through_its_settings(deploye
     import dataclasses
     proc, profile = deployed
     go_chat = _backend_chat(profile)
-    before = proc.writes()["chat"] or {}
+    before = proc.admin.writes()["chat"] or {}
     checks = {r.id: r for r in measure(go_chat, ["ws.disconnects", "ws.message_loss", "ws.high_latency"])
               if r.variant == "read-only"}
     assert {sid: r.outcome for sid, r in checks.items()} == dict.fromkeys(checks, "passed"), \
@@ -355,7 +355,7 @@ def test_the_chat_checks_read_the_backends_own_chat_through_its_settings(deploye
     assert "application Ping/Pong: not measured (chat.app_ping = false: this chat answers no Ping)" \
         in checks["ws.disconnects"].not_measured
     assert checks["ws.message_loss"].measurements["delivery.received"] == 50, checks["ws.message_loss"].measurements
-    after = proc.writes()["chat"] or {}
+    after = proc.admin.writes()["chat"] or {}
     assert sum(after.values()) - sum(before.values()) == 50  # one delivery run serves both checks
     contract = {r.id: r for r in measure(go_chat.with_changes("chat", confirmations=True),
                                          ["ws.disconnects", "ws.message_loss"]) if r.variant == "read-only"}
@@ -367,7 +367,7 @@ def test_the_chat_checks_read_the_backends_own_chat_through_its_settings(deploye
                                     allow="readonly")
     [loss] = [r for r in measure(read_only, ["ws.message_loss"]) if r.variant == "read-only"]
     assert loss.outcome == "skipped" and "chat.rooms = false" in loss.summary, loss.summary
-    assert (proc.writes()["chat"] or {}) == after
+    assert (proc.admin.writes()["chat"] or {}) == after
 
 
 def test_the_simple_stream_server_plays_through_its_settings(deployed):

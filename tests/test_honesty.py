@@ -211,9 +211,9 @@ def test_the_login_budget_is_never_exceeded(sandbox, sandbox_profile, tmp_path):
     """With auth.max_logins_per_run = 1 the synthetic user logs in once and the admin's part of
     auth.http_401_403 is reported as not measured, naming the setting: no second login is made."""
     budget_one = _profile(sandbox, tmp_path, "[auth]\nmax_logins_per_run = 1\n")
-    before = sandbox.writes()["logins"]
+    before = sandbox.admin.writes()["logins"]
     check = _run_one(budget_one, "auth.http_401_403", tmp_path / "one")
-    after = sandbox.writes()["logins"]
+    after = sandbox.admin.writes()["logins"]
     made = {email: n - before.get(email, 0) for email, n in after.items() if n != before.get(email, 0)}
     assert made == {sandbox_profile.accounts.user_email: 1}, made
     assert check["outcome"] == "passed", check["summary"]

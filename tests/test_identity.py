@@ -17,7 +17,7 @@ def test_a_failing_reports_requests_are_in_the_platforms_logs(sandbox, sandbox_p
     traces = {a["trace_id"] for a in record.attempts}
     assert len(traces) == 2 and all(re.fullmatch(r"[0-9a-f]{32}", t) for t in traces), "a trace per attempt"
     assert {r["trace_id"] for r in slowest} <= traces and all(r["ms"] > 400 for r in slowest[:1])
-    logs = sandbox.logs()
+    logs = sandbox.admin.logs()
     for named in slowest:
         access = [line for line in logs["access"] if f"rid={named['request_id']} " in line]
         assert len(access) == 1 and f"traceparent=00-{named['trace_id']}-" in access[0], named

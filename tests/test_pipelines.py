@@ -138,10 +138,10 @@ class WriteRecorder:
 
     def __init__(self, sandbox):
         self.sandbox = sandbox
-        self.before = sandbox.writes()
+        self.before = sandbox.admin.writes()
 
     def since(self) -> dict:
-        before, after = self.before, self.sandbox.writes()
+        before, after = self.before, self.sandbox.admin.writes()
         return {"http": after["http"][len(before["http"]):], "sql": after["sql"],
                 "chat": {c: n - (before["chat"] or {}).get(c, 0) for c, n in (after["chat"] or {}).items()
                          if n != (before["chat"] or {}).get(c, 0)}}

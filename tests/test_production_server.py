@@ -33,9 +33,9 @@ def test_a_healthy_run_meets_no_rate_limit_and_logs_in_within_budget(production,
     """The nightly's shape against B11 and B12: the suite's pace and its one login per run keep it
     under every limit (the twin counts each 429 it answers), with no false alarm."""
     proc, _ = production
-    throttled = proc.writes()["throttled"]
+    throttled = proc.admin.writes()["throttled"]
     done, results = run(proc.profile_path, tmp_path)
-    assert proc.writes()["throttled"] == throttled, "a healthy run met the production server's rate limits"
+    assert proc.admin.writes()["throttled"] == throttled, "a healthy run met the production server's rate limits"
     assert "Traceback" not in done.stdout and "could not complete" not in done.stdout
     outcomes = {c["id"]: c["outcome"] for c in results["checks"] if c["variant"] == "read-only"}
     summaries = {c["id"]: c["summary"] for c in results["checks"] if c["variant"] == "read-only"}

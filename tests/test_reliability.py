@@ -29,7 +29,7 @@ def outcome(results: dict, sid: str) -> dict:
 
 
 def test_a_single_blip_is_confirmed_away(sandbox, tmp_path):
-    sandbox.fire_once("stream.truncate")
+    sandbox.admin.fire_once("stream.truncate")
     run, results = suite(sandbox.profile_path, tmp_path, "--symptoms", "stream.audio_cut")
     check = outcome(results, "stream.audio_cut")
     assert check["outcome"] == "passed", check["summary"]
@@ -60,10 +60,10 @@ def test_healthy_runs_raise_no_false_alarm(sandbox, sandbox_profile, tmp_path):
                    for line in httpx.get(url, timeout=5).text.splitlines() if line.startswith("http_requests_total{"))
 
     for i, extra in enumerate([(), (), ("-n", "2", "--dist", "loadfile")]):
-        before, logins_before = requests_served(), sandbox.writes()["logins"]
+        before, logins_before = requests_served(), sandbox.admin.writes()["logins"]
         run, results = suite(sandbox.profile_path, tmp_path / str(i), *extra)
         served = requests_served() - before
-        logins = {email: n - logins_before.get(email, 0) for email, n in sandbox.writes()["logins"].items()
+        logins = {email: n - logins_before.get(email, 0) for email, n in sandbox.admin.writes()["logins"].items()
                   if n != logins_before.get(email, 0)}
         acc = sandbox_profile.accounts
         if "-n" not in extra:  # one session per account and run: the synthetic user's, and the admin's for its check

@@ -11,8 +11,9 @@ import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 
-import httpx
 import pytest
+
+from veza_synthetics.sandbox_admin import AdminClient
 
 REPO = Path(__file__).resolve().parents[1]
 TRACE, LOGS = "https://jaeger.example/trace/{trace_id}", "https://logs.example/?q={request_id}&from={start}&to={end}"
@@ -31,7 +32,7 @@ def truncated_run(sandbox, tmp_path_factory):
                               "-m", "streaming", "-p", "no:cacheprovider", "--reports-dir", str(reports)],
                              cwd=REPO, capture_output=True, text=True, timeout=300)
     profile = tomllib.loads(sandbox.profile_path.read_text())
-    stream_secret = httpx.get(f"{profile['sandbox']['admin_url']}/stream-secret", timeout=5).json()["secret"]
+    stream_secret = AdminClient(profile["sandbox"]["admin_url"]).stream_secret()["secret"]
     secrets = [stream_secret, profile["postgres"]["password"], profile["redis"]["password"],
                profile["accounts"]["user_password"], profile["accounts"]["admin_password"]]
     return run, (reports / "latest").resolve(), secrets

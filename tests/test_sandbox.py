@@ -18,6 +18,7 @@ from veza_synthetics.probes import certificate
 from veza_synthetics.profile import ENV_DIR
 from veza_synthetics.sandbox.audio import DURATION_S
 from veza_synthetics.sandbox.process import SandboxProcess
+from veza_synthetics.sandbox_admin import AdminClient
 from veza_synthetics.target import Target
 
 
@@ -152,7 +153,7 @@ def test_fault_changes_the_wire_and_switching_off_restores_it(sandbox, sandbox_p
 
 def test_unknown_fault_is_refused_by_the_admin_api(sandbox):
     with pytest.raises(Exception, match="unknown fault id"):
-        sandbox.set_faults(["no.such_fault"])
+        sandbox.admin.set_faults(["no.such_fault"])
 
 
 def test_stop_leaves_nothing_behind_and_two_run_side_by_side(sandbox_profile):
@@ -240,7 +241,7 @@ def test_a_profile_with_the_stream_secret_signs_locally(sandbox, sandbox_profile
     backend_signed = signed_canary(Target(sandbox_profile).player())
     assert backend_signed.signed_by == "the backend" and backend_signed.name == "veza-canary"
     assert backend_signed.duration_s == DURATION_S
-    secret = httpx.get(f"{sandbox_profile.sandbox.admin_url}/stream-secret", timeout=5).json()
+    secret = AdminClient(sandbox_profile.sandbox.admin_url).stream_secret()
     profile = tmp_path / "with-secret.toml"
     profile.write_text(f'extends = "{sandbox.profile_path}"\n[stream]\nsecret = "{secret["secret"]}"\n')
     from veza_synthetics.profile import load

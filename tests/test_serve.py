@@ -66,11 +66,11 @@ def test_serve_detects_a_fault_and_alertmanager_routes_the_alert_to_a_webhook(sa
     profile.write_text(f'extends = "{sandbox.profile_path}"\nallow = "readonly"\n[tracing]\nuser_agent = "{agent}"\n'
                        '[serve]\ninterval_s = 600\nintervals = {health = 1}\n')
     secrets = load(str(sandbox.profile_path)).secrets()
-    before = sandbox.writes()
+    before = sandbox.admin.writes()
     check = {"symptom": "health.services", "variant": "read-only", "location": "ci-a"}
     with _serving("--env", str(profile), "--location", "ci-a", "--history", str(tmp_path / "history")) as (proc, url), \
             WebhookReceiver() as hook:
-        sandbox.route_alerts(url.removeprefix("http://"), hook.url)
+        sandbox.admin.route_alerts(url.removeprefix("http://"), hook.url)
         _until(lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200, "a first round", timeout_s=120)
         healthy = httpx.get(f"{url}/metrics", timeout=5).text
         assert _metric(healthy, "veza_synthetic_check_outcome", **check, outcome="passed") == 1
@@ -112,13 +112,13 @@ def test_serve_detects_a_fault_and_alertmanager_routes_the_alert_to_a_webhook(sa
                 httpx.get(f"{url}/probe", params={"module": "auth"}, timeout=120)
         holding = threading.Thread(target=hold_a_session)
         holding.start()  # auth.session_lost holds its session: SIGTERM arrives while it is open
-        _until(lambda: sandbox.open_sessions(agent) >= 1, "a session opened by /probe?module=auth")
+        _until(lambda: sandbox.admin.open_sessions(agent) >= 1, "a session opened by /probe?module=auth")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=120) == 0, proc.stderr.read()
         outputs += [proc.stdout.read(), proc.stderr.read()]
         holding.join(timeout=10)
-    assert sandbox.open_sessions(agent) == 0
-    after = sandbox.writes(agent)
+    assert sandbox.admin.open_sessions(agent) == 0
+    after = sandbox.admin.writes(agent)
     assert after["http"] == [] and after["sql"] == before["sql"] and after["chat"] == before["chat"], after
     leaked = [secret for secret in secrets for text in outputs if secret in text]
     assert not leaked and not any("eyJ" in text for text in outputs), "a secret in /metrics, /report or the logs"
@@ -311,7 +311,7 @@ def test_a_maintenance_window_keeps_the_page_from_the_webhook(sandbox, tmp_path)
     check = {"symptom": "health.services", "variant": "read-only", "location": "ci-w"}
     with _serving("--env", str(profile), "--location", "ci-w", "--symptoms", "health.services",
                   "--history", str(tmp_path / "h")) as (proc, url), WebhookReceiver() as hook:
-        sandbox.route_alerts(url.removeprefix("http://"), hook.url)
+        sandbox.admin.route_alerts(url.removeprefix("http://"), hook.url)
         _until(lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200, "a first round")
         with sandbox.faults_on(["infra.redis_down"]):
             first = _scrape_until(url, lambda t: _metric(t, "veza_synthetic_check_outcome", **check,

@@ -29,7 +29,7 @@ def _profile(tmp_path, proc, agent: str, serve: str) -> str:
 
 def _logins(proc, profile) -> int:
     """Login attempts the platform saw for the synthetic and admin accounts."""
-    seen = proc.writes()["logins"]
+    seen = proc.admin.writes()["logins"]
     return sum(seen.get(email, 0) for email in (profile.accounts.user_email, profile.accounts.admin_email))
 
 
@@ -41,7 +41,7 @@ def test_probes_scraped_as_prometheus_scrapes_stay_within_the_budgets(production
     proc, profile = production
     agent = f"veza-synth-budget/{uuid.uuid4().hex[:8]}"
     path = _profile(tmp_path, proc, agent, "interval_s = 10\nintervals = {health = 1}")
-    throttled, logins = proc.writes()["throttled"], _logins(proc, profile)
+    throttled, logins = proc.admin.writes()["throttled"], _logins(proc, profile)
     statuses: list[int] = []
     with _serving("--env", path, "--location", "ci-b", "--history", str(tmp_path / "h")) as (serving, url):
         _until(lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200, "a first round", timeout_s=120)
@@ -58,7 +58,7 @@ def test_probes_scraped_as_prometheus_scrapes_stay_within_the_budgets(production
         metrics = httpx.get(f"{url}/metrics", timeout=5).text
         serving.send_signal(signal.SIGTERM)
         assert serving.wait(timeout=120) == 0, serving.stderr.read()
-    assert proc.writes()["throttled"] == throttled, "the prober met the production server's rate limits"
+    assert proc.admin.writes()["throttled"] == throttled, "the prober met the production server's rate limits"
     made = _logins(proc, profile) - logins
     assert 1 <= made <= 2, f"{made} logins in {elapsed:.0f} s"  # one per account for the prober's life
     assert _metric(metrics, "veza_synthetic_budget_spent", budget="logins", location="ci-b") <= 1
@@ -68,7 +68,7 @@ def test_probes_scraped_as_prometheus_scrapes_stay_within_the_budgets(production
               if line.startswith("veza_synthetic_check_outcome{") and 'outcome="failed"' in line and line.endswith(" 1.0")]
     assert not failed, failed
     assert statuses.count(200) >= 3 and set(statuses) <= {200, 429, 503}, statuses
-    assert proc.open_sessions(agent) == 0  # logged out at the stop
+    assert proc.admin.open_sessions(agent) == 0  # logged out at the stop
 
 
 def test_a_restart_does_not_reset_the_budget(production, tmp_path):
@@ -173,11 +173,11 @@ def test_a_stop_does_not_wait_for_the_budget(sandbox, tmp_path):
     path = _profile(tmp_path, sandbox, agent, "interval_s = 600\nmax_requests = 2\nrequest_window_s = 6")
     with _serving("--env", path, "--location", "ci-s", "--history", str(tmp_path / "h"),
                   "--symptoms", "auth.http_401_403") as (serving, url):
-        _until(lambda: sandbox.open_sessions(agent) >= 1, "the round's login")
+        _until(lambda: sandbox.admin.open_sessions(agent) >= 1, "the round's login")
         stopped = time.monotonic()
         serving.send_signal(signal.SIGTERM)
         assert serving.wait(timeout=60) == 0, serving.stderr.read()
         took = time.monotonic() - stopped
     assert took < 15, f"the stop took {took:.1f} s"  # one 6 s budget window for the logout, not the round's 10 calls
-    assert sandbox.open_sessions(agent) == 0
+    assert sandbox.admin.open_sessions(agent) == 0
     assert history.load(tmp_path / "h", "sandbox", "ci-s").runs == []  # the cut round is not reported

@@ -14,15 +14,14 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from . import quarantine
 from .catalog import Catalog
 from .enrich import Context, enrich
-from .errors import SetupError
 from .profile import Profile
 from .record import CheckRecord, skipped_record
+from .sandbox_admin import AdminClient
 
 CHECKING_PLUGIN = "veza-checking"
 RECORDS_KEY = "veza_records"  # workeroutput key: the worker's records, as one JSON text (execnet carries only
@@ -98,12 +97,7 @@ class Checking:
         """Before the first check that reads a sandbox's Prometheus: every target scraped (the sandbox's
         admin API answers at once when that is long done)."""
         self.prometheus_waited = True
-        try:
-            response = httpx.get(f"{self.profile.sandbox.admin_url}/prometheus-ready", timeout=40)
-        except httpx.HTTPError as exc:
-            raise SetupError(f"the sandbox's admin API did not answer: {exc}") from None
-        if response.status_code == 503:
-            raise SetupError(response.json().get("error", "the sandbox's Prometheus is not ready"))
+        AdminClient(self.profile.sandbox.admin_url).prometheus_ready()
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         if (not self.prometheus_waited and self.profile.sandbox.admin_url and self.profile.has_prometheus

@@ -27,6 +27,7 @@ from .profile import load as load_profile
 from .record import SCHEMA_VERSION, CheckRecord
 from .reports import html as html_report
 from .reports import terminal
+from .sandbox_admin import AdminClient
 
 if TYPE_CHECKING:
     from .sandbox.process import SandboxProcess
@@ -87,9 +88,8 @@ class Run:
         if not admin:
             return []
         try:
-            active: list[str] = httpx.get(f"{admin}/faults", timeout=2).json()["active"]
-            return active
-        except (httpx.HTTPError, ValueError, KeyError):
+            return [str(fault) for fault in AdminClient(admin).faults()["active"]]
+        except (httpx.HTTPError, SetupError, KeyError):
             return []
 
     # -- xdist: only ever called on the controller ----------------------------------------------

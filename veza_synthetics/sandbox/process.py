@@ -12,11 +12,11 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from ..errors import SetupError
+from ..sandbox_admin import AdminClient
 from .guard import OWNER_DIR_VAR, die_with_parent
 from .limits import TIME_SCALE
 
@@ -67,21 +67,20 @@ class SandboxProcess:
         import tomllib
         return str(tomllib.loads(self.profile_path.read_text())["sandbox"]["admin_url"])
 
-    def set_faults(self, faults: list[str], params: dict[str, float] | None = None) -> list[str]:
-        response = httpx.put(f"{self.admin_url()}/faults", json={"active": faults, "params": params or {}}, timeout=60)
-        if response.status_code != 200:
-            raise SetupError(response.json().get("error", response.text))
-        return [str(fault) for fault in response.json()["active"]]
+    @property
+    def admin(self) -> AdminClient:
+        """Its admin API: fault switches, the write recorder, sessions, logs, alert routing."""
+        return AdminClient(self.admin_url())
 
     @contextlib.contextmanager
     def faults_on(self, faults: list[str], params: dict[str, float] | None = None) -> Iterator[list[str]]:
         """These faults on for the block, and none after it, whatever happened inside (each switch returns once
         Prometheus sees it, off as on)."""
-        active = self.set_faults(faults, params)
+        active = self.admin.set_faults(faults, params)
         try:
             yield active
         finally:
-            self.set_faults([])
+            self.admin.set_faults([])
             self._errors_out_of_the_window()
 
     def _errors_out_of_the_window(self, wait_s: float = 20.0) -> None:
@@ -101,35 +100,6 @@ class SandboxProcess:
             if not result or float(result[0]["value"][1]) == 0:
                 return
             time.sleep(0.5)
-
-    def fire_once(self, fault: str) -> None:
-        """Switch a fault on for a single request: a network blip."""
-        response = httpx.post(f"{self.admin_url()}/faults/{fault}", params={"once": "1"}, timeout=10)
-        if response.status_code != 200:
-            raise SetupError(response.json().get("error", response.text))
-
-    def writes(self, user_agent: str | None = None) -> dict[str, Any]:
-        """What the write recorder saw (API writes of one client only, with its User-Agent)."""
-        params = {"user_agent": user_agent} if user_agent is not None else {}
-        answer: dict[str, Any] = httpx.get(f"{self.admin_url()}/writes", params=params, timeout=10).json()
-        return answer
-
-    def open_sessions(self, user_agent: str) -> int:
-        """Sessions the client with this User-Agent opened and has not logged out (nor let expire)."""
-        return int(httpx.get(f"{self.admin_url()}/sessions", params={"user_agent": user_agent}, timeout=10).json()["open"])
-
-    def route_alerts(self, prober: str, webhook: str) -> dict[str, Any]:
-        """The sandbox's Prometheus scrapes this `veza-synth serve` (HOST:PORT); its Alertmanager routes to webhook."""
-        response = httpx.put(f"{self.admin_url()}/alerting", json={"prober": prober, "webhook": webhook}, timeout=10)
-        if response.status_code != 200:
-            raise SetupError(response.json().get("error", response.text))
-        routed: dict[str, Any] = response.json()
-        return routed
-
-    def logs(self) -> dict[str, list[str]]:
-        """The front door's access log and the backend's request log (their last lines)."""
-        logs: dict[str, list[str]] = httpx.get(f"{self.admin_url()}/logs", timeout=10).json()
-        return logs
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
