@@ -3,7 +3,8 @@
 It adds the options, markers and the plugin's hook (hooks.py), parametrizes `symptom` from the
 catalog, loads the fixtures (fixtures.py), and, when a run targets Veza, registers its parts
 with the plugin manager: on the controller the run (run.py: profile, sandbox, records, exit
-status) and the report writers that subscribe to its end; wherever tests execute, the checking
+status), its presentation in pytest-html and the terminal (reports/presentation.py) and the report
+writers that subscribe to its end; wherever tests execute, the checking
 part (checking.py: safety skips, records, sent back from xdist workers).
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .errors import SetupError
 from .profile import SANDBOX_VARIANTS
 from .profile import load as load_profile
 from .reports import history_page, pushgateway
+from .reports.presentation import HtmlPresentation, TerminalPresentation
 from .run import NO_DATA_EXIT, PROFILE_VAR, RUN_PLUGIN, Run
 
 WRITERS = (reports, pushgateway, history_page)  # each implements hooks.pytest_veza_run_finished
@@ -82,6 +84,8 @@ def pytest_configure(config: pytest.Config) -> None:
         _push_could_not_start(config)
         raise pytest.UsageError(str(exc)) from None
     config.pluginmanager.register(run, RUN_PLUGIN)
+    config.pluginmanager.register(HtmlPresentation(run), f"{RUN_PLUGIN}-html")
+    config.pluginmanager.register(TerminalPresentation(run), f"{RUN_PLUGIN}-terminal")
     for writer in WRITERS:
         config.pluginmanager.register(writer, f"veza-writer-{writer.__name__}")
     # under -n the controller collects nothing and this part stays empty; sequential, the checks run here

@@ -3,7 +3,8 @@
 It owns what the run knows (the profile, the sandbox it may have started, the records gathered from
 the process that ran the checks or from every xdist worker, the report folder), decides the exit
 status, adds root causes and trends, and announces the finished run (hooks.pytest_veza_run_finished)
-to the report writers. Running the checks is checking.py's part.
+to the report writers. Running the checks is checking.py's part; what pytest-html and the terminal show
+of the run is reports/presentation.py's.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from . import __version__, dependencies, history, quarantine, reports
+from . import __version__, dependencies, git_commit, history, quarantine, reports
 from . import checking as checking_mod
 from .catalog import Catalog
 from .errors import SetupError
@@ -25,8 +26,6 @@ from .hooks import RunFinished
 from .profile import ENV_DIR, SANDBOX_VARIANTS, Profile
 from .profile import load as load_profile
 from .record import SCHEMA_VERSION, CheckRecord
-from .reports import html as html_report
-from .reports import terminal
 from .sandbox_admin import AdminClient
 
 if TYPE_CHECKING:
@@ -135,9 +134,6 @@ class Run:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if session.exitstatus == 0 and "no_data" in outcomes and not self.config.getoption("--allow-no-data"):
             session.exitstatus = NO_DATA_EXIT
-        metadata = _html_metadata(self.config)
-        if metadata is not None:
-            metadata["Skipped for safety"] = ", ".join(r.id for r in self.records if r.skipped_for_safety) or "none"
         final = self.summary()
         if "failed" in outcomes:
             final = dependencies.group(final, dependencies.probe(self.profile, final), self.catalog)
@@ -151,53 +147,6 @@ class Run:
     @property
     def history_dir(self) -> Path:
         return Path(self.config.getoption("--history") or self.reports_root / "history")
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_html_results_summary(self, prefix: list[Any], summary: list[Any], postfix: list[Any]) -> None:
-        """report.html leads with what changed since the last run."""
-        prefix.append(html_report.STYLE)
-        if self.final is not None:
-            prefix.extend(html_report.changes(self.final, self.redactor))
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_html_results_table_header(self, cells: list[str]) -> None:
-        cells[1:1] = html_report.TABLE_HEADERS  # after the test's own result: what the check found
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
-        cells[1:1] = html_report.table_cells(dict(report.user_properties), self.catalog, self.redactor)
-
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        metadata = _html_metadata(self.config)
-        if metadata is None:
-            return
-        for noisy in ("Packages", "Plugins", "Platform", "Python"):
-            metadata.pop(noisy, None)
-        metadata.update(html_report.metadata(self.profile, self.location, self.faults, self.started_at))
-
-    def pytest_report_header(self, config: pytest.Config) -> list[str]:
-        p = self.profile
-        lines = [f"veza env: {p.name} ({p.allow}) location: {self.location}  faults: {', '.join(self.faults) or 'none'}"]
-        lines += [f"  {name}: {url}" for name, url in self.redactor.data(p.endpoints()).items()]
-        if not p.allows_writes:
-            lines.append("  tests marked 'writes' are skipped for safety (read-only profile)")
-        return lines
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_html_report_title(self, report: Any) -> None:
-        report.title = f"Veza synthetic checks: {self.profile.name} ({self.location})"
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        terminalreporter.section("veza-synthetics")
-        run = self.final or self.summary()
-        for line in [*dependencies.headline(run), *terminal.changes(run)] if self.final else []:
-            terminalreporter.write_line(line, bold=True)
-        for line in terminal.lines(run["checks"]):
-            terminalreporter.write_line(line)
-        terminalreporter.write_line(f"logins: {self.logins} (auth.max_logins_per_run = "
-                                    f"{self.profile.auth.max_logins_per_run} per process)")
-        if self.report_dir is not None:
-            terminalreporter.write_line(f"reports: {self.report_dir}")
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         try:
@@ -213,7 +162,7 @@ class Run:
         """The run as results.json holds it."""
         finished = dt.datetime.now(dt.UTC)
         return {
-            "schema_version": SCHEMA_VERSION, "suite_version": __version__, "git_commit": html_report.git_commit(),
+            "schema_version": SCHEMA_VERSION, "suite_version": __version__, "git_commit": git_commit(),
             "env": self.profile.name, "location": self.location, "allow": self.profile.allow,
             "endpoints": self.profile.endpoints(), "faults": self.faults,
             "started_at": self.started_at.isoformat(), "finished_at": finished.isoformat(),
@@ -226,14 +175,6 @@ class Run:
 def _holds_together(config: pytest.Config) -> bool:
     """Under -n (xdist's default load distribution) the holding checks go to one worker together."""
     return bool(config.getoption("dist", "no") == "load")
-
-
-def _html_metadata(config: pytest.Config) -> dict[str, Any] | None:
-    try:
-        from pytest_metadata.plugin import metadata_key
-    except ImportError:
-        return None
-    return config.stash.get(metadata_key, None)
 
 
 SANDBOX_MODULES = ("uvicorn", "starlette", "tomli_w", "jwt")

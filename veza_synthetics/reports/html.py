@@ -4,13 +4,11 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import subprocess
-from pathlib import Path
 from typing import Any
 
 from pytest_html import extras as html_extras
 
-from .. import __version__
+from .. import __version__, git_commit
 from ..catalog import Catalog
 from ..dependencies import headline
 from ..outcome import colour as outcome_colour
@@ -130,15 +128,6 @@ def metadata(profile: Profile, location: str, faults: list[str], started_at: dt.
             "Endpoints": profile.redactor().data(profile.endpoints()), "Faults injected": ", ".join(faults) or "none",
             "Started": started_at.isoformat(timespec="seconds"),
             "Suite": f"veza-synthetics {__version__} ({git_commit() or 'no git'})"}
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"],  # nosec B607  # git from PATH, fixed arguments
-                              capture_output=True, text=True, timeout=5,
-                              cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
 
 
 def changes(run: dict[str, Any], redactor: Redactor) -> list[str]:
