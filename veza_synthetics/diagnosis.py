@@ -1,8 +1,9 @@
 """Run one check the way the suite promises: measure, judge, and confirm a failure before reporting it."""
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from .catalog import Symptom
@@ -22,17 +23,24 @@ class Attempt:
     started: float  # time.perf_counter() when it began
 
 
+@contextlib.contextmanager
+def _attempting(symptom: Symptom, overrides: dict[str, dict[str, float]] | None) -> Iterator[Attempt]:
+    """One attempt's fresh verdict, its trace id (every request of the attempt carries it) and start time; a bug
+    or an unforeseen answer inside is said plainly, as a failure."""
+    attempt = Attempt(Verdict.for_symptom(symptom, overrides), time.perf_counter())
+    with identity.attempt_trace() as trace:
+        attempt.verdict.trace_id = trace
+        try:
+            yield attempt
+        except Exception as exc:
+            attempt.verdict.error("check", symptom.id, f"could not complete: {type(exc).__name__}: {exc}")
+
+
 def measure_once(symptom: Symptom, measure: Measure, overrides: dict[str, dict[str, float]] | None,
                  attempt: int) -> Attempt:
-    started = time.perf_counter()
-    verdict = Verdict.for_symptom(symptom, overrides)
-    with identity.attempt_trace() as trace:  # every request of the attempt carries one trace id
-        verdict.trace_id = trace
-        try:
-            measure(verdict, attempt)
-        except Exception as exc:  # a bug or an unforeseen answer: said plainly, as a failure
-            _crashed(verdict, exc)
-    return Attempt(verdict, started)
+    with _attempting(symptom, overrides) as measured:
+        measure(measured.verdict, attempt)
+    return measured
 
 
 def confirm(symptom: Symptom, measure: Measure, redactor: Redactor, overrides: dict[str, dict[str, float]] | None = None,
@@ -53,22 +61,12 @@ async def confirm_async(symptom: Symptom, measure: Callable[[Verdict, int], Awai
                         writes: bool = False) -> tuple[CheckRecord, Verdict]:
     """confirm() for an async measure (a hand-written `async def` check under pytest-asyncio)."""
     async def once(attempt: int) -> Attempt:
-        started = time.perf_counter()
-        verdict = Verdict.for_symptom(symptom, overrides)
-        with identity.attempt_trace() as trace:
-            verdict.trace_id = trace
-            try:
-                await measure(verdict, attempt)
-            except Exception as exc:
-                _crashed(verdict, exc)
-        return Attempt(verdict, started)
+        with _attempting(symptom, overrides) as measured:
+            await measure(measured.verdict, attempt)
+        return measured
     first = await once(1)
     second = await once(2) if first.verdict.outcome == "failed" else None
     return _record(symptom, first, second, writes, redactor)
-
-
-def _crashed(verdict: Verdict, exc: Exception) -> None:
-    verdict.error("check", verdict.symptom.id, f"could not complete: {type(exc).__name__}: {exc}")
 
 
 def _record(symptom: Symptom, first: Attempt, second: Attempt | None, writes: bool,
