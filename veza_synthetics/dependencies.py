@@ -10,6 +10,8 @@ while its dependencies are up is never grouped.
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +20,7 @@ from .client import transport
 from .probes import auth, describe, http
 from .probes.transport import Transport
 from .profile import Profile
+from .record import CheckRecord
 
 
 def _tcp(address: str, default_port: int, timeout_s: float) -> str | None:
@@ -41,7 +44,7 @@ def _http(way: Transport, url: str, timeout_s: float) -> str | None:
     return result.error
 
 
-def probe(profile: Profile, run: dict[str, Any], way: Transport | None = None) -> dict[str, str | None]:
+def probe(profile: Profile, records: Sequence[CheckRecord], way: Transport | None = None) -> dict[str, str | None]:
     """Each configured dependency: None when up, else why it is down (one line), through `way` where the
     caller's transport paces and budgets its requests (serve's client). Login is read from the run's own
     session (the checks' "login" step): the probe logs in no more than the checks did."""
@@ -50,7 +53,7 @@ def probe(profile: Profile, run: dict[str, Any], way: Transport | None = None) -
     if p.backend.url:
         down["backend"] = _http(way, f"{p.backend.url}{p.backend.health_path}", timeout)
         if down["backend"] is None and p.accounts.user_email:
-            down["login"] = login_failure(run)
+            down["login"] = login_failure(records)
     if p.chat.url:
         down["chat"] = _tcp(p.chat.url, 443 if p.chat.url.startswith("wss") else 80, timeout)
     if p.stream.url:
@@ -64,13 +67,13 @@ def probe(profile: Profile, run: dict[str, Any], way: Transport | None = None) -
     return down
 
 
-def login_failure(run: dict[str, Any]) -> str | None:
+def login_failure(records: Sequence[CheckRecord]) -> str | None:
     """Why the run's login failed, from the checks that recorded it (None: it worked, or none logged in)."""
-    for check in run["checks"]:
-        error = next((e["error"] for e in check.get("errors", []) if e.get("step") == "login"), None)
-        status = check.get("measurements", {}).get("login.status")
+    for record in records:
+        error = next((e["error"] for e in record.errors if e.get("step") == "login"), None)
+        status = record.measurements.get("login.status")
         if error or (status is not None and status != 200):
-            return error or f"login {auth.answered(status, check.get('evidence', {}).get('login', {}))}"
+            return error or f"login {auth.answered(status, record.evidence.get('login', {}))}"
     return None
 
 
@@ -79,24 +82,40 @@ WORDING = {"backend": "backend unreachable", "login": "login failing", "chat": "
            "prometheus": "Prometheus unreachable"}
 
 
-def group(run: dict[str, Any], down: dict[str, str | None], catalog: Catalog) -> dict[str, Any]:
-    """The run with each failed check whose dependency is down marked `blocked_by`, and its root causes,
-    the widest first (a new run: the one given is not changed). Login counts as down only while the
-    backend answers (else the backend is the cause)."""
+@dataclass(frozen=True)
+class RootCause:
+    dependency: str
+    reason: str  # "backend unreachable (connection refused)"
+    checks: tuple[str, ...]  # the failed checks it blocks
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dependency": self.dependency, "reason": self.reason, "checks": list(self.checks)}
+
+
+@dataclass(frozen=True)
+class Grouping:
+    records: tuple[CheckRecord, ...]  # each failed check with a dependency down marked `blocked_by`
+    root_causes: tuple[RootCause, ...]  # the widest first
+    dependencies: Mapping[str, str]  # each probed dependency: "up" or "down: why"
+
+
+def group(records: Sequence[CheckRecord], down: Mapping[str, str | None], catalog: Catalog) -> Grouping:
+    """Each failed check whose dependency is down marked `blocked_by`, and the root causes, the widest first.
+    Login counts as down only while the backend answers (else the backend is the cause)."""
     symptoms = catalog.symptoms
     causes: dict[str, list[str]] = {}
-    checks = []
-    for check in run["checks"]:
-        dependency = next((d for d in symptoms[check["id"]].depends_on if down.get(d)), None) \
-            if check["outcome"] == "failed" and check["id"] in symptoms else None  # the deepest first
+    grouped = []
+    for record in records:
+        dependency = next((d for d in symptoms[record.id].depends_on if down.get(d)), None) \
+            if record.outcome == "failed" and record.id in symptoms else None  # the deepest first
         if dependency is not None:
-            check = {**check, "blocked_by": f"{WORDING[dependency]} ({down[dependency]})"}
-            causes.setdefault(dependency, []).append(check["id"])
-        checks.append(check)
-    root_causes = sorted(({"dependency": d, "reason": f"{WORDING[d]} ({down[d]})", "checks": sorted(set(ids))}
-                          for d, ids in causes.items()), key=lambda c: -len(c["checks"]))
-    return {**run, "checks": checks, "root_causes": root_causes,
-            "dependencies": {d: ("up" if why is None else f"down: {why}") for d, why in down.items()}}
+            record = record.but(blocked_by=f"{WORDING[dependency]} ({down[dependency]})")
+            causes.setdefault(dependency, []).append(record.id)
+        grouped.append(record)
+    root_causes = sorted((RootCause(d, f"{WORDING[d]} ({down[d]})", tuple(sorted(set(ids)))) for d, ids in causes.items()),
+                         key=lambda c: -len(c.checks))
+    return Grouping(tuple(grouped), tuple(root_causes),
+                    {d: ("up" if why is None else f"down: {why}") for d, why in down.items()})
 
 
 def headline(run: dict[str, Any]) -> list[str]:

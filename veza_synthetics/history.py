@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from .profile import History as Settings
-from .record import is_flaky, upgrade
+from .record import CheckRecord, is_flaky, upgrade
 
 JUDGED = ("passed", "degraded", "failed")
 STATES = ("new", "still_failing", "recovered", "flapping", "stable")
@@ -81,11 +82,11 @@ def _outcomes(runs: list[dict[str, Any]], check_id: str, variant: str) -> list[t
     return out
 
 
-def _flaky(check: dict[str, Any]) -> bool:
+def _flaky(check: Mapping[str, Any]) -> bool:
     return is_flaky(check["outcome"], check.get("attempts") or [])
 
 
-def trend(check: dict[str, Any], started_at: str, past: list[dict[str, Any]], settings: Settings) -> dict[str, Any] | None:
+def trend(check: Mapping[str, Any], started_at: str, past: list[dict[str, Any]], settings: Settings) -> dict[str, Any] | None:
     """The check's trend against the past runs, or None when it measured nothing now. A flaky run (a failure
     its re-measurement did not confirm) counts its unconfirmed failure towards flapping."""
     if check["outcome"] not in JUDGED:
@@ -112,14 +113,25 @@ def trend(check: dict[str, Any], started_at: str, past: list[dict[str, Any]], se
     return {"state": "stable", "since": since, "runs": streak}
 
 
-def annotate(run: dict[str, Any], history: Past, settings: Settings) -> dict[str, Any]:
-    """The run with every check's trend and a note of the history it used (a new run: the one given is
-    not changed)."""
-    checks = []
-    for check in run["checks"]:
-        found = trend(check, run["started_at"], history.runs, settings)
-        checks.append({**check, "trend": found} if found is not None else check)
-    return {**run, "checks": checks, "history": {"runs": len(history.runs), "skipped": history.skipped}}
+@dataclass(frozen=True)
+class HistoryUsed:
+    """What a run's trends were computed from: how many past runs, and the files skipped (named, with why)."""
+    runs: int
+    skipped: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"runs": self.runs, "skipped": list(self.skipped)}
+
+
+def annotate(records: Sequence[CheckRecord], started_at: str, history: Past,
+             settings: Settings) -> tuple[tuple[CheckRecord, ...], HistoryUsed]:
+    """Every record with its trend (new records: those given are not changed), and the history it used."""
+    annotated = []
+    for record in records:
+        found = trend({"id": record.id, "variant": record.variant, "outcome": record.outcome,
+                       "attempts": record.attempts}, started_at, history.runs, settings)
+        annotated.append(record.but(trend=found) if found is not None else record)
+    return tuple(annotated), HistoryUsed(len(history.runs), tuple(history.skipped))
 
 
 def changes(run: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:

@@ -3,19 +3,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from .profile import Profile
 from .redact import Redactor
+from .run_result import RunResult
 
 
 @dataclass(frozen=True)
 class RunFinished:
-    """A finished run, as every writer sees it: its results.json document (trends and root causes included),
-    where its files go, and the options it ran with."""
-    results: dict[str, Any]
+    """A finished run, as every writer sees it: its result (facts, typed records, root causes, trends; its
+    results.json document), where its files go, and the options it ran with."""
+    result: RunResult
     folder: Path | None  # this run's report folder (None when reports are not written)
     reports_root: Path
     history_dir: Path

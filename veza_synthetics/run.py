@@ -25,7 +25,8 @@ from .errors import SetupError
 from .hooks import RunFinished
 from .profile import ENV_DIR, SANDBOX_VARIANTS, Profile
 from .profile import load as load_profile
-from .record import SCHEMA_VERSION, CheckRecord
+from .record import CheckRecord
+from .run_result import RunFacts, RunResult
 from .sandbox_admin import AdminClient
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class Run:
         self.started_at = dt.datetime.now(dt.UTC)
         self.location: str = config.getoption("--location") or profile.location
         self.report_dir: Path | None = None
-        self.final: dict[str, Any] | None = None  # the run as results.json holds it, trends included
+        self.final: RunResult | None = None  # the run's result once it finished, root causes and trends included
         self.reported: list[str] = []  # the checks whose test reported a verdict: each must have its record
         self.logins = 0  # made by the run, every process's target together
         self.redactor = profile.redactor()  # every file, page and line this run writes masks its secrets
@@ -134,11 +135,14 @@ class Run:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if session.exitstatus == 0 and "no_data" in outcomes and not self.config.getoption("--allow-no-data"):
             session.exitstatus = NO_DATA_EXIT
-        final = self.summary()
+        result = self.summary()
+        records, causes, states = result.records, None, None
         if "failed" in outcomes:
-            final = dependencies.group(final, dependencies.probe(self.profile, final), self.catalog)
-        self.final = history.annotate(final, history.load(self.history_dir, self.profile.name, self.location),
-                                      self.profile.history)
+            grouped = dependencies.group(records, dependencies.probe(self.profile, records), self.catalog)
+            records, causes, states = grouped.records, grouped.root_causes, grouped.dependencies
+        past = history.load(self.history_dir, self.profile.name, self.location)
+        records, used = history.annotate(records, result.facts.started_at, past, self.profile.history)
+        self.final = RunResult(result.facts, records, causes, states, used)
 
     @property
     def reports_root(self) -> Path:
@@ -151,25 +155,22 @@ class Run:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         try:
             config.hook.pytest_veza_run_finished(finished=RunFinished(
-                results=self.final or self.summary(), folder=self.report_dir, reports_root=self.reports_root,
+                result=self.final or self.summary(), folder=self.report_dir, reports_root=self.reports_root,
                 history_dir=self.history_dir, profile=self.profile, redactor=self.redactor, config=config,
                 completed=self.final is not None))
         finally:
             if self.sandbox:
                 self.sandbox.stop()
 
-    def summary(self) -> dict[str, Any]:
-        """The run as results.json holds it."""
+    def summary(self) -> RunResult:
+        """The run as it stands: its facts and records, sorted, before any root cause or trend."""
         finished = dt.datetime.now(dt.UTC)
-        return {
-            "schema_version": SCHEMA_VERSION, "suite_version": __version__, "git_commit": git_commit(),
-            "env": self.profile.name, "location": self.location, "allow": self.profile.allow,
-            "endpoints": self.profile.endpoints(), "faults": self.faults,
-            "started_at": self.started_at.isoformat(), "finished_at": finished.isoformat(),
-            "duration_s": round((finished - self.started_at).total_seconds(), 2),
-            "logins": {"made": self.logins, "budget": self.profile.auth.max_logins_per_run},
-            "checks": [r.to_json() for r in sorted(self.records, key=lambda r: (r.category, r.id, r.variant))],
-        }
+        facts = RunFacts(env=self.profile.name, location=self.location, started_at=self.started_at.isoformat(),
+                         finished_at=finished.isoformat(), allow=self.profile.allow, endpoints=self.profile.endpoints(),
+                         faults=tuple(self.faults), duration_s=round((finished - self.started_at).total_seconds(), 2),
+                         logins_made=self.logins, login_budget=self.profile.auth.max_logins_per_run,
+                         suite_version=__version__, git_commit=git_commit())
+        return RunResult(facts, tuple(sorted(self.records, key=lambda r: (r.category, r.id, r.variant))))
 
 
 def _holds_together(config: pytest.Config) -> bool:

@@ -45,7 +45,7 @@ def _prune(root: Path, keep: int) -> None:
 @pytest.hookimpl
 def pytest_veza_run_finished(finished: RunFinished) -> None:
     if finished.folder is not None:
-        write_all(finished.results, finished.folder, finished.redactor)
+        write_all(finished.result.document(), finished.folder, finished.redactor)
     xml = Path(getattr(finished.config.option, "xmlpath", None) or "")
     if xml.is_file():  # written by pytest's junitxml at the session's end, before this
         junit.mark_flaky(xml)

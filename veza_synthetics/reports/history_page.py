@@ -127,7 +127,7 @@ def render(runs: list[dict[str, Any]], env: str, location: str, redactor: Redact
 @pytest.hookimpl
 def pytest_veza_run_finished(finished: RunFinished) -> None:
     """The finished run joins its env and location's history, and the page is drawn again."""
-    run = finished.results
+    run = finished.result.document()
     if not finished.completed or not run["checks"]:
         return
     history.add(finished.history_dir, run, finished.profile.history.keep)

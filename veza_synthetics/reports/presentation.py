@@ -53,7 +53,7 @@ class HtmlPresentation:
         """report.html leads with what changed since the last run."""
         prefix.append(html_report.STYLE)
         if self.run.final is not None:
-            prefix.extend(html_report.changes(self.run.final, self.run.redactor))
+            prefix.extend(html_report.changes(self.run.final.document(), self.run.redactor))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_header(self, cells: list[str]) -> None:
@@ -82,7 +82,7 @@ class TerminalPresentation:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         run = self.run
         terminalreporter.section("veza-synthetics")
-        results = run.final or run.summary()
+        results = (run.final or run.summary()).document()
         for line in [*dependencies.headline(results), *terminal.changes(results)] if run.final else []:
             terminalreporter.write_line(line, bold=True)
         for line in terminal.lines(results["checks"]):

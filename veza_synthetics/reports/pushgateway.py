@@ -18,7 +18,7 @@ RUN_JOB, CHECKS_JOB = "veza_synthetics_run", "veza_synthetics"
 @pytest.hookimpl
 def pytest_veza_run_finished(finished: RunFinished) -> None:
     gateway = finished.config.getoption("--pushgateway")
-    failure = push(gateway, finished.results) if gateway else None
+    failure = push(gateway, finished.result.document()) if gateway else None
     if failure:
         print(f"veza-synthetics: {failure}")
 

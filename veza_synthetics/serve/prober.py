@@ -14,11 +14,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from prometheus_client import generate_latest
 
-from .. import dependencies, history
+from .. import __version__, dependencies, history
 from ..catalog import Catalog
 from ..client import Client
 from ..enrich import Context
@@ -27,7 +26,8 @@ from ..probes.budget import Ledger
 from ..probes.window import SampleWindow
 from ..profile import Profile
 from ..quarantine import Entry
-from ..record import SCHEMA_VERSION, CheckRecord
+from ..record import CheckRecord
+from ..run_result import RunFacts, RunResult
 from ..target import Load
 from .metrics import Metrics
 from .schedule import Schedule
@@ -87,15 +87,19 @@ class Prober:
     def _remember(self, records: list[CheckRecord], started_at: dt.datetime) -> None:
         """The round into the run-to-run memory of this env and location, its trends computed as a run's are."""
         p = self.profile
-        run: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "env": p.name, "location": self.location, "mode": "serve",
-                               "started_at": started_at.isoformat(),
-                               "finished_at": dt.datetime.now(dt.UTC).isoformat(), "checks": [r.to_json() for r in records]}
+        facts = RunFacts(env=p.name, location=self.location, started_at=started_at.isoformat(),
+                         finished_at=dt.datetime.now(dt.UTC).isoformat(), mode="serve", allow=p.allow,
+                         suite_version=__version__)
+        causes, states = None, None
         if any(r.outcome == "failed" for r in records):  # root cause first, as a run's report puts it
-            run = dependencies.group(run, dependencies.probe(p, run, self.client.transport), self.catalog)
-        blocked = {c["id"]: c["blocked_by"] for c in run["checks"] if "blocked_by" in c}
+            grouped = dependencies.group(records, dependencies.probe(p, records, self.client.transport), self.catalog)
+            records, causes, states = list(grouped.records), grouped.root_causes, grouped.dependencies
+        blocked = {r.id: r.blocked_by for r in records if r.blocked_by}
         self.blocked = {**{sid: why for sid, why in self.blocked.items() if sid not in {r.id for r in records}},
                         **blocked}  # each check as its last round found it
-        run = history.annotate(run, history.load(self.history_dir, p.name, self.location), p.history)
+        past = history.load(self.history_dir, p.name, self.location)
+        annotated, used = history.annotate(records, facts.started_at, past, p.history)
+        run = RunResult(facts, annotated, causes, states, used).document()
         history.add(self.history_dir, run, p.history.keep)
 
     def run(self) -> None:
