@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -40,6 +41,34 @@ SEARCH_FAST = ("SELECT id, title, artist, duration_s, stream_name FROM tracks "
 # db.slow_queries: no index, and a plan that costs ~150 ms per call
 SEARCH_SLOW = ("WITH slow AS (SELECT pg_sleep(0.15)) SELECT id, title, artist, duration_s, stream_name "
                "FROM tracks, slow WHERE lower(title) LIKE '%%' || lower(%s) || '%%' ORDER BY id LIMIT 20")
+
+
+Health = Callable[[str, str, int, float], tuple[dict[str, Any], bool]]  # (database, redis, now, uptime) -> body, up
+
+
+def _contract_health(database: str, redis: str, now: int, uptime_s: float) -> tuple[dict[str, Any], bool]:
+    """The contract's: both components, named, and 503 when either is down."""
+    return {"service": "veza-backend-api", "version": "sandbox", "timestamp": now, "uptime_s": round(uptime_s, 1),
+            "database": database, "redis": redis,
+            "components": {"database_connected": database == "ok", "redis_available": redis == "ok"}}, \
+        database == "ok" and redis == "ok"
+
+
+def _dev_server_health(database: str, redis: str, now: int, uptime_s: float) -> tuple[dict[str, Any], bool]:
+    """The public dev server's /api/health: the database only, no redis, no uptime (B1)."""
+    up = database == "ok"
+    return {"service": "veza-backend-dev", "version": "2.0.0", "frontend": "react", "timestamp": now,
+            "database": database, "components": {"database_connected": up, "websocket_active": True}}, up
+
+
+def _production_server_health(database: str, redis: str, now: int, uptime_s: float) -> tuple[dict[str, Any], bool]:
+    """The public production server's /health: 503 only for PostgreSQL; Redis down is still healthy, named (B1)."""
+    return {"service": "veza-backend-api", "timestamp": now, "uptime": f"{uptime_s:.0f}s", "database": database,
+            "redis": redis}, database == "ok"
+
+
+HEALTH: dict[str, Health] = {"contract": _contract_health, "deployed": _dev_server_health,
+                             "production-server": _production_server_health}
 
 
 class Backend:
@@ -148,23 +177,8 @@ class Backend:
 
     async def health(self, request: Request) -> Response:
         database, redis_status = await self._component_status()
-        if self.s.production_server:  # 503 only for PostgreSQL; Redis down is still healthy, named (B1)
-            up = database == "ok"
-            return JSONResponse({"status": "healthy" if up else "unhealthy", "service": "veza-backend-api",
-                                 "timestamp": int(self.now()), "uptime": f"{time.time() - self.started:.0f}s",
-                                 "database": database, "redis": redis_status}, status_code=200 if up else 503)
-        if self.s.deployed:  # the public dev server's /api/health: the database only, no redis, no uptime (B1)
-            up = database == "ok"
-            return JSONResponse({"status": "healthy" if up else "unhealthy", "service": "veza-backend-dev",
-                                 "version": "2.0.0", "frontend": "react", "timestamp": int(self.now()),
-                                 "database": database, "components": {"database_connected": up, "websocket_active": True}},
-                                status_code=200 if up else 503)
-        healthy = database == "ok" and redis_status == "ok"
-        body = {"status": "healthy" if healthy else "unhealthy", "service": "veza-backend-api", "version": "sandbox",
-                "timestamp": int(self.now()), "uptime_s": round(time.time() - self.started, 1),
-                "database": database, "redis": redis_status,
-                "components": {"database_connected": database == "ok", "redis_available": redis_status == "ok"}}
-        return JSONResponse(body, status_code=200 if healthy else 503)
+        body, up = HEALTH[self.s.variant](database, redis_status, int(self.now()), time.time() - self.started)
+        return JSONResponse({"status": "healthy" if up else "unhealthy", **body}, status_code=200 if up else 503)
 
     async def ready(self, request: Request) -> Response:
         database, redis_status = await self._component_status()
