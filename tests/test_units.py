@@ -645,3 +645,22 @@ def test_no_module_of_the_package_outgrows_one_job():
     package = Path(__file__).resolve().parents[1] / "veza_synthetics"
     sizes = {str(path.relative_to(package)): len(path.read_text().splitlines()) for path in package.rglob("*.py")}
     assert not {module: n for module, n in sizes.items() if n > 310}, sorted(sizes.items(), key=lambda kv: -kv[1])[:5]
+
+
+def test_the_readmes_layout_names_every_module_of_the_package():
+    """README's layout matches the tree: each folder's block lists exactly the modules it holds."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Layout"):readme.index("Probes never decide;")]
+    listed: dict[str, set[str]] = {}
+    folder = ""
+    for line in section.splitlines():
+        if line.startswith("    veza_synthetics/") and line.split()[0].endswith("/"):
+            folder = line.split()[0].removeprefix("veza_synthetics/")
+        elif line.startswith("      ") and line.split() and line.split()[0].endswith(".py"):
+            listed.setdefault(folder, set()).add(line.split()[0])
+    package = Path(__file__).resolve().parents[1] / "veza_synthetics"
+    present: dict[str, set[str]] = {}
+    for path in package.rglob("*.py"):
+        if path.name not in ("__init__.py", "__main__.py"):
+            present.setdefault(f"{path.parent.relative_to(package)}/".removeprefix("./"), set()).add(path.name)
+    assert listed == present
