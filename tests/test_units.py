@@ -173,10 +173,21 @@ def test_the_readme_lists_the_exporter_queries_the_checks_run():
     ("[thresholds.'perf.nope']\np95_ms = {fail = 1}\n", "unknown check 'perf.nope'"),
     ("not toml [", "not valid TOML"),
     ("[prometheus]\npostgres_selector = ' '\n", "'prometheus.postgres_selector' must not be empty"),
+    ("[tracing]\notlp_endpoint = 'collector:4318'\n", "'tracing.otlp_endpoint' must be an OTLP/HTTP collector"),
+    ("[tracing]\nexport_timeout_s = 0\n", "'tracing.export_timeout_s' must be seconds >= 0.1"),
+    ("[tracing]\notlp_headers = {Authorization = 'Bearer abc'}\n", "'tracing.otlp_headers.\"Authorization\"' holds a literal"),
 ])
 def test_bad_profiles_get_one_clear_error(tmp_path, text, error):
     with pytest.raises(SetupError, match=error.replace("{", r"\{").replace("}", r"\}").replace("'", ".")):
         profile.load(write(tmp_path, text))
+
+
+def test_a_collectors_token_is_a_secret_of_the_profile(tmp_path, monkeypatch):
+    monkeypatch.setenv("VEZA_OTLP_TOKEN", "s3cr3t-collector-token")
+    p = profile.load(write(tmp_path, "[tracing]\notlp_endpoint = 'https://collector.example:4318'\n"
+                                     "otlp_headers = {Authorization = 'Bearer ${VEZA_OTLP_TOKEN}'}\n"))
+    assert p.tracing.otlp_headers == {"Authorization": "Bearer s3cr3t-collector-token"}
+    assert "s3cr3t" not in p.redactor().text("exporting with Bearer s3cr3t-collector-token")
 
 
 def test_set_but_empty_variable_is_named(tmp_path, monkeypatch):

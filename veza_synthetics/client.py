@@ -18,6 +18,7 @@ from .probes.http import TOKEN_EXPIRY_MARGIN_S
 from .probes.transport import Transport
 from .probes.window import SampleWindow
 from .profile import Profile
+from .tracing import SpanExport
 
 RETRY_AFTER_TIMEOUTS = 3  # an endpoint not answering is tried again after this many request timeouts
 REFUSED = (401, 403)
@@ -36,10 +37,15 @@ def transport(profile: Profile, ledger: Ledger | None = None) -> Transport:
 
 
 class Client:
-    def __init__(self, profile: Profile, ledger: Ledger | None = None, window: SampleWindow | None = None):
-        """`ledger`: the budgets no caller exceeds; `window`: recent samples judged together (both serve's)."""
+    def __init__(self, profile: Profile, ledger: Ledger | None = None, window: SampleWindow | None = None,
+                 location: str = ""):
+        """`ledger`: the budgets no caller exceeds; `window`: recent samples judged together (both serve's);
+        `location`: where it runs, on the spans it exports (the profile's when not given)."""
         self.profile, self.ledger, self.window = profile, ledger, window
         self.transport = transport(profile, ledger)
+        tracing = profile.tracing
+        self.spans = SpanExport(tracing, profile.name, location or profile.location, profile.redactor()) \
+            if tracing.otlp_endpoint else None  # each check attempt's spans, to the team's collector
         self._lock = threading.RLock()
         self._held: dict[bool, auth.LoginResult] = {}  # admin? -> the account's login (with its session, or why not)
         self._refused: set[bool] = set()  # accounts whose held session the platform refused: logged in again at next use
@@ -144,6 +150,8 @@ class Client:
         for session in sessions:
             auth.logout(self.transport, self.profile.backend.url, session, self.profile.timeouts.request_s)
         forget_connections()
+        if self.spans is not None:
+            self.spans.close()
 
 
 def _expiring(session: auth.Session) -> bool:

@@ -12,6 +12,7 @@ from .probes import identity
 from .record import CheckRecord, check_record
 from .redact import Redactor
 from .target import Target
+from .tracing import SpanExport
 from .verdict import Verdict
 
 Measure = Callable[[Verdict, int], None]  # fills a fresh verdict; the int is the attempt (1, then 2 to confirm)
@@ -24,44 +25,50 @@ class Attempt:
 
 
 @contextlib.contextmanager
-def _attempting(symptom: Symptom, overrides: dict[str, dict[str, float]] | None) -> Iterator[Attempt]:
+def _attempting(symptom: Symptom, overrides: dict[str, dict[str, float]] | None,
+                spans: SpanExport | None) -> Iterator[Attempt]:
     """One attempt's fresh verdict, its trace id (every request of the attempt carries it) and start time; a bug
-    or an unforeseen answer inside is said plainly, as a failure."""
-    attempt = Attempt(Verdict.for_symptom(symptom, overrides), time.perf_counter())
+    or an unforeseen answer inside is said plainly, as a failure. Its spans go to the collector, where one is set."""
+    attempt, started_ns = Attempt(Verdict.for_symptom(symptom, overrides), time.perf_counter()), time.time_ns()
     with identity.attempt_trace() as trace:
-        attempt.verdict.trace_id = trace
+        attempt.verdict.trace_id = trace.trace_id
         try:
             yield attempt
         except Exception as exc:
             attempt.verdict.error("check", symptom.id, f"could not complete: {type(exc).__name__}: {exc}")
+        if spans is not None:
+            verdict = attempt.verdict
+            spans.attempt(trace, symptom.id, symptom.category, verdict.outcome, verdict.summary(), started_ns)
 
 
 def measure_once(symptom: Symptom, measure: Measure, overrides: dict[str, dict[str, float]] | None,
-                 attempt: int) -> Attempt:
-    with _attempting(symptom, overrides) as measured:
+                 attempt: int, spans: SpanExport | None = None) -> Attempt:
+    with _attempting(symptom, overrides, spans) as measured:
         measure(measured.verdict, attempt)
     return measured
 
 
 def confirm(symptom: Symptom, measure: Measure, redactor: Redactor, overrides: dict[str, dict[str, float]] | None = None,
-            writes: bool = False, first: Attempt | None = None) -> tuple[CheckRecord, Verdict]:
+            writes: bool = False, first: Attempt | None = None,
+            spans: SpanExport | None = None) -> tuple[CheckRecord, Verdict]:
     """The check's record (what every report shows) and its final verdict.
 
     A failure is measured a second time; only a confirmed failure fails. Both
     measurements are kept, so a blip that went away is still visible in the report.
-    `first` is an attempt already measured (in the background, for a check that holds).
+    `first` is an attempt already measured (in the background, for a check that holds); `spans` where each
+    attempt's spans go (the client's, when the profile names a collector).
     """
-    first = first or measure_once(symptom, measure, overrides, 1)
-    second = measure_once(symptom, measure, overrides, 2) if first.verdict.outcome == "failed" else None
+    first = first or measure_once(symptom, measure, overrides, 1, spans)
+    second = measure_once(symptom, measure, overrides, 2, spans) if first.verdict.outcome == "failed" else None
     return _record(symptom, first, second, writes, redactor)
 
 
 async def confirm_async(symptom: Symptom, measure: Callable[[Verdict, int], Awaitable[None]], redactor: Redactor,
                         overrides: dict[str, dict[str, float]] | None = None,
-                        writes: bool = False) -> tuple[CheckRecord, Verdict]:
+                        writes: bool = False, spans: SpanExport | None = None) -> tuple[CheckRecord, Verdict]:
     """confirm() for an async measure (a hand-written `async def` check under pytest-asyncio)."""
     async def once(attempt: int) -> Attempt:
-        with _attempting(symptom, overrides) as measured:
+        with _attempting(symptom, overrides, spans) as measured:
             await measure(measured.verdict, attempt)
         return measured
     first = await once(1)
@@ -88,7 +95,8 @@ def diagnose(symptom_id: str, target: Target, writes: bool = False) -> tuple[Che
     where start_holds() began it."""
     early = target.early(symptom_id) if not writes else None
     return confirm(target.catalog.symptoms[symptom_id], _catalog_measure(symptom_id, target, writes), target.redactor,
-                   target.profile.threshold_overrides(symptom_id), writes, first=early.result() if early else None)
+                   target.profile.threshold_overrides(symptom_id), writes, first=early.result() if early else None,
+                   spans=target.client.spans)
 
 
 def start_holds(target: Target, symptom_ids: set[str]) -> list[str]:
@@ -98,6 +106,7 @@ def start_holds(target: Target, symptom_ids: set[str]) -> list[str]:
     symptoms, overrides = target.catalog.symptoms, target.profile.threshold_overrides
 
     def first_attempt(sid: str) -> Callable[[], Attempt]:
-        return lambda: measure_once(symptoms[sid], _catalog_measure(sid, target, False), overrides(sid), 1)
+        return lambda: measure_once(symptoms[sid], _catalog_measure(sid, target, False), overrides(sid), 1,
+                                    target.client.spans)
     target.start_early({sid: first_attempt(sid) for sid in holding})
     return holding

@@ -99,6 +99,7 @@ def _check_values(data: dict[str, Any], source: str) -> None:
         raise SetupError(f"profile {source}: 'auth.max_logins_per_run' must be 1 (the synthetic user only) or 2 (and the "
                          f"admin), not {data['auth']['max_logins_per_run']!r}: Veza locks an address out after 3 logins")
     _check_serve(data["serve"], source)
+    _check_tracing(data["tracing"], source)
     if data["quorum"] < 0:
         raise SetupError(f"profile {source}: 'quorum' must be >= 0 (0 means a majority), not {data['quorum']!r}")
     if not data["chat"]["delivered_type"]:
@@ -121,8 +122,22 @@ def _check_paths(data: dict[str, Any], source: str) -> None:
                              f"not {value!r}")
 
 
+def _check_tracing(tracing: dict[str, Any], source: str) -> None:
+    endpoint = str(tracing["otlp_endpoint"])
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise SetupError(f"profile {source}: 'tracing.otlp_endpoint' must be an OTLP/HTTP collector's http:// or "
+                         f"https:// base address (e.g. \"http://collector:4318\"), or \"\" for none, not {endpoint!r}")
+    if not _seconds(tracing["export_timeout_s"], 0.1):
+        raise SetupError(f"profile {source}: 'tracing.export_timeout_s' must be seconds >= 0.1, "
+                         f"not {tracing['export_timeout_s']!r}")
+    for name, value in tracing["otlp_headers"].items():
+        if not isinstance(value, str):
+            raise SetupError(f"profile {source}: 'tracing.otlp_headers.\"{name}\"' must be a string (a token: "
+                             f"\"${{VAR}}\"), not {value!r}")
+
+
 SERVE_REPORT = ("on", "loopback", "off")
-FREE_TABLES = ("intervals",)  # tables inside a section whose keys are the profile's own (serve.intervals)
+FREE_TABLES = ("intervals", "otlp_headers")  # tables whose keys are the profile's own (serve.intervals, tracing.otlp_headers)
 
 
 def _check_serve(serve: dict[str, Any], source: str) -> None:
@@ -236,6 +251,12 @@ def _literal_secrets(raw: dict[str, Any], source: str, kind: str) -> None:
                 if key in SECRET_KEYS and value and not VAR.fullmatch(str(value)):
                     raise SetupError(f"profile {source}: '{section}.{key}' holds a literal secret; "
                                      f"reference an environment variable instead, e.g. \"${{VEZA_{key.upper()}}}\"")
+    tracing = raw.get("tracing")
+    headers = tracing.get("otlp_headers") if isinstance(tracing, dict) else None
+    for name, value in headers.items() if isinstance(headers, dict) else ():
+        if value and not VAR.search(str(value)):
+            raise SetupError(f"profile {source}: 'tracing.otlp_headers.\"{name}\"' holds a literal value; a collector's "
+                             f"token comes from an environment variable, e.g. \"Bearer ${{OTLP_TOKEN}}\"")
 
 
 def seconds(duration: str) -> float:

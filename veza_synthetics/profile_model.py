@@ -162,7 +162,8 @@ class Profile:
     def secrets(self) -> list[str]:
         """Every secret value the profile resolved, for redaction."""
         sections = asdict(self)
-        return [str(v) for name in SECTIONS for k, v in sections[name].items() if k in SECRET_KEYS and v]
+        named = [str(v) for name in SECTIONS for k, v in sections[name].items() if k in SECRET_KEYS and v]
+        return named + [v for v in self.tracing.otlp_headers.values() if v]  # a collector's token
 
     def redactor(self) -> Redactor:
         """The masking of this profile's secrets (and of what looks like one anywhere)."""

@@ -179,6 +179,12 @@ class Tracing:
     traceparent: bool = True
     request_id_header: str = "X-Request-ID"  # "": send none
     user_agent: str = f"veza-synthetics/{__version__} (synthetic monitoring)"  # "": the HTTP client's own
+    # Each check attempt as OpenTelemetry spans (tracing.py), to an OTLP/HTTP collector: its base address
+    # ("http://collector:4318"; /v1/traces is appended), "" for none (the default). Its headers (a token
+    # through ${VAR}) are secrets: masked everywhere. A dead collector never slows a run: each export is bounded.
+    otlp_endpoint: str = ""
+    otlp_headers: dict[str, str] = field(default_factory=dict)
+    export_timeout_s: float = 2.0
 
 
 @dataclass(frozen=True)

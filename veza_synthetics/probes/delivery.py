@@ -10,7 +10,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from . import Result, describe, spread
+from . import Result, describe, identity, spread
 from .transport import Transport
 from .websocket import ChatRefused, Frames, open_chat, recv_type
 
@@ -140,5 +140,8 @@ def delivery(transport: Transport, url: str, token: str | None, messages: int, t
     """Two clients in `conversation`; A sends numbered messages, 20 a second (a busy conversation, not a burst that
     queues behind itself); what B gets, and how fast."""
     budget = messages * (gap_s + 0.01) + 4 * timeout_s + 10
-    return asyncio.run(asyncio.wait_for(_delivery(transport, url, token, messages, timeout_s, conversation, gap_s, frames),
-                                        budget))
+    started_ns = time.time_ns()
+    result = asyncio.run(asyncio.wait_for(_delivery(transport, url, token, messages, timeout_s, conversation, gap_s,
+                                                    frames), budget))
+    identity.span("delivery", started_ns, result.error or "", {"veza.messages": messages})
+    return result

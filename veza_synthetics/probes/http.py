@@ -69,21 +69,22 @@ def _named(record: dict[str, Any]) -> dict[str, Any]:
 
 async def _get(transport: Transport, client: httpx.AsyncClient, path: str, headers: dict[str, Any], phases: Phases,
                timeout_s: float) -> dict[str, Any]:
-    marks, sent = transport.marks()
+    marks, sent = transport.marks(f"GET {path.split('?')[0]}")
     try:
         with transport.guarded(address(str(client.base_url)), timeout_s):
             response = await client.get(path, headers={**marks, **headers}, extensions={"trace": phases.trace})
     except NotAnswering as exc:
+        transport.ids(sent, None, error="not sent")
         return {"status": None, "not_sent": str(exc)}
     except NOT_CONNECTED as exc:  # nothing was sent: a refused connection, or one that never opened in time
         return {"status": None, "not_connected": True, "timeout": isinstance(exc, httpx.TimeoutException),
-                "error": describe(exc, timeout_s), **transport.ids(sent, None)}
+                "error": describe(exc, timeout_s), **transport.ids(sent, None, error=describe(exc, timeout_s))}
     except httpx.TimeoutException:
-        return {"status": None, "timeout": True, **transport.ids(sent, None)}
+        return {"status": None, "timeout": True, **transport.ids(sent, None, error=f"timeout after {timeout_s:g} s")}
     except httpx.HTTPError as exc:
-        return {"status": None, "error": describe(exc, timeout_s), **transport.ids(sent, None)}
+        return {"status": None, "error": describe(exc, timeout_s), **transport.ids(sent, None, error=describe(exc, timeout_s))}
     return {"status": response.status_code, "json": "json" in response.headers.get("content-type", ""),
-            **transport.ids(sent, response.headers),
+            **transport.ids(sent, response.headers, response.status_code),
             "retry_after": response.headers.get("retry-after"), "instance": response.headers.get("x-veza-instance")}
 
 

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import soundfile as sf
 
-from . import Result, describe, refusal
+from . import Result, describe, identity, refusal
 from .transport import Transport
 
 SILENCE_DBFS = -70.0  # digital silence and decoder gaps; music's quiet passages sit far above (-54 dBFS in the canary)
@@ -44,12 +44,12 @@ def download(transport: Transport, url: str, connect_s: float, read_s: float, ma
     out = Download()
     timeout_s = read_s
     chunks = []
-    started = time.perf_counter()
+    started, started_ns = time.perf_counter(), time.time_ns()
     try:
-        marks, sent = transport.marks()
+        marks, sent = transport.marks("GET stream")
         with httpx.Client(timeout=httpx.Timeout(read_s, connect=connect_s), verify=transport.tls(url)) as client, \
                 client.stream("GET", url, headers={**marks, "Accept-Encoding": "identity"}) as response:  # a player's
-            out.request = transport.ids(sent, response.headers)
+            out.request = transport.ids(sent, response.headers, response.status_code)
             out.status = response.status_code
             out.encoding = response.headers.get("content-encoding", "").strip().lower().replace("identity", "")
             out.headers = {k: v for k, v in response.headers.items()
@@ -66,6 +66,7 @@ def download(transport: Transport, url: str, connect_s: float, read_s: float, ma
                     break
     except httpx.HTTPError as exc:
         out.error = "connection closed mid-body: " + describe(exc, timeout_s) if chunks else describe(exc, timeout_s)
+    identity.span("download", started_ns, out.error or "", {"veza.bytes": sum(len(c) for c in chunks)})
     out.wire_bytes = sum(len(c) for c in chunks)
     out.body = _decompressed(b"".join(chunks), out.encoding)
     return out

@@ -66,12 +66,14 @@ class Transport:
         return verifying_context(self._trusted.get(address(url), ""))
 
     # -- identity ---------------------------------------------------------------------------------------
-    def marks(self) -> tuple[dict[str, str], Sent]:
-        """The headers of one request and the ids they carry."""
-        return new_request(self.tracing)
+    def marks(self, name: str) -> tuple[dict[str, str], Sent]:
+        """The headers of one request ("GET /api/v1/tracks": its span's name) and the ids they carry."""
+        return new_request(self.tracing, name)
 
-    def ids(self, sent: Sent, response_headers: Mapping[str, str] | None) -> dict[str, str]:
-        return sent_ids(sent, response_headers, self.tracing.request_id_header)
+    def ids(self, sent: Sent, response_headers: Mapping[str, str] | None, status: int | None = None,
+            error: str = "") -> dict[str, str]:
+        """The ids one request carried, for its evidence, once it is answered (or failed): its span ends."""
+        return sent_ids(sent, response_headers, self.tracing.request_id_header, status, error)
 
     # -- pace -------------------------------------------------------------------------------------------
     def pace_of(self, url: str) -> OriginPace | None:
@@ -121,17 +123,21 @@ class Transport:
         if turn.halted:
             raise Halted("not sent: the prober is stopping")
         client = browser(self.tls(url))
-        marks, sent = self.marks()
+        marks, sent = self.marks(f"{method} {urlsplit(url).path or '/'}")
         try:
             with self.guarded(address(url), timeout_s):
                 response = client.request(method, url, timeout=timeout_s, headers={**marks, **(headers or {})},
                                           **kwargs)
-        except NOT_CONNECTED + (NotAnswering,):
+        except NOT_CONNECTED + (NotAnswering,) as exc:
             turn.give_back()
+            self.ids(sent, None, error=type(exc).__name__)
+            raise
+        except httpx.HTTPError as exc:
+            self.ids(sent, None, error=type(exc).__name__)
             raise
         finally:
             client.cookies.clear()
         pace = self.pace_of(url)
         if pace is not None and response.status_code == 429:
             pace.pause(retry_after_s(response.headers.get("retry-after")))
-        return response, self.ids(sent, response.headers)
+        return response, self.ids(sent, response.headers, response.status_code)

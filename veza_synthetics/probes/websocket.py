@@ -12,7 +12,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 from websockets.http11 import USER_AGENT
 
 from ..settings import Chat
-from . import Result, describe
+from . import Result, describe, identity
 from .transport import Transport
 
 ABNORMAL = {1006, 1011}
@@ -40,7 +40,7 @@ def open_chat(transport: Transport, url: str, token: str | None, timeout_s: floa
               ids: dict[str, str] | None = None) -> connect:
     """The upgrade request carries the suite's identity (identity.py); its ids go into `ids` when given."""
     full = f"{url}{'&' if '?' in url else '?'}token={token}" if token else url
-    marks, sent = transport.marks()
+    marks, sent = transport.marks("GET chat (WebSocket)")
     agent = marks.pop("User-Agent", USER_AGENT)  # tracing.user_agent = "": the library's own
     if ids is not None:
         ids.update(sent.as_dict())
@@ -101,7 +101,7 @@ async def _hold(transport: Transport, url: str, token: str | None, hold_s: float
             await ws.send(json.dumps({"type": "Ping"}))
             await recv_type(ws, "Pong", timeout_s)
             m["app_pong_ms"] = round((time.perf_counter() - sent) * 1000, 2)
-        idle_from = time.monotonic()
+        idle_from, idle_ns = time.monotonic(), time.time_ns()
         try:  # idle as Veza's clients are: the server's pings answered (the library does), no pings of its own
             await _idle(ws, hold_s, heartbeat_s, frames.app_ping)
             m["closed_after_s"] = round(time.monotonic() - idle_from, 2)
@@ -111,6 +111,7 @@ async def _hold(transport: Transport, url: str, token: str | None, hold_s: float
             m["held_s"] = round(time.monotonic() - idle_from, 2)
             await ws.close()
             events.append("orderly close sent")
+        identity.span("hold", idle_ns, "" if "held_s" in m else events[-1], {"veza.hold_s": hold_s})
     except ChatRefused as exc:
         await ws.close()
         return Result("websocket", url, m, {"events": events, "connection": ids},

@@ -47,7 +47,7 @@ class Prober:
         self.ledger = Ledger(ledger_path(history_dir, profile.name, location), (s.max_logins, s.login_window_s),
                              (s.max_refreshes, s.refresh_window_s), (s.max_requests, s.request_window_s))
         window = SampleWindow(s.window_s, profile.sampling.requests) if s.window_s > 0 else None
-        self.client = Client(profile, self.ledger, window)  # the session, pace, budgets, trust of every round and probe
+        self.client = Client(profile, self.ledger, window, location)  # the session, pace, budgets, trust of every round
         self.metrics.budgets(self.ledger, location)
         self._probe_cost: dict[tuple[str, ...], int] = {}  # a probe's checks -> the requests they last cost
         # where the alert's links point: serve.external_url, else the address serve() listens on
