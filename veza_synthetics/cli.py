@@ -177,7 +177,7 @@ def _serve(args: argparse.Namespace) -> int:
     web = webconfig.load(args.web_config_file) if args.web_config_file else webconfig.WebConfig()
     quarantined = quarantine.load(Path(args.quarantine), dt.date.today()) if args.quarantine else {}
     return serve(profile, catalog, asked or sorted(catalog.symptoms), args.location or profile.location,
-                 args.listen or profile.serve.listen, Path(args.history), web, quarantined)
+                 args.listen or profile.serve.listen, Path(args.history), web, quarantined, args.log_format)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     served.add_argument("--listen", help="HOST:PORT for /metrics (default: the profile's serve.listen; port 0: any)")
     served.add_argument("--history", default="reports/history", help="the run-to-run memory every round joins")
     served.add_argument("--quarantine", help="a quarantine file (TOML): checks whose failures report but never page")
+    served.add_argument("--log-format", choices=("text", "ecs"), default="text",
+                        help="ecs: each check result as an Elastic Common Schema line on stdout, for Filebeat")
     served.add_argument("--web.config.file", dest="web_config_file",
                         help="TLS and basic auth for every route, in exporter-toolkit's format (README: Securing serve)")
     matrix = sub.add_parser("matrix", help="print the detection matrix (faults x checks)")

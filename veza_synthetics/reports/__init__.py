@@ -16,7 +16,7 @@ import pytest
 
 from ..hooks import RunFinished
 from ..redact import Redactor
-from . import allure, junit, markdown, results
+from . import allure, ecs, junit, markdown, results
 
 
 def prepare_dir(config: pytest.Config, env_name: str) -> Path:
@@ -46,6 +46,9 @@ def _prune(root: Path, keep: int) -> None:
 def pytest_veza_run_finished(finished: RunFinished) -> None:
     if finished.folder is not None:
         write_all(finished.result.document(), finished.folder, finished.redactor)
+        facts = finished.result.facts
+        with open(finished.folder / ecs.FILE, "w", encoding="utf-8") as lines:
+            ecs.EcsLog(lines, facts.env, facts.location, finished.redactor).write(finished.result.records)
     xml = Path(getattr(finished.config.option, "xmlpath", None) or "")
     if xml.is_file():  # written by pytest's junitxml at the session's end, before this
         junit.mark_flaky(xml)

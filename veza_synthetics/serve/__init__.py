@@ -10,6 +10,7 @@ sessions are logged out, then it stops.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,7 @@ from ..catalog import Catalog
 from ..errors import SetupError
 from ..profile import Profile
 from ..quarantine import Entry
+from ..reports.ecs import EcsLog
 from .prober import Prober
 from .web import Server, handler
 from .webconfig import WebConfig
@@ -39,9 +41,13 @@ def plan(prober: Prober) -> str:
 
 
 def serve(profile: Profile, catalog: Catalog, symptom_ids: list[str], location: str, listen: str,
-          history_dir: Path, web: WebConfig | None = None, quarantined: Mapping[str, Entry] | None = None) -> int:
+          history_dir: Path, web: WebConfig | None = None, quarantined: Mapping[str, Entry] | None = None,
+          log_format: str = "text") -> int:
+    """`log_format` "ecs": each round's results as ECS lines on stdout (reports/ecs.py), the prober's own lines on
+    stderr."""
     web = web or WebConfig()
-    prober = Prober(profile, catalog, symptom_ids, location, history_dir, quarantined)
+    ecs_log = EcsLog(sys.stdout, profile.name, location, profile.redactor()) if log_format == "ecs" else None
+    prober = Prober(profile, catalog, symptom_ids, location, history_dir, quarantined, ecs_log)
     try:
         server = Server(listen_address(listen), handler(prober, web))
     except OSError as exc:
@@ -51,7 +57,7 @@ def serve(profile: Profile, catalog: Catalog, symptom_ids: list[str], location: 
     scheme = "https" if web.tls else "http"
     prober.external_url = prober.external_url or f"{scheme}://{host}:{port}"
     print(f"veza-synth serve: {scheme}://{host}:{port}/metrics ({profile.name}, {location}; {plan(prober)}; "
-          f"/report {profile.serve.report})", flush=True)
+          f"/report {profile.serve.report})", flush=True, file=sys.stderr if ecs_log else sys.stdout)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         prober.stop()

@@ -27,6 +27,7 @@ from ..probes.window import SampleWindow
 from ..profile import Profile
 from ..quarantine import Entry
 from ..record import CheckRecord
+from ..reports.ecs import EcsLog
 from ..run_result import RunFacts, RunResult
 from ..target import Load
 from .metrics import Metrics
@@ -35,8 +36,9 @@ from .schedule import Schedule
 
 class Prober:
     def __init__(self, profile: Profile, catalog: Catalog, symptom_ids: list[str], location: str, history_dir: Path,
-                 quarantined: Mapping[str, Entry] | None = None):
+                 quarantined: Mapping[str, Entry] | None = None, ecs_log: EcsLog | None = None):
         self.profile, self.catalog, self.location, self.history_dir = profile, catalog, location, history_dir
+        self.ecs_log = ecs_log  # each round's results as ECS lines, where asked
         self.redactor = profile.redactor()  # /report, /probe and the prober's own lines mask the profile's secrets
         self.context = Context(profile, self.redactor, quarantined or {})  # every record treated as a run's
         self.schedule = Schedule.of(profile.serve, catalog.symptoms, symptom_ids)
@@ -73,6 +75,8 @@ class Prober:
                   file=sys.stderr, flush=True)
             return
         self.metrics.record(records, self.location, time.time())
+        if self.ecs_log is not None:
+            self.ecs_log.write(records)
         self.metrics.verdicts(records, self.location, f"{self.external_url}/report", self.redactor)
         self.metrics.cost(load, self.location)
         self.metrics.rounds.labels(self.location).inc()
