@@ -40,7 +40,7 @@ system:
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv --without-pip $(VENV)
 	python3 -m pip install -q --disable-pip-version-check --target $(VENV)/uv uv
-	$(VENV)/uv/bin/uv pip install -q --python $(PY) --compile-bytecode pip -e '.[sandbox,dev]'
+	$(VENV)/uv/bin/uv pip install -q --python $(PY) --compile-bytecode pip -e '.[sandbox,dev,grafana]'
 	touch $@
 
 venv: $(VENV)/.installed

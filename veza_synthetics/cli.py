@@ -164,6 +164,20 @@ def _matrix(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dashboard(args: argparse.Namespace) -> int:
+    try:
+        from .dashboard import render
+    except ImportError:
+        raise SetupError("the dashboard is generated with grafana-foundation-sdk: pip install "
+                         "'veza-synthetics[grafana]' (or import the shipped grafana/veza-synthetics.json)") from None
+    text = render(load_catalog())
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        print(text, end="")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from . import quarantine
     from .profile import load
@@ -221,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     allure.add_argument("run", nargs="?", default="reports/latest", help="a run folder (default: reports/latest)")
     allure.add_argument("--history", help="the history folder (default: the run folder's ../history)")
     allure.add_argument("--keep", type=int, default=30, help="runs Allure keeps in its history (default: 30)")
+    board = sub.add_parser("dashboard", help="the Grafana dashboard of serve's metrics, generated from the catalog")
+    board.add_argument("--out", help="write it here (default: stdout)")
     served = sub.add_parser("serve", help="run the checks in rounds (serve.interval_s) for Prometheus to scrape")
     served.add_argument("--env", help="the profile (default: sandbox; the sandbox itself is not started)")
     served.add_argument("--symptoms", help="the check ids to run, comma-separated (default: all)")
@@ -242,8 +258,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args, extra)
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        commands = {"notify": _notify, "merge": _merge, "allure": _allure, "serve": _serve, "matrix": _matrix,
-                    "failed-ids": _ids, "no-data-ids": _ids}
+        commands = {"notify": _notify, "merge": _merge, "allure": _allure, "serve": _serve, "dashboard": _dashboard,
+                    "matrix": _matrix, "failed-ids": _ids, "no-data-ids": _ids}
         return commands[args.command](args)
     except SetupError as exc:
         print(f"veza-synth: {exc}", file=sys.stderr)
