@@ -28,13 +28,15 @@ def test_a_failing_reports_requests_are_in_the_platforms_logs(sandbox, sandbox_p
 
 def test_the_headers_are_the_profiles_to_choose():
     from veza_synthetics.settings import Tracing
-    with identity.attempt_trace() as trace:
-        headers, sent = identity.new_request(Tracing())
-        again, _ = identity.new_request(Tracing())
+    with identity.attempt_trace() as attempt:
+        headers, sent = identity.new_request(Tracing(), "GET /")
+        again, _ = identity.new_request(Tracing(), "GET /")
+    trace = attempt.trace_id
     match = TRACEPARENT.match(headers["traceparent"])
     assert match and match[1] == trace == sent.trace_id and match[2] == sent.span_id
     assert again["traceparent"] != headers["traceparent"] and again["traceparent"].startswith(f"00-{trace}-")
+    assert list(attempt.spans) == [sent.span_id, TRACEPARENT.match(again["traceparent"])[2]]  # each request a span
     assert headers["X-Request-ID"] == sent.request_id and headers["User-Agent"].startswith("veza-synthetics/")
     assert identity.sent_ids(sent, {"X-Request-ID": "edge-42"}, "X-Request-ID")["echoed_request_id"] == "edge-42"
     quiet = Tracing(traceparent=False, request_id_header="", user_agent="")
-    assert identity.new_request(quiet)[0] == {}, "a front door that refuses unknown headers gets none"
+    assert identity.new_request(quiet, "GET /")[0] == {}, "a front door that refuses unknown headers gets none"

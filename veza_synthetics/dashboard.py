@@ -1,6 +1,7 @@
-"""The Grafana dashboard of `veza-synth serve`'s metrics, generated from the catalog (grafana-foundation-sdk, the
-`grafana` extra): the outcome of every check over time, each check's measurements beside its warn and fail levels,
-the time since each last passed, the budgets spent, and the prober's own health. Provisioning-ready JSON
+"""The Grafana dashboard of `veza-synth serve`'s metrics and the runs' (through the Pushgateway), generated from
+the catalog (grafana-foundation-sdk, the `grafana` extra): the outcome of every check over time, each check's
+measurements beside its warn and fail levels, the time since each last passed, the budgets spent, the prober's
+own health, the nightly's and the gate's last runs. Provisioning-ready JSON
 (`veza-synth dashboard`; the repository keeps grafana/veza-synthetics.json current)."""
 from __future__ import annotations
 
@@ -86,7 +87,16 @@ def build(catalog: Catalog) -> dashboard.Dashboard:
                               "dateTimeFromNow", 8))
             .with_panel(_series("Requests and logins the rounds made", "short",
                                 (f"increase(veza_synthetic_api_requests_total{{{AT}}}[$__rate_interval])", "requests"),
-                                (f"increase(veza_synthetic_logins_total{{{AT}}}[$__rate_interval])", "logins"))))
+                                (f"increase(veza_synthetic_logins_total{{{AT}}}[$__rate_interval])", "logins")))
+            .with_row(dashboard.Row("The nightly and the gate (their runs, through the Pushgateway)"))
+            .with_panel(_series("Each check in the last runs: 1 passed, 0 failed", "short",
+                                (f"min by (symptom, variant) (veza_synthetic_check_success{{{AT}}})",
+                                 "{{symptom}} ({{variant}})")))
+            .with_panel(_stat("Since the last completed run",
+                              f"time() - veza_synthetic_run_last_completed_timestamp_seconds{{{AT}}}", "{{env}} {{location}}",
+                              "s", 8))
+            .with_panel(_stat("Checks the last run failed", f"veza_synthetic_run_failed_checks{{{AT}}}",
+                              "{{env}} {{location}}", "short", 8)))
 
 
 def render(catalog: Catalog) -> str:
