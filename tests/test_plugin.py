@@ -68,7 +68,8 @@ def _outside_run(installed, where: Path, *args, env=None):
 
 
 def test_a_team_runs_its_own_checks_from_anywhere(installed, sandbox, tmp_path):
-    """The README's example, in a folder of its own, against a profile given by path (with a space)."""
+    """The documented example (docs/team-checks.md), in a folder of its own, against a profile given by path
+    (with a space)."""
     (tmp_path / "test_team.py").write_text(EXAMPLE.read_text())
     profile = tmp_path / "my profile.toml"
     profile.write_text(sandbox.profile_path.read_text())
@@ -102,11 +103,11 @@ def test_a_hand_written_failure_is_confirmed_and_reported(installed, sandbox, tm
 
 
 def test_the_readme_shows_the_example():
-    assert EXAMPLE.read_text().strip() in (REPO / "README.md").read_text()
+    assert EXAMPLE.read_text().strip() in (REPO / "docs" / "team-checks.md").read_text()
 
 
 def test_a_new_symptom_is_three_files(sandbox, tmp_path):
-    """The README's recipe: a catalog entry (a team's catalog, here a copy) and a check module; the
+    """The documented recipe (docs/layout.md): a catalog entry (a team's catalog, here a copy) and a check module; the
     fault proving it is an existing sandbox switch named in the catalog. Nothing else changes."""
     raw = yaml.safe_load((REPO / "veza_synthetics" / "catalog.yaml").read_text())
     raw["check_modules"].append("toy_checks")

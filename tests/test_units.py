@@ -144,7 +144,7 @@ def test_production_is_read_only_both_ways(monkeypatch):
 def test_the_readme_lists_the_exporter_queries_the_checks_run():
     """What a team must make its Prometheus answer, exactly as the checks ask it (default selectors)."""
     from veza_synthetics.probes import exporters
-    readme = (profile.ENV_DIR.parents[1] / "README.md").read_text()
+    readme = (profile.ENV_DIR.parents[1] / "docs" / "grants.md").read_text()
     selectors = {"NODE": 'job="node"', "POSTGRES": 'job="postgres"', "REDIS": 'job="redis"'}
     for selector in selectors.values():
         assert f"`{exporters.SCRAPED.format(s=selector)}`" in readme
@@ -658,10 +658,10 @@ def test_no_module_of_the_package_outgrows_one_job():
     assert not {module: n for module, n in sizes.items() if n > 310}, sorted(sizes.items(), key=lambda kv: -kv[1])[:5]
 
 
-def test_the_readmes_layout_names_every_module_of_the_package():
-    """README's layout matches the tree: each folder's block lists exactly the modules it holds."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme[readme.index("## Layout"):readme.index("Probes never decide;")]
+def test_the_documented_layout_names_every_module_of_the_package():
+    """docs/layout.md matches the tree: each folder's block lists exactly the modules it holds."""
+    page = (Path(__file__).resolve().parents[1] / "docs" / "layout.md").read_text()
+    section = page[:page.index("Probes never decide;")]
     listed: dict[str, set[str]] = {}
     folder = ""
     for line in section.splitlines():

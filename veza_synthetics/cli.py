@@ -178,6 +178,12 @@ def _dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reference(args: argparse.Namespace) -> int:
+    from .reference import write
+    write(load_catalog(), Path(args.out))
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from . import quarantine
     from .profile import load
@@ -237,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     allure.add_argument("--keep", type=int, default=30, help="runs Allure keeps in its history (default: 30)")
     board = sub.add_parser("dashboard", help="the Grafana dashboard of serve's metrics, generated from the catalog")
     board.add_argument("--out", help="write it here (default: stdout)")
+    ref = sub.add_parser("reference", help="the settings' and checks' reference pages, from settings.py and the catalog")
+    ref.add_argument("--out", default="docs/reference", help="their folder (default: docs/reference)")
     served = sub.add_parser("serve", help="run the checks in rounds (serve.interval_s) for Prometheus to scrape")
     served.add_argument("--env", help="the profile (default: sandbox; the sandbox itself is not started)")
     served.add_argument("--symptoms", help="the check ids to run, comma-separated (default: all)")
@@ -247,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     served.add_argument("--log-format", choices=("text", "ecs"), default="text",
                         help="ecs: each check result as an Elastic Common Schema line on stdout, for Filebeat")
     served.add_argument("--web.config.file", dest="web_config_file",
-                        help="TLS and basic auth for every route, in exporter-toolkit's format (README: Securing serve)")
+                        help="TLS and basic auth for every route, in exporter-toolkit's format (docs/ways/serve.md)")
     matrix = sub.add_parser("matrix", help="print the detection matrix (faults x checks)")
     matrix.add_argument("results", nargs="?", help="a results.json or a run folder: show the last measured outcomes")
     args, extra = parser.parse_known_args(argv)
@@ -259,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         commands = {"notify": _notify, "merge": _merge, "allure": _allure, "serve": _serve, "dashboard": _dashboard,
-                    "matrix": _matrix, "failed-ids": _ids, "no-data-ids": _ids}
+                    "reference": _reference, "matrix": _matrix, "failed-ids": _ids, "no-data-ids": _ids}
         return commands[args.command](args)
     except SetupError as exc:
         print(f"veza-synth: {exc}", file=sys.stderr)

@@ -13,7 +13,7 @@ from .catalog import Catalog
 from .outcome import Outcome
 
 UID = "veza-synthetics"
-PROBER_JOB = "veza_synthetics_serve"  # the job name serve.rules.yml and the README's scrape config use
+PROBER_JOB = "veza_synthetics_serve"  # the job name serve.rules.yml and docs/ways/serve.md's scrape config use
 SOURCE = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
 AT = 'location=~"$location"'
 OUTCOMES = tuple(Outcome)  # each outcome's code on the timeline: its place here

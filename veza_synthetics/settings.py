@@ -9,8 +9,8 @@ from . import __version__
 
 @dataclass(frozen=True)
 class Backend:
-    url: str = ""
-    health_path: str = "/health"
+    url: str = ""  # the API's base address, as clients reach it ("https://api.veza.example")
+    health_path: str = "/health"  # the health route ("/api/health" for the public dev server, B1)
     health_status_path: str = "status"  # where the health answer says "healthy" (a dotted JSON path)
     ready_path: str = "/ready"          # "": the server has none (Veza's dev server, B2): not measured, said so
     # The API's search, timed by db.degraded_performance; "": none worth timing (the public code's search is
@@ -23,11 +23,11 @@ class Backend:
 
 @dataclass(frozen=True)
 class Chat:
-    url: str = ""
-    health_url: str = ""
+    url: str = ""  # the chat's WebSocket address ("wss://chat.veza.example/chat")
+    health_url: str = ""  # the chat server's HTTP health ("https://chat.veza.example/health"); "": not checked
     health_status_path: str = "status"  # "data.status" for the public code's chat server (C4)
-    auth: str = "token"
-    broadcast: bool = True
+    auth: str = "token"  # how the socket is authenticated: "token" (?token= with the synthetic user's JWT)
+    broadcast: bool = True  # a member of a conversation receives what another sends (ws.lost_messages judges it)
     # Sending chat messages is a write. A read-only profile sends none unless it names a conversation
     # kept for the synthetic account, where its messages may land (an explicit opt-in).
     synthetic_conversation: str = ""
@@ -46,31 +46,31 @@ class Chat:
 
 @dataclass(frozen=True)
 class Stream:
-    url: str = ""
+    url: str = ""  # the stream server's base address ("https://stream.veza.example")
     # Who signs the canary's URL: the backend (its stream-url route) unless the profile holds the stream
     # server's secret; false: the server checks no signature (the public simple_stream_server, S8).
     signed: bool = True
-    secret: str = field(default="", repr=False)
-    canary_track_id: int = 0
+    secret: str = field(default="", repr=False)  # the stream server's SECRET_KEY, where the suite signs (${VAR})
+    canary_track_id: int = 0  # the canary's track id, for its metadata and the backend's stream-url route
     canary: str = "canary"              # the stream's name ("canary.mp3" where names carry the extension, S8)
     # The canary's length in seconds, known to the team that put it there: where neither the track's metadata nor
     # the stream server says it (the public stream servers do not, S6, S8), a truncated file is only seen by it.
     # 0: the metadata's or the server's, where one says it.
     canary_duration_s: float = 0.0
     health_path: str = "/health/detailed"  # "/health" where there is no detailed health (S8)
-    health_status_path: str = "status"
-    quality: str = "medium"
+    health_status_path: str = "status"  # where the stream's health answer says "healthy" (a dotted JSON path)
+    quality: str = "medium"  # the quality the canary is played at (the player's default)
     content_type_required: bool = True  # False for the variant that omits it
 
 
 @dataclass(frozen=True)
 class Postgres:
-    host: str = ""
-    port: int = 5432
-    dbname: str = "veza_db"
-    user: str = ""
-    password: str = field(default="", repr=False)
-    sslmode: str = "prefer"
+    host: str = ""  # direct access to Veza's database (read-only, pg_monitor); "": through its exporter only
+    port: int = 5432  # its port (a pooler's, where the platform has one)
+    dbname: str = "veza_db"  # the platform's database
+    user: str = ""  # a pg_monitor role of the suite's own, never the application's
+    password: str = field(default="", repr=False)  # that role's password (${VAR})
+    sslmode: str = "prefer"  # libpq's sslmode ("verify-full" with a CA the machine trusts)
 
     @property
     def address(self) -> str:
@@ -79,14 +79,14 @@ class Postgres:
 
 @dataclass(frozen=True)
 class Redis:
-    url: str = ""
-    password: str = field(default="", repr=False)
+    url: str = ""  # direct access to Veza's Redis ("redis://redis.internal:6379/0"); "": through its exporter only
+    password: str = field(default="", repr=False)  # its password (${VAR}); the suite sends no write command
 
 
 @dataclass(frozen=True)
 class Prometheus:
-    url: str = ""
-    rate_window: str = "5m"
+    url: str = ""  # the platform's Prometheus ("https://prometheus.internal:9090"); "": the checks that read it say so
+    rate_window: str = "5m"  # the window of every rate() the checks ask (a Prometheus duration)
     jobs: str = "veza-backend,veza-chat,veza-stream,node,postgres,redis"  # Veza's scrape jobs (comma-separated)
     rule_groups: str = "veza_alerts"                         # the rule groups that must be loaded
     judge_real_traffic: bool = False  # judge the platform's own 5xx ratio and p95 over rate_window
@@ -94,9 +94,9 @@ class Prometheus:
     # Which series are whose: PromQL label matchers for each exporter's series, and a regex of the
     # mountpoints whose disk is judged (every mount node_exporter reports, by default).
     node_selector: str = 'job="node"'
-    postgres_selector: str = 'job="postgres"'
-    redis_selector: str = 'job="redis"'
-    mountpoints: str = ".*"
+    postgres_selector: str = 'job="postgres"'  # postgres_exporter's series
+    redis_selector: str = 'job="redis"'  # redis_exporter's series
+    mountpoints: str = ".*"  # the mountpoints whose disk is judged (a regex)
 
     def selector(self, exporter: str) -> str:
         """The label matchers of one exporter's series: "node", "postgres" or "redis"."""
@@ -111,19 +111,19 @@ class Prometheus:
 
 @dataclass(frozen=True)
 class Accounts:
-    user_email: str = ""
-    user_password: str = field(default="", repr=False)
-    admin_email: str = ""
-    admin_password: str = field(default="", repr=False)
+    user_email: str = ""  # the synthetic account every check logs in as (a user, never an admin)
+    user_password: str = field(default="", repr=False)  # its password (${VAR})
+    admin_email: str = ""  # an admin account, for the checks that need one; "": they say so
+    admin_password: str = field(default="", repr=False)  # its password (${VAR})
 
 
 @dataclass(frozen=True)
 class Timeouts:
-    connect_s: float = 3.0
-    request_s: float = 5.0
-    stream_read_s: float = 10.0
-    stream_s: float = 90.0
-    ws_s: float = 5.0
+    connect_s: float = 3.0  # a TCP and TLS connection's bound
+    request_s: float = 5.0  # one API request's bound, its answer included
+    stream_read_s: float = 10.0  # the longest a player waits for the stream's next bytes
+    stream_s: float = 90.0  # the whole canary download's bound
+    ws_s: float = 5.0  # the WebSocket handshake's bound, and each frame awaited
     # The whole run's deadline (a serve round's: its interval, if shorter). The HTTP sample is planned within it
     # at sampling.max_rps, every call possibly confirmed once, and stops at it: a check says what it measured,
     # never nothing. 15 minutes: half of the nightly job's 30.
@@ -132,8 +132,8 @@ class Timeouts:
 
 @dataclass(frozen=True)
 class Holds:
-    session_s: float = 5.0
-    ws_idle_s: float = 60.0
+    session_s: float = 5.0  # how long auth.session_lost holds a fresh session before asking with it again
+    ws_idle_s: float = 60.0  # how long ws.disconnects keeps a socket idle (longer when the front door's timeout is)
     # The front door's read timeout on the chat (nginx's proxy_read_timeout, 60 s by default and in the public
     # Veza's deploy script; HAProxy's timeout tunnel); 0: none to outlast. The idle hold outlasts it by a margin:
     # a hold equal to it is a coin flip between a true disconnect and a pass.
@@ -153,16 +153,16 @@ class Sampling:
     # The run's pace toward the API, every request counted (sample, checks, logins): 24 a minute, under the
     # 30 a minute Veza's production server allows an address (B12) and its dev server's 100 (B11).
     max_rps: float = 0.4
-    chat_messages: int = 50
+    chat_messages: int = 50  # messages ws.lost_messages sends A to B (a write: where a conversation allows it)
     db_connects: int = 20   # p95 needs 20 or more values (else the max is judged, named so)
-    search_calls: int = 20
+    search_calls: int = 20  # searches db.degraded_performance times
     auth_calls: int = 10  # `me` calls of auth.http_401_403: enough to reach every instance behind a balancer
 
 
 @dataclass(frozen=True)
 class Auth:
-    expires_in_s: int = 0
-    session_store: str = "redis"
+    expires_in_s: int = 0  # the access token's lifetime the platform promises; 0: the one its login says
+    session_store: str = "redis"  # where auth.session_lost finds a session: "redis" (the contract), "postgres" (B9)
     # An admin-only route: a non-admin's token must get 403 there (the public code has no /admin/stats and
     # guards /api/v1/admin/dashboard, B7).
     forbidden_path: str = "/api/v1/admin/stats"
@@ -176,15 +176,15 @@ class Tracing:
     """The headers that make the suite's requests findable on the platform (probes/identity.py): a W3C
     traceparent, a request id, a User-Agent naming the suite. A front door that strips or refuses unknown
     headers is told here to get none."""
-    traceparent: bool = True
+    traceparent: bool = True  # a W3C traceparent on every request (one trace per check attempt)
     request_id_header: str = "X-Request-ID"  # "": send none
     user_agent: str = f"veza-synthetics/{__version__} (synthetic monitoring)"  # "": the HTTP client's own
     # Each check attempt as OpenTelemetry spans (tracing.py), to an OTLP/HTTP collector: its base address
     # ("http://collector:4318"; /v1/traces is appended), "" for none (the default). Its headers (a token
     # through ${VAR}) are secrets: masked everywhere. A dead collector never slows a run: each export is bounded.
     otlp_endpoint: str = ""
-    otlp_headers: dict[str, str] = field(default_factory=dict)
-    export_timeout_s: float = 2.0
+    otlp_headers: dict[str, str] = field(default_factory=dict)  # the collector's headers ({Authorization = "..."})
+    export_timeout_s: float = 2.0  # each export's bound
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ class Links:
     {start}, {end}; a Prometheus (or Grafana) graph address, the Prometheus URL's /graph when empty."""
     trace: str = ""       # "https://jaeger.example/trace/{trace_id}"
     logs: str = ""        # "https://kibana.example/app/discover#/?_a=(query:'{request_id}')&from={start}&to={end}"
-    prometheus: str = ""
+    prometheus: str = ""  # a graph page taking ?g0.expr= ("https://prometheus.example/graph"); "": the Prometheus URL's
 
 
 @dataclass(frozen=True)
@@ -202,9 +202,9 @@ class Serve:
     category or check id (`health = 60`, `"auth.jwt_expired" = 3600`). Checks due together share one round
     (one session per account, the run's pace). The defaults: health every minute (no login: detection within
     minutes of an outage), everything every 15 minutes (a run's load, 2 logins: within Veza's 3 logins per
-    15 minutes per address, B12). README: what each default costs an hour."""
-    interval_s: float = 900.0
-    intervals: dict[str, float] = field(default_factory=lambda: {"health": 60.0, "performance": 60.0})
+    15 minutes per address, B12). docs/ways/serve.md: what each default costs an hour."""
+    interval_s: float = 900.0  # seconds between a check's rounds
+    intervals: dict[str, float] = field(default_factory=lambda: {"health": 60.0, "performance": 60.0})  # by category or id
     # The performance checks judge the requests of serve's small samples over this window (probes/window.py), at
     # most the sample's size (sampling.requests): a round affords a few within the request budget.
     window_s: float = 600.0
@@ -214,11 +214,11 @@ class Serve:
     # refreshes an hour, 30 requests a minute): a third of its logins and requests, 5 of its 8 refreshes. Requests
     # wait for the budget as for sampling.max_rps; a login or a refresh over it is not made, and said so.
     max_logins: int = 1
-    login_window_s: float = 900.0
-    max_refreshes: int = 5
-    refresh_window_s: float = 3600.0
-    max_requests: int = 10
-    request_window_s: float = 60.0
+    login_window_s: float = 900.0  # the logins' window
+    max_refreshes: int = 5  # refreshes of the held sessions per window
+    refresh_window_s: float = 3600.0  # the refreshes' window
+    max_requests: int = 10  # API requests per window
+    request_window_s: float = 60.0  # the requests' window
     report: str = "loopback"  # /report answers "on": anyone who reaches listen; "loopback": local clients; "off"
     # The prober's address as the on-call reaches it, for the alert's links to a check's /report entry and runbook
     # ("https://synth.example:9464"); "": http:// and the address it listens on.
@@ -228,7 +228,7 @@ class Serve:
 @dataclass(frozen=True)
 class Tls:
     """Verification stays on; a private CA (a front door's own) is trusted by naming its file."""
-    ca_file: str = ""
+    ca_file: str = ""  # a PEM CA trusted for the profile's own endpoints only (beside the public CAs)
 
 
 @dataclass(frozen=True)
@@ -241,4 +241,4 @@ class History:
 
 @dataclass(frozen=True)
 class SandboxAdmin:
-    admin_url: str = ""
+    admin_url: str = ""  # the sandbox's admin API (fault switches), set by the sandbox's own profiles only

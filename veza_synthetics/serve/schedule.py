@@ -37,7 +37,7 @@ class Schedule:
         return max(0.0, min(self.next_at.values()) - now)
 
     def by_interval(self) -> dict[float, list[str]]:
-        """Check ids by interval, for the start line and the README's cost figures."""
+        """Check ids by interval, for the start line and docs/ways/serve.md's cost figures."""
         out: dict[float, list[str]] = {}
         for sid, interval in sorted(self.intervals.items(), key=lambda item: (item[1], item[0])):
             out.setdefault(interval, []).append(sid)
