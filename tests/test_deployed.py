@@ -482,3 +482,42 @@ def test_a_chat_that_never_pings_is_closed_by_a_shorter_proxy_read_timeout(deplo
     assert closed.outcome == "failed" and re.search(r"closed by the server or a proxy after [\d.]+ s idle",
                                                      closed.summary), closed.summary
     assert kept.outcome == "passed", kept.summary
+
+
+# What doctor cannot find read-only, and where the variant's profile is not the platform's: the chat's broadcast
+# shows only by sending (a write); the sandbox's Prometheus scrapes every second where veza-deployed.toml keeps
+# production's 30 s (the profile that knows nothing has the sandbox's 1 s, the true one).
+NOT_DISCOVERED = {"chat.broadcast", "prometheus.scrape_interval_s"}
+
+
+def doctored(proc: SandboxProcess, tmp_path: Path) -> tuple[Path, str]:
+    """The variant's published profile as a team's first one (it extends the contract's defaults, knowing nothing
+    of the variant), with the fragment doctor printed for it; and doctor's own words."""
+    from veza_synthetics.doctor import examine, render
+    naive = tmp_path / "naive.toml"
+    naive.write_text(re.sub(r"^extends = .*$", f'extends = "{ENV_DIR / "sandbox.toml"}"',
+                            proc.profile_path.read_text(), flags=re.M))
+    found = examine(load(str(naive)), CATALOG)
+    applied = tmp_path / "applied.toml"
+    applied.write_text(f'extends = "{naive}"\n{found.fragment()}')
+    return applied, render(found)
+
+
+def differences(one: Path, other: Path) -> set[str]:
+    from dataclasses import asdict
+
+    from veza_synthetics.profile_model import SECTIONS
+    a, b = load(str(one)), load(str(other))
+    return {f"{name}.{key}" for name in SECTIONS for key, value in asdict(getattr(a, name)).items()
+            if asdict(getattr(b, name))[key] != value}
+
+
+def test_doctors_fragment_makes_a_profile_that_knows_nothing_of_the_variant_run_clean(deployed, tmp_path):
+    proc, _ = deployed
+    applied, said = doctored(proc, tmp_path)
+    assert "backend.health_path = '/api/health'" in said and "chat.auth = 'none'" in said, said
+    assert differences(applied, proc.profile_path) <= NOT_DISCOVERED, said
+    done, results = run(applied, tmp_path / "run")
+    outcomes = {c["id"]: c["outcome"] for c in results["checks"] if c["variant"] == "read-only"}
+    wrong = {sid: (outcomes.get(sid), outcome) for sid, (outcome, _) in DECLARED.items() if outcomes.get(sid) != outcome}
+    assert not wrong, (wrong, done.stdout[-3000:])

@@ -178,6 +178,14 @@ def _dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import examine, render
+    from .profile import load
+    found = examine(load(args.env), load_catalog())
+    print(render(found))
+    return 1 if found.problems else 0
+
+
 def _reference(args: argparse.Namespace) -> int:
     from .reference import write
     write(load_catalog(), Path(args.out))
@@ -243,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     allure.add_argument("--keep", type=int, default=30, help="runs Allure keeps in its history (default: 30)")
     board = sub.add_parser("dashboard", help="the Grafana dashboard of serve's metrics, generated from the catalog")
     board.add_argument("--out", help="write it here (default: stdout)")
+    doctor = sub.add_parser("doctor", help="before the first night: reach, credentials, grants, the platform's shapes "
+                                           "(the settings that match, as TOML), the cost; exit 0 ready, 1 problems")
+    doctor.add_argument("--env", required=True, help="the profile: a name in fixtures/environments or a .toml path")
     ref = sub.add_parser("reference", help="the settings' and checks' reference pages, from settings.py and the catalog")
     ref.add_argument("--out", default="docs/reference", help="their folder (default: docs/reference)")
     served = sub.add_parser("serve", help="run the checks in rounds (serve.interval_s) for Prometheus to scrape")
@@ -267,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         commands = {"notify": _notify, "merge": _merge, "allure": _allure, "serve": _serve, "dashboard": _dashboard,
-                    "reference": _reference, "matrix": _matrix, "failed-ids": _ids, "no-data-ids": _ids}
+                    "reference": _reference, "doctor": _doctor,
+                    "matrix": _matrix, "failed-ids": _ids, "no-data-ids": _ids}
         return commands[args.command](args)
     except SetupError as exc:
         print(f"veza-synth: {exc}", file=sys.stderr)

@@ -1,0 +1,59 @@
+"""`veza-synth doctor`: ready against the sandbox; an unreachable endpoint, a wrong health path, an expiring
+certificate and refused database credentials each named with the setting to change (exit 1); a bad profile
+exit 2. Its fragment for the public code's shapes: tests/test_deployed.py and tests/test_production_server.py."""
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _doctor(profile: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "veza_synthetics", "doctor", "--env", str(profile)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_sandbox_is_ready(sandbox):
+    done = _doctor(sandbox.profile_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for line in ("backend.url TLS", "login as synthetic@veza.local works (role user)", "pg_monitor yes",
+                 "may write to: nothing", "GET /health answered 200", "the session lives in Redis", "ready: no problem"):
+        assert line in done.stdout, (line, done.stdout)
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("change,named", [
+    ("[backend]\nurl = 'https://127.0.0.1:{port}'\n", "backend.url: nothing accepts connections at 127.0.0.1:{port}"),
+    ("[backend]\nhealth_path = '/nope'\n", "backend.health_path = '/health' (the profile says '/nope')"),
+    ("[postgres]\npassword = 'not-the-password'\n",
+     "postgres.host / postgres.user / postgres.password: the suite's role cannot connect"),
+])
+def test_a_problem_is_named_with_its_setting(sandbox, tmp_path, change, named):
+    port = _closed_port()
+    profile = tmp_path / "p.toml"
+    profile.write_text(f'extends = "{sandbox.profile_path}"\n' + change.format(port=port))
+    done = _doctor(profile)
+    assert done.returncode == 1 and named.format(port=port) in done.stdout, done.stdout + done.stderr
+    assert "not-the-password" not in done.stdout + done.stderr
+
+
+def test_an_expiring_certificate_is_named(sandbox):
+    with sandbox.faults_on(["front.cert_expiring"]):
+        done = _doctor(sandbox.profile_path)
+    assert done.returncode == 1 and "backend.url: its certificate ends in" in done.stdout, done.stdout
+
+
+def test_a_bad_profile_is_exit_2(tmp_path):
+    profile = tmp_path / "bad.toml"
+    profile.write_text("[backend]\nurl = 3\n")
+    done = _doctor(profile)
+    assert done.returncode == 2 and "'backend.url' must be str" in done.stderr and "Traceback" not in done.stderr

@@ -1,0 +1,36 @@
+"""What doctor found: one Step per line, and the settings that match the platform (the TOML fragment)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import tomli_w
+
+CERT_WARN_DAYS = 14  # a certificate this close to its end is a problem found today, not on the night it expires
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line: what doctor looked at, what it saw; `problem` names the setting (or the platform's part) to fix."""
+    name: str
+    saw: str
+    problem: str = ""  # "": fine
+
+
+@dataclass
+class Findings:
+    steps: list[Step] = field(default_factory=list)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # section -> key -> value that matches
+
+    def add(self, name: str, saw: str, problem: str = "") -> None:
+        self.steps.append(Step(name, saw, problem))
+
+    def setting(self, section: str, key: str, value: Any) -> None:
+        self.settings.setdefault(section, {})[key] = value
+
+    @property
+    def problems(self) -> list[Step]:
+        return [step for step in self.steps if step.problem]
+
+    def fragment(self) -> str:
+        return tomli_w.dumps(self.settings) if self.settings else ""

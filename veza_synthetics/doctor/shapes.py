@@ -1,0 +1,191 @@
+"""The platform's shapes, discovered read-only: where health answers and where its status sits, whether /ready
+exists, whether search reads anything, the admin-only path, the token's lifetime, where sessions live, the chat's
+health and authentication, the stream's Content-Type and bitrate. Each compared with the profile's setting; the
+ones that differ go into the TOML fragment doctor prints."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import psycopg
+import redis as redis_lib
+
+from ..canary import CONTRACT_KBPS, Canary, signed_canary
+from ..probes import auth, http, postgres
+from ..probes.redis import SESSION_KEY
+from ..probes.websocket import open_chat
+from ..shape import Mismatch, at_path, list_at
+from ..target import Target
+from .findings import Findings
+
+HEALTH_PATHS = ("/health", "/api/health")  # the contract's and the production server's; the public dev server's (B1)
+STATUS_PATHS = ("status", "data.status")   # the contract's; the public chat server's (C4)
+HEALTHY = {"healthy", "ok", "up", "pass"}
+FORBIDDEN_PATHS = ("/api/v1/admin/stats", "/api/v1/admin/dashboard")  # the contract's; the public code's (B7)
+
+
+def discover(target: Target, found: Findings) -> None:
+    p = target.profile
+    if p.backend.url:
+        _health(target, found)
+        _ready(target, found)
+        if p.accounts.user_email and target.token():
+            _search(target, found)
+            _forbidden(target, found)
+            _session(target, found)
+    if p.chat.health_url:
+        _chat_health(target, found)
+    if p.chat.url:
+        _chat_auth(target, found)
+    if p.stream.url and target.token() is not None or not p.stream.signed:
+        _stream(target, found)
+
+
+def _compare(found: Findings, setting: str, profile_value: Any, value: Any, saw: str) -> None:
+    """A discovered value: said, and put in the fragment where the profile's differs (a problem where the
+    profile's would fail)."""
+    section, key = setting.split(".")
+    if value == profile_value:
+        found.add(setting, saw)
+        return
+    found.setting(section, key, value)
+    found.add(setting, saw, f"{setting} = {value!r} (the profile says {profile_value!r})")
+
+
+def _get(target: Target, url: str, token: str | None = None) -> tuple[int | None, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    answer = http.fetch(target.transport, url, target.profile.timeouts.request_s, headers=headers)
+    return answer.measurements.get("status"), answer.evidence.get("body")
+
+
+def _status_path(body: Any) -> str | None:
+    return next((path for path in STATUS_PATHS if isinstance(at_path(body, path, ""), str)
+                 and str(at_path(body, path, "")).lower() in HEALTHY), None)
+
+
+def _health(target: Target, found: Findings) -> None:
+    b = target.profile.backend
+    for path in dict.fromkeys((b.health_path, *HEALTH_PATHS)):
+        status, body = _get(target, f"{b.url}{path}")
+        where = _status_path(body)
+        if status in (200, 503) and where is not None:
+            _compare(found, "backend.health_path", b.health_path, path, f"GET {path} answered {status}, "
+                     f"{where} = {at_path(body, where, '')!r}")
+            _compare(found, "backend.health_status_path", b.health_status_path, where, f"the status sits at {where}")
+            return
+    found.add("backend.health_path", f"none of {', '.join(dict.fromkeys((b.health_path, *HEALTH_PATHS)))} answers a "
+              "health status", "backend.health_path: name the route where the backend says it is healthy")
+
+
+def _ready(target: Target, found: Findings) -> None:
+    b = target.profile.backend
+    status, _ = _get(target, f"{b.url}{b.ready_path or '/ready'}")
+    _compare(found, "backend.ready_path", b.ready_path, "" if status == 404 else b.ready_path or "/ready",
+             f"GET {b.ready_path or '/ready'} answered {status}")
+
+
+def _search(target: Target, found: Findings) -> None:
+    b = target.profile.backend
+    if not b.search_path:
+        found.add("backend.search_path", "not set: search not timed")
+        return
+    query = b.search_query.format(n=1)
+    status, body = _get(target, f"{b.url}{b.search_path}?{httpx.QueryParams({'q': query})}", target.token())
+    results = list_at(body, b.search_results_path, "backend.search_results_path")
+    stub = status == 404 or isinstance(results, Mismatch)
+    _compare(found, "backend.search_path", b.search_path, "" if stub else b.search_path,
+             f"GET {b.search_path}?q={query} answered {status}" +
+             (f": {results}" if isinstance(results, Mismatch) else f", {len(results)} result(s)"))
+
+
+def _forbidden(target: Target, found: Findings) -> None:
+    a, b = target.profile.auth, target.profile.backend
+    for path in dict.fromkeys((a.forbidden_path, *FORBIDDEN_PATHS)):
+        status, _ = _get(target, f"{b.url}{path}", target.token())
+        if status == 403:
+            _compare(found, "auth.forbidden_path", a.forbidden_path, path, f"GET {path} as the user answered 403")
+            return
+    found.add("auth.forbidden_path", f"none of {', '.join(dict.fromkeys((a.forbidden_path, *FORBIDDEN_PATHS)))} "
+              "answers 403 to a user", "auth.forbidden_path: name an admin-only route")
+
+
+def _session(target: Target, found: Findings) -> None:
+    p, token = target.profile, target.token() or ""
+    claims = auth.claims(token)
+    lifetime = int(claims.get("exp", 0)) - int(claims.get("iat", 0))
+    if lifetime > 0 and p.auth.expires_in_s == 0:
+        found.setting("auth", "expires_in_s", lifetime)
+        found.add("auth.expires_in_s", f"the access token lasts {lifetime} s (exp - iat): the lifetime to hold it to")
+    sid = str(claims.get("sid", ""))
+    in_redis = in_table = None
+    if p.has_redis and sid:
+        try:
+            with redis_lib.Redis.from_url(p.redis.url, password=p.redis.password or None,
+                                          socket_timeout=p.timeouts.request_s) as client:
+                in_redis = bool(client.exists(SESSION_KEY.format(sid=sid)))
+        except (redis_lib.RedisError, OSError):
+            in_redis = None
+    if p.has_postgres:
+        try:
+            with postgres.connect(target.transport, p.postgres, p.timeouts.request_s) as conn:
+                in_table = bool(postgres.rows(conn, "SELECT count(*) AS n FROM refresh_tokens")[0]["n"]) if postgres.rows(
+                    conn, "SELECT to_regclass('public.refresh_tokens') IS NOT NULL AS t")[0]["t"] else False
+        except (psycopg.Error, OSError):
+            in_table = None
+    store = "redis" if in_redis else "postgres" if in_table else None
+    if store is None:
+        found.add("auth.session_store", "the session was found neither in Redis nor in refresh_tokens (no direct access?)")
+        return
+    _compare(found, "auth.session_store", p.auth.session_store, store,
+             f"the session lives in {'Redis' if store == 'redis' else 'the refresh_tokens table'}")
+
+
+def _chat_health(target: Target, found: Findings) -> None:
+    c = target.profile.chat
+    status, body = _get(target, c.health_url)
+    where = _status_path(body)
+    if where is None:
+        found.add("chat.health_status_path", f"GET {c.health_url} answered {status} with no status",
+                  "chat.health_status_path: where the chat's health says healthy")
+        return
+    _compare(found, "chat.health_status_path", c.health_status_path, where, f"the chat's status sits at {where}")
+
+
+def _chat_auth(target: Target, found: Findings) -> None:
+    c = target.profile.chat
+
+    async def accepted() -> bool:
+        try:
+            async with open_chat(target.transport, c.url, None, target.profile.timeouts.ws_s):
+                return True
+        except Exception:  # refused, closed or unreachable: a token is needed (or nothing answers)
+            return False
+    without_token = asyncio.run(accepted())
+    _compare(found, "chat.auth", c.auth, "none" if without_token else "token",
+             f"a connection without a token is {'accepted' if without_token else 'refused'}")
+
+
+def _stream(target: Target, found: Findings) -> None:
+    s = target.profile.stream
+    canary = signed_canary(target.player())
+    if not isinstance(canary, Canary):
+        found.add("stream.canary", f"no canary URL: {canary.error}",
+                  "stream.canary_track_id / stream.canary: the canary is not playable")
+        return
+    try:
+        with httpx.Client(timeout=target.profile.timeouts.request_s, verify=target.transport.tls(s.url)) as client, \
+                client.stream("GET", canary.url, headers={"Accept-Encoding": "identity"}) as answer:
+            headers = dict(answer.headers)
+    except httpx.HTTPError as exc:
+        found.add("stream.url", f"the canary's GET failed: {exc}", "stream.url: the canary does not play")
+        return
+    typed = bool(headers.get("content-type"))
+    _compare(found, "stream.content_type_required", s.content_type_required, s.content_type_required and typed,
+             f"the canary is served {'with Content-Type ' + headers['content-type'] if typed else 'without Content-Type'}")
+    length, duration = int(headers.get("content-length") or 0), canary.duration_s or s.canary_duration_s
+    if length and duration:
+        kbps = length * 8 / duration / 1000
+        quality = min(CONTRACT_KBPS, key=lambda q: abs(CONTRACT_KBPS[q] - kbps))
+        _compare(found, "stream.quality", s.quality, quality,
+                 f"the canary comes at {kbps:.0f} kbps ({length} bytes for {duration:g} s): {quality}'s bitrate")
