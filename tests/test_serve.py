@@ -76,7 +76,8 @@ def test_serve_detects_a_fault_and_alertmanager_routes_the_alert_to_a_webhook(sa
         assert _metric(healthy, "veza_synthetic_check_outcome", **check, outcome="passed") == 1
         assert _metric(healthy, "veza_synthetic_check_last_success_timestamp_seconds", **check) > time.time() - 60
         assert _metric(healthy, "veza_synthetic_check_interval_seconds", symptom="health.services", location="ci-a") == 1
-        assert _metric(healthy, "veza_synthetic_check_interval_seconds", symptom="auth.jwt_expired", location="ci-a") == 600
+        assert _metric(healthy, "veza_synthetic_check_interval_seconds", symptom="db.constraint_errors",
+                       location="ci-a") == 600
         p95 = {"symptom": "perf.high_response_time", "threshold": "p95_ms", "unit": "seconds", "location": "ci-a"}
         assert 0 < _metric(healthy, "veza_synthetic_check_measurement", **p95) < \
             _metric(healthy, "veza_synthetic_check_threshold", **p95, level="fail") == \
