@@ -1,7 +1,12 @@
 """Each check attempt as OpenTelemetry spans, found in a real Jaeger (built by `make setup`) through its query
 API; a dead collector costs a run nothing and is said once."""
+import json
 import re
+import shutil
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +72,18 @@ def test_a_dead_collector_costs_a_check_nothing_and_is_said_once(sandbox, tmp_pa
     assert spans is not None and spans.exported == 0 and spans.failed == 2
     said = capfd.readouterr().err
     assert said.count("spans not exported") == 1, said
+
+
+def test_a_teams_own_check_is_a_trace_too(sandbox, jaeger, tmp_path):
+    """veza_verdict's attempts go to the same collector, named by the team's own check id."""
+    example = Path(__file__).with_name("example_team_check.py")
+    shutil.copy(example, tmp_path / "test_team.py")
+    profile = tmp_path / "traced.toml"
+    profile.write_text(f'extends = "{sandbox.profile_path}"\n[tracing]\notlp_endpoint = "{jaeger.otlp_endpoint}"\n')
+    done = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path / "test_team.py"), "--env", str(profile),
+                           "-k", "track_listing", "-p", "no:cacheprovider", "--reports-dir", str(tmp_path / "r")],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+    results = json.loads((tmp_path / "r" / "latest" / "results.json").read_text())
+    [record] = [c for c in results["checks"] if c["id"] == "team.tracks_listing"]
+    spans = jaeger.trace(record["attempts"][0]["trace_id"])["spans"]
+    assert any(s["operationName"] == "team.tracks_listing" for s in spans), (done.stdout[-1500:], spans)

@@ -123,6 +123,8 @@ class VerdictJudge:
 
     def __init__(self, request: pytest.FixtureRequest, profile: Profile, catalog: Catalog, redactor: Redactor):
         self.request, self.profile, self.catalog, self.redactor = request, profile, catalog, redactor
+        # where the profile names a collector, each attempt's spans go with the run's (the target's client's)
+        self.spans = request.getfixturevalue("veza_target").client.spans if profile.tracing.otlp_endpoint else None
 
     def symptom(self, symptom_id: str, thresholds: dict[str, dict[str, Any]] | None, runbook: str) -> Symptom:
         known = self.catalog.symptoms.get(symptom_id)
@@ -142,7 +144,7 @@ class VerdictJudge:
                  runbook: str = "") -> Verdict:
         symptom = self.symptom(symptom_id, thresholds, runbook)
         record, verdict = diagnosis.confirm(symptom, measure, self.redactor,
-                                            self.profile.threshold_overrides(symptom_id))
+                                            self.profile.threshold_overrides(symptom_id), spans=self.spans)
         report_check(self.request, record, symptom)
         return verdict
 
@@ -151,7 +153,7 @@ class VerdictJudge:
         """The same for an `async def` measure, from an async test."""
         symptom = self.symptom(symptom_id, thresholds, runbook)
         record, verdict = await diagnosis.confirm_async(symptom, measure, self.redactor,
-                                                        self.profile.threshold_overrides(symptom_id))
+                                                        self.profile.threshold_overrides(symptom_id), spans=self.spans)
         report_check(self.request, record, symptom)
         return verdict
 
