@@ -521,3 +521,25 @@ def test_doctors_fragment_makes_a_profile_that_knows_nothing_of_the_variant_run_
     outcomes = {c["id"]: c["outcome"] for c in results["checks"] if c["variant"] == "read-only"}
     wrong = {sid: (outcomes.get(sid), outcome) for sid, (outcome, _) in DECLARED.items() if outcomes.get(sid) != outcome}
     assert not wrong, (wrong, done.stdout[-3000:])
+
+
+def test_doctor_finds_the_simple_stream_servers_settings(deployed, tmp_path):
+    """A team whose stream is the public simple_stream_server (S8), with a profile that knows nothing of it:
+    doctor finds no signature checked, the canary's name with its extension and the /health route, and the
+    stream checks pass through the fragment it prints."""
+    from veza_synthetics.doctor import examine, render
+    proc, profile = deployed
+    simple = _alternatives(proc)["simple_stream"]
+    naive = tmp_path / "naive.toml"
+    naive.write_text(re.sub(r"^extends = .*$", f'extends = "{ENV_DIR / "sandbox.toml"}"', proc.profile_path.read_text(),
+                            flags=re.M).replace(profile.stream.url, simple["url"]))
+    found = examine(load(str(naive)), CATALOG)
+    said = render(found)
+    stream = found.settings["stream"]
+    assert {key: stream.get(key) for key in ("signed", "canary", "health_path")} == \
+        {"signed": False, "canary": simple["canary"], "health_path": "/health"}, said
+    applied = tmp_path / "applied.toml"
+    applied.write_text(f'extends = "{naive}"\n{found.fragment()}')
+    checks = {r.id: r for r in measure(load(str(applied)), ["stream.audio_cut", "stream.quality_degraded",
+                                                            "stream.excessive_buffering"]) if r.variant == "read-only"}
+    assert {sid: r.outcome for sid, r in checks.items()} == dict.fromkeys(checks, "passed"), said

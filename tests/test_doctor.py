@@ -1,12 +1,14 @@
 """`veza-synth doctor`: ready against the sandbox; an unreachable endpoint, a wrong health path, an expiring
 certificate and refused database credentials each named with the setting to change (exit 1); a bad profile
-exit 2. Its fragment for the public code's shapes: tests/test_deployed.py and tests/test_production_server.py."""
+exit 2. Its fragment for the public code's shapes: here for the production server, in tests/test_deployed.py for the
+dev server and simple_stream_server."""
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from test_deployed import NOT_DISCOVERED, differences, doctored, twin
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,3 +59,18 @@ def test_a_bad_profile_is_exit_2(tmp_path):
     profile.write_text("[backend]\nurl = 3\n")
     done = _doctor(profile)
     assert done.returncode == 2 and "'backend.url' must be str" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.fixture(scope="module")
+def production():
+    """A production-server twin of this module's own: doctor's logins meet B12's window fresh."""
+    yield from twin("production-server")
+
+
+def test_doctor_finds_the_production_servers_settings(production, tmp_path):
+    """From a profile that knows nothing of the public code, doctor's fragment gives the production server's
+    settings (its /health and /ready, the public code's admin path, session store, chat and stream)."""
+    proc, _ = production
+    applied, said = doctored(proc, tmp_path)
+    assert "login as synthetic@veza.local works" in said and "auth.session_store = 'postgres'" in said, said
+    assert differences(applied, proc.profile_path) <= NOT_DISCOVERED, said

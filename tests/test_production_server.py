@@ -5,7 +5,7 @@ import re
 
 import httpx
 import pytest
-from test_deployed import DECLARED, NOT_DISCOVERED, differences, doctored, run, twin
+from test_deployed import DECLARED, run, twin
 
 from veza_synthetics.catalog import load as load_catalog
 from veza_synthetics.client import transport
@@ -90,11 +90,3 @@ def test_a_locked_out_address_is_named_as_such_and_not_hammered(production):
             check.summary
     assert load.logins == 1
 
-
-def test_doctor_finds_the_production_servers_settings(production, tmp_path):
-    """From a profile that knows nothing of the public code, doctor's fragment gives the production server's
-    settings (its /health and /ready, the public code's admin path, session store, chat and stream)."""
-    proc, _ = production
-    applied, said = doctored(proc, tmp_path)
-    assert "backend.health_path" in said and "ready: no problem found" not in said, said
-    assert differences(applied, proc.profile_path) <= NOT_DISCOVERED, said

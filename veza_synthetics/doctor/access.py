@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import psycopg
 
+from ..client import login_failure
 from ..planning import plan
 from ..probes import auth, postgres, prometheus, redis
 from ..profile import Profile
@@ -23,7 +24,7 @@ def credentials(target: Target, found: Findings) -> None:
         return
     login = target.session()
     if login.session is None:
-        found.add("accounts.user_email", f"login as {p.accounts.user_email}: {target.login_failure()}",
+        found.add("accounts.user_email", f"login as {p.accounts.user_email}: {login_failure(login)}",
                   "accounts.user_email / accounts.user_password: the synthetic login is refused")
         return
     role = auth.claims(login.session.access_token).get("role", "?")
@@ -33,7 +34,7 @@ def credentials(target: Target, found: Findings) -> None:
         admin = target.session(admin=True)
         admin_role = auth.claims(admin.session.access_token).get("role") if admin.session else None
         found.add("accounts.admin_email", f"login as {p.accounts.admin_email}: " +
-                  (f"role {admin_role}" if admin.session else target.login_failure()),
+                  (f"role {admin_role}" if admin.session else login_failure(admin)),
                   "" if admin_role == "admin" else "accounts.admin_email: not an admin's account (or refused)")
 
 

@@ -5,6 +5,7 @@ ones that differ go into the TOML fragment doctor prints."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -38,8 +39,10 @@ def discover(target: Target, found: Findings) -> None:
         _chat_health(target, found)
     if p.chat.url:
         _chat_auth(target, found)
-    if p.stream.url and target.token() is not None or not p.stream.signed:
-        _stream(target, found)
+    if p.stream.url:
+        _stream_server(target, found)
+        if target.token() is not None or not target.profile.stream.signed:
+            _stream(target, found)
 
 
 def _compare(found: Findings, setting: str, profile_value: Any, value: Any, saw: str) -> None:
@@ -166,19 +169,45 @@ def _chat_auth(target: Target, found: Findings) -> None:
              f"a connection without a token is {'accepted' if without_token else 'refused'}")
 
 
-def _stream(target: Target, found: Findings) -> None:
+def _stream_server(target: Target, found: Findings) -> None:
+    """The stream server's health route, whether it checks a signature, and the canary's name as it serves it
+    (the public simple_stream_server: /health, none, names with their extension, S8)."""
     s = target.profile.stream
-    canary = signed_canary(target.player())
+    for path in dict.fromkeys((s.health_path, "/health/detailed", "/health")):
+        status, body = _get(target, f"{s.url}{path}")
+        if status in (200, 503) and _status_path(body) is not None:
+            _compare(found, "stream.health_path", s.health_path, path, f"GET {path} answered {status}")
+            break
+    for name in dict.fromkeys((s.canary, f"{s.canary}.mp3")):
+        status, _ = _head(target, f"{s.url}/stream/{name}")
+        if status == 200:  # played without a signature: the server checks none
+            _compare(found, "stream.signed", s.signed, False, f"GET /stream/{name} without a signature answered 200")
+            _compare(found, "stream.canary", s.canary, name, f"the canary is served as {name}")
+            return
+    found.add("stream.signed", f"/stream/{s.canary} without a signature is refused: the stream server checks one")
+
+
+def _head(target: Target, url: str) -> tuple[int | None, dict[str, str]]:
+    """A GET whose body is never read: its status and headers."""
+    try:
+        with httpx.Client(timeout=target.profile.timeouts.request_s, verify=target.transport.tls(url)) as client, \
+                client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as answer:
+            return answer.status_code, dict(answer.headers)
+    except httpx.HTTPError:
+        return None, {}
+
+
+def _stream(target: Target, found: Findings) -> None:
+    player = target.player()  # with the stream settings found above, where they differ
+    s = replace(player.stream, **{k: v for k, v in found.settings.get("stream", {}).items() if k in ("signed", "canary")})
+    canary = signed_canary(replace(player, stream=s))
     if not isinstance(canary, Canary):
         found.add("stream.canary", f"no canary URL: {canary.error}",
                   "stream.canary_track_id / stream.canary: the canary is not playable")
         return
-    try:
-        with httpx.Client(timeout=target.profile.timeouts.request_s, verify=target.transport.tls(s.url)) as client, \
-                client.stream("GET", canary.url, headers={"Accept-Encoding": "identity"}) as answer:
-            headers = dict(answer.headers)
-    except httpx.HTTPError as exc:
-        found.add("stream.url", f"the canary's GET failed: {exc}", "stream.url: the canary does not play")
+    status, headers = _head(target, canary.url)
+    if status != 200:
+        found.add("stream.url", f"the canary's GET answered {status}", "stream.url: the canary does not play")
         return
     typed = bool(headers.get("content-type"))
     _compare(found, "stream.content_type_required", s.content_type_required, s.content_type_required and typed,
