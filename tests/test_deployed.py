@@ -543,3 +543,15 @@ def test_doctor_finds_the_simple_stream_servers_settings(deployed, tmp_path):
     checks = {r.id: r for r in measure(load(str(applied)), ["stream.audio_cut", "stream.quality_degraded",
                                                             "stream.excessive_buffering"]) if r.variant == "read-only"}
     assert {sid: r.outcome for sid, r in checks.items()} == dict.fromkeys(checks, "passed"), said
+
+
+def test_doctor_finds_that_the_backends_own_chat_confirms_nothing(deployed, tmp_path):
+    """Pointed at the backend's own /ws/chat (C6): a token needed, and no ActionConfirmed after connecting."""
+    from veza_synthetics.doctor import examine, render
+    proc, profile = deployed
+    naive = tmp_path / "naive.toml"
+    naive.write_text(re.sub(r"^extends = .*$", f'extends = "{ENV_DIR / "sandbox.toml"}"', proc.profile_path.read_text(),
+                            flags=re.M).replace(profile.chat.url, _backend_chat(profile).chat.url))
+    found = examine(load(str(naive)), CATALOG)
+    assert found.settings.get("chat", {}).get("confirmations") is False, render(found)
+    assert "chat.auth" not in found.settings.get("chat", {}), render(found)  # the contract's token: right there

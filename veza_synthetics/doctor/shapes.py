@@ -5,6 +5,7 @@ ones that differ go into the TOML fragment doctor prints."""
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -38,7 +39,7 @@ def discover(target: Target, found: Findings) -> None:
     if p.chat.health_url:
         _chat_health(target, found)
     if p.chat.url:
-        _chat_auth(target, found)
+        _chat(target, found)
     if p.stream.url:
         _stream_server(target, found)
         if target.token() is not None or not target.profile.stream.signed:
@@ -155,18 +156,30 @@ def _chat_health(target: Target, found: Findings) -> None:
     _compare(found, "chat.health_status_path", c.health_status_path, where, f"the chat's status sits at {where}")
 
 
-def _chat_auth(target: Target, found: Findings) -> None:
-    c = target.profile.chat
+def _chat(target: Target, found: Findings) -> None:
+    """Whether the chat takes a connection without a token, and whether it confirms a connection
+    (ActionConfirmed): waited for, never asked with a frame of doctor's own (a chat that re-broadcasts every
+    frame would show it to every member, C6)."""
+    c, timeout = target.profile.chat, target.profile.timeouts.ws_s
 
-    async def accepted() -> bool:
+    async def first_frame(token: str | None) -> tuple[bool, str | None]:
         try:
-            async with open_chat(target.transport, c.url, None, target.profile.timeouts.ws_s):
-                return True
-        except Exception:  # refused, closed or unreachable: a token is needed (or nothing answers)
-            return False
-    without_token = asyncio.run(accepted())
-    _compare(found, "chat.auth", c.auth, "none" if without_token else "token",
-             f"a connection without a token is {'accepted' if without_token else 'refused'}")
+            async with open_chat(target.transport, c.url, token, timeout) as ws:
+                try:
+                    frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+                except (TimeoutError, ValueError):
+                    return True, None
+                return True, frame.get("type") if isinstance(frame, dict) else None
+        except Exception:  # refused, closed or unreachable: the connection was not taken
+            return False, None
+    accepted, first = asyncio.run(first_frame(None))
+    _compare(found, "chat.auth", c.auth, "none" if accepted else "token",
+             f"a connection without a token is {'accepted' if accepted else 'refused'}")
+    if not accepted:
+        accepted, first = asyncio.run(first_frame(target.token()))
+    if accepted:
+        _compare(found, "chat.confirmations", c.confirmations, first == "ActionConfirmed",
+                 f"its first frame after connecting: {first or f'none within {timeout:g} s'}")
 
 
 def _stream_server(target: Target, found: Findings) -> None:
