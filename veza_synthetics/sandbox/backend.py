@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -27,8 +26,8 @@ from .backend_chat import BackendChat
 from .limits import B11_LIMIT, B11_WINDOW_S, ProductionLimits, SlidingLimit
 from .serving import open_pool, renew_pool
 from .state import SandboxState
+from .variants import SHAPES
 
-DEPLOYED_ADMIN_ROUTES = ("dashboard", "users", "analytics", "categories")  # no /admin/stats there (B7)
 DEPLOYED_TRACK = {"id": 1, "title": "Sample Track", "artist": "Sample Artist", "filename": "sample.mp3"}  # B13
 DEPLOYED_SEARCH: dict[str, list[Any]] = {"tracks": [], "resources": [], "users": [], "listings": []}  # a stub: no database (B13)
 SKEW_S = 600  # auth.clock_skew: the backend's clock runs 10 min ahead
@@ -43,34 +42,6 @@ SEARCH_SLOW = ("WITH slow AS (SELECT pg_sleep(0.15)) SELECT id, title, artist, d
                "FROM tracks, slow WHERE lower(title) LIKE '%%' || lower(%s) || '%%' ORDER BY id LIMIT 20")
 
 
-Health = Callable[[str, str, int, float], tuple[dict[str, Any], bool]]  # (database, redis, now, uptime) -> body, up
-
-
-def _contract_health(database: str, redis: str, now: int, uptime_s: float) -> tuple[dict[str, Any], bool]:
-    """The contract's: both components, named, and 503 when either is down."""
-    return {"service": "veza-backend-api", "version": "sandbox", "timestamp": now, "uptime_s": round(uptime_s, 1),
-            "database": database, "redis": redis,
-            "components": {"database_connected": database == "ok", "redis_available": redis == "ok"}}, \
-        database == "ok" and redis == "ok"
-
-
-def _dev_server_health(database: str, redis: str, now: int, uptime_s: float) -> tuple[dict[str, Any], bool]:
-    """The public dev server's /api/health: the database only, no redis, no uptime (B1)."""
-    up = database == "ok"
-    return {"service": "veza-backend-dev", "version": "2.0.0", "frontend": "react", "timestamp": now,
-            "database": database, "components": {"database_connected": up, "websocket_active": True}}, up
-
-
-def _production_server_health(database: str, redis: str, now: int, uptime_s: float) -> tuple[dict[str, Any], bool]:
-    """The public production server's /health: 503 only for PostgreSQL; Redis down is still healthy, named (B1)."""
-    return {"service": "veza-backend-api", "timestamp": now, "uptime": f"{uptime_s:.0f}s", "database": database,
-            "redis": redis}, database == "ok"
-
-
-HEALTH: dict[str, Health] = {"contract": _contract_health, "deployed": _dev_server_health,
-                             "production-server": _production_server_health}
-
-
 class Backend:
     def __init__(self, state: SandboxState):
         self.s = state
@@ -80,8 +51,9 @@ class Backend:
         self.started = time.time()
         self._pool: AsyncConnectionPool[Any] | None = None
         self._redis: aioredis.Redis[bytes] | None = None
-        sessions = TableSessions(lambda: self.pool) if state.deployed else RedisSessions(lambda: self.redis)
-        self.auth = Auth(state, lambda: self.pool, sessions, self.now)
+        self.shape = shape = SHAPES[state.variant]
+        sessions = TableSessions(lambda: self.pool) if shape.sessions_in_table else RedisSessions(lambda: self.redis)
+        self.auth = Auth(state, lambda: self.pool, sessions, self.now, shape.token_type)
 
     @property
     def pool(self) -> AsyncConnectionPool[Any]:
@@ -120,38 +92,36 @@ class Backend:
     def asgi(self, instance: str) -> ASGIApp:
         """One instance's app: the same API and database, its own name (X-Veza-Instance), metrics and
         middleware chain, and the faults that hit a single instance behind the load balancer (the second one)."""
-        s = self.s
+        s, shape = self.s, self.shape
         chat = [WebSocketRoute("/ws/chat", BackendChat(self.auth.decode, s.backend_chat_sent).endpoint)]
-        api = Starlette(routes=[*self.routes(), *(chat if s.deployed else [])])  # C6: one hub per instance
-        chain = [layers.stamped(instance, self.now, lambda path: not (s.deployed and path in UNTRACED_PATHS)),
+        api = Starlette(routes=[*self.routes(), *(chat if shape.own_chat else [])])  # C6: one hub per instance
+        chain = [layers.stamped(instance, self.now, lambda path: shape.ids_on_health or path not in UNTRACED_PATHS),
                  layers.measured(InstanceMetrics(), api), layers.logged(instance, lambda: s.backend_log),
                  layers.recorded(s.write_requests, SESSION_PATHS)]
-        if s.production_server:  # its Redis script before every handler (B14)
+        if shape.production_limits:  # its Redis script before every handler (B14)
             chain.append(layers.limiter_script(lambda: self.redis))
-        if s.deployed:  # both servers' B11
+        if shape.public_limit:  # both public servers' B11
             chain.append(layers.public_limit(self.limit, s.throttled))
-        if s.production_server:  # and the production server's own B12
+        if shape.production_limits:  # and the production server's own B12
             chain.append(layers.production_limits(self.production_limits, s.throttled))
         chain.append(layers.faulty(s.faults, odd_one_out=instance == "backend-2"))
         return layers.chain(api, chain)
 
     def routes(self) -> list[Route]:
-        auth = self.auth
+        auth, shape = self.auth, self.shape
         return [
-            Route("/api/health" if self.s.dev_server else "/health", self.health),
-            *([] if self.s.dev_server else [Route("/ready", self.ready)]),  # the public dev server has none (B2)
+            Route(shape.health_path, self.health),
+            *([Route("/ready", self.ready)] if shape.ready else []),
             Route("/metrics", self.metrics),
             Route("/api/v1/auth/login", auth.login, methods=["POST"]),
             Route("/api/v1/auth/refresh", auth.refresh, methods=["POST"]),
-            *([] if self.s.deployed else [Route("/auth/refresh", auth.refresh, methods=["POST"])]),  # B6
+            *([Route("/auth/refresh", auth.refresh, methods=["POST"])] if shape.legacy_refresh else []),
             Route("/api/v1/auth/logout", auth.logout, methods=["POST"]),
             Route("/api/v1/auth/me", auth.me),
-            *([Route(f"/api/v1/admin/{name}", self.admin_stats) for name in DEPLOYED_ADMIN_ROUTES]
-              if self.s.deployed else [Route("/api/v1/admin/stats", self.admin_stats)]),
-            *([Route("/api/v1/tracks", self.sample_tracks), Route("/api/v1/tracks/{id:int}", self.sample_track)]
-              if self.s.deployed else  # stubs and no stream-url route in the public code (B13)
-              [Route("/api/v1/tracks", self.tracks), Route("/api/v1/tracks/{id:int}", self.track),
-               Route("/api/v1/tracks/{id:int}/stream-url", self.stream_url)]),
+            *[Route(f"/api/v1/admin/{name}", self.admin_stats) for name in shape.admin_routes],
+            *([Route("/api/v1/tracks", self.tracks), Route("/api/v1/tracks/{id:int}", self.track),
+               Route("/api/v1/tracks/{id:int}/stream-url", self.stream_url)] if shape.real_data else
+              [Route("/api/v1/tracks", self.sample_tracks), Route("/api/v1/tracks/{id:int}", self.sample_track)]),
             Route("/api/v1/search", self.search),
             Route("/api/v1/playlists", self.create_playlist, methods=["POST"]),
             Route("/api/v1/playlists/{id:int}", self.delete_playlist, methods=["DELETE"]),
@@ -177,7 +147,7 @@ class Backend:
 
     async def health(self, request: Request) -> Response:
         database, redis_status = await self._component_status()
-        body, up = HEALTH[self.s.variant](database, redis_status, int(self.now()), time.time() - self.started)
+        body, up = self.shape.health(database, redis_status, int(self.now()), time.time() - self.started)
         return JSONResponse({"status": "healthy" if up else "unhealthy", **body}, status_code=200 if up else 503)
 
     async def ready(self, request: Request) -> Response:
@@ -187,7 +157,7 @@ class Backend:
         return JSONResponse({"status": "not_ready", "reason": f"database {database}; redis {redis_status}"}, 503)
 
     async def metrics(self, request: Request) -> Response:
-        if self.s.deployed:  # JSON, not Prometheus text: nothing of the public code exports the latter (B3)
+        if not self.shape.prometheus_text:  # JSON: nothing of the public code exports Prometheus's text (B3)
             return JSONResponse({"goroutines": 6, "memory_alloc": 2228472, "memory_sys": 13138184,
                                  "timestamp": int(self.now())})
 
@@ -205,7 +175,7 @@ class Backend:
         if isinstance(claims, JSONResponse):
             return claims
         if claims["role"] != "admin":
-            return error("Insufficient permissions", 403, field="message" if self.s.deployed else "error")
+            return error("Insufficient permissions", 403, field=self.shape.refusal_field)
         async with self.pool.connection() as conn:
             cur = await conn.execute("SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM tracks)")
             users, tracks = await cur.fetchone()
@@ -252,7 +222,7 @@ class Backend:
         return ok({"url": url, "expires": expires})
 
     async def search(self, request: Request) -> Response:
-        if self.s.deployed:
+        if not self.shape.real_data:
             return ok(DEPLOYED_SEARCH)
         text = request.query_params.get("q", "")
         sql = SEARCH_SLOW if self.s.faults.on("db.slow_queries") else SEARCH_FAST

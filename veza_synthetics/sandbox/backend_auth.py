@@ -72,8 +72,10 @@ class TableSessions:
 
 
 class Auth:
-    def __init__(self, state: SandboxState, pool: Pool, sessions: Sessions, now: Callable[[], float]):
+    def __init__(self, state: SandboxState, pool: Pool, sessions: Sessions, now: Callable[[], float],
+                 token_type: bool):
         self.s, self.pool, self.sessions, self.now = state, pool, sessions, now
+        self.token_type = token_type  # "token_type": "Bearer" in the login's answer (none in the public code, B5)
 
     def _tokens(self, user: dict[str, Any], sid: str) -> dict[str, Any]:
         now = int(self.now())
@@ -85,8 +87,8 @@ class Auth:
                               "exp": now + REFRESH_LIFETIME_S}, self.s.jwt_secret, algorithm="HS256")
         tokens = {"access_token": access, "refresh_token": refresh, "token_type": "Bearer",  # nosec B105
                   "expires_in": ACCESS_LIFETIME_S}
-        if self.s.deployed:
-            del tokens["token_type"]  # the public code sends none (B5)
+        if not self.token_type:
+            del tokens["token_type"]
         return tokens
 
     def _session_ttl(self) -> int:
