@@ -22,6 +22,7 @@ from websockets.http11 import Request, Response
 
 from .processes import LOOPBACK, free_port
 from .serving import open_pool, renew_pool
+from .variants import CHATS
 
 if TYPE_CHECKING:
     from .state import SandboxState
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 class Chat:
     def __init__(self, state: SandboxState):
-        self.s = state
+        self.s, self.shape = state, CHATS[state.variant]
         self.port = 0
         self.conversations: dict[str, set[ServerConnection]] = {}
         self.connections: set[ServerConnection] = set()
@@ -42,7 +43,7 @@ class Chat:
     async def start(self) -> None:
         self.pool = await open_pool(self.s.app_dsn, 2, 4, autocommit=True)
         self._server = await serve(self.handler, LOOPBACK, self.port or free_port(), process_request=self.process_request,
-                                   ping_interval=None if self.s.deployed else 30,  # the public chat never pings (C3)
+                                   ping_interval=30 if self.shape.pings else None,
                                    ping_timeout=20, close_timeout=2)
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -88,19 +89,19 @@ class Chat:
         path = urlsplit(request.path).path
         if path == "/health":
             body = {"status": "healthy", "service": "veza-chat-server", "connections": len(self.connections)}
-            if self.s.deployed:  # the public chat server nests it, without connections (C4)
+            if self.shape.nested_health:
                 body = {"success": True, "data": {"status": "healthy", "service": "veza-chat-server"}, "message": None}
             return connection.respond(HTTPStatus.OK, json.dumps(body) + "\n")
-        if path == "/metrics" and not self.s.deployed:  # the public chat server has none (C5)
+        if path == "/metrics" and self.shape.prometheus_metrics:
             if self.s.faults.on("infra.target_down"):
                 await asyncio.sleep(5)  # the scrape times out: the target stops answering
             self.connections_gauge.set(len(self.connections))
             response = connection.respond(HTTPStatus.OK, generate_latest(self.registry).decode())
             response.headers["Content-Type"] = "text/plain; version=0.0.4"
             return response
-        if path != ("/ws" if self.s.deployed else "/chat"):
+        if path != self.shape.path:
             return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
-        if self.s.deployed:  # the public code's chat takes anyone, without a token
+        if self.shape.takes_anyone:
             connection.username = "anonymous"
             return None
         token = self._token(request)
@@ -148,7 +149,8 @@ class Chat:
         except (ValueError, KeyError, TypeError):
             await ws.send(json.dumps({"type": "Error", "message": "invalid frame: expected JSON with a type"}))
             return
-        if self.s.deployed and kind in ("JoinConversation", "SendMessage") and not _is_uuid(frame.get("conversation_id")):
+        if self.shape.uuid_conversations and kind in ("JoinConversation", "SendMessage") \
+                and not _is_uuid(frame.get("conversation_id")):
             await ws.send(json.dumps({"type": "Error", "message": "Invalid conversation_id"}))  # C2
             return
         if kind == "Ping":
@@ -166,12 +168,12 @@ class Chat:
                 return
             message_id = uuid.uuid4().hex
             confirmed = {"type": "ActionConfirmed", "action": "message_sent", "success": True}
-            await ws.send(json.dumps(confirmed if self.s.deployed else {**confirmed, "message_id": message_id}))  # C2
+            await ws.send(json.dumps(confirmed if self.shape.uuid_conversations else {**confirmed, "message_id": message_id}))
             broadcast = {"type": "NewMessage", "conversation_id": frame["conversation_id"], "message_id": message_id,
                          "author": getattr(ws, "username", "?"), "content": frame.get("content", ""),
                          "client_msg_id": frame.get("client_msg_id"), "sent_at": time.time()}
-            if self.s.faults.one_in("ws.drop_messages", 10) or self.s.deployed:
-                return  # the deployed variant stores the message and tells no other member
+            if self.s.faults.one_in("ws.drop_messages", 10) or not self.shape.broadcasts:
+                return  # stored, and no other member told
             members = list(self.conversations[frame["conversation_id"]])
             if self.s.faults.on("ws.latency"):
                 asyncio.get_running_loop().call_later(self.s.faults.param("ws.latency"),

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from . import audio
 from .answers import sign_stream
+from .variants import STREAMS
 
 EXPIRY_TOLERANCE_S = 300  # the public stream_server refuses an expired URL only past this (S2)
 
@@ -30,11 +31,9 @@ class StreamServer:
     name = audio.CANARY_NAME  # the canary's stream name
 
     def __init__(self, state: SandboxState):
-        self.s = state
-        # the public code serves the file as encoded whatever the quality (S3), without a Content-Type, and
-        # gzips the MP3 whenever the client accepts it (tower-http's CompressionLayer, S5)
-        self.public_code = state.deployed
-        self.media_type: str | None = None if state.deployed else "audio/mpeg"
+        self.s, self.shape = state, STREAMS[state.variant]
+        self.public_code = self.shape.public_code
+        self.media_type = self.shape.content_type
         self.files = {key: path.read_bytes() for key, path in audio.canary_files().items()}
         reg = self.registry = CollectorRegistry()
         self.requests = Counter("http_requests_total", "HTTP requests", ["method", "endpoint", "status"], registry=reg)
@@ -43,7 +42,7 @@ class StreamServer:
     def asgi(self) -> Starlette:
         return Starlette(routes=[
             Route("/stream/{name}", self.stream),
-            *([] if self.s.deployed else [Route("/info/{name}", self.info)]),  # stream_server has none (S6)
+            *([Route("/info/{name}", self.info)] if self.shape.info_route else []),
             Route("/health", self.health),
             Route("/health/detailed", self.health_detailed),
             Route("/metrics", self.metrics),
@@ -66,7 +65,7 @@ class StreamServer:
         stream_server only past a 300 s tolerance, with both refusals in plain text (S2)."""
         expires = int(expires_text) if expires_text.isdigit() else 0
         signed = hmac.compare_digest(sig, sign_stream(name, expires, self.s.stream_secret))
-        if self.s.deployed:
+        if self.public_code:
             late = expires + EXPIRY_TOLERANCE_S < time.time()
             return PlainTextResponse("Invalid signature", 403) if not signed or late else None
         if not signed:
@@ -141,7 +140,7 @@ class StreamServer:
         return JSONResponse({"status": "Healthy", "checks": {"canary": {"status": "Healthy", "files": len(self.files)}}})
 
     async def metrics(self, request: Request) -> Response:
-        if self.s.deployed:  # JSON in the public stream server (S7)
+        if not self.shape.prometheus_metrics:  # JSON in the public stream server (S7)
             return JSONResponse({"active_streams": 0, "files": len(self.files)})
         return PlainTextResponse(generate_latest(self.registry).decode(), media_type="text/plain; version=0.0.4")
 

@@ -1,7 +1,7 @@
-"""The sandbox's backend as each variant has it, declared: its routes, its answers, its sessions and the
-middleware before it. The contract's (veza-contract.md), the public code's with its dev server, and with its
-production server (real-veza.md's B and C items). Backend and BackendAuth read their variant's shape; no code
-asks which variant it is."""
+"""The sandbox's servers as each variant has them, declared: the backend's routes, answers, sessions and the
+middleware before it; the chat server's and the stream server's. The contract's (veza-contract.md), the public
+code's with its dev server, and with its production server (real-veza.md's B, C and S items). The servers read
+their variant's shape; none asks which variant it is."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -63,3 +63,34 @@ DEV_SERVER = BackendShape("/api/health", _dev_server_health, ready=False, legacy
 PRODUCTION_SERVER = replace(DEV_SERVER, health_path="/health", health=_production_server_health, ready=True,
                             production_limits=True)
 SHAPES: dict[str, BackendShape] = {"contract": CONTRACT, "deployed": DEV_SERVER, "production-server": PRODUCTION_SERVER}
+
+
+@dataclass(frozen=True)
+class ChatShape:
+    path: str                   # the WebSocket's path: "/chat"; the public chat server's "/ws"
+    takes_anyone: bool          # connections without a token, as "anonymous" (the public chat server)
+    pings: bool                 # the server's own pings every 30 s (the public chat never pings, C3)
+    nested_health: bool         # /health's status under data, without connections (C4)
+    prometheus_metrics: bool    # a /metrics in Prometheus's text format (none in the public chat server, C5)
+    uuid_conversations: bool    # conversation ids must be UUIDs, and a send's confirmation has no message id (C2)
+    broadcasts: bool            # a message goes to the conversation's other members (not in the public code, C1)
+
+
+@dataclass(frozen=True)
+class StreamShape:
+    public_code: bool           # the public stream_server: the file as encoded whatever the quality (S3), gzip (S5),
+                                # expired URLs refused only past a tolerance, refusals in plain text (S2)
+    content_type: str | None    # the audio's Content-Type (none in the public code)
+    info_route: bool            # /info/{name} (stream_server has none, S6)
+    prometheus_metrics: bool    # /metrics in Prometheus's text format; else JSON (S7)
+
+
+CONTRACT_CHAT = ChatShape("/chat", takes_anyone=False, pings=True, nested_health=False, prometheus_metrics=True,
+                          uuid_conversations=False, broadcasts=True)
+PUBLIC_CHAT = ChatShape("/ws", takes_anyone=True, pings=False, nested_health=True, prometheus_metrics=False,
+                        uuid_conversations=True, broadcasts=False)
+CONTRACT_STREAM = StreamShape(public_code=False, content_type="audio/mpeg", info_route=True, prometheus_metrics=True)
+PUBLIC_STREAM = StreamShape(public_code=True, content_type=None, info_route=False, prometheus_metrics=False)
+CHATS: dict[str, ChatShape] = {"contract": CONTRACT_CHAT, "deployed": PUBLIC_CHAT, "production-server": PUBLIC_CHAT}
+STREAMS: dict[str, StreamShape] = {"contract": CONTRACT_STREAM, "deployed": PUBLIC_STREAM,
+                                   "production-server": PUBLIC_STREAM}
