@@ -87,6 +87,7 @@ matrix: setup
 bench: setup
 	$(PY) bench/run.py
 	$(PY) bench/serve.py
+	$(PY) bench/tracing.py
 	$(PY) bench/serve_production.py  # at production's pace: an hour or more
 
 clean:

@@ -4,8 +4,9 @@ user_agent.synthetic.type = "test"), the symptom, the outcome and the verdict; u
 span id is the one its traceparent carried (a backend that traces puts its own spans under it), and the hold, the
 download and the chat delivery as spans of their own (probes/identity.py records them).
 
-Exports leave from a thread of their own, each bounded by tracing.export_timeout_s: a dead collector never slows
-or fails a run. Its failures are counted and said once."""
+Exports leave from a thread of their own, each bounded by tracing.export_timeout_s; once the collector has refused
+one, the run's other spans are dropped at once and the end of the run does not wait for it: a dead collector never
+slows or fails a run. Its failures are counted and said once."""
 from __future__ import annotations
 
 import logging
@@ -80,6 +81,10 @@ class SpanExport:
 
     def _send(self) -> None:
         while (spans := self._queue.get()) is not None:
+            if self._said:  # the collector refused once: the rest of the run's spans are dropped at once, counted
+                self.failed += 1
+                self._queue.task_done()
+                continue
             try:
                 result = self._exporter.export(spans)
             except Exception as exc:  # the exporter's own bug must not end the thread: counted, as a refusal
@@ -105,11 +110,11 @@ class SpanExport:
             return
         self._closed = True
         deadline = time.monotonic() + self._timeout_s + 0.5
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+        while self._queue.unfinished_tasks and not self._said and time.monotonic() < deadline:
             time.sleep(0.02)
         left = self._queue.unfinished_tasks
         self._queue.put(None)
-        if left:
+        if left and not self._said:  # a collector that said nothing in time (a refused one's drops are counted)
             self.failed += left
             self._say(f"{left} attempt(s) still queued at the end")
 
