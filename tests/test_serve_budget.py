@@ -40,7 +40,7 @@ def test_probes_scraped_as_prometheus_scrapes_stay_within_the_budgets(production
     budget cannot afford answers from the last round."""
     proc, profile = production
     agent = f"veza-synth-budget/{uuid.uuid4().hex[:8]}"
-    path = _profile(tmp_path, proc, agent, "interval_s = 10\nintervals = {health = 1}")
+    path = _profile(tmp_path, proc, agent, "interval_s = 10\nintervals = {health = 1, auth = 10}")
     throttled, logins = proc.admin.writes()["throttled"], _logins(proc, profile)
     statuses: list[int] = []
     with _serving("--env", path, "--location", "ci-b", "--history", str(tmp_path / "h")) as (serving, url):
@@ -104,7 +104,7 @@ def test_a_session_dropped_between_rounds_is_a_lost_session(production, tmp_path
     budget) brings it back."""
     proc, profile = production
     agent = f"veza-synth-lost/{uuid.uuid4().hex[:8]}"
-    path = _profile(tmp_path, proc, agent, "interval_s = 1.5")
+    path = _profile(tmp_path, proc, agent, "interval_s = 1.5\nintervals = {auth = 1.5}")
     check = {**AUTH, "location": "ci-d"}
     with _serving("--env", path, "--location", "ci-d", "--history", str(tmp_path / "h"),
                   "--symptoms", "auth.session_lost") as (serving, url):

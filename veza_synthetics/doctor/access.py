@@ -14,7 +14,7 @@ from .findings import Findings
 
 # What Veza's production server allows one address (B12): logins per 15 minutes, requests per minute.
 PLATFORM_LOGINS_PER_15_MIN, PLATFORM_REQUESTS_PER_MIN = 3, 30
-WRITES = "INSERT, UPDATE, DELETE, TRUNCATE"
+WRITES = "INSERT, UPDATE, DELETE"  # the privileges that change a table's rows
 
 
 def credentials(target: Target, found: Findings) -> None:
