@@ -1,5 +1,5 @@
 """`veza-synth doctor`: ready against the sandbox; an unreachable endpoint, a wrong health path, an expiring
-certificate and refused database credentials each named with the setting to change (exit 1); a bad profile
+certificate, refused database credentials and a broken grant each named with the setting to change (exit 1); a bad profile
 exit 2. Its fragment for the public code's shapes: here for the production server, in tests/test_deployed.py for the
 dev server and simple_stream_server."""
 import socket
@@ -46,6 +46,18 @@ def test_a_problem_is_named_with_its_setting(sandbox, tmp_path, change, named):
     done = _doctor(profile)
     assert done.returncode == 1 and named.format(port=port) in done.stdout, done.stdout + done.stderr
     assert "not-the-password" not in done.stdout + done.stderr
+
+
+def test_a_broken_grant_is_named(sandbox, tmp_path):
+    """A role with pg_monitor but no read on refresh_tokens, where the profile says sessions live there."""
+    role = sandbox.admin.exporter_role()
+    profile = tmp_path / "p.toml"
+    profile.write_text(f'extends = "{sandbox.profile_path}"\n[postgres]\nuser = "{role["user"]}"\n'
+                       f'password = "{role["password"]}"\n[auth]\nsession_store = "postgres"\n')
+    done = _doctor(profile)
+    assert done.returncode == 1, done.stdout
+    assert f'auth.session_store = "postgres": GRANT SELECT ON refresh_tokens TO {role["user"]}' in done.stdout, done.stdout
+    assert role["password"] not in done.stdout + done.stderr
 
 
 def test_an_expiring_certificate_is_named(sandbox):

@@ -71,6 +71,11 @@ class AdminClient:
         secret: dict[str, str] = self._answer(httpx.get(f"{self.url}/stream-secret", timeout=5))
         return secret
 
+    def exporter_role(self) -> dict[str, str]:
+        """postgres_exporter's role and password: pg_monitor without a read on refresh_tokens."""
+        role: dict[str, str] = self._answer(httpx.get(f"{self.url}/exporter-role", timeout=5))
+        return role
+
     def alternatives(self) -> dict[str, Any]:
         """The deployed variant's other shapes of the public code: simple_stream_server and the HAProxy door."""
         answer: dict[str, Any] = self._answer(httpx.get(f"{self.url}/alternatives", timeout=5))

@@ -18,6 +18,7 @@ from . import faults as fault_ids
 from .audio import CANARY_NAME
 from .parts import Parts, up
 from .processes import LOOPBACK, PROBER_JOB
+from .seed import EXPORTER_ROLE
 from .state import SandboxState
 from .stream import SimpleStreamServer
 from .switches import FaultSwitches
@@ -29,6 +30,7 @@ class AdminApi:
 
     def asgi(self) -> Starlette:
         return Starlette(routes=[Route("/writes", self.writes), Route("/stream-secret", self.stream_secret),
+                                 Route("/exporter-role", self.exporter_role),
                                  Route("/alternatives", self.alternatives),
                                  Route("/prometheus-ready", self.prometheus_ready),
                                  Route("/logs", self.logs), Route("/sessions", self.sessions),
@@ -128,6 +130,11 @@ class AdminApi:
     async def stream_secret(self, request: Request) -> JSONResponse:
         """For the tests of a profile that signs locally: production gives no such secret."""
         return JSONResponse({"secret": self.state.stream_secret, "canary": CANARY_NAME})
+
+    async def exporter_role(self, request: Request) -> JSONResponse:
+        """For the test of a role without the grants the suite needs: postgres_exporter's (pg_monitor, but no read
+        on refresh_tokens), as a team might hand the suite by mistake."""
+        return JSONResponse({"user": EXPORTER_ROLE, "password": self.state.exporter_password})
 
     async def alternatives(self, request: Request) -> JSONResponse:
         """The deployed variant's other shapes of the public code, served beside its profile's, for the tests
