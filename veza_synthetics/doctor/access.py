@@ -14,7 +14,6 @@ from .findings import Findings
 
 # What Veza's production server allows one address (B12): logins per 15 minutes, requests per minute.
 PLATFORM_LOGINS_PER_15_MIN, PLATFORM_REQUESTS_PER_MIN = 3, 30
-WRITES = "INSERT, UPDATE, DELETE"  # the privileges that change a table's rows
 
 
 def credentials(target: Target, found: Findings) -> None:
@@ -73,7 +72,7 @@ def _database(target: Target, found: Findings) -> None:
                                        "AS monitor, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS super")[0]
             writes = postgres.rows(conn, "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                                          "WHERE n.nspname = 'public' AND c.relkind = 'r' AND "
-                                         f"has_table_privilege(c.oid, '{WRITES}')")
+                                         "has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE')")  # what changes rows
             tokens = postgres.rows(conn, "SELECT to_regclass('public.refresh_tokens') IS NOT NULL AS present, "
                                          "CASE WHEN to_regclass('public.refresh_tokens') IS NULL THEN NULL ELSE "
                                          "has_table_privilege('public.refresh_tokens', 'SELECT') END AS readable")[0]
