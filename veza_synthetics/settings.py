@@ -200,15 +200,14 @@ class Links:
 class Serve:
     """`veza-synth serve` (serve/). Every check runs every `interval_s`; `intervals` sets another per
     category or check id (`health = 60`, `"auth.jwt_expired" = 3600`). Checks due together share one round
-    (one session per account, the run's pace). The defaults page a hard failure within 5 minutes (two failed
-    rounds): health and performance every minute (the HTTP sample, judged over serve.window_s), the auth,
-    streaming and chat checks and the database's connections every 2 minutes (they share the sample's requests
-    and the held sessions: almost no request of their own), the rest every 15 minutes. docs/ways/serve.md: what
-    each default costs an hour."""
+    (one session per account, the run's pace). The defaults: health and performance every minute (the HTTP sample,
+    judged over serve.window_s), the streaming and chat checks, the sessions and the database's connections every
+    2 minutes (almost no API request of their own), auth.http_401_403 every 5 (its `me` calls would starve the
+    sample), the rest every 15 minutes. docs/ways/serve.md: what each default costs, and how fast each pages."""
     interval_s: float = 900.0  # seconds between a check's rounds
     intervals: dict[str, float] = field(default_factory=lambda: {  # by category or check id
         "health": 60.0, "performance": 60.0, "auth": 120.0, "streaming": 120.0, "websocket": 120.0,
-        "db.connection_timeout": 120.0})
+        "db.connection_timeout": 120.0, "auth.http_401_403": 300.0})
     # The performance checks judge the requests of serve's small samples over this window (probes/window.py), at
     # most the sample's size (sampling.requests): a round affords a few within the request budget.
     window_s: float = 600.0
