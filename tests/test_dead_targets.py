@@ -49,10 +49,9 @@ def _serve(server):
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
-    refused = socket.socket()
-    refused.bind(("127.0.0.1", 0))
+    refused = socket.socket()  # bound and never listening: connections are refused, and no other server of the
+    refused.bind(("127.0.0.1", 0))  # machine (another worker's sandbox) can be handed its port meanwhile
     refused_port = refused.getsockname()[1]
-    refused.close()
     blackhole = socket.socket()
     blackhole.bind(("127.0.0.1", 0))
     blackhole.listen(64)  # the kernel completes handshakes; nobody ever reads or answers
@@ -69,6 +68,7 @@ def servers(tmp_path_factory):
            "html": ("http", html.server_address[1]), "tls": ("https", tls.server_address[1])}
     for server in (html, tls):
         server.shutdown()
+    refused.close()
     blackhole.close()
 
 

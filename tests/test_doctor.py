@@ -18,10 +18,12 @@ def _doctor(profile: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
-def _closed_port() -> int:
+@pytest.fixture
+def refusing_port():
+    """A port bound and never listening: connections to it are refused, and no other server can take it."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        yield sock.getsockname()[1]
 
 
 def test_the_sandbox_is_ready(sandbox):
@@ -39,8 +41,8 @@ def test_the_sandbox_is_ready(sandbox):
     ("[postgres]\npassword = 'not-the-password'\n",
      "postgres.host / postgres.user / postgres.password: the suite's role cannot connect"),
 ])
-def test_a_problem_is_named_with_its_setting(sandbox, tmp_path, change, named):
-    port = _closed_port()
+def test_a_problem_is_named_with_its_setting(sandbox, tmp_path, change, named, refusing_port):
+    port = refusing_port
     profile = tmp_path / "p.toml"
     profile.write_text(f'extends = "{sandbox.profile_path}"\n' + change.format(port=port))
     done = _doctor(profile)

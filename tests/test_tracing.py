@@ -61,13 +61,12 @@ def test_a_failing_verdicts_trace_is_in_jaeger_with_the_requests_it_sent(sandbox
 
 
 def test_a_dead_collector_costs_a_check_nothing_and_is_said_once(sandbox, tmp_path, capfd):
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]  # nothing listens once it is closed
-    profile = _traced(tmp_path, sandbox, f"http://127.0.0.1:{port}", timeout_s=0.5)
-    with Target(profile) as target:
-        records = [diagnose(sid, target)[0] for sid in ("health.services", "auth.http_401_403")]
-        spans = target.client.spans
+    with socket.socket() as refusing:  # bound, never listening: refused, and no other server can take it
+        refusing.bind(("127.0.0.1", 0))
+        profile = _traced(tmp_path, sandbox, f"http://127.0.0.1:{refusing.getsockname()[1]}", timeout_s=0.5)
+        with Target(profile) as target:
+            records = [diagnose(sid, target)[0] for sid in ("health.services", "auth.http_401_403")]
+            spans = target.client.spans
     assert [r.outcome for r in records] == ["passed", "passed"], [r.summary for r in records]
     assert spans is not None and spans.exported == 0 and spans.failed == 2
     said = capfd.readouterr().err
