@@ -13,6 +13,7 @@ import httpx
 
 from veza_synthetics import catalog, dashboard
 from veza_synthetics.reports.pushgateway import push
+from veza_synthetics.sandbox.guard import die_with_parent
 from veza_synthetics.sandbox.processes import PROBER_JOB, Prometheus, free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,11 +35,12 @@ def test_every_panel_has_data_while_serve_runs_and_a_run_pushed(sandbox, tmp_pat
     assert gateway_binary and prometheus_binary, "make setup installs Prometheus and its Pushgateway"
     gateway_port = free_port()
     gateway = subprocess.Popen([gateway_binary, f"--web.listen-address=127.0.0.1:{gateway_port}"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
     prometheus = Prometheus(tmp_path, prometheus_binary, ["pushgateway"])
     proc = subprocess.Popen([sys.executable, "-m", "veza_synthetics", "serve", "--env", str(sandbox.profile_path),
                              "--listen", "127.0.0.1:0", "--history", str(tmp_path / "history")],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=die_with_parent)
     try:
         wait_for_port(gateway_port, 15, gateway, "pushgateway")
         failure = push(f"http://127.0.0.1:{gateway_port}", {"env": "sandbox", "location": "ci", "checks": [

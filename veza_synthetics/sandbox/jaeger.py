@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from ..errors import SetupError
+from .guard import die_with_parent
 from .processes import LOOPBACK, _stop, free_port, wait_for_port
 
 BUILT = Path(__file__).resolve().parents[2] / "tools" / "jaeger" / "bin" / "jaeger"
@@ -83,8 +84,10 @@ exporters:
   jaeger_storage_exporter:
     trace_storage: memstore
 """)
+        # it dies with the process that started it, even a killed one (start() from that process's main thread)
         self.proc = subprocess.Popen([str(self.binary), "--config", str(config)], stdout=subprocess.DEVNULL,
-                                     stderr=open(self.dir / "jaeger.log", "wb"), start_new_session=True)
+                                     stderr=open(self.dir / "jaeger.log", "wb"), start_new_session=True,
+                                     preexec_fn=die_with_parent)
         wait_for_port(self.otlp_port, 30, self.proc, "jaeger")
         wait_for_port(self.query_port, 30, self.proc, "jaeger")
 
