@@ -4,7 +4,7 @@ leaves it running against Veza's production server would see them.
 The production-server twin with B12's real windows (`sandbox up --time-scale 1`: 3 logins per 15 minutes, 8
 refreshes an hour, 30 requests a minute per address), one prober for the whole benchmark with the shipped
 defaults (`sampling.max_rps = 0.4`; the budgets: 1 login per 15 minutes, 5 refreshes an hour, 10 requests a
-minute; health and performance every minute, the rest every 15 minutes; a 10-minute window of samples), the
+minute; serve's default schedule, a failed check retried after 30 s; a 10-minute window of samples), the
 whole way a page takes (serve -> the twin's Prometheus and serve.rules.yml -> Alertmanager -> a webhook).
 One fault per category, one after another: fault on -> firing at the webhook, fault off -> resolved there.
 The platform's own count of the prober's logins and of the 429s it answered the prober's address (which must be
@@ -57,6 +57,7 @@ def production_profile(sandbox: SandboxProcess, agent: str) -> str:
     return (f'extends = "{sandbox.profile_path}"\nallow = "readonly"\n[tracing]\nuser_agent = "{agent}"\n'
             f"[sampling]\nmax_rps = {sampling.max_rps}\n"
             f"[serve]\ninterval_s = {s.interval_s:g}\nintervals = {{{intervals}}}\nwindow_s = {s.window_s:g}\n"
+            f"retry_interval_s = {s.retry_interval_s:g}\nauth_calls = {s.auth_calls}\n"
             f"max_logins = {s.max_logins}\nlogin_window_s = {s.login_window_s:g}\n"
             f"max_refreshes = {s.max_refreshes}\nrefresh_window_s = {s.refresh_window_s:g}\n"
             f"max_requests = {s.max_requests}\nrequest_window_s = {s.request_window_s:g}\n")

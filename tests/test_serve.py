@@ -231,6 +231,16 @@ def test_a_round_longer_than_an_interval_makes_the_check_due_at_once_never_a_bur
     assert schedule.due(201.0) == [] and schedule.wait_s(201.0) == 59.0  # on its cadence again: 200 + 60
 
 
+def test_a_failed_check_runs_again_after_the_retry_interval_then_on_its_plan():
+    """The page needs two failed rounds: the second comes a retry interval (30 s) after the first, not 120 s."""
+    schedule = _schedule(websocket=120)
+    schedule.start(0.0)
+    schedule.ran(schedule.due(0.0), 10.0, failed=["ws.disconnects"])
+    assert schedule.next_at["ws.disconnects"] == 40.0 and schedule.next_at["ws.message_loss"] == 120.0
+    schedule.ran(["ws.disconnects"], 45.0)  # passed again: back on its own plan (40 + 120)
+    assert schedule.next_at["ws.disconnects"] == 160.0
+
+
 @pytest.mark.parametrize("mode,client,status", [("loopback", "127.0.0.1", 200), ("loopback", "10.1.2.3", 403),
                                                 ("on", "10.1.2.3", 200), ("off", "127.0.0.1", 404)])
 def test_report_can_be_turned_off_or_kept_to_loopback(tmp_path, mode, client, status):

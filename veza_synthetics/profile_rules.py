@@ -98,6 +98,11 @@ def _seconds(value: Any, least: float) -> bool:
 
 
 def _check_budgets(serve: dict[str, Any], source: str) -> None:
+    if not _seconds(serve["retry_interval_s"], 0):
+        raise SetupError(f"profile {source}: 'serve.retry_interval_s' must be seconds >= 0 (0: a failed check waits "
+                         f"for its interval), not {serve['retry_interval_s']!r}")
+    if isinstance(serve["auth_calls"], bool) or not isinstance(serve["auth_calls"], int) or serve["auth_calls"] < 1:
+        raise SetupError(f"profile {source}: 'serve.auth_calls' must be a whole number >= 1, not {serve['auth_calls']!r}")
     if not _seconds(serve["window_s"], 0):
         raise SetupError(f"profile {source}: 'serve.window_s' must be seconds >= 0 (0: each round's sample alone), "
                          f"not {serve['window_s']!r}")

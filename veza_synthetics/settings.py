@@ -202,12 +202,19 @@ class Serve:
     category or check id (`health = 60`, `"auth.jwt_expired" = 3600`). Checks due together share one round
     (one session per account, the run's pace). The defaults: health and performance every minute (the HTTP sample,
     judged over serve.window_s), the streaming and chat checks, the sessions and the database's connections every
-    2 minutes (almost no API request of their own), auth.http_401_403 every 5 (its `me` calls would starve the
-    sample), the rest every 15 minutes. docs/ways/serve.md: what each default costs, and how fast each pages."""
+    2 minutes (almost no API request of their own), auth.http_401_403 with them (serve.auth_calls `me` calls,
+    not the run's ten), the rest every 15 minutes. A check that failed runs again after `retry_interval_s`: the second failed
+    round, which pages, comes then. docs/ways/serve.md: what each default costs, and how fast each pages."""
     interval_s: float = 900.0  # seconds between a check's rounds
     intervals: dict[str, float] = field(default_factory=lambda: {  # by category or check id
         "health": 60.0, "performance": 60.0, "auth": 120.0, "streaming": 120.0, "websocket": 120.0,
-        "db.connection_timeout": 120.0, "auth.http_401_403": 300.0})
+        "db.connection_timeout": 120.0})
+    # A check whose last round failed runs again this soon (if sooner than its interval), as Uptime Kuma's retry
+    # interval: the page (two failed rounds) comes a retry after the first failure, not an interval after it.
+    retry_interval_s: float = 30.0
+    # `me` calls of auth.http_401_403 in a round (a run makes sampling.auth_calls): the rounds' HTTP samples, judged
+    # together over window_s, are what reaches every instance behind a balancer; ten a round would starve them.
+    auth_calls: int = 2
     # The performance checks judge the requests of serve's small samples over this window (probes/window.py), at
     # most the sample's size (sampling.requests): a round affords a few within the request budget.
     window_s: float = 600.0

@@ -60,20 +60,21 @@ class Prober:
         self.stopping = threading.Event()
         self.busy = threading.Lock()  # a round or a probe: never two Targets, two sessions of one account, at once
 
-    def one_round(self, ids: list[str]) -> None:
+    def one_round(self, ids: list[str]) -> list[str]:
+        """The due checks measured and reported; the ids of those that failed (the schedule retries them)."""
         started, started_at = time.monotonic(), dt.datetime.now(dt.UTC)
         try:
             with self.busy:  # the round's deadline: before its checks are due again, if sooner than timeouts.run_s
                 records, load = measure_with_load(self._within(max(self.schedule.intervals[i] for i in ids)), ids,
                                                   self.catalog, self.client, self.context)
             if self.stopping.is_set():  # cut short by the stop: its "not sent" are the prober's, not the platform's
-                return
+                return []
             self._remember(records, started_at)
         except Exception as exc:  # the prober's own failure: counted and said, the schedule goes on
             self.metrics.round_errors.labels(self.location).inc()
             print(self.redactor.text(f"veza-synth serve: a round could not complete: {type(exc).__name__}: {exc}"),
                   file=sys.stderr, flush=True)
-            return
+            return []
         self.metrics.record(records, self.location, time.time())
         if self.ecs_log is not None:
             self.ecs_log.write(records)
@@ -83,10 +84,13 @@ class Prober:
         self.metrics.round_duration.labels(self.location).set(round(time.monotonic() - started, 3))
         self.latest = {**self.latest, **{(r.id, r.variant): r for r in records}}  # swapped whole: /report reads it
         self.ready.set()
+        return sorted({r.id for r in records if r.outcome == "failed"})
 
     def _within(self, seconds: float) -> Profile:
-        """The profile with a run deadline of at most `seconds` (a round's interval, a scrape's timeout)."""
-        return self.profile.with_changes("timeouts", run_s=min(self.profile.timeouts.run_s, max(seconds, 1.0)))
+        """The profile as a round takes it: a run deadline of at most `seconds` (a round's interval, a scrape's
+        timeout), serve.auth_calls `me` calls."""
+        p = self.profile.with_changes("timeouts", run_s=min(self.profile.timeouts.run_s, max(seconds, 1.0)))
+        return p.with_changes("sampling", auth_calls=p.serve.auth_calls)
 
     def _remember(self, records: list[CheckRecord], started_at: dt.datetime) -> None:
         """The round into the run-to-run memory of this env and location, its trends computed as a run's are."""
@@ -112,8 +116,8 @@ class Prober:
         while not self.stopping.is_set():
             due = self.schedule.due(time.monotonic())
             if due:
-                self.one_round(due)
-                self.schedule.ran(due, time.monotonic())
+                failed = self.one_round(due)
+                self.schedule.ran(due, time.monotonic(), failed)
             self.stopping.wait(self.schedule.wait_s(time.monotonic()))
 
     def probe(self, symptom_ids: list[str], timeout_s: float) -> Answer:
