@@ -487,7 +487,7 @@ def test_a_chat_that_never_pings_is_closed_by_a_shorter_proxy_read_timeout(deplo
 # What doctor cannot find read-only, and where the variant's profile is not the platform's: the chat's broadcast
 # shows only by sending (a write); the sandbox's Prometheus scrapes every second where veza-deployed.toml keeps
 # production's 30 s (the profile that knows nothing has the sandbox's 1 s, the true one).
-NOT_DISCOVERED = {"chat.broadcast", "prometheus.scrape_interval_s"}
+NOT_DISCOVERED = {"prometheus.scrape_interval_s"}
 
 
 def doctored(proc: SandboxProcess, tmp_path: Path) -> tuple[Path, str]:
@@ -552,6 +552,37 @@ def test_doctor_finds_that_the_backends_own_chat_confirms_nothing(deployed, tmp_
     naive = tmp_path / "naive.toml"
     naive.write_text(re.sub(r"^extends = .*$", f'extends = "{ENV_DIR / "sandbox.toml"}"', proc.profile_path.read_text(),
                             flags=re.M).replace(profile.chat.url, _backend_chat(profile).chat.url))
+    before = proc.admin.writes()["chat"] or {}
     found = examine(load(str(naive)), CATALOG)
-    assert found.settings.get("chat", {}).get("confirmations") is False, render(found)
-    assert "chat.auth" not in found.settings.get("chat", {}), render(found)  # the contract's token: right there
+    chat = found.settings.get("chat", {})
+    assert {key: chat.get(key) for key in ("confirmations", "app_ping", "delivered_type", "rooms")} == \
+        {"confirmations": False, "app_ping": False, "delivered_type": "SendMessage", "rooms": False}, render(found)
+    assert "chat.auth" not in chat and "chat.broadcast" not in chat, render(found)  # the contract's token and broadcast
+    assert (proc.admin.writes()["chat"] or {}) == before  # a chat that shows every frame to everyone was sent none
+
+
+def test_doctors_fragment_makes_a_profile_through_the_historical_door_run_clean(deployed, tmp_path):
+    """The D3 door (HAProxy: the API under /api, the backend's own chat at /ws/chat, the chat server's health under
+    /chat-api, simple_stream_server under /stream, no stream health routed), named in a profile that knows nothing
+    of what answers there: doctor's fragment makes every check pass through it, none dropped by the door."""
+    from veza_synthetics.doctor import examine, render
+    proc, profile = deployed
+    alternatives = _alternatives(proc)
+    door, simple = alternatives["haproxy"]["url"], alternatives["simple_stream"]
+    naive = tmp_path / "naive.toml"
+    naive.write_text(re.sub(r"^extends = .*$", f'extends = "{ENV_DIR / "sandbox.toml"}"', proc.profile_path.read_text(),
+                            flags=re.M))
+    through = tmp_path / "door.toml"
+    through.write_text(f'extends = "{naive}"\n[backend]\nurl = "{door}"\n[chat]\nurl = "{door.replace("http://", "ws://")}'
+                       f'/ws/chat"\nhealth_url = "{door}/chat-api/health"\n[stream]\nurl = "{door}"\n')
+    found = examine(load(str(through)), CATALOG)
+    said = render(found)
+    applied = tmp_path / "applied.toml"
+    applied.write_text(f'extends = "{through}"\n{found.fragment()}')
+    stream = load(str(applied)).stream
+    assert (stream.health_path, stream.signed, stream.canary) == ("", False, simple["canary"]), said
+    dropped = _dropped_by_the_door(alternatives["haproxy"]["stats"])
+    checks = {r.id: r for r in measure(load(str(applied)), list(CATALOG.symptoms)) if r.variant == "read-only"}
+    assert _dropped_by_the_door(alternatives["haproxy"]["stats"]) == dropped
+    wrong = [f"{sid}: {r.summary}" for sid, r in checks.items() if not meets("pass", r.to_json())]
+    assert not wrong, (wrong, said)

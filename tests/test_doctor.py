@@ -30,7 +30,9 @@ def test_the_sandbox_is_ready(sandbox):
     done = _doctor(sandbox.profile_path)
     assert done.returncode == 0, done.stdout + done.stderr
     for line in ("backend.url TLS", "login as synthetic@veza.local works (role user)", "pg_monitor yes",
-                 "may write to: nothing", "GET /health answered 200", "the session lives in Redis", "ready: no problem"):
+                 "may write to: nothing", "GET /health answered 200", "the session lives in Redis", "ready: no problem",
+                 "an application Ping was answered Pong", "a message sent by one member reached the other",
+                 "the other member got it as NewMessage"):
         assert line in done.stdout, (line, done.stdout)
     assert "Traceback" not in done.stderr
 
@@ -62,6 +64,17 @@ def test_a_broken_grant_is_named(sandbox, tmp_path):
     assert role["password"] not in done.stdout + done.stderr
 
 
+def test_a_read_only_profile_sends_the_chat_no_message(sandbox, tmp_path):
+    """Read-only and no chat.synthetic_conversation: whether members get messages is said undiscovered, and the
+    sandbox's chat counts no message from doctor."""
+    profile = tmp_path / "p.toml"
+    profile.write_text(f'extends = "{sandbox.profile_path}"\nallow = "readonly"\n')
+    before = sandbox.admin.writes()["chat"] or {}
+    done = _doctor(profile)
+    assert "chat.broadcast" in done.stdout and "not discovered: it takes sending a message" in done.stdout, done.stdout
+    assert (sandbox.admin.writes()["chat"] or {}) == before
+
+
 def test_an_expiring_certificate_is_named(sandbox):
     with sandbox.faults_on(["front.cert_expiring"]):
         done = _doctor(sandbox.profile_path)
@@ -87,4 +100,6 @@ def test_doctor_finds_the_production_servers_settings(production, tmp_path):
     proc, _ = production
     applied, said = doctored(proc, tmp_path)
     assert "login as synthetic@veza.local works" in said and "auth.session_store = 'postgres'" in said, said
+    assert "a bigint column: auth.session_lost reads it as epoch seconds" in said, said  # B9
+    assert "chat.broadcast = False" in said, said  # one message sent (the twin's profile allows writes), none told (C1)
     assert differences(applied, proc.profile_path) <= NOT_DISCOVERED, said

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..catalog import Catalog
 from ..profile import Profile
 from ..target import Target
-from . import access, reach, shapes
+from . import access, chat, reach, shapes
 from .findings import Findings
 
 
@@ -18,6 +18,8 @@ def examine(profile: Profile, catalog: Catalog) -> Findings:
         access.credentials(target, found)
         access.grants(target, found)
         shapes.discover(target, found)
+        if profile.chat.url:
+            chat.discover(target, found)
     access.cost(profile, found)
     return found
 

@@ -28,6 +28,16 @@ class Findings:
     def setting(self, section: str, key: str, value: Any) -> None:
         self.settings.setdefault(section, {})[key] = value
 
+    def compare(self, setting: str, profile_value: Any, value: Any, saw: str) -> None:
+        """A discovered value: said, and put in the fragment where the profile's differs (a problem: the
+        profile's would fail)."""
+        section, key = setting.split(".")
+        if value == profile_value:
+            self.add(setting, saw)
+            return
+        self.setting(section, key, value)
+        self.add(setting, saw, f"{setting} = {value!r} (the profile says {profile_value!r})")
+
     @property
     def problems(self) -> list[Step]:
         return [step for step in self.steps if step.problem]

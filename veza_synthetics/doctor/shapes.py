@@ -1,11 +1,10 @@
 """The platform's shapes, discovered read-only: where health answers and where its status sits, whether /ready
-exists, whether search reads anything, the admin-only path, the token's lifetime, where sessions live, the chat's
-health and authentication, the stream's Content-Type and bitrate. Each compared with the profile's setting; the
-ones that differ go into the TOML fragment doctor prints."""
+exists, whether search reads anything, the admin-only path, the token's lifetime, where sessions live and how
+their expiry is typed, the chat's health, the stream's signing, health, Content-Type, compression and bitrate
+(the chat's frames: chat.py). Each compared with the profile's setting; the ones that differ go into the TOML
+fragment doctor prints."""
 from __future__ import annotations
 
-import asyncio
-import json
 from dataclasses import replace
 from typing import Any
 
@@ -16,7 +15,6 @@ import redis as redis_lib
 from ..canary import CONTRACT_KBPS, Canary, signed_canary
 from ..probes import auth, http, postgres
 from ..probes.redis import SESSION_KEY
-from ..probes.websocket import open_chat
 from ..shape import Mismatch, at_path, list_at
 from ..target import Target
 from .findings import Findings
@@ -38,23 +36,10 @@ def discover(target: Target, found: Findings) -> None:
             _session(target, found)
     if p.chat.health_url:
         _chat_health(target, found)
-    if p.chat.url:
-        _chat(target, found)
     if p.stream.url:
         _stream_server(target, found)
         if target.token() is not None or not target.profile.stream.signed:
             _stream(target, found)
-
-
-def _compare(found: Findings, setting: str, profile_value: Any, value: Any, saw: str) -> None:
-    """A discovered value: said, and put in the fragment where the profile's differs (a problem where the
-    profile's would fail)."""
-    section, key = setting.split(".")
-    if value == profile_value:
-        found.add(setting, saw)
-        return
-    found.setting(section, key, value)
-    found.add(setting, saw, f"{setting} = {value!r} (the profile says {profile_value!r})")
 
 
 def _get(target: Target, url: str, token: str | None = None) -> tuple[int | None, Any]:
@@ -74,9 +59,9 @@ def _health(target: Target, found: Findings) -> None:
         status, body = _get(target, f"{b.url}{path}")
         where = _status_path(body)
         if status in (200, 503) and where is not None:
-            _compare(found, "backend.health_path", b.health_path, path, f"GET {path} answered {status}, "
+            found.compare("backend.health_path", b.health_path, path, f"GET {path} answered {status}, "
                      f"{where} = {at_path(body, where, '')!r}")
-            _compare(found, "backend.health_status_path", b.health_status_path, where, f"the status sits at {where}")
+            found.compare("backend.health_status_path", b.health_status_path, where, f"the status sits at {where}")
             return
     found.add("backend.health_path", f"none of {', '.join(dict.fromkeys((b.health_path, *HEALTH_PATHS)))} answers a "
               "health status", "backend.health_path: name the route where the backend says it is healthy")
@@ -84,9 +69,13 @@ def _health(target: Target, found: Findings) -> None:
 
 def _ready(target: Target, found: Findings) -> None:
     b = target.profile.backend
-    status, _ = _get(target, f"{b.url}{b.ready_path or '/ready'}")
-    _compare(found, "backend.ready_path", b.ready_path, "" if status == 404 else b.ready_path or "/ready",
-             f"GET {b.ready_path or '/ready'} answered {status}")
+    status, body = _get(target, f"{b.url}{b.ready_path or '/ready'}")
+    # a route that answers: 200, or a 503 that says why in JSON; a 404, or a front door's page for a path it routes
+    # nowhere (D3's 503), is none
+    exists = status == 200 or (status == 503 and isinstance(body, dict))
+    found.compare("backend.ready_path", b.ready_path, b.ready_path or "/ready" if exists else "",
+                  f"GET {b.ready_path or '/ready'} answered {status}" + ("" if exists or status == 404 else
+                                                                         " without a readiness answer"))
 
 
 def _search(target: Target, found: Findings) -> None:
@@ -98,7 +87,7 @@ def _search(target: Target, found: Findings) -> None:
     status, body = _get(target, f"{b.url}{b.search_path}?{httpx.QueryParams({'q': query})}", target.token())
     results = list_at(body, b.search_results_path, "backend.search_results_path")
     stub = status == 404 or isinstance(results, Mismatch)
-    _compare(found, "backend.search_path", b.search_path, "" if stub else b.search_path,
+    found.compare("backend.search_path", b.search_path, "" if stub else b.search_path,
              f"GET {b.search_path}?q={query} answered {status}" +
              (f": {results}" if isinstance(results, Mismatch) else f", {len(results)} result(s)"))
 
@@ -108,7 +97,7 @@ def _forbidden(target: Target, found: Findings) -> None:
     for path in dict.fromkeys((a.forbidden_path, *FORBIDDEN_PATHS)):
         status, _ = _get(target, f"{b.url}{path}", target.token())
         if status == 403:
-            _compare(found, "auth.forbidden_path", a.forbidden_path, path, f"GET {path} as the user answered 403")
+            found.compare("auth.forbidden_path", a.forbidden_path, path, f"GET {path} as the user answered 403")
             return
     found.add("auth.forbidden_path", f"none of {', '.join(dict.fromkeys((a.forbidden_path, *FORBIDDEN_PATHS)))} "
               "answers 403 to a user", "auth.forbidden_path: name an admin-only route")
@@ -141,8 +130,30 @@ def _session(target: Target, found: Findings) -> None:
     if store is None:
         found.add("auth.session_store", "the session was found neither in Redis nor in refresh_tokens (no direct access?)")
         return
-    _compare(found, "auth.session_store", p.auth.session_store, store,
-             f"the session lives in {'Redis' if store == 'redis' else 'the refresh_tokens table'}")
+    found.compare("auth.session_store", p.auth.session_store, store,
+                  f"the session lives in {'Redis' if store == 'redis' else 'the refresh_tokens table'}")
+    if store == "postgres":
+        _expiry_type(target, found)
+
+
+def _expiry_type(target: Target, found: Findings) -> None:
+    """refresh_tokens.expires_at's type: auth.session_lost reads a timestamp or epoch seconds alike (B9's bigint),
+    and says which; nothing to set, but a team should know what its rows hold."""
+    p = target.profile
+    try:
+        with postgres.connect(target.transport, p.postgres, p.timeouts.request_s) as conn:
+            rows = postgres.rows(conn, "SELECT data_type FROM information_schema.columns WHERE table_schema = 'public' "
+                                       "AND table_name = 'refresh_tokens' AND column_name = 'expires_at'")
+    except (psycopg.Error, OSError) as exc:
+        found.add("refresh_tokens.expires_at", f"its type could not be read: {type(exc).__name__}")
+        return
+    kind = str(rows[0]["data_type"]) if rows else ""
+    if not kind:
+        found.add("refresh_tokens.expires_at", "no such column: auth.session_lost cannot read a session's expiry",
+                  "auth.session_store: this refresh_tokens table has no expires_at")
+        return
+    read_as = "epoch seconds" if kind in ("bigint", "integer", "numeric", "double precision") else "a time"
+    found.add("refresh_tokens.expires_at", f"a {kind} column: auth.session_lost reads it as {read_as}")
 
 
 def _chat_health(target: Target, found: Findings) -> None:
@@ -153,58 +164,36 @@ def _chat_health(target: Target, found: Findings) -> None:
         found.add("chat.health_status_path", f"GET {c.health_url} answered {status} with no status",
                   "chat.health_status_path: where the chat's health says healthy")
         return
-    _compare(found, "chat.health_status_path", c.health_status_path, where, f"the chat's status sits at {where}")
-
-
-def _chat(target: Target, found: Findings) -> None:
-    """Whether the chat takes a connection without a token, and whether it confirms a connection
-    (ActionConfirmed): waited for, never asked with a frame of doctor's own (a chat that re-broadcasts every
-    frame would show it to every member, C6)."""
-    c, timeout = target.profile.chat, target.profile.timeouts.ws_s
-
-    async def first_frame(token: str | None) -> tuple[bool, str | None]:
-        try:
-            async with open_chat(target.transport, c.url, token, timeout) as ws:
-                try:
-                    frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
-                except (TimeoutError, ValueError):
-                    return True, None
-                return True, frame.get("type") if isinstance(frame, dict) else None
-        except Exception:  # refused, closed or unreachable: the connection was not taken
-            return False, None
-    accepted, first = asyncio.run(first_frame(None))
-    _compare(found, "chat.auth", c.auth, "none" if accepted else "token",
-             f"a connection without a token is {'accepted' if accepted else 'refused'}")
-    if not accepted:
-        accepted, first = asyncio.run(first_frame(target.token()))
-    if accepted:
-        _compare(found, "chat.confirmations", c.confirmations, first == "ActionConfirmed",
-                 f"its first frame after connecting: {first or f'none within {timeout:g} s'}")
+    found.compare("chat.health_status_path", c.health_status_path, where, f"the chat's status sits at {where}")
 
 
 def _stream_server(target: Target, found: Findings) -> None:
     """The stream server's health route, whether it checks a signature, and the canary's name as it serves it
     (the public simple_stream_server: /health, none, names with their extension, S8)."""
     s = target.profile.stream
-    for path in dict.fromkeys((s.health_path, "/health/detailed", "/health")):
+    paths = tuple(dict.fromkeys(p for p in (s.health_path, "/health/detailed", "/health") if p))
+    for path in paths:
         status, body = _get(target, f"{s.url}{path}")
         if status in (200, 503) and _status_path(body) is not None:
-            _compare(found, "stream.health_path", s.health_path, path, f"GET {path} answered {status}")
+            found.compare("stream.health_path", s.health_path, path, f"GET {path} answered {status}")
             break
+    else:  # a front door that routes no health to the stream server (D3): said, and left unchecked
+        found.compare("stream.health_path", s.health_path, "", f"none of {', '.join(paths)} answers a health "
+                      "status at stream.url: the stream's health is left unchecked (or name the route that answers)")
     for name in dict.fromkeys((s.canary, f"{s.canary}.mp3")):
         status, _ = _head(target, f"{s.url}/stream/{name}")
         if status == 200:  # played without a signature: the server checks none
-            _compare(found, "stream.signed", s.signed, False, f"GET /stream/{name} without a signature answered 200")
-            _compare(found, "stream.canary", s.canary, name, f"the canary is served as {name}")
+            found.compare("stream.signed", s.signed, False, f"GET /stream/{name} without a signature answered 200")
+            found.compare("stream.canary", s.canary, name, f"the canary is served as {name}")
             return
     found.add("stream.signed", f"/stream/{s.canary} without a signature is refused: the stream server checks one")
 
 
-def _head(target: Target, url: str) -> tuple[int | None, dict[str, str]]:
+def _head(target: Target, url: str, encoding: str = "identity") -> tuple[int | None, dict[str, str]]:
     """A GET whose body is never read: its status and headers."""
     try:
         with httpx.Client(timeout=target.profile.timeouts.request_s, verify=target.transport.tls(url)) as client, \
-                client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as answer:
+                client.stream("GET", url, headers={"Accept-Encoding": encoding}) as answer:
             return answer.status_code, dict(answer.headers)
     except httpx.HTTPError:
         return None, {}
@@ -223,11 +212,17 @@ def _stream(target: Target, found: Findings) -> None:
         found.add("stream.url", f"the canary's GET answered {status}", "stream.url: the canary does not play")
         return
     typed = bool(headers.get("content-type"))
-    _compare(found, "stream.content_type_required", s.content_type_required, s.content_type_required and typed,
-             f"the canary is served {'with Content-Type ' + headers['content-type'] if typed else 'without Content-Type'}")
+    found.compare("stream.content_type_required", s.content_type_required, typed,
+                  f"the canary is served {'with Content-Type ' + headers['content-type'] if typed else 'without Content-Type'}")
+    _, gzip_asked = _head(target, canary.url, "gzip")
+    encoding = gzip_asked.get("content-encoding", "")
+    found.add("stream compression", f"to a client that accepts gzip the canary comes {encoding}-encoded"
+              + (" without Content-Length" if "content-length" not in gzip_asked else "") + " (S5): the suite asks "
+              "identity, as a player does, and decodes a compressed body" if encoding else
+              "to a client that accepts gzip the canary comes as it is: no compression to undo")
     length, duration = int(headers.get("content-length") or 0), canary.duration_s or s.canary_duration_s
     if length and duration:
         kbps = length * 8 / duration / 1000
         quality = min(CONTRACT_KBPS, key=lambda q: abs(CONTRACT_KBPS[q] - kbps))
-        _compare(found, "stream.quality", s.quality, quality,
-                 f"the canary comes at {kbps:.0f} kbps ({length} bytes for {duration:g} s): {quality}'s bitrate")
+        found.compare("stream.quality", s.quality, quality,
+                      f"the canary comes at {kbps:.0f} kbps ({length} bytes for {duration:g} s): {quality}'s bitrate")
