@@ -58,6 +58,11 @@ def grants(target: Target, found: Findings) -> None:
                   f"prometheus.jobs: {', '.join(missing)} not scraped here" if missing else "")
         if missing:  # the checks judge the jobs that are there; the others' absence is said, not failed each night
             found.setting("prometheus", "jobs", ",".join(job for job in wanted if job in present))
+        scraped = {job: s for job, s in seen.evidence["scrape_intervals_s"].items() if job in (wanted or present)}
+        if scraped:  # the checks wait up to twice it for the exporters' figures to hold their own sample
+            longest = max(scraped.values())
+            found.compare("prometheus.scrape_interval_s", p.prometheus.scrape_interval_s, longest,
+                          f"the jobs are scraped every {', '.join(f'{job} {s:g} s' for job, s in sorted(scraped.items()))}")
         groups = set(seen.evidence["rule_groups"])
         absent = sorted(p.prometheus.group_names() - groups)
         found.add("prometheus.rule_groups", f"rule groups loaded: {', '.join(sorted(groups)) or 'none'}",
