@@ -1,6 +1,7 @@
 """serve left running against the production server (its B10 sessions and B12 limits on the sandbox's time
 scale): one client for the prober's life, budgets no caller exceeds (rounds, /probe scraped as Prometheus
 scrapes it, a restart), and a session the platform drops between rounds met as a listener meets it."""
+import os
 import signal
 import time
 import uuid
@@ -181,3 +182,16 @@ def test_a_stop_does_not_wait_for_the_budget(sandbox, tmp_path):
     assert took < 15, f"the stop took {took:.1f} s"  # one 6 s budget window for the logout, not the round's 10 calls
     assert sandbox.admin.open_sessions(agent) == 0
     assert history.load(tmp_path / "h", "sandbox", "ci-s").runs == []  # the cut round is not reported
+
+
+def test_one_prober_at_a_time_draws_on_a_ledger(tmp_path):
+    """A second serve of the same env and location would spend the budget twice: refused at its start, naming
+    the ledger and the pid that holds it; free again once the first closes."""
+    from veza_synthetics.errors import SetupError
+    from veza_synthetics.probes.budget import Ledger
+    path, limits = tmp_path / "budget-prod-eu.json", ((1, 900.0), (5, 3600.0), (10, 60.0))
+    first = Ledger(path, *limits)
+    with pytest.raises(SetupError, match=rf"budget-prod-eu.json: another veza-synth serve \(pid {os.getpid()}\)"):
+        Ledger(path, *limits)
+    first.close()
+    Ledger(path, *limits).close()

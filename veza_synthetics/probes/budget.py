@@ -3,14 +3,21 @@ declared in the profile (serve.max_logins per serve.login_window_s, serve.max_re
 serve.refresh_window_s, serve.max_requests per serve.request_window_s).
 A sliding log in wall-clock seconds, kept in a file beside the history, so a restart, a /probe or a round
 all draw on the one budget a platform's rate limiter sees (Veza's production server: 3 logins per 15
-minutes, 8 refreshes an hour and 30 requests a minute per address, B12; the defaults stay well under)."""
+minutes, 8 refreshes an hour and 30 requests a minute per address, B12; the defaults stay well under).
+One prober draws on a ledger at a time: a second serve of the same env and location (the same address, the same
+budget) is refused at its start, as two would spend the budget twice."""
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
+
+from ..errors import SetupError
 
 
 class Budget:
@@ -82,11 +89,36 @@ class Ledger:
                  requests: tuple[int, float]):
         """Each budget as (how many, per how many seconds)."""
         self.path = path
+        self._held = self._hold()
         saved = self._read()
         self._lock = threading.Lock()
         self.logins = Budget("logins", *logins, saved.get("logins"), self.save)
         self.refreshes = Budget("refreshes", *refreshes, saved.get("refreshes"), self.save)
         self.requests = Budget("requests", *requests, saved.get("requests"), self.save)
+
+    def _hold(self) -> IO[str] | None:
+        """The ledger's lock for this prober's life (released by close(), or by the process's end)."""
+        if self.path is None:
+            return None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = self.path.with_suffix(".lock").open("a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            lock.close()
+            raise SetupError(f"{self.path}: another veza-synth serve (pid {holder}) draws on this budget ledger: one "
+                             "prober per env and location (--location), or another --history") from None
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        return lock
+
+    def close(self) -> None:
+        if self._held is not None:
+            self._held.close()  # the lock goes with the file
+            self._held = None
 
     def budgets(self) -> tuple[Budget, ...]:
         return self.logins, self.refreshes, self.requests

@@ -174,8 +174,9 @@ class Prober:
             self.client.transport.pace.halt()
 
     def close(self) -> None:
-        """The prober's sessions logged out (the stop)."""
+        """The prober's sessions logged out (the stop); its budget ledger left to the next prober."""
         self.client.close()
+        self.ledger.close()
 
 
 @dataclass(frozen=True)
