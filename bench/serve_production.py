@@ -3,9 +3,10 @@ leaves it running against Veza's production server would see them.
 
 The production-server twin with B12's real windows (`sandbox up --time-scale 1`: 3 logins per 15 minutes, 8
 refreshes an hour, 30 requests a minute per address), one prober for the whole benchmark with the shipped
-defaults (`sampling.max_rps = 0.4`; the budgets: 1 login per 15 minutes, 5 refreshes an hour, 10 requests a
-minute; serve's default schedule, a failed check retried after 30 s; a 10-minute window of samples), the
-whole way a page takes (serve -> the twin's Prometheus and serve.rules.yml -> Alertmanager -> a webhook).
+defaults (`sampling.max_rps = 0.4`, production's timeouts and holds, a chat heartbeat every 30 s; the
+budgets: 1 login per 15 minutes, 5 refreshes an hour, 10 requests a minute; serve's default schedule, a failed
+check retried after 30 s; a 10-minute window of samples), the whole way a page takes (serve -> the twin's
+Prometheus and serve.rules.yml -> Alertmanager -> a webhook).
 One fault per category, one after another: fault on -> firing at the webhook, fault off -> resolved there.
 The platform's own count of the prober's logins and of the 429s it answered the prober's address (which must be
 0) comes beside; 429s to the twin's other clients are listed apart (HAProxy's health checks, every 5 s from
@@ -22,10 +23,12 @@ import json
 import sys
 import time
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import httpx
+import tomli_w
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -37,7 +40,7 @@ from veza_synthetics.sandbox.alerting import WebhookReceiver  # noqa: E402
 from veza_synthetics.sandbox.haproxy import OWN_ADDRESS  # noqa: E402
 from veza_synthetics.sandbox.process import SandboxProcess  # noqa: E402
 from veza_synthetics.sandbox.processes import LOOPBACK  # noqa: E402
-from veza_synthetics.settings import Sampling, Serve  # noqa: E402
+from veza_synthetics.settings import Holds, Sampling, Serve, Timeouts  # noqa: E402
 
 # A fault of each category that applies to the public code's shape, and the check that must fail for it.
 DETECTION = {"health": ("infra.redis_down", "health.services"), "performance": ("perf.errors", "perf.error_rate"),
@@ -47,20 +50,17 @@ DETECTION = {"health": ("infra.redis_down", "health.services"), "performance": (
 # 5 minutes, a degradation (one request in twenty answers 500) within 10.
 PROMISE_S = {"health": 300, "performance": 600, "auth": 300, "database": 300, "websocket": 300, "streaming": 300}
 WAIT_S = 3600.0  # the longest a fault waits for its page, or its end for the page to resolve
+HEARTBEAT_S = 30.0  # chat.client_heartbeat_s: an application Ping every 30 s keeps nginx's 60 s read timeout away
 
 
 def production_profile(sandbox: SandboxProcess, agent: str) -> str:
-    """The twin's profile at production's pace and with the shipped serve defaults (the sandbox profiles
-    compress them 125 times)."""
-    s, sampling = Serve(), Sampling()
-    intervals = ", ".join(f"\"{k}\" = {v:g}" for k, v in s.intervals.items())
-    return (f'extends = "{sandbox.profile_path}"\nallow = "readonly"\n[tracing]\nuser_agent = "{agent}"\n'
-            f"[sampling]\nmax_rps = {sampling.max_rps}\n"
-            f"[serve]\ninterval_s = {s.interval_s:g}\nintervals = {{{intervals}}}\nwindow_s = {s.window_s:g}\n"
-            f"retry_interval_s = {s.retry_interval_s:g}\nauth_calls = {s.auth_calls}\n"
-            f"max_logins = {s.max_logins}\nlogin_window_s = {s.login_window_s:g}\n"
-            f"max_refreshes = {s.max_refreshes}\nrefresh_window_s = {s.refresh_window_s:g}\n"
-            f"max_requests = {s.max_requests}\nrequest_window_s = {s.request_window_s:g}\n")
+    """The twin's profile at production's pace: the shipped defaults of sampling.max_rps, the timeouts, the holds
+    and serve's schedule and budgets (the sandbox profiles compress them 125 times); and the chat heartbeat a team
+    behind nginx's 60 s read timeout sets for the public chat, which never pings (C3)."""
+    serve = {k: v for k, v in asdict(Serve()).items() if k not in ("listen", "report", "external_url")}
+    return tomli_w.dumps({"extends": str(sandbox.profile_path), "allow": "readonly", "tracing": {"user_agent": agent},
+                          "sampling": {"max_rps": Sampling().max_rps}, "timeouts": asdict(Timeouts()),
+                          "holds": asdict(Holds()), "chat": {"client_heartbeat_s": HEARTBEAT_S}, "serve": serve})
 
 
 def run(categories: list[str]) -> dict[str, Any]:
