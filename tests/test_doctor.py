@@ -32,7 +32,7 @@ def test_the_sandbox_is_ready(sandbox):
     for line in ("backend.url TLS", "login as synthetic@veza.local works (role user)", "pg_monitor yes",
                  "may write to: nothing", "GET /health answered 200", "the session lives in Redis", "ready: no problem",
                  "an application Ping was answered Pong", "a message sent by one member reached the other",
-                 "the other member got it as NewMessage"):
+                 "the other member got it as NewMessage", "cost of doctor"):
         assert line in done.stdout, (line, done.stdout)
     assert "Traceback" not in done.stderr
 

@@ -20,7 +20,8 @@ def examine(profile: Profile, catalog: Catalog) -> Findings:
         shapes.discover(target, found)
         if profile.chat.url:
             chat.discover(target, found)
-    access.cost(profile, found)
+        spent = target.load()
+    access.cost(profile, found, spent)
     return found
 
 

@@ -9,7 +9,7 @@ from ..client import login_failure
 from ..planning import plan
 from ..probes import auth, postgres, prometheus, redis
 from ..profile import Profile
-from ..target import Target
+from ..target import Load, Target
 from .findings import Findings
 
 # What Veza's production server allows one address (B12): logins per 15 minutes, requests per minute.
@@ -96,9 +96,16 @@ def _database(target: Target, found: Findings) -> None:
                                                 f"{role['name']}")
 
 
-def cost(profile: Profile, found: Findings) -> None:
-    """A run's logins and requests, and serve's, against what Veza's production server allows an address."""
+def cost(profile: Profile, found: Findings, spent: Load) -> None:
+    """Doctor's own logins and requests, a run's and serve's, against what Veza's production server allows an
+    address: a run started right after doctor shares doctor's login window."""
     logins = profile.auth.max_logins_per_run
+    left = PLATFORM_LOGINS_PER_15_MIN - spent.logins
+    found.add("cost of doctor", f"{spent.logins} login(s), {spent.api_requests} API requests; the production server "
+              f"allows an address {PLATFORM_LOGINS_PER_15_MIN} logins per 15 minutes: "
+              + (f"a run from here within 15 minutes may log in {left} more time(s)" if left >= logins else
+                 f"a run from here within 15 minutes, which may log in {logins} time(s), would meet 429 at its login: "
+                 "wait 15 minutes"))
     planned = plan(profile, profile.sampling.max_rps)
     found.add("cost of a run", f"{logins} login(s) at most (auth.max_logins_per_run), {planned.sample_requests} sampled requests "
               f"at {profile.sampling.max_rps:g}/s ({60 * profile.sampling.max_rps:g} a minute; the production server "
