@@ -241,6 +241,28 @@ def test_a_failed_check_runs_again_after_the_retry_interval_then_on_its_plan():
     assert schedule.next_at["ws.disconnects"] == 160.0
 
 
+def test_a_rounds_failure_is_confirmed_by_its_retry_not_measured_twice(sandbox, tmp_path):
+    """With a retry interval, a failed check is measured once in its round (the budget spent once), said so, and
+    due again a retry interval later: that round confirms it, two failed rounds page."""
+    from veza_synthetics.catalog import load as load_catalog
+    from veza_synthetics.profile import load
+    from veza_synthetics.serve.prober import Prober
+    profile = tmp_path / "retry.toml"
+    profile.write_text(f'extends = "{sandbox.profile_path}"\n[serve]\ninterval_s = 600\nretry_interval_s = 5\n')
+    prober = Prober(load(str(profile)), load_catalog(), ["health.services"], "here", tmp_path / "history")
+    try:
+        prober.schedule.start(time.monotonic())
+        with sandbox.faults_on(["infra.redis_down"]):
+            failed = prober.one_round(["health.services"])
+        prober.schedule.ran(["health.services"], time.monotonic(), failed)
+        [record] = prober.latest.values()
+        assert failed == ["health.services"] and record.outcome == "failed" and len(record.attempts) == 1, record.summary
+        assert any("the next one, a retry interval away (serve.retry_interval_s), confirms it" in n for n in record.notes)
+        assert 4 < prober.schedule.wait_s(time.monotonic()) <= 5
+    finally:
+        prober.close()
+
+
 @pytest.mark.parametrize("mode,client,status", [("loopback", "127.0.0.1", 200), ("loopback", "10.1.2.3", 403),
                                                 ("on", "10.1.2.3", 200), ("off", "127.0.0.1", 404)])
 def test_report_can_be_turned_off_or_kept_to_loopback(tmp_path, mode, client, status):

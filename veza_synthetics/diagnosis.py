@@ -50,16 +50,22 @@ def measure_once(symptom: Symptom, measure: Measure, overrides: dict[str, dict[s
 
 def confirm(symptom: Symptom, measure: Measure, redactor: Redactor, overrides: dict[str, dict[str, float]] | None = None,
             writes: bool = False, first: Attempt | None = None,
-            spans: SpanExport | None = None) -> tuple[CheckRecord, Verdict]:
+            spans: SpanExport | None = None, retried: bool = False) -> tuple[CheckRecord, Verdict]:
     """The check's record (what every report shows) and its final verdict.
 
     A failure is measured a second time; only a confirmed failure fails. Both
     measurements are kept, so a blip that went away is still visible in the report.
     `first` is an attempt already measured (in the background, for a check that holds); `spans` where each
-    attempt's spans go (the client's, when the profile names a collector).
+    attempt's spans go (the client's, when the profile names a collector). `retried`: serve runs a failed check
+    again a retry interval later and pages on two failed rounds, so that round is the confirmation, not a second
+    measurement now (which would cost the request budget twice, and delay the round).
     """
     first = first or measure_once(symptom, measure, overrides, 1, spans)
-    second = measure_once(symptom, measure, overrides, 2, spans) if first.verdict.outcome == "failed" else None
+    failed = first.verdict.outcome == "failed"
+    second = measure_once(symptom, measure, overrides, 2, spans) if failed and not retried else None
+    if failed and retried:
+        first.verdict.note("not measured again in this round: the next one, a retry interval away "
+                           "(serve.retry_interval_s), confirms it; two failed rounds page")
     return _record(symptom, first, second, writes, redactor)
 
 
@@ -90,13 +96,14 @@ def _catalog_measure(symptom_id: str, target: Target, writes: bool) -> Measure:
     return lambda v, attempt: check(v, target, attempt)
 
 
-def diagnose(symptom_id: str, target: Target, writes: bool = False) -> tuple[CheckRecord, Verdict]:
-    """A catalog check against the target, confirmed; its first attempt taken from the background
-    where start_holds() began it."""
+def diagnose(symptom_id: str, target: Target, writes: bool = False,
+             retried: bool = False) -> tuple[CheckRecord, Verdict]:
+    """A catalog check against the target, confirmed (unless `retried`: serve's next round confirms it); its first
+    attempt taken from the background where start_holds() began it."""
     early = target.early(symptom_id) if not writes else None
     return confirm(target.catalog.symptoms[symptom_id], _catalog_measure(symptom_id, target, writes), target.redactor,
                    target.profile.threshold_overrides(symptom_id), writes, first=early.result() if early else None,
-                   spans=target.client.spans)
+                   spans=target.client.spans, retried=retried)
 
 
 def start_holds(target: Target, symptom_ids: set[str]) -> list[str]:

@@ -52,9 +52,11 @@ def measure(profile: Profile, symptom_ids: Iterable[str], catalog: Catalog | Non
 
 
 def measure_with_load(profile: Profile, symptom_ids: Iterable[str], catalog: Catalog | None = None,
-                      client: Client | None = None, context: Context | None = None) -> tuple[list[CheckRecord], Load]:
+                      client: Client | None = None, context: Context | None = None,
+                      retried: bool = False) -> tuple[list[CheckRecord], Load]:
     """measure(), and what it cost the platform (serve counts it), on `client` where one outlives the run; each
-    record enriched as a run's are (enrich.py, with `context`: serve's quarantine)."""
+    record enriched as a run's are (enrich.py, with `context`: serve's quarantine). `retried`: a failure is
+    confirmed by serve's retry round, not measured twice now."""
     context = context or Context(profile, profile.redactor())
     ids, records = sorted(set(symptom_ids)), []
     with Target(profile, catalog, client) as target:
@@ -68,7 +70,7 @@ def measure_with_load(profile: Profile, symptom_ids: Iterable[str], catalog: Cat
                     skipped = skipped_record(target.catalog.symptoms.get(sid), sid, "writes", profile.writes_skipped)
                     records.append(enrich(skipped, context))
                     continue
-                records.append(enrich(diagnose(sid, target, writes)[0], context))
+                records.append(enrich(diagnose(sid, target, writes, retried)[0], context))
     return records, target.load()
 
 

@@ -66,7 +66,8 @@ class Prober:
         try:
             with self.busy:  # the round's deadline: before its checks are due again, if sooner than timeouts.run_s
                 records, load = measure_with_load(self._within(max(self.schedule.intervals[i] for i in ids)), ids,
-                                                  self.catalog, self.client, self.context)
+                                                  self.catalog, self.client, self.context,
+                                                  retried=self.schedule.retry_s > 0)
             if self.stopping.is_set():  # cut short by the stop: its "not sent" are the prober's, not the platform's
                 return []
             self._remember(records, started_at)
