@@ -203,8 +203,8 @@ class Serve:
     (one session per account, the run's pace). The defaults: health and performance every minute (the HTTP sample,
     judged over serve.window_s), the streaming and chat checks, the sessions and the database's connections every
     2 minutes (almost no API request of their own), auth.http_401_403 with them (serve.auth_calls `me` calls,
-    not the run's ten), the rest every 15 minutes. A check that failed runs again after `retry_interval_s`: the second failed
-    round, which pages, comes then. docs/ways/serve.md: what each default costs, and how fast each pages."""
+    not the run's ten), the rest every 15 minutes. A check that failed runs again after `retry_interval_s`: that
+    round confirms it, and pages. docs/ways/serve.md: what each default costs, and how fast each pages."""
     interval_s: float = 900.0  # seconds between a check's rounds
     intervals: dict[str, float] = field(default_factory=lambda: {  # by category or check id
         "health": 60.0, "performance": 60.0, "auth": 120.0, "streaming": 120.0, "websocket": 120.0,

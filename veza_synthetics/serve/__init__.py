@@ -1,7 +1,8 @@
 """`veza-synth serve`: the catalog's checks in rounds, minutes apart, for Prometheus to scrape.
 
 The nightly finds an outage a night late; a prober that runs the same checks on a schedule (schedule.py:
-health and performance every minute, the rest every 15 minutes by default) tells Prometheus within a round,
+health and performance every minute, the hard failures' checks every 2, the rest every 15 by default, a failed
+check again 30 s later) tells Prometheus within a round,
 and the Alertmanager a team already has routes it (serve.rules.yml). prober.py takes the rounds on one
 client within its budgets, metrics.py is /metrics, web.py the HTTP routes, webconfig.py their TLS and basic
 auth. SIGTERM halts the pace: the round in progress ends at its next request (not reported), the prober's
