@@ -101,7 +101,7 @@ class Ledger:
         if self.path is None:
             return None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = self.path.with_suffix(".lock").open("a+")
+        lock = os.fdopen(os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644), "r+")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -110,8 +110,8 @@ class Ledger:
             lock.close()
             raise SetupError(f"{self.path}: another veza-synth serve (pid {holder}) draws on this budget ledger: one "
                              "prober per env and location (--location), or another --history") from None
-        lock.truncate(0)
-        lock.write(str(os.getpid()))
+        lock.seek(0)
+        lock.write(f"{os.getpid():<20}\n")  # a fixed width: a shorter pid leaves nothing of a longer one behind
         lock.flush()
         return lock
 
