@@ -27,8 +27,9 @@ def sandbox_profile(sandbox):
 CELLS = ("test_detection_matrix.py::", "test_pipelines.py::test_nightly_", "test_deadline.py::test_under_a_real_fault")
 # What takes longest goes first (longest processing time first), so no worker is left with a minute-long cell
 # at the end: a throttled canary downloaded twice, the dead-target runs, the healthy runs, slow connects.
-LONGEST_FIRST = ("stream.throttle", "blackhole", "test_healthy_runs", "test_serve.py", "test_doctor.py", "db.slow_connect",
-                 "test_plugin.py", "test_dashboard.py", "perf.latency", "db.lock_held", "test_tracing.py", "perf.hang",
+LONGEST_FIRST = ("stream.throttle", "blackhole", "test_healthy_runs", "test_serve.py", "test_serve_budget.py",
+                 "test_doctor.py", "db.slow_connect", "test_plugin.py", "test_dashboard.py", "perf.latency", "db.lock_held",
+                 "test_tracing.py", "perf.hang",
                  "test_history.py")
 
 
