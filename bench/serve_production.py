@@ -42,13 +42,17 @@ from veza_synthetics.sandbox.process import SandboxProcess  # noqa: E402
 from veza_synthetics.sandbox.processes import LOOPBACK  # noqa: E402
 from veza_synthetics.settings import Holds, Sampling, Serve, Timeouts  # noqa: E402
 
-# A fault of each category that applies to the public code's shape, and the check that must fail for it.
+# A fault of each category that applies to the public code's shape, and the check that must fail for it; and two
+# degradations: a slower API, a lower bitrate.
 DETECTION = {"health": ("infra.redis_down", "health.services"), "performance": ("perf.errors", "perf.error_rate"),
              "auth": ("auth.forbidden", "auth.http_401_403"), "database": ("db.slow_connect", "db.connection_timeout"),
-             "websocket": ("ws.drop_connections", "ws.disconnects"), "streaming": ("stream.truncate", "stream.audio_cut")}
+             "websocket": ("ws.drop_connections", "ws.disconnects"), "streaming": ("stream.truncate", "stream.audio_cut"),
+             "latency": ("perf.latency", "perf.high_response_time"),
+             "quality": ("stream.low_bitrate", "stream.quality_degraded")}
 # What the issue promises: a hard failure (refused, a dead stream, a closed chat, connections refused) pages within
-# 5 minutes, a degradation (one request in twenty answers 500) within 10.
-PROMISE_S = {"health": 300, "performance": 600, "auth": 300, "database": 300, "websocket": 300, "streaming": 300}
+# 5 minutes, a degradation (one request in twenty answers 500, 400 ms more per answer, a lower bitrate) within 10.
+PROMISE_S = {"health": 300, "performance": 600, "auth": 300, "database": 300, "websocket": 300, "streaming": 300,
+             "latency": 600, "quality": 600}
 WAIT_S = 3600.0  # the longest a fault waits for its page, or its end for the page to resolve
 HEARTBEAT_S = 30.0  # chat.client_heartbeat_s: an application Ping every 30 s keeps nginx's 60 s read timeout away
 
@@ -123,7 +127,7 @@ def table(r: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--categories", default=",".join(DETECTION), help="comma-separated (default: all six)")
+    parser.add_argument("--categories", default=",".join(DETECTION), help="comma-separated (default: all)")
     categories = [c for c in parser.parse_args().categories.split(",") if c]
     unknown = sorted(set(categories) - set(DETECTION))
     if unknown:
