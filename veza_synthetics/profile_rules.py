@@ -149,8 +149,8 @@ def check_thresholds(thresholds: dict[str, Any], source: str) -> None:
 
 def seconds(duration: str) -> float:
     """A Prometheus duration ("5s", "5m", "1h30m") in seconds."""
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", duration)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)", duration)
     if not parts or "".join(n + u for n, u in parts) != duration:
         raise SetupError(f"not a Prometheus duration: {duration!r} (e.g. 5m, 30s)")
-    unit_s = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    unit_s = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
     return sum(float(n) * unit_s[u] for n, u in parts)

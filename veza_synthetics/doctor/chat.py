@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import WebSocketException
 
-from ..probes.websocket import ChatRefused, open_chat, recv_type
+from ..probes.delivery import join
+from ..probes.websocket import ChatRefused, Frames, open_chat, recv_type
 from ..target import Target
 from .findings import Findings
 
@@ -105,9 +106,7 @@ async def _one_message(target: Target, token: str | None) -> str | None | Except
         async with open_chat(target.transport, c.url, token, timeout) as a, \
                 open_chat(target.transport, c.url, token, timeout) as b:
             for ws in (a, b):
-                await recv_type(ws, "ActionConfirmed", timeout)
-                await ws.send(json.dumps({"type": "JoinConversation", "conversation_id": conversation}))
-                await recv_type(ws, "ActionConfirmed", timeout)
+                await join(ws, conversation, timeout, Frames())  # this chat confirms: each step waited for
             await a.send(json.dumps({"type": "SendMessage", "conversation_id": conversation,
                                      "content": "veza-synth doctor", "client_msg_id": mark}))
             try:

@@ -112,6 +112,7 @@ def _session(target: Target, found: Findings) -> None:
         found.add("auth.expires_in_s", f"the access token lasts {lifetime} s (exp - iat): the lifetime to hold it to")
     sid = str(claims.get("sid", ""))
     in_redis = in_table = None
+    expiry_type = ""  # refresh_tokens.expires_at's type: a timestamp, or epoch seconds in a BIGINT (B9)
     if p.has_redis and sid:
         try:
             with redis_lib.Redis.from_url(p.redis.url, password=p.redis.password or None,
@@ -124,6 +125,9 @@ def _session(target: Target, found: Findings) -> None:
             with postgres.connect(target.transport, p.postgres, p.timeouts.request_s) as conn:
                 in_table = bool(postgres.rows(conn, "SELECT count(*) AS n FROM refresh_tokens")[0]["n"]) if postgres.rows(
                     conn, "SELECT to_regclass('public.refresh_tokens') IS NOT NULL AS t")[0]["t"] else False
+                typed = postgres.rows(conn, "SELECT data_type FROM information_schema.columns WHERE table_schema = "
+                                            "'public' AND table_name = 'refresh_tokens' AND column_name = 'expires_at'")
+                expiry_type = str(typed[0]["data_type"]) if typed else ""
         except (psycopg.Error, OSError):
             in_table = None
     store = "redis" if in_redis else "postgres" if in_table else None
@@ -132,28 +136,13 @@ def _session(target: Target, found: Findings) -> None:
         return
     found.compare("auth.session_store", p.auth.session_store, store,
                   f"the session lives in {'Redis' if store == 'redis' else 'the refresh_tokens table'}")
-    if store == "postgres":
-        _expiry_type(target, found)
-
-
-def _expiry_type(target: Target, found: Findings) -> None:
-    """refresh_tokens.expires_at's type: auth.session_lost reads a timestamp or epoch seconds alike (B9's bigint),
-    and says which; nothing to set, but a team should know what its rows hold."""
-    p = target.profile
-    try:
-        with postgres.connect(target.transport, p.postgres, p.timeouts.request_s) as conn:
-            rows = postgres.rows(conn, "SELECT data_type FROM information_schema.columns WHERE table_schema = 'public' "
-                                       "AND table_name = 'refresh_tokens' AND column_name = 'expires_at'")
-    except (psycopg.Error, OSError) as exc:
-        found.add("refresh_tokens.expires_at", f"its type could not be read: {type(exc).__name__}")
-        return
-    kind = str(rows[0]["data_type"]) if rows else ""
-    if not kind:
-        found.add("refresh_tokens.expires_at", "no such column: auth.session_lost cannot read a session's expiry",
-                  "auth.session_store: this refresh_tokens table has no expires_at")
-        return
-    read_as = "epoch seconds" if kind in ("bigint", "integer", "numeric", "double precision") else "a time"
-    found.add("refresh_tokens.expires_at", f"a {kind} column: auth.session_lost reads it as {read_as}")
+    if store == "postgres":  # nothing to set (auth.session_lost reads either type), but a team should know its rows
+        if not expiry_type:
+            found.add("refresh_tokens.expires_at", "no such column: auth.session_lost cannot read a session's expiry",
+                      "auth.session_store: this refresh_tokens table has no expires_at")
+            return
+        read_as = "epoch seconds" if expiry_type in ("bigint", "integer", "numeric", "double precision") else "a time"
+        found.add("refresh_tokens.expires_at", f"a {expiry_type} column: auth.session_lost reads it as {read_as}")
 
 
 def _chat_health(target: Target, found: Findings) -> None:

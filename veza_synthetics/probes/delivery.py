@@ -71,7 +71,7 @@ async def _receive(b: ClientConnection, run: str, messages: int, arrivals: list[
                 return
 
 
-async def _join(ws: ClientConnection, conversation: str, timeout_s: float, frames: Frames) -> None:
+async def join(ws: ClientConnection, conversation: str, timeout_s: float, frames: Frames) -> None:
     """Connected, then in the conversation (each confirmed, where the chat confirms)."""
     if frames.confirmations:
         await recv_type(ws, "ActionConfirmed", timeout_s)
@@ -93,7 +93,7 @@ async def _delivery(transport: Transport, url: str, token: str | None, messages:
     pongs: list[float] = []
     try:
         for ws in (a, b):
-            await _join(ws, conversation, timeout_s, frames)
+            await join(ws, conversation, timeout_s, frames)
         receiver = asyncio.create_task(_receive(b, run, messages, arrivals, frames.delivered_type))
         for i in range(messages):
             sent_at[i] = time.perf_counter()

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from ..errors import SetupError
+from ..profile_rules import seconds
 from . import Result, address, describe
 from .transport import Transport
 
@@ -38,23 +39,16 @@ def overview(transport: Transport, url: str, timeout_s: float) -> Result:
     rules = {g["name"]: sorted(r["name"] for r in g["rules"]) for g in groups}
     intervals: dict[str, float] = {}  # job -> its targets' longest scrape interval
     for t in targets:
-        if t.get("scrapeInterval"):
-            job = str(t["labels"].get("job"))
-            intervals[job] = max(intervals.get(job, 0.0), seconds(t["scrapeInterval"]))
+        job = str(t["labels"].get("job"))
+        try:
+            intervals[job] = max(intervals.get(job, 0.0), seconds(str(t.get("scrapeInterval", ""))))
+        except SetupError:  # an older Prometheus says none: not known
+            continue
     firing = [{"alert": a["labels"].get("alertname"), "severity": a["labels"].get("severity"), "state": a["state"],
                "job": a["labels"].get("job")}
               for a in alerts if a["state"] == "firing"]
     return Result("prometheus", url, {"ready": ready, "targets": len(targets), "targets_down": len(down)},
                   {"targets_down": down, "rule_groups": rules, "firing_alerts": firing, "scrape_intervals_s": intervals})
-
-
-DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-
-
-def seconds(duration: str) -> float:
-    """A Prometheus duration ("1m30s", "500ms") in seconds."""
-    return sum(int(n) * UNIT_S[unit] for n, unit in DURATION.findall(duration))
 
 
 @dataclass
