@@ -181,8 +181,9 @@ def _dashboard(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     from .doctor import examine, render
     from .profile import load
-    found = examine(load(args.env), load_catalog())
-    print(render(found))
+    profile = load(args.env)
+    found = examine(profile, load_catalog())
+    print(profile.redactor().text(render(found)))  # an error's text may carry a URL's token or a DSN's password
     return 1 if found.problems else 0
 
 
