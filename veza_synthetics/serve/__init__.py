@@ -10,12 +10,12 @@ sessions are logged out, then it stops.
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from types import FrameType
 
 from ..catalog import Catalog
 from ..errors import SetupError
@@ -27,6 +27,25 @@ from .web import Server, handler
 from .webconfig import WebConfig
 
 STOP_GRACE_S = 300.0  # the longest a stop waits for a /probe in progress (its own calls are each bounded)
+
+
+def stop_on_signal(prober: Prober) -> None:
+    """SIGTERM and SIGINT stop the prober at once, from a thread of their own woken by the signal's byte
+    (signal.set_wakeup_fd): the kernel may hand a signal to any thread, native ones included, and Python runs its
+    handler only when the main thread next runs code, which a wait of the schedule or the budget would delay by a
+    minute or more. The Python handler itself does nothing: stopping from inside an interrupted wait could take a
+    lock the main thread holds."""
+    woken, wake = os.pipe()
+    os.set_blocking(wake, False)
+    signal.set_wakeup_fd(wake, warn_on_full_buffer=False)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda received, frame: None)
+
+    def stop_when_woken() -> None:
+        while os.read(woken, 1)[0] not in (signal.SIGTERM, signal.SIGINT):
+            continue  # another signal's byte
+        prober.stop()
+    threading.Thread(target=stop_when_woken, name="veza-serve-signals", daemon=True).start()
 
 
 def listen_address(value: str) -> tuple[str, int]:
@@ -60,10 +79,7 @@ def serve(profile: Profile, catalog: Catalog, symptom_ids: list[str], location: 
     print(f"veza-synth serve: {scheme}://{host}:{port}/metrics ({profile.name}, {location}; {plan(prober)}; "
           f"/report {profile.serve.report})", flush=True, file=sys.stderr if ecs_log else sys.stdout)
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        prober.stop()
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stop_on_signal(prober)
     try:
         prober.run()
         if prober.busy.acquire(timeout=STOP_GRACE_S):  # a /probe in progress finishes
