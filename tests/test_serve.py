@@ -64,7 +64,8 @@ def test_serve_detects_a_fault_and_alertmanager_routes_the_alert_to_a_webhook(sa
     agent = f"veza-synth-serve-test/{uuid.uuid4().hex[:8]}"  # the sandbox counts this client's writes and sessions
     profile = tmp_path / "serve.toml"
     profile.write_text(f'extends = "{sandbox.profile_path}"\nallow = "readonly"\n[tracing]\nuser_agent = "{agent}"\n'
-                       '[serve]\ninterval_s = 600\nintervals = {health = 1}\n')
+                       '[serve]\ninterval_s = 600\nintervals = {health = 1}\n'
+                       '[history]\nkeep = 1000\n')  # every round of the test kept: a failed check's retries are many
     secrets = load(str(sandbox.profile_path)).secrets()
     before = sandbox.admin.writes()
     check = {"symptom": "health.services", "variant": "read-only", "location": "ci-a"}
@@ -229,6 +230,26 @@ def test_a_round_longer_than_an_interval_makes_the_check_due_at_once_never_a_bur
     assert schedule.due(200.0) == ["health.monitoring", "health.services"]
     schedule.ran(schedule.due(200.0), 201.0)
     assert schedule.due(201.0) == [] and schedule.wait_s(201.0) == 59.0  # on its cadence again: 200 + 60
+
+
+TGKILL = {"x86_64": 234, "aarch64": 131}  # the syscall that hands a signal to one thread of a process
+
+
+def test_a_sigterm_the_kernel_hands_another_thread_stops_serve_at_once(sandbox, tmp_path):
+    """The kernel may deliver a SIGTERM to any thread of the prober (a native one too): it stops within seconds,
+    sessions logged out (exit 0), not when the main thread's wait for the next round (60 s) ends."""
+    import ctypes
+    import os
+    import platform
+    with _serving("--env", str(sandbox.profile_path), "--symptoms", "health.services",
+                  "--history", str(tmp_path / "h")) as (proc, url):
+        _until(lambda: httpx.get(f"{url}/-/ready", timeout=5).status_code == 200, "a first round")
+        others = [int(tid) for tid in os.listdir(f"/proc/{proc.pid}/task") if int(tid) != proc.pid]
+        assert others, "the prober runs threads beside its main one"
+        sent = time.monotonic()
+        assert ctypes.CDLL(None, use_errno=True).syscall(TGKILL[platform.machine()], proc.pid, others[0],
+                                                         signal.SIGTERM) == 0
+        assert proc.wait(timeout=30) == 0 and time.monotonic() - sent < 20
 
 
 def test_a_failed_check_runs_again_after_the_retry_interval_then_on_its_plan():
